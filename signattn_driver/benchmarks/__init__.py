@@ -1,0 +1,1 @@
+"""Benchmarks run by `signattn benchmark NAME`; results go to docs/benchmarks.md."""

@@ -1,0 +1,59 @@
+"""The `signattn` command: one subcommand per module of this package (signattn_driver.cli.*).
+
+Each subcommand module defines `register(subparsers)`, which adds its parser and sets
+`func(args) -> int`; the function parses nothing itself and calls one library function.
+"""
+
+import argparse
+import importlib
+import logging
+import sys
+
+from signattn_driver import __version__
+
+# Module names under signattn_driver.cli, in the order `signattn --help` lists them.
+SUBCOMMANDS = (
+    'convert', 'train', 'evaluate', 'sweep', 'replay', 'evaluate_live', 'simulate', 'drive_sim',
+    'demo', 'benchmark',
+)
+
+
+class CliError(RuntimeError):
+    """A problem the user can fix; printed as one line, exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Assemble the parser from the subcommand modules."""
+    parser = argparse.ArgumentParser(
+        prog='signattn', description='Quantized sign-only attention steering (Tashiro & Awano '
+        '2023): data conversion, training, evaluation, replay and benchmarks.')
+    parser.add_argument('--version', action='version', version=f'%(prog)s {__version__}')
+    parser.add_argument('-v', '--verbose', action='store_true', help='debug logging')
+    subparsers = parser.add_subparsers(dest='command', metavar='COMMAND', required=True)
+    for name in SUBCOMMANDS:
+        try:
+            module = importlib.import_module(f'signattn_driver.cli.{name}')
+        except ModuleNotFoundError as err:
+            if err.name != f'signattn_driver.cli.{name}':
+                raise
+            continue
+        module.register(subparsers)
+    return parser
+
+
+def main(argv=None) -> int:
+    """Entry point of `signattn` (also `ros2 run signattn_driver signattn`)."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format='%(levelname)s %(name)s: %(message)s')
+    try:
+        return int(args.func(args) or 0)
+    except (CliError, FileNotFoundError, ValueError) as err:
+        print(f'signattn {args.command}: error: {err}', file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == '__main__':
+    sys.exit(main())

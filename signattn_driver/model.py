@@ -1,0 +1,254 @@
+"""The steering network of Tashiro & Awano (2023) and its two baselines.
+
+SteeringNet maps a sequence of preprocessed frames to the inverse turning radius u (1/m) and a
+10x20 spatial attention map per frame:
+
+    frames (B, T, 3, 80, 160) -> Encoder (Table 1) -> X_t (B, L=200, C=64)
+    alpha_t = softmax(w . tanh(W_g x_ij + W_d h_{t-1}) + b) / T)        eq. 11-12, 15
+    "sign":  X^_t = Binarize(x[:32] * alpha) * Q_{a,b,n}(Softplus(x[32:]))   eq. 4-9
+    "soft":  X^_t = L * alpha * x       (Kim & Canny 2017)
+    "none":  X^_t = x
+    u_t = W_b . dropout(sigmoid(W_a h_{t-1} + b_a) o flatten(X^_t)) + b_b   eq. 10
+    (h_t, c_t) = LSTM(flatten(X^_t), (h_{t-1}, c_{t-1}))
+    (h_0, c_0) = f_init(mean_L X_0)                                      eq. 13-14
+
+Known inconsistencies of the paper and what this module does (see docs/model.md):
+- Table 1 lists conv3 without a stride but 10x20 output from a 20x40 input; Fig. 3 uses 5x5
+  kernels for conv2. We follow Table 1's kernel sizes and output sizes, so conv3 has stride 2.
+- eq. 4: with alpha > 0, sign(x * alpha) == sign(x); alpha reaches the "sign" model only through
+  the straight-through gradient (or the forward pass, with stochastic binarization).
+"""
+
+from dataclasses import asdict, dataclass
+import math
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from signattn_driver.quantization import binarize, MAX_BITS, MIN_BITS, uniform_quantize
+
+INPUT_HEIGHT = 80
+INPUT_WIDTH = 160
+MAP_HEIGHT = 10
+MAP_WIDTH = 20
+NUM_LOCATIONS = MAP_HEIGHT * MAP_WIDTH  # L = 200
+FEATURE_CHANNELS = 64                   # C of conv5
+ATTENTIONS = ('sign', 'soft', 'none')
+BINARIZERS = ('deterministic', 'stochastic')
+
+State = tuple[torch.Tensor, torch.Tensor]  # (h, c), each (B, lstm_hidden)
+
+
+@dataclass
+class ModelConfig:
+    """Hyper-parameters of SteeringNet; defaults are the paper's."""
+
+    attention: str = 'sign'          # 'sign' (proposed), 'soft' (Kim & Canny), 'none'
+    quant_bits: int = 10             # amplitude path width, n = 2**bits levels (Sec. IV-C)
+    # Range [a, b] of Q. Softplus output is > 0; the paper does not state b. conv5 activations
+    # seldom exceed 4 after training, and a wider range wastes levels at low bit widths.
+    quant_range: tuple[float, float] = (0.0, 4.0)
+    temperature: float = 1.0         # spatial softmax temperature T (eq. 15)
+    lstm_hidden: int = 1024
+    attention_hidden: int = 64       # Fig. 3: Linear(64, 64) + Linear(1024, 64)
+    dropout: float = 0.5
+    binarize: str = 'deterministic'  # 'stochastic': Hubara et al., training only
+    # u is O(1e-3..1e-1) 1/m. The head predicts u / output_scale so that Xavier-initialised
+    # weights start at the label's magnitude instead of ~100x too large.
+    output_scale: float = 0.01
+
+    def __post_init__(self):
+        """Normalise YAML-friendly values and reject impossible settings early."""
+        self.quant_range = tuple(float(v) for v in self.quant_range)
+        if self.attention not in ATTENTIONS:
+            raise ValueError(f'attention must be one of {ATTENTIONS}, got {self.attention!r}')
+        if self.binarize not in BINARIZERS:
+            raise ValueError(f'binarize must be one of {BINARIZERS}, got {self.binarize!r}')
+        if not MIN_BITS <= int(self.quant_bits) <= MAX_BITS:
+            raise ValueError(f'quant_bits must be in {MIN_BITS}..{MAX_BITS}, '
+                             f'got {self.quant_bits}')
+        if len(self.quant_range) != 2 or not self.quant_range[1] > self.quant_range[0]:
+            raise ValueError(f'quant_range must be (a, b) with b > a, got {self.quant_range}')
+        if not self.temperature > 0:
+            raise ValueError(f'temperature must be > 0, got {self.temperature}')
+        if self.lstm_hidden < 1 or self.attention_hidden < 1:
+            raise ValueError('lstm_hidden and attention_hidden must be positive')
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f'dropout must be in [0, 1), got {self.dropout}')
+        if not self.output_scale > 0:
+            raise ValueError(f'output_scale must be > 0, got {self.output_scale}')
+
+    @property
+    def lstm_input_size(self) -> int:
+        """Length of flatten(X^_t): half the channels for "sign", all of them otherwise."""
+        channels = FEATURE_CHANNELS // 2 if self.attention == 'sign' else FEATURE_CHANNELS
+        return channels * NUM_LOCATIONS
+
+    def to_dict(self) -> dict:
+        """Plain-types dict (lists, not tuples) for checkpoints and YAML."""
+        d = asdict(self)
+        d['quant_range'] = list(self.quant_range)
+        return d
+
+
+class Encoder(nn.Module):
+    """Five convolutions of Table 1: (N, 3, 80, 160) -> (N, 64, 10, 20).
+
+    ReLU sits between layers but not after conv5: the sign path needs signed features.
+    """
+
+    def __init__(self):
+        super().__init__()
+        # (in, out, kernel, stride, padding); padding keeps Table 1's output sizes.
+        spec = [(3, 24, 5, 2, 2), (24, 36, 3, 2, 1), (36, 48, 3, 2, 1),
+                (48, 64, 3, 1, 1), (64, FEATURE_CHANNELS, 3, 1, 1)]
+        self.convs = nn.ModuleList(nn.Conv2d(i, o, k, s, p) for i, o, k, s, p in spec)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Encode frames (N, 3, 80, 160) to feature maps (N, 64, 10, 20)."""
+        for i, conv in enumerate(self.convs):
+            x = conv(x)
+            if i < len(self.convs) - 1:
+                x = F.relu(x)
+        return x
+
+
+class SpatialAttention(nn.Module):
+    """alpha = softmax((w . tanh(W_g x_ij + W_d h) + b) / T) over L locations (eq. 11-12, 15)."""
+
+    def __init__(self, channels: int, state_size: int, hidden: int):
+        super().__init__()
+        self.feature_proj = nn.Linear(channels, hidden)            # W_gamma
+        self.state_proj = nn.Linear(state_size, hidden, bias=False)  # W_delta
+        self.score = nn.Linear(hidden, 1)                          # w, b
+
+    def forward(self, feats: torch.Tensor, h: torch.Tensor, temperature: float) -> torch.Tensor:
+        """Weights (B, L) summing to 1 from features (B, L, C) and the state h (B, H)."""
+        e = self.score(torch.tanh(self.feature_proj(feats) + self.state_proj(h)[:, None]))
+        return torch.softmax(e.squeeze(-1).float() / temperature, dim=-1).to(feats.dtype)
+
+
+class SteeringNet(nn.Module):
+    """CNN + attention + LSTM predicting the inverse turning radius u (1/m, + = left)."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        hidden = config.lstm_hidden
+        d_in = config.lstm_input_size
+        self.encoder = Encoder()
+        self.attention = SpatialAttention(FEATURE_CHANNELS, hidden, config.attention_hidden)
+        self.init_h = nn.Linear(FEATURE_CHANNELS, hidden)  # f_init,h (eq. 14)
+        self.init_c = nn.Linear(FEATURE_CHANNELS, hidden)  # f_init,c (eq. 13)
+        self.lstm = nn.LSTMCell(d_in, hidden)
+        self.gate = nn.Linear(hidden, d_in)                # W_alpha, b_alpha (eq. 10)
+        self.dropout = nn.Dropout(config.dropout)
+        self.head = nn.Linear(d_in, 1)                     # W_beta, b_beta (eq. 10)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        """Xavier-uniform weights and zero biases everywhere (paper Sec. IV-A)."""
+        for name, p in self.named_parameters():
+            if p.dim() >= 2:
+                nn.init.xavier_uniform_(p)
+            else:
+                nn.init.zeros_(p)
+
+    def encode(self, frames: torch.Tensor) -> torch.Tensor:
+        """Frames (N, 3, 80, 160) -> features (N, L, C), locations in row-major order."""
+        return self.encoder(frames).flatten(2).transpose(1, 2)
+
+    def initial_state_from_features(self, feats: torch.Tensor) -> State:
+        """Compute (h_0, c_0) from the mean feature vector (eq. 13-14); feats (B, L, C)."""
+        mean = feats.mean(dim=1)
+        return torch.tanh(self.init_h(mean)), torch.tanh(self.init_c(mean))
+
+    def initial_state(self, frame: torch.Tensor) -> State:
+        """Compute (h_0, c_0), each (B, lstm_hidden), from the first frame (B, 3, 80, 160)."""
+        return self.initial_state_from_features(self.encode(frame))
+
+    def attend(self, feats: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+        """Combine features (B, L, C) with attention (B, L) into flatten(X^_t) (B, D_in)."""
+        cfg = self.config
+        if cfg.attention == 'none':
+            return feats.flatten(1)
+        if cfg.attention == 'soft':
+            # Scaled by L so that uniform attention is the identity (a constant the LSTM's input
+            # weights would otherwise have to learn); Kim & Canny's element-wise product.
+            return (feats * (alpha * NUM_LOCATIONS)[..., None]).flatten(1)
+        half = FEATURE_CHANNELS // 2
+        weighted = feats[..., :half] * alpha[..., None]
+        if cfg.binarize == 'stochastic' and self.training:
+            # Scaled by L so that uniform attention leaves the sign probabilities of x unchanged.
+            x_sig = binarize(weighted * NUM_LOCATIONS, stochastic=True)
+        else:
+            x_sig = binarize(weighted)                                        # eq. 4, 8
+        low, high = cfg.quant_range
+        x_amp = uniform_quantize(F.softplus(feats[..., half:]), cfg.quant_bits, low, high)  # 5-7
+        return (x_sig * x_amp).flatten(1)                                     # eq. 9
+
+    def step_features(self, feats: torch.Tensor, state: State):
+        """Advance one time step from encoded features.
+
+        Args:
+            feats: (B, L, C) features of frame t.
+            state: (h_{t-1}, c_{t-1}).
+
+        Returns:
+            u (B,) in 1/m, alpha (B, L), and the new state (h_t, c_t).
+        """
+        h, c = state
+        if self.config.attention == 'none':
+            alpha = feats.new_full(feats.shape[:2], 1.0 / NUM_LOCATIONS)
+        else:
+            alpha = self.attention(feats, h, self.config.temperature)
+        x_hat = self.attend(feats, alpha)                                    # (B, D_in)
+        gated = torch.sigmoid(self.gate(h)) * x_hat                          # eq. 10
+        u = self.head(self.dropout(gated)).squeeze(-1) * self.config.output_scale
+        h, c = self.lstm(x_hat, (h, c))
+        return u, alpha, (h, c)
+
+    def step(self, frame: torch.Tensor, state: State | None = None):
+        """One streaming step: frame (B, 3, 80, 160) -> (u (B,), alpha (B, 10, 20), state)."""
+        feats = self.encode(frame)
+        if state is None:
+            state = self.initial_state_from_features(feats)
+        u, alpha, state = self.step_features(feats, state)
+        return u, alpha.view(-1, MAP_HEIGHT, MAP_WIDTH), state
+
+    def forward(self, frames: torch.Tensor, state: State | None = None):
+        """Run a sequence.
+
+        Args:
+            frames: (B, T, 3, 80, 160) float network input (see preprocessing).
+            state: (h, c) carried from a previous chunk, or None to start from frame 0 (eq. 13-14).
+
+        Returns:
+            u (B, T) in 1/m, attention (B, T, 10, 20) summing to 1 per frame, final state.
+        """
+        b, t = frames.shape[:2]
+        feats = self.encode(frames.flatten(0, 1)).unflatten(0, (b, t))     # (B, T, L, C)
+        if state is None:
+            state = self.initial_state_from_features(feats[:, 0])
+        us, alphas = [], []
+        for i in range(t):
+            u, alpha, state = self.step_features(feats[:, i], state)
+            us.append(u)
+            alphas.append(alpha)
+        attention = torch.stack(alphas, 1).view(b, t, MAP_HEIGHT, MAP_WIDTH)
+        return torch.stack(us, 1), attention, state
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Count trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def entropy_of_attention(attention: torch.Tensor) -> torch.Tensor:
+    """Mean entropy (nats) of attention maps (..., 10, 20); max is log(200) = 5.30."""
+    p = attention.flatten(-2).clamp_min(1e-12)
+    return -(p * p.log()).sum(-1).mean()
+
+
+MAX_ENTROPY_NATS = math.log(NUM_LOCATIONS)

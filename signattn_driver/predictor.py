@@ -1,0 +1,105 @@
+"""Streaming inference: one camera frame in, u and the attention map out, LSTM state kept.
+
+The network, its LSTM state and (on CUDA) the preprocessing stay on the device between calls;
+per frame only the image goes up and the scalar (and the map, when asked for) come back.
+"""
+
+import logging
+import warnings
+
+import numpy as np
+import torch
+from torch import nn
+
+from signattn_driver.checkpoint import load_model
+from signattn_driver.device import resolve_device
+from signattn_driver.preprocessing import (hsv_u8_to_input, PreprocessingError, to_hsv_u8,
+                                           to_hsv_u8_torch)
+
+PRECISIONS = ('fp32', 'bf16', 'int8')
+log = logging.getLogger(__name__)
+
+
+def quantize_dynamic_int8(model: nn.Module) -> nn.Module:
+    """Int8 dynamic quantization of the LSTM and linear layers (CPU only)."""
+    from torch.ao import quantization as tq
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')  # eager-mode quantization deprecation notice
+        return tq.quantize_dynamic(model, {nn.LSTMCell, nn.Linear}, dtype=torch.qint8)
+
+
+class Predictor:
+    """Stateful steering predictor around a checkpoint.
+
+    Example:
+        p = Predictor('model.pt')
+        u_per_m, attention_10x20 = p.step(bgr_image)
+    """
+
+    def __init__(self, checkpoint_path, device: str = 'auto', precision: str = 'fp32'):
+        """Load the checkpoint onto `device` ('auto', 'cpu', 'cuda', 'cuda:N').
+
+        Args:
+            checkpoint_path: file written by `checkpoint.save`.
+            device: where the network and its state live.
+            precision: 'fp32', 'bf16' (autocast) or 'int8' (dynamic quantization, CPU only).
+        """
+        if precision not in PRECISIONS:
+            raise ValueError(f'precision must be one of {PRECISIONS}, got {precision!r}')
+        self.device = resolve_device(device)
+        if precision == 'int8' and self.device.type != 'cpu':
+            raise ValueError('int8 dynamic quantization runs on the CPU only')
+        model, self.checkpoint = load_model(checkpoint_path, map_location='cpu')
+        if precision == 'int8':
+            model = quantize_dynamic_int8(model)
+        self.model = model.to(self.device).eval()
+        self.precision = precision
+        self.config = self.checkpoint.config
+        self.state = None
+        log.info('loaded %s on %s (%s)', checkpoint_path, self.device, precision)
+
+    def reset(self):
+        """Forget the LSTM state; the next frame starts a new sequence (eq. 13-14)."""
+        self.state = None
+
+    def preprocess(self, image, color_order: str = 'bgr') -> torch.Tensor:
+        """Camera image (H, W, 3) uint8, numpy or torch -> input (1, 3, 80, 160) on the device."""
+        if self.device.type == 'cpu':
+            array = image.numpy() if isinstance(image, torch.Tensor) else image
+            hsv = torch.from_numpy(to_hsv_u8(np.ascontiguousarray(array), color_order))
+        else:
+            if not isinstance(image, torch.Tensor):
+                if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
+                    raise PreprocessingError('expected a uint8 image array')
+                image = torch.from_numpy(np.ascontiguousarray(image))
+            hsv = to_hsv_u8_torch(image.to(self.device, non_blocking=True), color_order)
+        return hsv_u8_to_input(hsv)[None]
+
+    @torch.inference_mode()
+    def step_input(self, x: torch.Tensor):
+        """Advance on preprocessed input (1, 3, 80, 160); returns device tensors (u (1,), alpha).
+
+        The state is only replaced when the output is finite, so a bad frame cannot poison it.
+        """
+        with torch.autocast(self.device.type, dtype=torch.bfloat16,
+                            enabled=self.precision == 'bf16'):
+            u, alpha, state = self.model.step(x.to(self.device), self.state)
+        u = u.float()
+        if bool(torch.isfinite(u).all()):
+            self.state = state
+        return u, alpha.float()
+
+    def step(self, image, color_order: str = 'bgr', want_attention: bool = True):
+        """Advance one frame.
+
+        Args:
+            image: (H, W, 3) uint8 camera image (numpy, or a torch tensor on any device).
+            color_order: 'bgr' or 'rgb'.
+            want_attention: copy the attention map back to the host.
+
+        Returns:
+            (u in 1/m (+ = left) as float, attention (10, 20) float32 numpy summing to 1 or None).
+        """
+        u, alpha = self.step_input(self.preprocess(image, color_order))
+        attention = alpha[0].cpu().numpy() if want_attention else None
+        return float(u[0]), attention

@@ -1,0 +1,89 @@
+"""Vehicle geometry: label smoothing (eq. 2) and the inverse turning radius (eq. 3).
+
+Sign convention (REP-103): positive steering-wheel angle and positive u both mean a left turn.
+"""
+
+from dataclasses import asdict, dataclass
+import math
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from signattn_driver.paths import config_path
+
+DEFAULT_SMOOTHING = 0.2  # alpha_s of eq. 2; the paper does not state its value
+
+
+@dataclass(frozen=True)
+class VehicleProfile:
+    """Constants of eq. 3 for one vehicle (sources in config/vehicles/*.yaml)."""
+
+    name: str
+    wheelbase_m: float            # d_w
+    steering_ratio: float         # K_s, steering-wheel angle / front-wheel angle
+    slip_factor_s2_per_m2: float  # K_slip
+
+    def __post_init__(self):
+        """Reject profiles that would divide by zero or flip signs."""
+        if not (self.wheelbase_m > 0 and self.steering_ratio > 0
+                and self.slip_factor_s2_per_m2 >= 0):
+            raise ValueError(f'invalid vehicle profile {self}')
+
+    def to_dict(self) -> dict:
+        """Plain dict for checkpoints, manifests and YAML."""
+        return asdict(self)
+
+
+def load_vehicle(name_or_path: str | Path = 'mkz') -> VehicleProfile:
+    """Load a profile by name (config/vehicles/NAME.yaml) or from a YAML file path."""
+    path = Path(name_or_path)
+    if path.suffix not in ('.yaml', '.yml'):
+        path = config_path('vehicles', f'{name_or_path}.yaml')
+    if not path.is_file():
+        raise FileNotFoundError(f'no vehicle profile {name_or_path!r} (looked for {path})')
+    with open(path) as f:
+        data = yaml.safe_load(f)
+    try:
+        return VehicleProfile(**data)
+    except TypeError as err:
+        raise ValueError(f'{path}: not a vehicle profile ({err})') from err
+
+
+def smooth(values: np.ndarray, alpha_s: float = DEFAULT_SMOOTHING) -> np.ndarray:
+    """Exponential smoothing of a time series (eq. 2): y_t = a x_t + (1 - a) y_{t-1}, y_0 = x_0.
+
+    Args:
+        values: (T,) or (T, K) samples in time order.
+        alpha_s: 0 < alpha_s <= 1; smaller smooths more, 1 returns the input.
+    """
+    if not 0.0 < alpha_s <= 1.0:
+        raise ValueError(f'alpha_s must be in (0, 1], got {alpha_s}')
+    x = np.asarray(values, dtype=np.float64)
+    out = np.empty_like(x)
+    if len(x) == 0:
+        return out
+    out[0] = x[0]
+    for t in range(1, len(x)):
+        out[t] = alpha_s * x[t] + (1.0 - alpha_s) * out[t - 1]
+    return out
+
+
+def inverse_radius_from_steering(steering_wheel_rad, speed_mps, profile: VehicleProfile):
+    """Eq. 3: u = theta / (d_w K_s (1 + K_slip v^2)), in 1/m (+ = left). Works on arrays."""
+    v = np.asarray(speed_mps, dtype=np.float64)
+    denom = profile.wheelbase_m * profile.steering_ratio * (
+        1.0 + profile.slip_factor_s2_per_m2 * v * v)
+    return np.asarray(steering_wheel_rad, dtype=np.float64) / denom
+
+
+def steering_from_inverse_radius(inverse_radius_per_m, speed_mps, profile: VehicleProfile):
+    """Eq. 3 inverted: theta = u d_w K_s (1 + K_slip v^2), in rad. Works on arrays."""
+    v = np.asarray(speed_mps, dtype=np.float64)
+    return np.asarray(inverse_radius_per_m, dtype=np.float64) * profile.wheelbase_m * \
+        profile.steering_ratio * (1.0 + profile.slip_factor_s2_per_m2 * v * v)
+
+
+def front_wheel_angle_rad(inverse_radius_per_m: float, profile: VehicleProfile) -> float:
+    """Bicycle-model front-wheel angle atan(d_w u), in rad (+ = left)."""
+    return math.atan(profile.wheelbase_m * float(inverse_radius_per_m))

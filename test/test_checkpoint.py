@@ -1,0 +1,86 @@
+"""Checkpoints round-trip exactly; every bad file raises CheckpointError naming the problem."""
+
+import pytest
+import torch
+
+from conftest import tiny_config
+from signattn_driver import checkpoint
+from signattn_driver.checkpoint import CheckpointError
+from signattn_driver.model import SteeringNet
+
+
+def test_round_trip_gives_identical_outputs(tmp_path, tiny_model):
+    path = checkpoint.save(tmp_path / 'm.pt', tiny_model, metrics={'mae_deg': 4.2})
+    model, ckpt = checkpoint.load_model(path)
+    x = torch.rand(1, 3, 3, 80, 160)
+    with torch.no_grad():
+        assert torch.equal(tiny_model(x)[0], model(x)[0])
+    assert ckpt.config == tiny_model.config
+    assert ckpt.metadata['metrics'] == {'mae_deg': 4.2}
+    assert ckpt.metadata['preprocessing']['version'] == 1
+    assert len(ckpt.file_sha256) == 64
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(CheckpointError, match='not found'):
+        checkpoint.load(tmp_path / 'absent.pt')
+
+
+def test_truncated_file(tmp_path, tiny_checkpoint):
+    data = tiny_checkpoint.read_bytes()
+    cut = tmp_path / 'cut.pt'
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match='truncated'):
+        checkpoint.load(cut)
+
+
+def test_pickled_code_is_refused(tmp_path):
+    path = tmp_path / 'evil.pt'
+    torch.save({'format': 'signattn_driver', 'format_version': 1, 'payload': SteeringNet},
+               path)
+    with pytest.raises(CheckpointError, match='weights_only'):
+        checkpoint.load(path)
+
+
+def test_modified_weights_detected(tmp_path, tiny_checkpoint):
+    payload = torch.load(tiny_checkpoint, weights_only=True)
+    payload['state_dict']['head.bias'] += 1.0
+    torch.save(payload, tmp_path / 'edited.pt')
+    with pytest.raises(CheckpointError, match='modified'):
+        checkpoint.load(tmp_path / 'edited.pt')
+
+
+def test_weights_not_matching_config(tmp_path, tiny_model):
+    path = checkpoint.save(tmp_path / 'm.pt', tiny_model)
+    payload = torch.load(path, weights_only=True)
+    payload['model_config']['lstm_hidden'] = 32
+    torch.save(payload, tmp_path / 'mismatch.pt')
+    with pytest.raises(CheckpointError, match='do not fit'):
+        checkpoint.load(tmp_path / 'mismatch.pt').build_model()
+
+
+def test_foreign_and_future_files(tmp_path, tiny_checkpoint):
+    torch.save({'state_dict': {}}, tmp_path / 'foreign.pt')
+    with pytest.raises(CheckpointError, match='not a signattn_driver'):
+        checkpoint.load(tmp_path / 'foreign.pt')
+    payload = torch.load(tiny_checkpoint, weights_only=True)
+    payload['format_version'] = 99
+    torch.save(payload, tmp_path / 'future.pt')
+    with pytest.raises(CheckpointError, match='version 99'):
+        checkpoint.load(tmp_path / 'future.pt')
+    payload['format_version'] = 1
+    payload['preprocessing'] = {'version': 0}
+    torch.save(payload, tmp_path / 'oldprep.pt')
+    with pytest.raises(CheckpointError, match='preprocessing'):
+        checkpoint.load(tmp_path / 'oldprep.pt')
+
+
+def test_not_a_zip(tmp_path):
+    (tmp_path / 'text.pt').write_text('hello')
+    with pytest.raises(CheckpointError):
+        checkpoint.load(tmp_path / 'text.pt')
+
+
+def test_reserved_metadata_rejected(tmp_path):
+    with pytest.raises(ValueError):
+        checkpoint.save(tmp_path / 'x.pt', SteeringNet(tiny_config()), state_dict={})

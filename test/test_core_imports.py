@@ -1,0 +1,16 @@
+"""Every core module imports with rclpy absent (the core never needs ROS)."""
+
+import subprocess
+import sys
+
+CORE = ['model', 'quantization', 'preprocessing', 'vehicle', 'checkpoint', 'predictor',
+        'device', 'paths']
+
+
+def test_core_modules_import_without_rclpy():
+    code = ("import sys\n"
+            "for name in ('rclpy', 'sensor_msgs', 'std_msgs', 'rosbag2_py', 'cv_bridge'):\n"
+            "    sys.modules[name] = None\n"
+            + ''.join(f'import signattn_driver.{m}\n' for m in CORE))
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

@@ -1,0 +1,157 @@
+"""SteeringNet: shapes, attention, the sign path and the alpha-invariance of eq. 4."""
+
+import pytest
+import torch
+
+from conftest import tiny_config
+from signattn_driver.model import (entropy_of_attention, ModelConfig, NUM_LOCATIONS,
+                                   SteeringNet)
+
+
+def frames(b=2, t=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(b, t, 3, 80, 160, generator=g) * 2 - 1
+
+
+@pytest.mark.parametrize('attention', ['sign', 'soft', 'none'])
+def test_shapes_and_dtypes(attention):
+    torch.manual_seed(0)
+    model = SteeringNet(tiny_config(attention=attention)).eval()
+    u, att, (h, c) = model(frames())
+    assert u.shape == (2, 3) and u.dtype == torch.float32
+    assert att.shape == (2, 3, 10, 20) and att.dtype == torch.float32
+    assert h.shape == c.shape == (2, 16)
+    assert torch.isfinite(u).all()
+
+
+def test_paper_config_sizes():
+    cfg = ModelConfig()
+    assert (cfg.attention, cfg.quant_bits, cfg.lstm_hidden, cfg.dropout, cfg.temperature) == \
+        ('sign', 10, 1024, 0.5, 1.0)
+    assert cfg.lstm_input_size == 6400
+    assert ModelConfig(attention='soft').lstm_input_size == 12800
+    model = SteeringNet(ModelConfig())
+    feats = model.encoder(torch.zeros(1, 3, 80, 160))
+    assert feats.shape == (1, 64, 10, 20)
+
+
+@pytest.mark.parametrize('bad', [dict(attention='hard'), dict(quant_bits=1),
+                                 dict(quant_bits=25), dict(quant_range=(1.0, 0.0)),
+                                 dict(temperature=0.0), dict(binarize='random')])
+def test_invalid_config_rejected(bad):
+    with pytest.raises(ValueError):
+        ModelConfig(**bad)
+
+
+def test_attention_sums_to_one_and_sharpens_as_temperature_falls():
+    torch.manual_seed(1)
+    model = SteeringNet(tiny_config()).eval()
+    x = frames(b=2, t=2)
+    entropies = []
+    for temperature in (10.0, 1.0, 0.1):
+        model.config.temperature = temperature
+        with torch.no_grad():
+            _, att, _ = model(x)
+        sums = att.flatten(-2).sum(-1)
+        assert torch.allclose(sums, torch.ones_like(sums), atol=1e-5)
+        assert (att > 0).all()
+        entropies.append(entropy_of_attention(att).item())
+    assert entropies[0] > entropies[1] > entropies[2]
+
+
+def test_sign_path_outputs_plus_minus_one_times_quantized_amplitude():
+    torch.manual_seed(0)
+    model = SteeringNet(tiny_config(quant_bits=3)).eval()
+    feats = model.encode(frames(b=1, t=1)[:, 0])
+    alpha = torch.full((1, NUM_LOCATIONS), 1.0 / NUM_LOCATIONS)
+    x_hat = model.attend(feats, alpha).view(1, NUM_LOCATIONS, 32)
+    amp = torch.nn.functional.softplus(feats[..., 32:])
+    signs = torch.sign(x_hat)
+    assert set(signs.unique().tolist()) <= {-1.0, 1.0}
+    assert torch.equal(signs, torch.where(feats[..., :32] >= 0, 1.0, -1.0))
+    levels = torch.unique(x_hat.abs())
+    assert len(levels) <= 2 ** 3
+    assert torch.allclose(x_hat.abs(), torch.clamp(amp, 0, 4.0), atol=4.0 / 7 / 2 + 1e-6)
+
+
+def test_alpha_does_not_change_the_sign_models_forward_pass():
+    """With deterministic binarization and alpha > 0, sign(x * alpha) == sign(x) (eq. 4)."""
+    torch.manual_seed(0)
+    model = SteeringNet(tiny_config()).eval()
+    x = frames(b=2, t=4)
+    with torch.no_grad():
+        u_ref, _, _ = model(x)
+    g = torch.Generator().manual_seed(5)
+
+    def random_positive_attention(feats, h, temperature):
+        a = torch.rand(feats.shape[:2], generator=g) + 1e-3
+        return a / a.sum(-1, keepdim=True)
+
+    model.attention.forward = random_positive_attention
+    with torch.no_grad():
+        u_other, _, _ = model(x)
+    assert torch.equal(u_ref, u_other)
+
+
+def test_alpha_is_trained_only_through_the_straight_through_gradient():
+    torch.manual_seed(0)
+    model = SteeringNet(tiny_config()).train()
+    u, _, _ = model(frames(b=2, t=3))
+    u.sum().backward()
+    grad = model.attention.score.weight.grad
+    assert grad is not None and grad.abs().sum() > 0
+
+
+def test_soft_attention_changes_the_forward_pass():
+    torch.manual_seed(0)
+    model = SteeringNet(tiny_config(attention='soft')).eval()
+    feats = model.encode(frames(b=1, t=1)[:, 0])
+    uniform = torch.full((1, NUM_LOCATIONS), 1.0 / NUM_LOCATIONS)
+    peaked = torch.softmax(torch.randn(1, NUM_LOCATIONS) * 3, -1)
+    assert torch.equal(model.attend(feats, uniform), feats.flatten(1))
+    assert not torch.allclose(model.attend(feats, uniform), model.attend(feats, peaked))
+
+
+def test_stochastic_binarize_makes_alpha_matter_in_training_only():
+    torch.manual_seed(0)
+    model = SteeringNet(tiny_config(binarize='stochastic'))
+    feats = model.encode(frames(b=1, t=1)[:, 0]).detach()
+    alpha = torch.full((1, NUM_LOCATIONS), 1.0 / NUM_LOCATIONS)
+    model.train()
+    a, b = model.attend(feats, alpha), model.attend(feats, alpha)
+    assert not torch.equal(a, b)
+    model.eval()
+    assert torch.equal(model.attend(feats, alpha), model.attend(feats, alpha))
+
+
+def test_streaming_equals_sequence():
+    torch.manual_seed(0)
+    model = SteeringNet(tiny_config()).eval()
+    x = frames(b=1, t=6)
+    with torch.no_grad():
+        u_seq, att_seq, _ = model(x)
+        state = None
+        for t in range(6):
+            u, att, state = model.step(x[:, t], state)
+            assert torch.allclose(u, u_seq[:, t], atol=1e-6)
+            assert torch.allclose(att, att_seq[:, t], atol=1e-6)
+
+
+def test_state_carried_across_chunks_equals_one_long_sequence():
+    torch.manual_seed(0)
+    model = SteeringNet(tiny_config(attention='soft')).eval()
+    x = frames(b=2, t=6)
+    with torch.no_grad():
+        u_all, _, _ = model(x)
+        u1, _, state = model(x[:, :4])
+        u2, _, _ = model(x[:, 4:], state)
+    assert torch.allclose(torch.cat([u1, u2], 1), u_all, atol=1e-6)
+
+
+def test_initial_state_depends_on_the_first_frame():
+    torch.manual_seed(0)
+    model = SteeringNet(tiny_config()).eval()
+    with torch.no_grad():
+        h1, _ = model.initial_state(frames(b=1, t=1, seed=1)[:, 0])
+        h2, _ = model.initial_state(frames(b=1, t=1, seed=2)[:, 0])
+    assert not torch.allclose(h1, h2)

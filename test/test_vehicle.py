@@ -1,0 +1,58 @@
+"""Eq. 2 (smoothing) and eq. 3 (inverse turning radius) against hand-computed values."""
+
+import math
+
+import numpy as np
+import pytest
+
+from signattn_driver.vehicle import (front_wheel_angle_rad, inverse_radius_from_steering,
+                                     load_vehicle, smooth, steering_from_inverse_radius,
+                                     VehicleProfile)
+
+
+def test_mkz_profile_values():
+    mkz = load_vehicle('mkz')
+    assert (mkz.wheelbase_m, mkz.steering_ratio, mkz.slip_factor_s2_per_m2) == \
+        (2.8498, 16.0, 0.0014)
+
+
+def test_equation_3_by_hand():
+    mkz = load_vehicle('mkz')
+    # 0.5 rad at 10 m/s: 0.5 / (2.8498 * 16 * (1 + 0.0014 * 100)) = 0.5 / 51.98035...
+    assert inverse_radius_from_steering(0.5, 10.0, mkz) == pytest.approx(0.5 / 51.9803520)
+    assert inverse_radius_from_steering(-0.5, 0.0, mkz) == pytest.approx(-0.5 / 45.5968)
+
+
+def test_equation_3_round_trip_on_arrays():
+    mkz = load_vehicle('mkz')
+    theta = np.linspace(-6, 6, 13)
+    v = np.linspace(0, 30, 13)
+    u = inverse_radius_from_steering(theta, v, mkz)
+    assert np.allclose(steering_from_inverse_radius(u, v, mkz), theta)
+    assert np.all(np.sign(u) == np.sign(theta))
+
+
+def test_smoothing_by_hand():
+    out = smooth([0.0, 1.0, 1.0, 0.0], alpha_s=0.5)
+    assert out.tolist() == [0.0, 0.5, 0.75, 0.375]
+    assert smooth([3.0, -2.0], alpha_s=1.0).tolist() == [3.0, -2.0]
+    two = smooth(np.array([[0.0, 10.0], [1.0, 20.0]]), 0.25)
+    assert two.tolist() == [[0.0, 10.0], [0.25, 12.5]]
+    with pytest.raises(ValueError):
+        smooth([1.0], 0.0)
+
+
+def test_front_wheel_angle_left_positive():
+    mkz = load_vehicle('mkz')
+    assert front_wheel_angle_rad(0.1, mkz) == pytest.approx(math.atan(0.28498))
+    assert front_wheel_angle_rad(-0.1, mkz) < 0
+
+
+def test_profile_from_file_and_errors(tmp_path):
+    p = tmp_path / 'car.yaml'
+    p.write_text('name: car\nwheelbase_m: 2.5\nsteering_ratio: 15\nslip_factor_s2_per_m2: 0\n')
+    assert load_vehicle(p) == VehicleProfile('car', 2.5, 15.0, 0.0)
+    with pytest.raises(FileNotFoundError):
+        load_vehicle('no_such_car')
+    with pytest.raises(ValueError):
+        VehicleProfile('bad', 0.0, 16.0, 0.0)
