@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 CORE = ['model', 'quantization', 'preprocessing', 'vehicle', 'checkpoint', 'predictor',
+        'dataset', 'bag_layout',
         'device', 'paths']
 
 

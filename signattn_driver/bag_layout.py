@@ -1,0 +1,138 @@
+"""Topics and message types of the ROS 2 bags this package writes (converter and simulator).
+
+Pure rosbags (no rclpy): messages are built with the ROS 2 Kilted typestore and serialized to
+CDR. Ground truth uses common_interfaces types and carries the source header stamps:
+
+| topic                                   | type                          | content            |
+|-----------------------------------------|-------------------------------|--------------------|
+| /center_camera/image_color/compressed   | sensor_msgs/CompressedImage   | JPEG, as recorded  |
+| /left_camera/..., /right_camera/...     | sensor_msgs/CompressedImage   | optional cameras   |
+| /center_camera/camera_info              | sensor_msgs/CameraInfo        | copied when present|
+| /vehicle/steering_wheel_angle           | sensor_msgs/JointState        | name ['steering_wheel'], position [theta rad, + left] |
+| /vehicle/twist                          | geometry_msgs/TwistStamped    | linear.x = v m/s, angular.z = u*v rad/s |
+| /vehicle/inverse_turning_radius         | geometry_msgs/Vector3Stamped  | vector.x = u 1/m (eq. 3, smoothed labels) |
+
+The drive node's own output `steering/command` uses the same Vector3Stamped convention, so
+ground truth and prediction compare field by field.
+"""
+
+from pathlib import Path
+
+import numpy as np
+from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.typesys import get_typestore, Stores
+
+CAMERAS = ('center', 'left', 'right')
+STEERING_TOPIC = '/vehicle/steering_wheel_angle'
+TWIST_TOPIC = '/vehicle/twist'
+INVERSE_RADIUS_TOPIC = '/vehicle/inverse_turning_radius'
+STEERING_JOINT = 'steering_wheel'
+STORAGES = {'mcap': StoragePlugin.MCAP, 'sqlite3': StoragePlugin.SQLITE3}
+
+TYPESTORE = get_typestore(Stores.ROS2_KILTED)
+_T = TYPESTORE.types
+
+
+def camera_topic(camera: str = 'center') -> str:
+    """Compressed image topic of a Udacity camera ('center', 'left', 'right')."""
+    return f'/{camera}_camera/image_color/compressed'
+
+
+def camera_info_topic(camera: str = 'center') -> str:
+    """CameraInfo topic of a Udacity camera."""
+    return f'/{camera}_camera/camera_info'
+
+
+def _header(stamp_ns: int, frame_id: str):
+    t = _T['builtin_interfaces/msg/Time'](sec=int(stamp_ns // 1_000_000_000),
+                                          nanosec=int(stamp_ns % 1_000_000_000))
+    return _T['std_msgs/msg/Header'](stamp=t, frame_id=frame_id)
+
+
+def stamp_ns_of(header) -> int:
+    """Nanoseconds of a (rosbags or rclpy) std_msgs/Header."""
+    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+
+
+def compressed_image(stamp_ns: int, frame_id: str, data: bytes, fmt: str = 'jpeg'):
+    """Build a sensor_msgs/CompressedImage message."""
+    return _T['sensor_msgs/msg/CompressedImage'](
+        header=_header(stamp_ns, frame_id), format=fmt,
+        data=np.frombuffer(data, dtype=np.uint8))
+
+
+class DriveBagWriter:
+    """Writes one drive's ROS 2 bag in the layout above.
+
+    Example:
+        with DriveBagWriter(path) as bag:
+            bag.write_image(stamp_ns, jpeg_bytes)
+            bag.write_ground_truth(stamp_ns, theta_rad, v_mps, u_per_m)
+    """
+
+    def __init__(self, path, storage: str = 'mcap', cameras=('center',),
+                 with_camera_info: bool = False):
+        if storage not in STORAGES:
+            raise ValueError(f'storage must be one of {sorted(STORAGES)}, got {storage!r}')
+        self.path = Path(path)
+        self._writer = Writer(self.path, version=9, storage_plugin=STORAGES[storage])
+        self._cameras = tuple(cameras)
+        self._with_info = with_camera_info
+        self._conns = {}
+        self.counts = {}
+
+    def __enter__(self):
+        """Open the bag and register its topics."""
+        w = self._writer
+        w.open()
+        for cam in self._cameras:
+            self._conns[camera_topic(cam)] = w.add_connection(
+                camera_topic(cam), 'sensor_msgs/msg/CompressedImage', typestore=TYPESTORE)
+            if self._with_info:
+                self._conns[camera_info_topic(cam)] = w.add_connection(
+                    camera_info_topic(cam), 'sensor_msgs/msg/CameraInfo', typestore=TYPESTORE)
+        for topic, msgtype in ((STEERING_TOPIC, 'sensor_msgs/msg/JointState'),
+                               (TWIST_TOPIC, 'geometry_msgs/msg/TwistStamped'),
+                               (INVERSE_RADIUS_TOPIC, 'geometry_msgs/msg/Vector3Stamped')):
+            self._conns[topic] = w.add_connection(topic, msgtype, typestore=TYPESTORE)
+        return self
+
+    def __exit__(self, *exc):
+        """Close the bag (writes its metadata.yaml)."""
+        self._writer.close()
+
+    def write(self, topic: str, stamp_ns: int, msg):
+        """Serialize `msg` (a TYPESTORE message) on `topic`, received at `stamp_ns`."""
+        conn = self._conns[topic]
+        self._writer.write(conn, int(stamp_ns),
+                           TYPESTORE.serialize_cdr(msg, conn.msgtype))
+        self.counts[topic] = self.counts.get(topic, 0) + 1
+
+    def write_image(self, stamp_ns: int, data: bytes, camera: str = 'center',
+                    fmt: str = 'jpeg'):
+        """Write a compressed camera frame with header stamp `stamp_ns`."""
+        msg = compressed_image(stamp_ns, f'{camera}_camera', data, fmt)
+        self.write(camera_topic(camera), stamp_ns, msg)
+
+    def write_camera_info(self, stamp_ns: int, msg, camera: str = 'center'):
+        """Write a CameraInfo message (already a TYPESTORE message)."""
+        self.write(camera_info_topic(camera), stamp_ns, msg)
+
+    def write_ground_truth(self, stamp_ns: int, steering_wheel_rad: float, speed_mps: float,
+                           inverse_radius_per_m: float, frame_id: str = 'base_link'):
+        """Write the three ground-truth messages, all stamped `stamp_ns`."""
+        header = _header(stamp_ns, frame_id)
+        joint = _T['sensor_msgs/msg/JointState'](
+            header=header, name=[STEERING_JOINT],
+            position=np.array([steering_wheel_rad], np.float64),
+            velocity=np.zeros(0, np.float64), effort=np.zeros(0, np.float64))
+        vec3 = _T['geometry_msgs/msg/Vector3']
+        twist = _T['geometry_msgs/msg/TwistStamped'](
+            header=header, twist=_T['geometry_msgs/msg/Twist'](
+                linear=vec3(x=float(speed_mps), y=0.0, z=0.0),
+                angular=vec3(x=0.0, y=0.0, z=float(inverse_radius_per_m * speed_mps))))
+        u = _T['geometry_msgs/msg/Vector3Stamped'](
+            header=header, vector=vec3(x=float(inverse_radius_per_m), y=0.0, z=0.0))
+        self.write(STEERING_TOPIC, stamp_ns, joint)
+        self.write(TWIST_TOPIC, stamp_ns, twist)
+        self.write(INVERSE_RADIUS_TOPIC, stamp_ns, u)
