@@ -3,15 +3,18 @@
 Pure rosbags (no rclpy): messages are built with the ROS 2 Kilted typestore and serialized to
 CDR. Ground truth uses common_interfaces types and carries the source header stamps:
 
-| topic                                   | type                          | content            |
-|-----------------------------------------|-------------------------------|--------------------|
-| /center_camera/image_color/compressed   | sensor_msgs/CompressedImage   | JPEG, as recorded  |
-| /left_camera/..., /right_camera/...     | sensor_msgs/CompressedImage   | optional cameras   |
-| /center_camera/camera_info              | sensor_msgs/CameraInfo        | copied when present|
-| /vehicle/steering_wheel_angle           | sensor_msgs/JointState        | name ['steering_wheel'], position [theta rad, + left] |
-| /vehicle/twist                          | geometry_msgs/TwistStamped    | linear.x = v m/s, angular.z = u*v rad/s |
-| /vehicle/inverse_turning_radius         | geometry_msgs/Vector3Stamped  | vector.x = u 1/m (eq. 3, smoothed labels) |
+| topic                                 | type                        | content                 |
+|---------------------------------------|-----------------------------|-------------------------|
+| /center_camera/image_color/compressed | sensor_msgs/CompressedImage | JPEG, as recorded       |
+| /left_camera/..., /right_camera/...   | sensor_msgs/CompressedImage | optional cameras        |
+| /center_camera/camera_info            | sensor_msgs/CameraInfo      | copied when present     |
+| /vehicle/steering_wheel_angle         | sensor_msgs/JointState      | name ['steering_wheel'],|
+|                                       |                             | position [theta, rad]   |
+| /vehicle/twist                        | geometry_msgs/TwistStamped  | linear.x = v (m/s),     |
+|                                       |                             | angular.z = u v (rad/s) |
+| /vehicle/inverse_turning_radius       | geometry_msgs/Vector3Stamped| vector.x = u (1/m)      |
 
+Signs follow REP-103 (+ = left). u is eq. 3 of the smoothed (eq. 2) angle and speed.
 The drive node's own output `steering/command` uses the same Vector3Stamped convention, so
 ground truth and prediction compare field by field.
 """
@@ -34,12 +37,12 @@ _T = TYPESTORE.types
 
 
 def camera_topic(camera: str = 'center') -> str:
-    """Compressed image topic of a Udacity camera ('center', 'left', 'right')."""
+    """Return the compressed image topic of a Udacity camera ('center', 'left', 'right')."""
     return f'/{camera}_camera/image_color/compressed'
 
 
 def camera_info_topic(camera: str = 'center') -> str:
-    """CameraInfo topic of a Udacity camera."""
+    """Return the CameraInfo topic of a Udacity camera."""
     return f'/{camera}_camera/camera_info'
 
 
@@ -50,7 +53,7 @@ def _header(stamp_ns: int, frame_id: str):
 
 
 def stamp_ns_of(header) -> int:
-    """Nanoseconds of a (rosbags or rclpy) std_msgs/Header."""
+    """Return the stamp of a (rosbags or rclpy) std_msgs/Header in nanoseconds."""
     return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
 
 

@@ -252,11 +252,11 @@ class Dataset:
 
     @property
     def drive_names(self) -> list:
-        """Drive names in manifest order."""
+        """List drive names in manifest order."""
         return list(self.manifest['drives'])
 
     def drive(self, name: str) -> Drive:
-        """Open one drive (memory-mapped)."""
+        """Return one drive, opened memory-mapped."""
         if name not in self._cache:
             self._cache[name] = _open_drive(self.root / name, name,
                                             self.manifest['drives'][name])
