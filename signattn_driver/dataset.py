@@ -80,7 +80,7 @@ class DriveWriter:
             self._flush()
 
     def __len__(self):
-        """Frames appended so far."""
+        """Return the number of frames appended so far."""
         return len(self._rows)
 
     def _flush(self):
@@ -196,7 +196,7 @@ class Drive:
     offsets: np.ndarray     # first frame index of each chunk, plus the total at the end
 
     def __len__(self):
-        """Number of frames."""
+        """Return the number of frames."""
         return int(self.offsets[-1])
 
     def _gather(self, chunks, start: int, stop: int) -> np.ndarray:
