@@ -4,8 +4,10 @@ import subprocess
 import sys
 
 CORE = ['model', 'quantization', 'preprocessing', 'vehicle', 'checkpoint', 'predictor',
-        'dataset', 'bag_layout',
-        'device', 'paths']
+        'dataset', 'bag_layout', 'sequences', 'training_config', 'training',
+        'udacity', 'udacity_fixtures',
+        'explanation', 'deletion', 'stats', 'evaluation', 'report', 'sweep',
+        'device', 'paths', 'attention_overlay']
 
 
 def test_core_modules_import_without_rclpy():

@@ -68,8 +68,6 @@ def run(args) -> dict:
         path = args.checkpoint
         if path is None:
             model = SteeringNet(ModelConfig(lstm_hidden=args.lstm_hidden))
-            # "Trained-like" input scale: a random model's head is tiny; scale it so u spans
-            # the label range (~0.01 1/m) and relative errors are meaningful.
             path = checkpoint.save(f'{tmp}/random.pt', model)
         frames = _frames(64)
         results = {'device': args.device, 'threads': args.threads, 'steps': args.steps,

@@ -1,0 +1,55 @@
+"""`signattn train`: train a steering model on converted drives (see docs/training.md)."""
+
+import os
+from pathlib import Path
+
+from signattn_driver.cli import CliError
+
+
+def register(subparsers):
+    """Add the `train` subcommand."""
+    p = subparsers.add_parser(
+        'train', help='train a sign/soft/none model on converted drives',
+        description='Train SteeringNet (paper Sec. IV-A). Settings come from --config (keys: '
+        'the fields of ModelConfig and TrainConfig) and are overridden by the flags below. '
+        'Works unchanged under torchrun --nproc_per_node=N.')
+    p.add_argument('--data', nargs='+', required=True, metavar='DIR',
+                   help='dataset folders written by `signattn convert` or `signattn simulate`')
+    p.add_argument('--model', choices=('sign', 'soft', 'none'),
+                   help='attention: sign (proposed), soft (Kim & Canny), none (default: sign)')
+    p.add_argument('--bits', type=int, help='amplitude quantization bits (default 10)')
+    p.add_argument('--temperature', type=float, help='spatial softmax temperature (default 1)')
+    p.add_argument('--config', type=Path, metavar='FILE.yaml',
+                   help='YAML of config fields, e.g. config/train_tiny.yaml')
+    p.add_argument('--out', type=Path, required=True, help='run folder, e.g. runs/sign10')
+    p.add_argument('--resume', action='store_true', help='continue the run in --out exactly')
+    p.add_argument('--device', help="'auto' (default), 'cpu', 'cuda', 'cuda:N'")
+    p.add_argument('--seed', type=int, help='seed of initialisation, data order and split')
+    p.add_argument('--max-steps', type=int, help='optimizer steps (overrides the config)')
+    p.add_argument('--batch-size', type=int, help='episodes in parallel (per process)')
+    p.add_argument('--num-workers', type=int, help='data loader worker processes')
+    p.add_argument('--no-progress', action='store_true', help='no progress bar')
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    """Resolve the config, train, print where the checkpoints are."""
+    from signattn_driver.training import load_run_config, train, TrainingError
+    overrides = {'attention': args.model, 'quant_bits': args.bits,
+                 'temperature': args.temperature, 'device': args.device, 'seed': args.seed,
+                 'max_steps': args.max_steps, 'batch_size': args.batch_size,
+                 'num_workers': args.num_workers}
+    try:
+        model_config, train_config = load_run_config(args.config, overrides)
+        result = train(model_config, train_config, args.data, args.out, resume=args.resume,
+                       progress=not args.no_progress)
+    except TrainingError as err:
+        raise CliError(str(err)) from err
+    if os.environ.get('RANK', '0') != '0':   # torchrun: one report is enough
+        return 0
+    metrics = result['metrics']
+    summary = ', '.join(f'{k} {v:.4g}' for k, v in metrics.items()
+                        if k in ('mae_u_per_m', 'mae_steering_deg'))
+    print(f'{result["steps"]} steps; validation: {summary or "none"}')
+    print(f'best: {result["best_checkpoint"]}\nlast: {result["last_checkpoint"]}')
+    return 0

@@ -1,0 +1,447 @@
+"""The drive node: camera frames in, steering command and attention map out.
+
+Thin glue around `Predictor`: the network, its LSTM state and (on CUDA) the preprocessing stay
+on the device. The subscription callback only hands the newest frame to a worker thread; a frame
+that arrives before the previous one was taken is dropped and counted, so the node always works
+on the newest picture. Topics, parameters and figures: docs/node.md.
+"""
+
+import collections
+import math
+import sys
+import threading
+import time
+
+import numpy as np
+import rclpy
+from rcl_interfaces.msg import ParameterDescriptor, ParameterType, SetParametersResult
+from rclpy.exceptions import InvalidParameterValueException
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data, QoSProfile
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import Vector3Stamped
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Float32
+from std_srvs.srv import Trigger
+
+from signattn_driver.attention_overlay import attention_overlay
+from signattn_driver.checkpoint import CheckpointError
+from signattn_driver.image_conversion import (array_to_image_msg, compressed_msg_to_array,
+                                              image_msg_to_array, ImageConversionError,
+                                              working_cv_bridge)
+from signattn_driver.preprocessing import (hsv_u8_to_input, PreprocessingError,
+                                           to_hsv_u8_torch)
+from signattn_driver.vehicle import front_wheel_angle_rad, load_vehicle
+
+try:  # optional: ros-<distro>-ackermann-msgs
+    from ackermann_msgs.msg import AckermannDriveStamped
+except ImportError:
+    AckermannDriveStamped = None
+
+TRANSPORTS = ('raw', 'compressed')
+REJECTION_KINDS = ('encoding', 'zero_size', 'step', 'truncated', 'corrupt', 'stale',
+                   'non_finite_output', 'cuda_oom')
+LATENCY_WINDOW = 1000  # frames kept for the p50/p99 in /diagnostics
+
+
+class NodeStartupError(RuntimeError):
+    """A configuration the node cannot start with (checkpoint, device, parameters)."""
+
+
+def _descriptor(description: str, kind: int, read_only: bool = False) -> ParameterDescriptor:
+    return ParameterDescriptor(description=description, type=kind, read_only=read_only)
+
+
+_S, _B, _I, _D = (ParameterType.PARAMETER_STRING, ParameterType.PARAMETER_BOOL,
+                  ParameterType.PARAMETER_INTEGER, ParameterType.PARAMETER_DOUBLE)
+# name -> (default, type, read-only, description); config/drive.yaml mirrors this table.
+PARAMETERS = {
+    'checkpoint': ('', _S, True, 'checkpoint file written by `signattn train` (required)'),
+    'device': ('auto', _S, True, 'auto | cpu | cuda | cuda:N (auto = CUDA when present)'),
+    'precision': ('fp32', _S, True, 'fp32 | bf16 (autocast) | int8 (dynamic, CPU only)'),
+    'input_transport': ('compressed', _S, True,
+                        'compressed: subscribe image/compressed (CompressedImage); '
+                        'raw: subscribe image (Image)'),
+    'num_threads': (0, _I, True, 'torch CPU threads (0 = torch default)'),
+    'vehicle': ('mkz', _S, False, 'vehicle profile name (config/vehicles) or YAML path; '
+                'sets the Ackermann front-wheel angle atan(d_w u)'),
+    'publish_attention': (True, _B, False, 'publish `attention` while someone subscribes'),
+    'attention_every_n': (1, _I, False, 'publish the attention map every n-th frame (>= 1)'),
+    'attention_raw': (False, _B, False, 'publish the raw 10x20 map (32FC1) instead of the '
+                      'bgr8 overlay on the camera image'),
+    'attention_alpha': (0.5, _D, False, 'heat-map weight of the overlay, 0..1'),
+    'max_frame_age_s': (0.0, _D, False, 'reject frames whose header stamp is older than this '
+                        'against the node clock (0 = off; use_sim_time with bags)'),
+    'reset_gap_s': (1.0, _D, False, 'reset the LSTM state when consecutive frame stamps are '
+                    'further apart than this (s > 0); it also resets when time jumps back'),
+}
+
+
+def _validate(name: str, value) -> str | None:
+    """Return why `value` is not acceptable for parameter `name`, or None when it is."""
+    if name == 'checkpoint' and not value:
+        return 'checkpoint is required (path of a file written by `signattn train`)'
+    if name == 'device' and not (value in ('auto', 'cpu', 'cuda') or (
+            value.startswith('cuda:') and value[5:].isdigit())):
+        return f'device must be auto, cpu, cuda or cuda:N, got {value!r}'
+    if name == 'precision' and value not in ('fp32', 'bf16', 'int8'):
+        return f'precision must be fp32, bf16 or int8, got {value!r}'
+    if name == 'input_transport' and value not in TRANSPORTS:
+        return f'input_transport must be raw or compressed, got {value!r}'
+    if name in ('num_threads',) and value < 0:
+        return f'{name} must be >= 0, got {value}'
+    if name == 'attention_every_n' and value < 1:
+        return f'attention_every_n must be >= 1, got {value}'
+    if name == 'attention_alpha' and not 0.0 <= value <= 1.0:
+        return f'attention_alpha must be in [0, 1], got {value}'
+    if name == 'max_frame_age_s' and not (math.isfinite(value) and value >= 0.0):
+        return f'max_frame_age_s must be >= 0 (0 = off), got {value}'
+    if name == 'reset_gap_s' and not (math.isfinite(value) and value > 0.0):
+        return f'reset_gap_s must be > 0, got {value}'
+    if name == 'vehicle':
+        try:
+            load_vehicle(value)
+        except (OSError, ValueError, TypeError) as err:
+            return f'vehicle {value!r}: {err}'
+    return None
+
+
+class InferenceEngine:
+    """Picture in, (u, attention) out; owns the device-side buffers of one Predictor.
+
+    On CUDA the uint8 image goes up once through a reused pinned staging buffer and is
+    preprocessed on the GPU (`to_hsv_u8_torch`); only the scalar, and the map when asked for,
+    come back. On the CPU it is `Predictor.preprocess` (OpenCV) and `Predictor.step_input`.
+    """
+
+    def __init__(self, predictor):
+        self.predictor = predictor
+        self._staging = {}  # (H, W, 3) -> (pinned host tensor, device tensor)
+
+    def _upload(self, image: np.ndarray):
+        import torch
+        key = image.shape
+        if key not in self._staging:
+            self._staging[key] = (torch.empty(key, dtype=torch.uint8).pin_memory(),
+                                  torch.empty(key, dtype=torch.uint8,
+                                              device=self.predictor.device))
+        host, device = self._staging[key]
+        host.numpy()[...] = image       # the previous copy finished: run() synchronised on u
+        return device.copy_(host, non_blocking=True)
+
+    def run(self, image: np.ndarray, color_order: str, want_attention: bool):
+        """Advance the network one frame.
+
+        Args:
+            image: (H, W, 3) uint8 camera picture.
+            color_order: 'bgr' or 'rgb'.
+            want_attention: also return the (10, 20) map.
+
+        Returns:
+            (u in 1/m as float, attention (10, 20) float32 numpy or None).
+        """
+        p = self.predictor
+        if p.device.type == 'cuda':
+            x = hsv_u8_to_input(to_hsv_u8_torch(self._upload(image), color_order))[None]
+        else:
+            x = p.preprocess(image, color_order)                     # (1, 3, 80, 160)
+        u, alpha = p.step_input(x)
+        value = float(u[0])                                          # the one synchronisation
+        return value, (alpha[0].cpu().numpy() if want_attention else None)
+
+    def fall_back_to_cpu(self):
+        """Move the network to the CPU after CUDA ran out of memory; the state restarts."""
+        import torch
+        p = self.predictor
+        p.model.to('cpu')
+        p.device = torch.device('cpu')
+        p.reset()
+        self._staging.clear()
+        torch.cuda.empty_cache()
+
+
+class DriveNode(Node):
+    """Steer from the front camera; see the module docstring and docs/node.md."""
+
+    def __init__(self, **kwargs):
+        super().__init__('drive_node', **kwargs)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        try:
+            for name, (default, kind, read_only, text) in PARAMETERS.items():
+                self.declare_parameter(name, default, _descriptor(text, kind, read_only))
+        except InvalidParameterValueException as err:
+            reason = str(err.args[0]).split('Reason: ', 1)[-1].removesuffix(f': {name}')
+            raise NodeStartupError(f'parameter {name}: {reason}') from err
+        value = {name: self.get_parameter(name).value for name in PARAMETERS}
+        self._settings = dict(value)
+        self.vehicle = load_vehicle(value['vehicle'])
+        self.predictor = self._load_predictor(value)
+        self.engine = InferenceEngine(self.predictor)
+        self.device_note = ''
+
+        self.stats = collections.Counter({k: 0 for k in (
+            'received', 'processed', 'dropped', 'rejected', 'state_resets',
+            'attention_published')})
+        self.rejections = collections.Counter({k: 0 for k in REJECTION_KINDS})
+        self.latency_ms = collections.deque(maxlen=LATENCY_WINDOW)   # receipt -> published
+        self.compute_ms = collections.deque(maxlen=LATENCY_WINDOW)   # conversion + network
+        self._last_stamp_ns = None
+        self._reset_requested = False
+        self._pending = None
+        self._cond = threading.Condition()
+        self._stopping = False
+
+        self._bridge = working_cv_bridge()
+        reliable = QoSProfile(depth=10)
+        self.pub_radius = self.create_publisher(Float32, 'steering/inverse_turning_radius',
+                                                reliable)
+        self.pub_command = self.create_publisher(Vector3Stamped, 'steering/command', reliable)
+        self.pub_ackermann = (self.create_publisher(AckermannDriveStamped, 'steering/ackermann',
+                                                    reliable) if AckermannDriveStamped else None)
+        self.pub_attention = self.create_publisher(Image, 'attention', reliable)
+        self.pub_diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', reliable)
+        sensor = QoSProfile(history=qos_profile_sensor_data.history, depth=1,
+                            reliability=qos_profile_sensor_data.reliability,
+                            durability=qos_profile_sensor_data.durability)
+        if value['input_transport'] == 'compressed':
+            self.create_subscription(CompressedImage, 'image/compressed', self._on_image, sensor)
+        else:
+            self.create_subscription(Image, 'image', self._on_image, sensor)
+        self.create_service(Trigger, '~/reset_state', self._on_reset_state)
+        self.create_timer(1.0, self._publish_diagnostics)
+        self._worker = threading.Thread(target=self._work, name='drive_node_inference',
+                                        daemon=True)
+        self._worker.start()
+        self.get_logger().info(
+            f'steering with {value["checkpoint"]} on {self.predictor.device} '
+            f'({value["precision"]}), input {value["input_transport"]}, '
+            f'cv_bridge {"in use" if self._bridge else "not usable: built-in converter"}')
+
+    def _load_predictor(self, value: dict):
+        """Build the Predictor once at start; every failure becomes one NodeStartupError."""
+        import torch
+        from signattn_driver.predictor import Predictor
+        for name in ('checkpoint', 'device', 'precision'):
+            reason = _validate(name, value[name])
+            if reason:
+                raise NodeStartupError(reason)
+        if value['num_threads']:
+            torch.set_num_threads(value['num_threads'])
+        try:
+            return Predictor(value['checkpoint'], device=value['device'],
+                             precision=value['precision'])
+        except (CheckpointError, ValueError) as err:  # ValueError: no such device, int8 on GPU
+            raise NodeStartupError(str(err).splitlines()[0]) from err
+
+    # -- parameters ---------------------------------------------------------------------------
+
+    def _on_set_parameters(self, params) -> SetParametersResult:
+        """Validate every update; apply them only when all are acceptable."""
+        for param in params:
+            if param.name in PARAMETERS:
+                reason = _validate(param.name, param.value)
+                if reason:
+                    return SetParametersResult(successful=False, reason=reason)
+        if hasattr(self, '_settings'):   # after start: apply to the running node
+            for param in params:
+                if param.name == 'vehicle':
+                    self.vehicle = load_vehicle(param.value)
+                self._settings[param.name] = param.value
+        return SetParametersResult(successful=True)
+
+    # -- frames -------------------------------------------------------------------------------
+
+    def _on_image(self, msg):
+        """Hand the newest frame to the worker; one still waiting is dropped (counted)."""
+        received = time.perf_counter()
+        with self._cond:
+            self.stats['received'] += 1
+            if self._pending is not None:
+                self.stats['dropped'] += 1
+            self._pending = (msg, received)
+            self._cond.notify()
+
+    def _on_reset_state(self, request, response):
+        """Forget the LSTM state before the next frame (std_srvs/Trigger)."""
+        with self._cond:
+            self._reset_requested = True
+        response.success = True
+        response.message = 'LSTM state resets before the next frame'
+        return response
+
+    def _work(self):
+        while True:
+            with self._cond:
+                while self._pending is None and not self._stopping:
+                    self._cond.wait()
+                if self._stopping:
+                    return
+                (msg, received), self._pending = self._pending, None
+                reset, self._reset_requested = self._reset_requested, False
+            if reset:
+                self.predictor.reset()
+                self.stats['state_resets'] += 1
+            try:
+                self.process(msg, received)
+            except Exception as err:  # never let one frame stop the node
+                self.get_logger().error(f'frame skipped: {type(err).__name__}: {err}')
+                self._reject('corrupt')
+
+    def _reject(self, kind: str, detail: str = ''):
+        self.stats['rejected'] += 1
+        self.rejections[kind] += 1
+        if detail:
+            self.get_logger().warning(f'frame rejected ({kind}): {detail}',
+                                      throttle_duration_sec=5.0)
+
+    def process(self, msg, received: float | None = None) -> float | None:
+        """Run one camera message through the network and publish; return u or None.
+
+        Args:
+            msg: sensor_msgs/Image or CompressedImage.
+            received: perf_counter() at receipt (for the latency statistics).
+        """
+        import torch
+        received = time.perf_counter() if received is None else received
+        stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        settings = self._settings
+        max_age = settings['max_frame_age_s']
+        if max_age > 0:
+            age_s = (self.get_clock().now().nanoseconds - stamp_ns) * 1e-9
+            if age_s > max_age:
+                self._reject('stale', f'frame {age_s:.3f} s old > max_frame_age_s {max_age}')
+                return None
+        start = time.perf_counter()
+        try:
+            if isinstance(msg, CompressedImage):
+                image, order = compressed_msg_to_array(msg), 'bgr'
+            else:
+                image, order = image_msg_to_array(msg, self._bridge)
+        except ImageConversionError as err:
+            self._reject(err.kind, str(err))
+            return None
+        last = self._last_stamp_ns
+        if last is not None and (stamp_ns < last
+                                 or stamp_ns - last > settings['reset_gap_s'] * 1e9):
+            self.predictor.reset()          # bag loop or a gap: the sequence starts again
+            self.stats['state_resets'] += 1
+        self._last_stamp_ns = stamp_ns
+        index = self.stats['processed'] + self.rejections['non_finite_output']
+        want = (settings['publish_attention'] and index % settings['attention_every_n'] == 0
+                and self.pub_attention.get_subscription_count() > 0)
+        try:
+            u, alpha = self.engine.run(image, order, want)
+        except torch.cuda.OutOfMemoryError:
+            self.engine.fall_back_to_cpu()
+            self.device_note = 'fell back to the CPU after CUDA ran out of memory'
+            self.get_logger().error(f'CUDA out of memory: {self.device_note}')
+            self._reject('cuda_oom')
+            return None
+        except PreprocessingError as err:
+            self._reject('corrupt', str(err))
+            return None
+        if not math.isfinite(u):
+            self._reject('non_finite_output', f'network output {u} (state kept)')
+            return None
+        self._publish(msg.header, u, image, order, alpha)
+        done = time.perf_counter()
+        self.stats['processed'] += 1
+        self.compute_ms.append((done - start) * 1e3)
+        self.latency_ms.append((done - received) * 1e3)
+        return u
+
+    def _publish(self, header, u: float, image, order: str, alpha):
+        command = Vector3Stamped()
+        command.header = header
+        command.vector.x = u
+        self.pub_command.publish(command)
+        self.pub_radius.publish(Float32(data=u))
+        if self.pub_ackermann is not None:
+            ackermann = AckermannDriveStamped()
+            ackermann.header = header
+            ackermann.drive.steering_angle = front_wheel_angle_rad(u, self.vehicle)
+            self.pub_ackermann.publish(ackermann)
+        if alpha is not None:
+            if self._settings['attention_raw']:
+                out = array_to_image_msg(alpha.astype(np.float32), '32FC1', header)
+            else:
+                bgr = image if order == 'bgr' else image[..., ::-1]
+                out = array_to_image_msg(
+                    attention_overlay(bgr, alpha, self._settings['attention_alpha']),
+                    'bgr8', header)
+            self.pub_attention.publish(out)
+            self.stats['attention_published'] += 1
+
+    # -- diagnostics --------------------------------------------------------------------------
+
+    def latency_stats(self) -> dict:
+        """Return node-internal latency percentiles (ms) over the last frames.
+
+        `latency` runs from the message's arrival in the node to the last publish, including
+        the wait for the worker; `compute` is image conversion, network and publishing.
+        """
+        out = {}
+        for name, values in (('latency', self.latency_ms), ('compute', self.compute_ms)):
+            arr = np.array(values) if values else np.array([math.nan])
+            out[f'{name}_p50_ms'] = float(np.percentile(arr, 50))
+            out[f'{name}_p99_ms'] = float(np.percentile(arr, 99))
+        return out
+
+    def _publish_diagnostics(self):
+        status = DiagnosticStatus(name='drive_node: steering inference',
+                                  hardware_id=str(self.predictor.device))
+        bad = self.stats['dropped'] + self.stats['rejected']
+        status.level = DiagnosticStatus.WARN if (bad or self.device_note) else DiagnosticStatus.OK
+        status.message = self.device_note or ('frames dropped or rejected' if bad else 'ok')
+        values = {
+            **{f'frames_{k}': self.stats[k] for k in ('received', 'processed', 'dropped',
+                                                      'rejected')},
+            'state_resets': self.stats['state_resets'],
+            'attention_published': self.stats['attention_published'],
+            **{f'rejected_{k}': v for k, v in self.rejections.items()},
+            **{k: f'{v:.3f}' for k, v in self.latency_stats().items()},
+            'device': str(self.predictor.device) + (f' ({self.device_note})'
+                                                    if self.device_note else ''),
+            'precision': self._settings['precision'],
+            'checkpoint': self._settings['checkpoint'],
+            'checkpoint_sha256': self.predictor.checkpoint.file_sha256,
+        }
+        status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self.pub_diagnostics.publish(array)
+
+    def destroy_node(self):
+        """Stop the worker thread, then the node."""
+        worker = getattr(self, '_worker', None)   # absent when the start failed
+        if worker is not None:
+            with self._cond:
+                self._stopping = True
+                self._cond.notify()
+            worker.join(timeout=5.0)
+        return super().destroy_node()
+
+
+def main(args=None):
+    """Run the drive node until shut down; a bad configuration exits with one line."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = DriveNode()
+        rclpy.spin(node)
+    except NodeStartupError as err:
+        print(f'drive_node: error: {err}', file=sys.stderr)
+        return 1
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

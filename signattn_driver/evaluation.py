@@ -1,0 +1,352 @@
+"""Offline evaluation of checkpoints: accuracy, deletion/insertion metrics, timing, a report.
+
+    evaluate(['runs/a/best.pt', 'runs/b/best.pt'], 'data/udacity', ['attention', 'gradcam'],
+             'reports/cmp')
+    -> reports/cmp/report.md, report.json and PNG figures
+
+Frames: the dataset's drives of split `split` ('test'; 'val', then all drives, with a warning,
+when a set has none), camera 'center', in stamp order, cut into time-contiguous segments
+(signattn_driver.sequences). Each segment is run through the unmasked model frame by frame,
+with (h_0, c_0) = f_init(frame 0) (eq. 13-14); every frame is explained and masked with the
+state its unmasked predecessors produced (see signattn_driver.deletion). `limit_frames` picks
+evenly spaced windows of `window_frames` frames instead, each preceded by `warmup_frames`
+unmasked frames that set up the LSTM state. All checkpoints see the same frames, so their
+per-frame AUC populations can be compared.
+
+Units: u in 1/m; errors in degrees of steering-wheel angle, |theta(u_pred) - theta_label| with
+theta from eq. 3 inverted at the frame's smoothed speed (Udacity's steering_wheel_angle, what the
+paper's MAE table reports); AUCs in degree x percentage point (x in percent masked).
+"""
+
+from dataclasses import asdict, dataclass, field
+import itertools
+import json
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from signattn_driver import checkpoint as ckpt_io
+from signattn_driver import report as report_io
+from signattn_driver.dataset import Dataset, DatasetError
+from signattn_driver.deletion import auc, deletion_curves, deletion_curves_sequence, \
+    DeletionConfig
+from signattn_driver.device import resolve_device
+from signattn_driver.explanation import compute_maps, ExplainConfig, mass_inside, METHODS
+from signattn_driver.preprocessing import hsv_u8_to_input
+from signattn_driver.sequences import read_window, SequenceIndex
+from signattn_driver.stats import summary, welch_t_test
+from signattn_driver.vehicle import steering_from_inverse_radius
+
+LOG = logging.getLogger(__name__)
+MODES = ('carried', 'sequence')
+AUC_LIMITS = (25.0, 100.0)   # the paper's Fig. 6 spans 0-25 % masked
+PAPER = {
+    'mae_steering_deg': {'sign (proposed)': 4.67, 'soft (Kim & Canny)': 4.94, 'none': 4.77},
+    'deletion_auc_25_deg_pct': {'sign attention (proposed)': 162, 'soft attention': 141,
+                                'gradcam': 140, 'lime': 154},
+    'error_at_25_pct_deg': {'sign attention (proposed)': 8.35, 'soft attention': 7.43,
+                            'gradcam': 6.63, 'lime': 6.33},
+}
+
+
+class EvaluationError(RuntimeError):
+    """An evaluation that cannot run: no frames, bad method or option."""
+
+
+@dataclass
+class EvalConfig:
+    """What to evaluate and how; defaults reproduce the paper's protocol."""
+
+    methods: tuple = ('attention', 'gradcam', 'lime', 'random')
+    split: str = 'test'
+    camera: str = 'center'
+    limit_frames: int | None = None   # evenly spaced windows instead of every frame
+    window_frames: int = 20           # frames per evaluated window with limit_frames
+    warmup_frames: int = 100          # unmasked frames before a window (5 s at 20 Hz)
+    mode: str = 'carried'             # 'sequence': mask every frame of a window (see deletion)
+    deletion: DeletionConfig = field(default_factory=DeletionConfig)
+    explain: ExplainConfig = field(default_factory=ExplainConfig)
+    examples: int = 4                 # frames shown in the overlay figure
+    figures: bool = True
+
+    def __post_init__(self):
+        """Check methods and mode before any model is loaded."""
+        self.methods = tuple(self.methods)
+        bad = [m for m in self.methods if m not in METHODS]
+        if bad or not self.methods:
+            raise EvaluationError(f'unknown methods {bad}; choose from {list(METHODS)}')
+        if self.mode not in MODES:
+            raise EvaluationError(f'mode must be one of {MODES}, got {self.mode!r}')
+        if self.limit_frames is not None and self.limit_frames < 1:
+            raise EvaluationError('limit_frames must be >= 1')
+
+
+@dataclass
+class Run:
+    """Frames [warm, stop) of a segment; [start, stop) are scored, [warm, start) only warm up."""
+
+    segment: object
+    warm: int
+    start: int
+    stop: int
+    carry: bool = False   # start from the previous run's final state (back-to-back chunks)
+
+
+def _index(data_dir, split: str, camera: str):
+    dataset = Dataset(data_dir)
+    for splits in ((split,), ('val',), ('train', 'val', 'test')):
+        try:
+            index = SequenceIndex([dataset], camera=camera, splits=splits)
+        except DatasetError:
+            continue
+        if splits != (split,):
+            LOG.warning('%s has no %r drives of camera %r; evaluating on %s instead', data_dir,
+                        split, camera, 'val' if splits == ('val',) else 'all drives')
+        return index, splits
+    raise EvaluationError(f'{data_dir}: no frames of camera {camera!r} in any split')
+
+
+def plan_runs(segments: list, limit_frames: int | None, window_frames: int,
+              warmup_frames: int) -> list:
+    """Cut segments into runs: every frame, or evenly spaced windows totalling limit_frames."""
+    chunks = []
+    for seg in segments:
+        for a in range(0, len(seg), window_frames):
+            chunks.append(Run(seg, a, a, min(a + window_frames, len(seg)), carry=a > 0))
+    total = sum(c.stop - c.start for c in chunks)
+    if limit_frames is None or limit_frames >= total:
+        return chunks
+    n = math.ceil(limit_frames / window_frames)
+    picks = np.unique(np.linspace(0, len(chunks) - 1, n).round().astype(int)).tolist()
+    # Short tail chunks can leave frames over: top up with the chunks not picked, in order.
+    picks += [i for i in range(len(chunks)) if i not in set(picks)]
+    runs, left = [], limit_frames
+    for i in picks:
+        c = chunks[i]
+        stop = min(c.stop, c.start + left)
+        runs.append(Run(c.segment, max(0, c.start - warmup_frames), c.start, stop))
+        left -= stop - c.start
+        if left <= 0:
+            break
+    return runs
+
+
+def _label(paths) -> list:
+    names = [Path(p).stem for p in paths]
+    if len(set(names)) < len(names):
+        names = [f'{Path(p).parent.name}_{Path(p).stem}' for p in paths]
+    if len(set(names)) < len(names):
+        names = [f'{i}_{n}' for i, n in enumerate(names)]
+    return names
+
+
+@torch.inference_mode()
+def _unmasked(model, x: torch.Tensor, state):
+    """Run frames (T, 3, 80, 160) one by one; return u (T,), states before each, final state."""
+    if state is None:
+        state = model.initial_state(x[:1])
+    before_h, before_c, us = [], [], []
+    for t in range(len(x)):
+        before_h.append(state[0])
+        before_c.append(state[1])
+        u, _, state = model.step(x[t:t + 1], state)
+        us.append(u)
+    return torch.cat(us), (torch.cat(before_h), torch.cat(before_c)), state
+
+
+def _evaluate_checkpoint(model, runs, index, device, config: EvalConfig, progress: bool):
+    from tqdm import tqdm
+    per = {m: {'deletion': [], 'insertion': [], 'seconds': 0.0, 'mask_share': []}
+           for m in config.methods}
+    rows = {'u_label': [], 'u_pred': [], 'deg_per_u': [], 'drive': [], 'stamp_ns': [],
+            'mask_area': []}
+    examples = {'hsv': [], 'maps': {m: [] for m in config.methods}}
+    state = None
+    for r in tqdm(runs, desc='windows', unit='win', disable=not progress, leave=False):
+        seg = r.segment
+        drive = index.datasets[seg.dataset].drive(seg.drive)
+        win = read_window(drive, seg.rows[r.warm:r.stop])
+        x_all = hsv_u8_to_input(torch.from_numpy(win['frames']).to(device))
+        state = state if r.carry else None
+        u_all, before, state = _unmasked(model, x_all, state)
+        s = r.start - r.warm
+        x, u_pred = x_all[s:], u_all[s:]
+        before = tuple(b[s:] for b in before)
+        hsv = win['frames'][s:]
+        u_label = win['inverse_radius_per_m'][s:].astype(np.float64)
+        deg_per_u = np.degrees(steering_from_inverse_radius(1.0, win['speed_mps'][s:],
+                                                            index.vehicle(seg)))
+        masks = None
+        if drive.mask_chunks:
+            rows_ = seg.rows[r.start:r.stop]
+            masks = torch.from_numpy(np.stack([drive.masks(int(i), int(i) + 1)[0]
+                                               for i in rows_]))
+            rows['mask_area'] += (masks > 0).flatten(1).double().mean(1).tolist()
+        rows['u_label'] += u_label.tolist()
+        rows['u_pred'] += u_pred.double().cpu().tolist()
+        rows['deg_per_u'] += deg_per_u.tolist()
+        rows['drive'] += [seg.drive] * len(x)
+        rows['stamp_ns'] += [int(v) for v in win['stamp_ns'][s:]]
+        need = config.examples - len(examples['hsv'])
+        if need > 0:
+            examples['hsv'] += list(hsv[:need])
+        for method in config.methods:
+            maps, secs = compute_maps(method, model, x, before, hsv, config.explain,
+                                      seed_offset=len(rows['u_label']))
+            per[method]['seconds'] += secs
+            if need > 0:
+                examples['maps'][method] += list(maps[:need].numpy())
+            if config.mode == 'carried':
+                res = deletion_curves(model, x, maps, u_label, before, config.deletion,
+                                      deg_per_u)
+            else:
+                res = deletion_curves_sequence(model, x, maps, u_label, None, config.deletion,
+                                               deg_per_u)
+            per[method]['deletion'].append(res.deletion)
+            if res.insertion is not None:
+                per[method]['insertion'].append(res.insertion)
+            if masks is not None:
+                per[method]['mask_share'] += mass_inside(maps, masks).tolist()
+            levels = res.levels_percent
+    return per, rows, examples, levels
+
+
+def _method_summary(entry: dict, levels: np.ndarray, n_frames: int) -> dict:
+    out = {'seconds_per_frame': entry['seconds'] / max(1, n_frames)}
+    for kind in ('deletion', 'insertion'):
+        if not entry[kind]:
+            continue
+        curves = np.concatenate(entry[kind])                       # (N, K) degrees
+        block = {'curve_deg': curves.mean(0).tolist(), 'curve_std_deg': curves.std(0).tolist()}
+        for lim in AUC_LIMITS:
+            per_frame = auc(levels, curves, lim)
+            key = f'auc_{int(lim)}_deg_pct'
+            block[key] = float(auc(levels, curves.mean(0), lim))
+            block[f'{key}_per_frame'] = per_frame.tolist()
+            block[f'{key}_summary'] = summary(per_frame)
+        j = int(np.argmin(np.abs(levels - 25.0)))
+        block['error_at_25_pct_deg'] = float(curves[:, j].mean())
+        out[kind] = block
+    if entry['mask_share']:
+        out['mask_share'] = summary(entry['mask_share'])
+    return out
+
+
+def evaluate(checkpoints, data_dir, methods=None, out_dir='reports/eval', device='auto',
+             limit_frames=None, config: EvalConfig | None = None, progress: bool = False) -> dict:
+    """Evaluate checkpoints on a dataset and write report.md, report.json and figures.
+
+    Args:
+        checkpoints: checkpoint paths (signattn_driver.checkpoint format).
+        data_dir: dataset folder (signattn_driver.dataset format).
+        methods: saliency methods (explanation.METHODS); overrides config.methods.
+        out_dir: report folder (created).
+        device: 'auto' | 'cpu' | 'cuda' | 'cuda:N'.
+        limit_frames: evaluate about this many frames (evenly spaced windows); overrides config.
+        config: EvalConfig for everything else.
+        progress: show tqdm bars (CLI).
+
+    Returns:
+        The report dict also written to report.json.
+
+    Raises:
+        EvaluationError, checkpoint.CheckpointError, dataset.DatasetError.
+    """
+    config = config or EvalConfig()
+    if methods is not None:
+        config.methods = tuple(methods)
+    if limit_frames is not None:
+        config.limit_frames = limit_frames
+    config.__post_init__()
+    checkpoints = [Path(p) for p in checkpoints]
+    if not checkpoints:
+        raise EvaluationError('give at least one checkpoint')
+    dev = resolve_device(device)
+    index, splits = _index(data_dir, config.split, config.camera)
+    runs = plan_runs(index.segments, config.limit_frames, config.window_frames,
+                     config.warmup_frames)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    names = _label(checkpoints)
+    report = {
+        'data': {'path': str(data_dir), 'splits': list(splits), 'camera': config.camera,
+                 'segments': len(index.segments), 'runs': len(runs)},
+        'config': _plain(asdict(config)), 'device': str(dev),
+        'units': {'u': '1/m', 'error': 'deg of steering-wheel angle (eq. 3 inverted at the '
+                  'smoothed speed)', 'auc': 'deg x percentage point (x = percent masked, '
+                  'trapezoid)', 'time': 's per frame'},
+        'paper': PAPER, 'checkpoints': {}, 'tests': [],
+    }
+    all_examples = {}
+    for name, path in zip(names, checkpoints):
+        model, ckpt = ckpt_io.load_model(path, map_location='cpu')
+        model.to(dev)
+        LOG.info('evaluating %s (%s) on %d runs', name, ckpt.config.attention, len(runs))
+        per, rows, examples, levels = _evaluate_checkpoint(model, runs, index, dev, config,
+                                                           progress)
+        n = len(rows['u_label'])
+        err_u = np.asarray(rows['u_pred']) - np.asarray(rows['u_label'])
+        err_deg = err_u * np.asarray(rows['deg_per_u'])
+        entry = {
+            'path': str(path), 'sha256': ckpt.file_sha256, 'model_config': ckpt.config.to_dict(),
+            'frames': n,
+            'accuracy': {'mae_u_per_m': float(np.abs(err_u).mean()),
+                         'rmse_u_per_m': float(np.sqrt((err_u ** 2).mean())),
+                         'mae_steering_deg': float(np.abs(err_deg).mean()),
+                         'rmse_steering_deg': float(np.sqrt((err_deg ** 2).mean()))},
+            'methods': {m: _method_summary(per[m], levels, n) for m in config.methods},
+            'u_pred': rows['u_pred'],
+        }
+        if rows['mask_area']:
+            entry['mask_area_share'] = summary(rows['mask_area'])
+        report['checkpoints'][name] = entry
+        report.setdefault('frames', {'drive': rows['drive'], 'stamp_ns': rows['stamp_ns'],
+                                     'u_label': rows['u_label']})
+        all_examples[name] = examples
+        del model
+    report['levels_percent'] = levels.tolist()
+    report['tests'] = _tests(report)
+    if config.figures:
+        report['figures'] = report_io.figures(report, all_examples, out_dir)
+    (out_dir / 'report.json').write_text(json.dumps(_plain(report), indent=1))
+    (out_dir / 'report.md').write_text(report_io.markdown(report))
+    return report
+
+
+def _tests(report: dict) -> list:
+    """Welch's t-tests between every pair of (checkpoint, method) per-frame AUC populations."""
+    entries = [(c, m) for c, e in report['checkpoints'].items() for m in e['methods']]
+    tests = []
+    for metric in ('deletion', 'insertion'):
+        for lim in AUC_LIMITS:
+            key = f'auc_{int(lim)}_deg_pct_per_frame'
+            for a, b in itertools.combinations(entries, 2):
+                pa = report['checkpoints'][a[0]]['methods'][a[1]].get(metric, {}).get(key)
+                pb = report['checkpoints'][b[0]]['methods'][b[1]].get(metric, {}).get(key)
+                if pa is None or pb is None:
+                    continue
+                res = welch_t_test(pa, pb)
+                tests.append({'metric': f'{metric}_auc_{int(lim)}', 'a': f'{a[0]}/{a[1]}',
+                              'b': f'{b[0]}/{b[1]}', **res})
+    return tests
+
+
+def _plain(obj):
+    """Make obj JSON-safe: tuples to lists, NaN/inf to None, numpy scalars to Python."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, (np.floating, float)):
+        v = float(obj)
+        return v if math.isfinite(v) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.ndarray):
+        return _plain(obj.tolist())
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj

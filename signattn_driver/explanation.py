@@ -1,0 +1,265 @@
+"""Saliency maps of one checkpoint: its own attention, Grad-CAM, LIME, and two floors.
+
+Every method explains the prediction u_t of frame t given the LSTM state (h_{t-1}, c_{t-1})
+carried from the previous *unmasked* frames, and returns maps (N, 80, 160) float32 on the CPU,
+larger = more important. These full-resolution maps are what the deletion metric ranks.
+
+    'attention'  the model's alpha_t (10x20), bilinearly upsampled to 80x160. The paper adds a
+                 Gaussian blur "to soften the edges" (Sec. IV-B-2): `blur_for_display` does that
+                 for figures only; ranking uses the unblurred upsampled map.
+    'gradcam'    Captum's LayerGradCam on the last convolution (encoder.convs[-1]) for the scalar
+                 u. The channel-weighted sum sum_k w_k A^k is taken in absolute value instead of
+                 Grad-CAM's ReLU: for a regression output, regions that push u either way matter.
+    'lime'       lime_image.LimeImageExplainer on the regression output: classifier_fn returns
+                 [u / output_scale] (one column) and LIME explains label 0 with its weighted
+                 ridge model; the importance of a superpixel is |weight|. SLIC superpixels are
+                 computed on the RGB view of the HSV frame (a regular grid when SLIC finds
+                 almost no regions, e.g. on noise); switched-off superpixels are black (HSV
+                 0,0,0, the deletion metric's default fill). Sampling is seeded.
+    'random'     uniform noise at 10x20, upsampled like attention (a floor with the same
+                 granularity), seeded per call.
+    'center'     a centred Gaussian prior (sigma = 1/4 of each side).
+
+A model is anything with `step(frames (B, 3, 80, 160), state) -> (u (B,), alpha (B, 10, 20) or
+None, state)` (SteeringNet.step); Grad-CAM also needs its last convolution (`layer`).
+"""
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+import logging
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from signattn_driver.model import INPUT_HEIGHT, INPUT_WIDTH, MAP_HEIGHT, MAP_WIDTH
+from signattn_driver.preprocessing import hsv_u8_to_input
+
+LOG = logging.getLogger(__name__)
+METHODS = ('attention', 'gradcam', 'lime', 'random', 'center')
+
+
+class ExplanationError(RuntimeError):
+    """A saliency method that cannot run on this model or input."""
+
+
+@dataclass
+class ExplainConfig:
+    """Parameters of the sampling and prior methods."""
+
+    lime_samples: int = 1000      # perturbed images per frame (LIME's default)
+    lime_segments: int = 50       # SLIC superpixels requested on the 80x160 frame
+    lime_compactness: float = 10.0
+    lime_batch: int = 250         # perturbed images per forward pass
+    seed: int = 0                 # LIME sampling and the random floor
+    center_sigma: float = 0.25    # of height and width
+
+
+State = tuple | None
+
+
+def index_state(state: State, index: torch.Tensor) -> State:
+    """Select/repeat rows of an LSTM state (tuple of (B, ...) tensors) along the batch axis."""
+    if state is None:
+        return None
+    return tuple(s.index_select(0, index.to(s.device)) for s in state)
+
+
+def expand_state(state: State, n: int) -> State:
+    """Repeat a batch-1 state to batch n (None stays None)."""
+    if state is None:
+        return None
+    return tuple(s.expand(n, *s.shape[1:]) for s in state)
+
+
+def _step_fn(model):
+    return model.step if hasattr(model, 'step') else model
+
+
+def upsample(maps: torch.Tensor) -> torch.Tensor:
+    """Bilinear upsampling of maps (N, h, w) to (N, 80, 160)."""
+    out = F.interpolate(maps[:, None].float(), size=(INPUT_HEIGHT, INPUT_WIDTH), mode='bilinear',
+                        align_corners=False)
+    return out[:, 0]
+
+
+def blur_for_display(maps: np.ndarray, sigma_px: float = 4.0) -> np.ndarray:
+    """Gaussian blur of maps (N, H, W) or (H, W) for figures (paper Fig. 4); not for ranking."""
+    import cv2
+    arr = np.asarray(maps, np.float32)
+    flat = arr.reshape(-1, *arr.shape[-2:])
+    out = np.stack([cv2.GaussianBlur(m, (0, 0), sigma_px) for m in flat])
+    return out.reshape(arr.shape)
+
+
+def attention_maps(model, inputs: torch.Tensor, state: State) -> torch.Tensor:
+    """Return the model's own alpha_t for inputs (N, 3, 80, 160) -> (N, 80, 160)."""
+    with torch.inference_mode():
+        _, alpha, _ = _step_fn(model)(inputs, state)
+    if alpha is None:
+        raise ExplanationError('this model returns no attention map')
+    return upsample(alpha.reshape(-1, MAP_HEIGHT, MAP_WIDTH)).cpu()
+
+
+def gradcam_maps(model, inputs: torch.Tensor, state: State, layer=None) -> torch.Tensor:
+    """|Grad-CAM| of u on `layer` (default: model.encoder.convs[-1]) -> (N, 80, 160)."""
+    from captum.attr import LayerGradCam
+    if layer is None:
+        try:
+            layer = model.encoder.convs[-1]
+        except AttributeError as err:
+            raise ExplanationError('gradcam needs the last convolution: pass layer=') from err
+    step = _step_fn(model)
+
+    def forward(x):
+        # Detached state: the explanation is of frame t alone, as for the other methods.
+        return step(x, state)[0]
+
+    with torch.inference_mode(False), torch.enable_grad():
+        x = inputs.detach().clone().requires_grad_(True)
+        if state is not None:
+            state = tuple(s.detach().clone() for s in state)
+        cam = LayerGradCam(forward, layer).attribute(x, relu_attributions=False)
+    return upsample(cam.detach().abs()[:, 0]).cpu()
+
+
+@contextmanager
+def _quiet_lime():
+    """Silence lime_image's per-sample tqdm bar (it offers no switch in lime 0.2.0.1)."""
+    from lime import lime_image
+    saved = lime_image.tqdm
+    lime_image.tqdm = lambda iterable, *a, **k: iterable
+    try:
+        yield
+    finally:
+        lime_image.tqdm = saved
+
+
+def lime_maps(model, hsv_u8: np.ndarray, state: State, config: ExplainConfig = ExplainConfig(),
+              output_scale: float = 0.01, device=None) -> torch.Tensor:
+    """LIME importance |w| per SLIC superpixel for frames (N, 80, 160, 3) uint8 HSV.
+
+    Args:
+        model: step interface (see module docstring).
+        hsv_u8: (N, 80, 160, 3) uint8 HSV frames (the dataset's stored form).
+        state: state for the N frames (tuple of (N, ...) tensors) or None.
+        config: sample count, superpixels and seed.
+        output_scale: u is divided by this before the ridge fit, keeping LIME's default
+            regularisation meaningful for outputs of order 1e-2 1/m.
+        device: where perturbed batches run (default: the state's device, else CPU).
+
+    Returns:
+        (N, 80, 160) float32 maps on the CPU.
+    """
+    import cv2
+    from lime import lime_image
+    from skimage.segmentation import slic
+
+    step = _step_fn(model)
+    if device is None:
+        device = state[0].device if state is not None else torch.device('cpu')
+    maps = []
+    for i, frame in enumerate(np.asarray(hsv_u8)):
+        row = None if state is None else tuple(s[i:i + 1] for s in state)
+
+        def classifier_fn(images, row=row):
+            x = hsv_u8_to_input(torch.from_numpy(np.ascontiguousarray(images)).to(device))
+            with torch.inference_mode():
+                u = step(x, expand_state(row, len(x)))[0]
+            return (u.float() / output_scale).cpu().numpy()[:, None]
+
+        def segment(image):
+            rgb = cv2.cvtColor(image, cv2.COLOR_HSV2RGB)
+            seg = slic(rgb, n_segments=config.lime_segments,
+                       compactness=config.lime_compactness, start_label=0)
+            if seg.max() + 1 < max(2, config.lime_segments // 4):
+                # SLIC merges texture-less or pure-noise frames into a few regions.
+                seg = grid_segments(config.lime_segments)
+            return seg
+
+        explainer = lime_image.LimeImageExplainer(random_state=config.seed)
+        with _quiet_lime():
+            exp = explainer.explain_instance(
+                frame, classifier_fn, labels=(0,), top_labels=None, hide_color=0,
+                num_features=10 ** 6, num_samples=config.lime_samples,
+                batch_size=config.lime_batch, segmentation_fn=segment,
+                random_seed=config.seed)
+        weights = np.zeros(int(exp.segments.max()) + 1, np.float32)
+        for segment_id, w in exp.local_exp[0]:
+            weights[segment_id] = abs(w)
+        maps.append(weights[exp.segments])
+    return torch.from_numpy(np.stack(maps)).float()
+
+
+def grid_segments(n_segments: int) -> np.ndarray:
+    """Regular grid of about n_segments cells over 80x160: (80, 160) int labels from 0."""
+    rows = max(1, int(round(np.sqrt(n_segments * INPUT_HEIGHT / INPUT_WIDTH))))
+    cols = max(1, int(round(n_segments / rows)))
+    r = np.arange(INPUT_HEIGHT) * rows // INPUT_HEIGHT
+    c = np.arange(INPUT_WIDTH) * cols // INPUT_WIDTH
+    return (r[:, None] * cols + c[None]).astype(np.int64)
+
+
+def random_maps(n: int, seed: int = 0) -> torch.Tensor:
+    """Seeded uniform noise at 10x20, upsampled: (n, 80, 160)."""
+    g = torch.Generator().manual_seed(seed)
+    return upsample(torch.rand(n, MAP_HEIGHT, MAP_WIDTH, generator=g))
+
+
+def center_maps(n: int, sigma: float = 0.25) -> torch.Tensor:
+    """Centred Gaussian prior, sigma a fraction of each side: (n, 80, 160)."""
+    y = (torch.arange(INPUT_HEIGHT) + 0.5) / INPUT_HEIGHT - 0.5
+    x = (torch.arange(INPUT_WIDTH) + 0.5) / INPUT_WIDTH - 0.5
+    g = torch.exp(-(y[:, None] ** 2 + x[None] ** 2) / (2 * sigma ** 2))
+    return g.expand(n, -1, -1).clone()
+
+
+def compute_maps(method: str, model, inputs: torch.Tensor, state: State,
+                 hsv_u8: np.ndarray | None = None, config: ExplainConfig = ExplainConfig(),
+                 seed_offset: int = 0):
+    """Compute one method's maps for a batch of frames, and time it.
+
+    Args:
+        method: one of METHODS.
+        model: step interface; SteeringNet for 'attention' and 'gradcam'.
+        inputs: (N, 3, 80, 160) network input on the model's device.
+        state: LSTM state before these frames (tuple of (N, ...) tensors) or None.
+        hsv_u8: (N, 80, 160, 3) uint8 HSV frames; needed by 'lime'.
+        config: ExplainConfig.
+        seed_offset: added to the seed of 'random' so that batches differ.
+
+    Returns:
+        (maps (N, 80, 160) float32 CPU tensor, seconds) where seconds covers the whole batch
+        (device synchronised before and after).
+    """
+    if method not in METHODS:
+        raise ExplanationError(f'unknown method {method!r}; choose from {METHODS}')
+    n = len(inputs)
+    sync = torch.cuda.synchronize if inputs.is_cuda else (lambda: None)
+    sync()
+    t0 = time.perf_counter()
+    if method == 'attention':
+        maps = attention_maps(model, inputs, state)
+    elif method == 'gradcam':
+        maps = gradcam_maps(model, inputs, state)
+    elif method == 'lime':
+        if hsv_u8 is None:
+            raise ExplanationError('lime needs the uint8 HSV frames (hsv_u8=)')
+        scale = getattr(getattr(model, 'config', None), 'output_scale', 0.01)
+        maps = lime_maps(model, hsv_u8, state, config, output_scale=scale, device=inputs.device)
+    elif method == 'random':
+        maps = random_maps(n, config.seed + seed_offset)
+    else:
+        maps = center_maps(n, config.center_sigma)
+    sync()
+    return maps, time.perf_counter() - t0
+
+
+def mass_inside(maps: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """Share of each map's (non-negative) mass inside a binary mask; maps, masks (N, H, W)."""
+    m = maps.clamp_min(0).flatten(1).double()
+    inside = (m * (masks.flatten(1) > 0).double()).sum(1)
+    total = m.sum(1)
+    return torch.where(total > 0, inside / total.clamp_min(1e-300),
+                       torch.full_like(total, float('nan')))

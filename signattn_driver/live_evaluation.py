@@ -1,0 +1,292 @@
+"""Closed-loop check of the drive node on a bag (`signattn evaluate-live`).
+
+Replays the bag's camera at real-time rate (or `rate`) to a drive node, either one started
+here from a checkpoint or one already running, and listens to its `steering/command`. Each
+command carries the camera frame's header, so predictions meet ground truth by header stamp;
+the ground truth (/vehicle/inverse_turning_radius and the speed of /vehicle/twist) is read from
+the same bag, so none of it can be lost in transit. The report (JSON, Markdown and a per-frame
+CSV) holds the MAE of u and of the steering-wheel angle (eq. 3 inverted with the measured
+speed), the latency from publishing a frame to receiving its command, and the frames the node
+dropped.
+"""
+
+from dataclasses import asdict, dataclass
+import json
+import logging
+import os
+from pathlib import Path
+import signal
+import struct
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+from rosbags.rosbag2 import Reader
+
+from signattn_driver.bag_layout import (camera_topic, INVERSE_RADIUS_TOPIC, stamp_ns_of,
+                                        TWIST_TOPIC, TYPESTORE)
+from signattn_driver.vehicle import load_vehicle, steering_from_inverse_radius
+
+log = logging.getLogger(__name__)
+
+
+class LiveEvaluationError(RuntimeError):
+    """The evaluation cannot run: bag without ground truth, node not starting or not found."""
+
+
+@dataclass
+class LiveEvaluationConfig:
+    """Options of `signattn evaluate-live` (see the CLI for their help)."""
+
+    bag: Path
+    out_dir: Path
+    checkpoint: Path | None = None    # None: attach to a running node
+    rate: float = 1.0
+    vehicle: str = 'mkz'
+    camera_topic: str = camera_topic('center')
+    command_topic: str = '/steering/command'
+    node_name: str = 'drive_node'
+    device: str = 'auto'
+    precision: str = 'fp32'
+    startup_timeout_s: float = 60.0
+    match_tolerance_s: float = 0.025   # ground truth within half a frame at 20 Hz
+    settle_s: float = 2.0              # wait this long after the last frame for late commands
+
+
+def header_stamp_ns(rawdata) -> int:
+    """Header stamp of a serialized message that starts with std_msgs/Header (CDR)."""
+    endian = '<' if rawdata[1] == 1 else '>'
+    sec, nanosec = struct.unpack_from(endian + 'iI', rawdata, 4)
+    return sec * 1_000_000_000 + nanosec
+
+
+def read_ground_truth(bag) -> dict:
+    """Return {'stamp_ns', 'inverse_radius_per_m', 'speed_mps'} arrays sorted by stamp."""
+    u_by_stamp, v_by_stamp = {}, {}
+    with Reader(Path(bag)) as reader:
+        conns = [c for c in reader.connections if c.topic in (INVERSE_RADIUS_TOPIC, TWIST_TOPIC)]
+        for conn, _, raw in reader.messages(connections=conns):
+            msg = TYPESTORE.deserialize_cdr(raw, conn.msgtype)
+            stamp = stamp_ns_of(msg.header)
+            if conn.topic == INVERSE_RADIUS_TOPIC:
+                u_by_stamp[stamp] = msg.vector.x
+            else:
+                v_by_stamp[stamp] = msg.twist.linear.x
+    if not u_by_stamp:
+        raise LiveEvaluationError(f'{bag}: no ground truth on {INVERSE_RADIUS_TOPIC} (convert '
+                                  f'the drive with `signattn convert`)')
+    stamps = np.array(sorted(u_by_stamp), np.int64)
+    v_stamps = np.array(sorted(v_by_stamp), np.int64)
+    v_values = np.array([v_by_stamp[s] for s in v_stamps]) if len(v_stamps) else None
+    speed = (np.interp(stamps, v_stamps, v_values) if v_values is not None
+             else np.full(len(stamps), np.nan))
+    return {'stamp_ns': stamps,
+            'inverse_radius_per_m': np.array([u_by_stamp[s] for s in stamps]),
+            'speed_mps': speed}
+
+
+def _nearest(stamps: np.ndarray, query: np.ndarray, tolerance_ns: int) -> np.ndarray:
+    """Index into sorted `stamps` of the nearest one to each query, -1 beyond tolerance."""
+    pos = np.clip(np.searchsorted(stamps, query), 1, max(len(stamps) - 1, 1))
+    left = stamps[pos - 1]
+    right = stamps[np.minimum(pos, len(stamps) - 1)]
+    idx = np.where(np.abs(query - left) <= np.abs(right - query), pos - 1, pos)
+    idx = np.minimum(idx, len(stamps) - 1)
+    return np.where(np.abs(stamps[idx] - query) <= tolerance_ns, idx, -1)
+
+
+def summarize(published: dict, commands: dict, truth: dict, vehicle, tolerance_s: float):
+    """Match frames, commands and ground truth; return (report dict, per-frame rows).
+
+    Args:
+        published: camera header stamp (ns) -> perf_counter() when the frame went out.
+        commands: header stamp (ns) -> (u in 1/m, perf_counter() at receipt).
+        truth: from `read_ground_truth`.
+        vehicle: VehicleProfile for eq. 3.
+        tolerance_s: largest stamp difference between a frame and its ground truth.
+    """
+    stamps = np.array(sorted(published), np.int64)
+    answered = np.array([s in commands for s in stamps], bool)
+    latency_ms = np.array([(commands[s][1] - published[s]) * 1e3 for s in stamps[answered]])
+    idx = _nearest(truth['stamp_ns'], stamps, int(tolerance_s * 1e9)) if len(stamps) else \
+        np.zeros(0, int)
+    rows = []
+    for s, a, i in zip(stamps, answered, idx):
+        row = {'stamp_ns': int(s), 'u_pred_per_m': commands[s][0] if a else None,
+               'u_true_per_m': float(truth['inverse_radius_per_m'][i]) if i >= 0 else None,
+               'speed_mps': float(truth['speed_mps'][i]) if i >= 0 else None,
+               'latency_ms': (commands[s][1] - published[s]) * 1e3 if a else None}
+        rows.append(row)
+    both = [r for r in rows if r['u_pred_per_m'] is not None and r['u_true_per_m'] is not None]
+    pred = np.array([r['u_pred_per_m'] for r in both])
+    true = np.array([r['u_true_per_m'] for r in both])
+    speed = np.array([r['speed_mps'] for r in both])
+    theta_err = np.degrees(np.abs(steering_from_inverse_radius(pred, speed, vehicle)
+                                  - steering_from_inverse_radius(true, speed, vehicle)))
+
+    def stats(values):
+        if len(values) == 0:
+            return None
+        return {'mean': float(np.mean(values)), 'p50': float(np.percentile(values, 50)),
+                'p90': float(np.percentile(values, 90)),
+                'p99': float(np.percentile(values, 99)), 'max': float(np.max(values))}
+    report = {
+        'frames_published': int(len(stamps)),
+        'commands_received': int(answered.sum()),
+        'frames_dropped': int(len(stamps) - answered.sum()),
+        'drop_fraction': float(1 - answered.mean()) if len(stamps) else None,
+        'frames_matched_with_ground_truth': len(both),
+        'mae_inverse_radius_per_m': float(np.mean(np.abs(pred - true))) if both else None,
+        'mae_steering_wheel_deg': float(np.nanmean(theta_err)) if both else None,
+        'latency_ms': stats(latency_ms),
+        'vehicle': vehicle.name,
+    }
+    return report, rows
+
+
+def write_report(out_dir: Path, report: dict, rows: list) -> Path:
+    """Write live_evaluation.json, live_evaluation.md and live_predictions.csv; return the md."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / 'live_evaluation.json').write_text(json.dumps(report, indent=2) + '\n')
+    with open(out_dir / 'live_predictions.csv', 'w') as f:
+        f.write('stamp_ns,u_pred_per_m,u_true_per_m,speed_mps,latency_ms\n')
+        for r in rows:
+            f.write(','.join('' if r[k] is None else str(r[k]) for k in (
+                'stamp_ns', 'u_pred_per_m', 'u_true_per_m', 'speed_mps', 'latency_ms')) + '\n')
+    lat = report['latency_ms'] or {}
+
+    def fmt(value, spec):
+        return 'n/a' if value is None else format(value, spec)
+    lines = [
+        f'# Live evaluation of {report["bag"]}', '',
+        f'Node: {report["node"]}; replay rate {report["rate"]}; vehicle {report["vehicle"]}.', '',
+        '| quantity | value |', '|---|---|',
+        f'| frames published | {report["frames_published"]} |',
+        f'| commands received | {report["commands_received"]} |',
+        f'| frames dropped | {report["frames_dropped"]} '
+        f'({fmt(report["drop_fraction"], ".1%")}) |',
+        f'| frames matched with ground truth | {report["frames_matched_with_ground_truth"]} |',
+        f'| MAE u (1/m) | {fmt(report["mae_inverse_radius_per_m"], ".5f")} |',
+        f'| MAE steering-wheel angle (deg) | {fmt(report["mae_steering_wheel_deg"], ".2f")} |',
+        *(f'| latency {k} (ms, frame published -> command received) | {fmt(lat.get(k), ".2f")} |'
+          for k in ('p50', 'p90', 'p99', 'max')),
+    ]
+    path = out_dir / 'live_evaluation.md'
+    path.write_text('\n'.join(lines) + '\n')
+    return path
+
+
+def _start_node(cfg: LiveEvaluationConfig, log_path: Path) -> subprocess.Popen:
+    cmd = [sys.executable, '-m', 'signattn_driver.drive_node', '--ros-args',
+           '-r', f'__node:={cfg.node_name}',
+           '-p', f'checkpoint:={Path(cfg.checkpoint).resolve()}', '-p', f'device:={cfg.device}',
+           '-p', f'precision:={cfg.precision}', '-p', 'input_transport:=compressed',
+           '-r', f'image/compressed:={cfg.camera_topic}',
+           '-r', f'steering/command:={cfg.command_topic}']
+    log_file = open(log_path, 'w')
+    try:
+        return subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT,
+                                env=dict(os.environ))
+    finally:
+        log_file.close()
+
+
+def _stop_node(process: subprocess.Popen):
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def evaluate_live(cfg: LiveEvaluationConfig) -> dict:
+    """Run the evaluation; write the report under `cfg.out_dir` and return it."""
+    import rclpy
+    from geometry_msgs.msg import Vector3Stamped
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import QoSProfile
+    from std_srvs.srv import Trigger
+
+    from signattn_driver.replay import BagReplayer
+
+    truth = read_ground_truth(cfg.bag)
+    vehicle = load_vehicle(cfg.vehicle)
+    cfg.out_dir.mkdir(parents=True, exist_ok=True)
+    process = _start_node(cfg, cfg.out_dir / 'drive_node.log') if cfg.checkpoint else None
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node('signattn_evaluate_live', context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    commands, published = {}, {}
+    try:
+        node.create_subscription(
+            Vector3Stamped, cfg.command_topic,
+            lambda m: commands.__setitem__(stamp_ns_of(m.header),
+                                           (m.vector.x, time.perf_counter())),
+            QoSProfile(depth=1000))
+        reset = node.create_client(Trigger, f'/{cfg.node_name}/reset_state')
+        spinner.start()
+        replayer = BagReplayer(node, cfg.bag, rate=cfg.rate, topics=[cfg.camera_topic])
+        camera = replayer.publishers.get(cfg.camera_topic)
+        if camera is None:
+            raise LiveEvaluationError(f'{cfg.bag}: no {cfg.camera_topic} to replay')
+        deadline = time.monotonic() + cfg.startup_timeout_s
+        while not (camera.get_subscription_count() and node.count_publishers(cfg.command_topic)):
+            if process is not None and process.poll() is not None:
+                raise LiveEvaluationError('the drive node exited: ' + (
+                    cfg.out_dir / 'drive_node.log').read_text().strip().splitlines()[-1])
+            if time.monotonic() > deadline:
+                raise LiveEvaluationError(
+                    f'no drive node listening on {cfg.camera_topic} and publishing '
+                    f'{cfg.command_topic} after {cfg.startup_timeout_s:.0f} s (ROS_DOMAIN_ID='
+                    f'{os.environ.get("ROS_DOMAIN_ID", "0")}); start one or pass --checkpoint')
+            time.sleep(0.1)
+        _warm_up(replayer, camera, commands)
+        if reset.wait_for_service(timeout_sec=5.0):
+            future = reset.call_async(Trigger.Request())
+            while not future.done():
+                time.sleep(0.01)
+        else:
+            log.warning('no %s service: the node keeps its LSTM state', reset.srv_name)
+        commands.clear()
+        replayer.run(on_publish=lambda topic, bag_ns, raw, wall: published.__setitem__(
+            header_stamp_ns(raw), wall))
+        end = time.monotonic() + cfg.settle_s
+        while time.monotonic() < end and len(commands) < len(published):
+            time.sleep(0.05)
+    finally:
+        executor.shutdown(timeout_sec=1.0)
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
+        if process is not None:
+            _stop_node(process)
+    report, rows = summarize(published, dict(commands), truth, vehicle, cfg.match_tolerance_s)
+    report.update(bag=str(cfg.bag), rate=cfg.rate,
+                  node='started from ' + str(cfg.checkpoint) if cfg.checkpoint else 'attached',
+                  device=cfg.device if cfg.checkpoint else None,
+                  precision=cfg.precision if cfg.checkpoint else None)
+    report['config'] = {k: str(v) for k, v in asdict(cfg).items()}
+    write_report(cfg.out_dir, report, rows)
+    return report
+
+
+def _warm_up(replayer, camera, commands, tries: int = 40):
+    """Send the bag's first frame until it is answered (the first large sample is slow)."""
+    with Reader(replayer.bag) as reader:
+        conns = [c for c in reader.connections if c.topic == camera.topic_name]
+        raw = bytes(next(reader.messages(connections=conns))[2])
+    stamp = header_stamp_ns(raw)
+    for _ in range(tries):
+        camera.publish(raw)
+        end = time.monotonic() + 0.5
+        while stamp not in commands and time.monotonic() < end:
+            time.sleep(0.01)
+        if stamp in commands:
+            return
+    raise LiveEvaluationError('the drive node never answered a warm-up frame')

@@ -1,0 +1,436 @@
+"""The one place that knows MetaDrive: a headless, CPU-rendered driving simulator for our car.
+
+MetaDrive (Apache-2.0, https://github.com/metadriverse/metadrive) renders a front-camera road
+view with Panda3D. Only `metadrive-simulator==0.2.6.0` works offline (the last release whose
+wheel ships its assets); it needs the pins in requirements-sim.txt (`pip install .[sim]`) and
+Mesa's EGL (apt: libegl1 libgl1 libegl-mesa0 libgl1-mesa-dri). Five run-time adjustments make it
+work on a headless CPU machine with NumPy 2, all applied in `_load` and `MetaDriveSim`:
+
+1. NumPy aliases it still uses (np.float, np.int, np.bool) are restored.
+2. Panda3D renders through its EGL display module (p3headlessgl, Mesa software GL), no X.
+3. Its multi-threaded render mode (threading-model Cull/Draw) is dropped: with it the first
+   frame is white and steps hang.
+4. Anisotropic filtering is set to 1 on every texture after each reset: at MetaDrive's 8-16,
+   software GL takes seconds per frame.
+5. The main window is shrunk to the camera size and multisampling is dropped: MetaDrive
+   renders its 1200x900 main window with 8x MSAA every step even when nobody looks (reset
+   40 s -> 2 s, steps 20 -> 50-70 per second).
+
+Conventions here are ours, not MetaDrive's: SI units, REP-103 signs (+ = left). MetaDrive's
+2-D frame flips Panda3D's y axis, so its lateral coordinate grows to the right; `SimState`
+reports lateral offsets with + = left of the lane centre. The ego car's steering command
+s in [-1, 1] turns its front wheels by s * 40 degrees (+ = left, checked in test_simulation).
+Images come back BGR (Panda3D's RAM image order), as OpenCV and our preprocessing expect.
+"""
+
+import contextlib
+from dataclasses import asdict, dataclass
+import io
+import logging
+import math
+
+import cv2
+import numpy as np
+
+SIM_VERSION = '0.2.6.0'
+INSTALL_HINT = ('install the simulator extra: `pip install .[sim]` (requirements-sim.txt; '
+                'metadrive-simulator==0.2.6.0 with --no-deps) and apt packages libegl1 libgl1 '
+                'libegl-mesa0 libgl1-mesa-dri')
+MAX_STEERING_DEG = 40.0          # MetaDrive DefaultVehicle max_steering (utils/space.py)
+# Lane and edge line half width for masks; MetaDrive paints lines 0.15-0.2 m wide, and a
+# little margin keeps a 1-px line at 80x160 from falling between pixels.
+LINE_HALF_WIDTH_M = 0.2
+MASK_RANGE_M = 80.0              # lines further than this are not drawn into masks
+MASK_MARKING, MASK_EDGE = 1, 2   # mask values: lane marking, road edge (0 = neither)
+
+log = logging.getLogger(__name__)
+_MD = {}
+
+
+class SimulatorError(RuntimeError):
+    """The simulator is missing, cannot start, or was used out of order."""
+
+
+@dataclass
+class SimConfig:
+    """What the simulated world looks like and how fast it is sampled."""
+
+    width_px: int = 320          # camera image; MetaDrive's lens has a 2:1 aspect, keep it
+    height_px: int = 160
+    rate_hz: float = 20.0        # camera and control rate (Udacity cameras: 20 Hz)
+    physics_substeps: int = 5    # physics steps per frame (0.01 s at 20 Hz)
+    map_blocks: int = 7          # procedural road blocks per map (curves, ramps, roundabouts)
+    lane_width_m: float = 3.5
+    lane_num: int = 2            # lanes per direction
+    traffic_density: float = 0.1  # MetaDrive vehicles per lane segment
+    target_speed_kmh: float = 30.0  # IDM expert's cruise speed (MetaDrive's NORMAL_SPEED)
+
+    def __post_init__(self):
+        """Reject settings MetaDrive would misbehave with."""
+        if self.width_px != 2 * self.height_px:
+            raise ValueError('MetaDrive camera images are 2:1 (its lens aspect ratio); got '
+                             f'{self.width_px}x{self.height_px}')
+        if not (self.rate_hz > 0 and self.physics_substeps >= 1 and self.map_blocks >= 1):
+            raise ValueError(f'invalid simulator config {self}')
+
+    def to_dict(self) -> dict:
+        """Plain dict for manifests."""
+        return asdict(self)
+
+
+@dataclass
+class SimState:
+    """The ego car after a step (or a reset).
+
+    image_bgr is (height_px, width_px, 3) uint8 as the front camera sees it.
+    """
+
+    image_bgr: np.ndarray
+    time_s: float
+    steering: float                 # applied command in [-1, 1], + = left
+    front_wheel_angle_rad: float    # steering * 40 deg
+    speed_mps: float
+    lateral_offset_m: float         # to the centre of the nearest lane, + = left of it
+    route_progress_m: float
+    route_length_m: float
+    out_of_road: bool               # MetaDrive's own test: off lanes, on a solid line or kerb
+    crashed: bool                   # hit a vehicle, object or building
+    arrived: bool                   # reached the route's destination
+    position_m: tuple               # (x, y) in Panda3D world (right-handed, z up)
+    heading_rad: float              # in the same frame, + = counter-clockwise
+
+    @property
+    def route_completion(self) -> float:
+        """Return the route fraction driven, 0..1."""
+        return min(1.0, max(0.0, self.route_progress_m / max(self.route_length_m, 1e-6)))
+
+
+def is_available() -> bool:
+    """Return whether MetaDrive and its display module can be imported."""
+    try:
+        _load()
+    except SimulatorError:
+        return False
+    return True
+
+
+def _load() -> dict:
+    """Import MetaDrive with adjustments 1-3; cached. Raises SimulatorError if absent."""
+    if _MD:
+        return _MD
+    # 1. MetaDrive 0.2.6 predates NumPy 1.24, which removed these aliases.
+    for alias, kind in (('float', float), ('int', int), ('bool', bool)):
+        if alias not in np.__dict__:
+            setattr(np, alias, kind)
+    try:
+        from panda3d import core as p3d
+    except ImportError as err:
+        raise SimulatorError(f'Panda3D is not installed ({err}); {INSTALL_HINT}') from err
+    # 2. headless EGL; keep Panda3D's notices about missing input devices quiet.
+    p3d.loadPrcFileData('signattn', '\n'.join((
+        'load-display p3headlessgl', 'aux-display p3headlessgl', 'notify-level-display error',
+        'notify-level-egldisplay error', 'notify-level-device fatal', 'audio-library-name null')))
+    quiet = io.StringIO()
+    try:
+        # gym and MetaDrive print banners on import.
+        with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
+            from metadrive.component.lane.abs_lane import AbstractLane
+            from metadrive.component.map.pg_map import MapGenerateMethod
+            from metadrive.constants import DrivableAreaProperty, LineType
+            from metadrive.engine.core import engine_core
+            from metadrive.envs.metadrive_env import MetaDriveEnv
+            from metadrive.policy.idm_policy import IDMPolicy
+            import metadrive
+    except ImportError as err:
+        raise SimulatorError(f'MetaDrive is not importable ({err}); {INSTALL_HINT}') from err
+    if getattr(metadrive, '__version__', SIM_VERSION) not in (SIM_VERSION, None):
+        log.warning('MetaDrive %s found; this adapter is written for %s',
+                    metadrive.__version__, SIM_VERSION)
+
+    original = engine_core.loadPrcFileData
+
+    def load_prc_file_data(name, data):
+        # 3. (and 5.) drop the threaded renderer, the GLES display and multisampling.
+        key = data.strip().split(' ', 1)[0]
+        if key in ('threading-model', 'load-display', 'framebuffer-multisample', 'multisamples'):
+            return None
+        return original(name, data)
+
+    engine_core.loadPrcFileData = load_prc_file_data
+    _MD.update(p3d=p3d, MetaDriveEnv=MetaDriveEnv, IDMPolicy=IDMPolicy, LineType=LineType,
+               AbstractLane=AbstractLane, block_num=MapGenerateMethod.BIG_BLOCK_NUM, stripe_m=DrivableAreaProperty.STRIPE_LENGTH)
+    return _MD
+
+
+def steering_to_front_wheel_rad(steering: float) -> float:
+    """MetaDrive command s in [-1, 1] -> front-wheel angle in rad (+ = left)."""
+    return float(np.clip(steering, -1.0, 1.0)) * math.radians(MAX_STEERING_DEG)
+
+
+def front_wheel_rad_to_steering(front_wheel_angle_rad: float) -> float:
+    """Front-wheel angle in rad -> MetaDrive command, clipped to [-1, 1]."""
+    return float(np.clip(front_wheel_angle_rad / math.radians(MAX_STEERING_DEG), -1.0, 1.0))
+
+
+class MetaDriveSim:
+    """One MetaDrive world with one ego car (MetaDrive allows one per process).
+
+    Example:
+        with MetaDriveSim(SimConfig()) as sim:
+            state = sim.reset(seed=3)
+            while not state.arrived:
+                steering, throttle = sim.expert_action()
+                state = sim.step(steering, throttle)
+    """
+
+    def __init__(self, config: SimConfig | None = None):
+        self.config = config or SimConfig()
+        md = _load()
+        self._md = md
+        c = self.config
+        env_config = dict(
+            use_render=False, offscreen_render=True, rgb_clip=False,
+            window_size=(c.width_px, c.height_px), disable_model_compression=True,
+            show_interface=False, show_logo=False, show_fps=False, show_skybox=True,
+            vehicle_config=dict(rgb_camera=(c.width_px, c.height_px), show_navi_mark=False),
+            physics_world_step_size=1.0 / (c.rate_hz * c.physics_substeps),
+            decision_repeat=c.physics_substeps,
+            map_config=dict(type=md['block_num'], config=c.map_blocks,
+                            lane_width=c.lane_width_m, lane_num=c.lane_num),
+            traffic_density=c.traffic_density, start_seed=0, environment_num=1_000_000,
+            random_spawn_lane_index=False)
+        try:
+            self._env = md['MetaDriveEnv'](env_config)
+        except Exception as err:
+            raise SimulatorError(f'cannot configure MetaDrive: {err}') from err
+        self._expert = None
+        self._lines = []        # per line: (kind, (N, 3) float32 world points)
+        self._step = 0
+        self._route = None
+        self._steering = 0.0
+        self.seed = None
+
+    def __enter__(self):
+        """Return self; the world is closed on exit."""
+        return self
+
+    def __exit__(self, *exc):
+        """Close the world."""
+        self.close()
+
+    def close(self):
+        """Shut the engine down (a new MetaDriveSim may be made afterwards)."""
+        if self._env is not None:
+            with contextlib.redirect_stdout(io.StringIO()):
+                self._env.close()
+            self._env = None
+
+    @property
+    def vehicle(self):
+        """Return the MetaDrive ego vehicle (for tests and scripted controllers)."""
+        return self._env.vehicle
+
+    @property
+    def dt_s(self) -> float:
+        """Return the time between frames."""
+        return 1.0 / self.config.rate_hz
+
+    def reset(self, seed: int) -> SimState:
+        """Build map `seed` (a procedural map per seed), place the car, render the first frame."""
+        if self._env is None:
+            raise SimulatorError('the simulator is closed')
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                self._env.reset(force_seed=int(seed))
+        except Exception as err:
+            raise SimulatorError(f'MetaDrive reset failed for seed {seed}: {err}') from err
+        self.seed = int(seed)
+        engine = self._env.engine
+        # 4. anisotropic filtering costs seconds per frame in software GL.
+        p3d = self._md['p3d']
+        for texture in p3d.TexturePool.findAllTextures():
+            texture.setAnisotropicDegree(1)
+        for texture in engine.render.findAllTextures():
+            texture.setAnisotropicDegree(1)
+        # 5. only our camera renders: MetaDrive also renders its main window, an 84x84 top-down
+        # map of 250 m and a depth image every step, which triples the cost with traffic.
+        for name, sensor in self.vehicle.image_sensors.items():
+            if name != 'rgb_camera' and getattr(type(sensor), '_singleton', None) is not None:
+                type(sensor)._singleton.buffer.setActive(False)
+        for region in engine.win.getDisplayRegions():
+            region.setActive(False)
+        expert = self._md['IDMPolicy'](self.vehicle, random_seed=self.seed)
+        expert.enable_lane_change = False     # keep its lane: steering the camera can explain
+        expert.target_speed = self.config.target_speed_kmh
+        self._expert = expert
+        self._step = 0
+        self._steering = 0.0
+        self._lines = self._map_lines()
+        self._route = self._route_segments()
+        self._camera = self.vehicle.image_sensors['rgb_camera']
+        self._camera.track(self.vehicle)
+        engine.graphicsEngine.renderFrame()
+        engine.graphicsEngine.renderFrame()
+        return self._state()
+
+    def expert_action(self) -> tuple:
+        """Return MetaDrive's IDM expert's (steering, throttle) for the current state."""
+        steering, throttle = self._expert.act()
+        return float(np.clip(steering, -1, 1)), float(np.clip(throttle, -1, 1))
+
+    def step(self, steering: float, throttle: float) -> SimState:
+        """Apply (steering, throttle) in [-1, 1] for one frame period and render."""
+        if self._expert is None:
+            raise SimulatorError('call reset() before step()')
+        self._steering = float(np.clip(steering, -1.0, 1.0))
+        action = [self._steering, float(np.clip(throttle, -1.0, 1.0))]
+        env = self._env
+        # env.step would also build MetaDrive's own observation (a second screenshot, a lidar
+        # scan and a Python-list copy of the image); we read the camera ourselves instead.
+        env._step_simulator({agent: action for agent in env.vehicles})
+        self._step += 1
+        return self._state()
+
+    def _image(self) -> np.ndarray:
+        region = self._camera.get_cam().node().getDisplayRegion(0)
+        shot = region.getScreenshot()
+        data = np.frombuffer(bytes(shot.getRamImage()), np.uint8)
+        image = data.reshape(shot.getYSize(), shot.getXSize(), -1)[::-1, :, :3]
+        return np.ascontiguousarray(image)
+
+    def _state(self) -> SimState:
+        v = self.vehicle
+        lane = v.lane
+        _, lateral = lane.local_coordinates(v.position)
+        pos = v.origin.getPos()
+        heading = math.radians(v.origin.getH()) + math.pi / 2  # models face +y in Panda3D
+        progress, length = self._route_progress()
+        return SimState(
+            image_bgr=self._image(), time_s=self._step * self.dt_s, steering=self._steering,
+            front_wheel_angle_rad=steering_to_front_wheel_rad(self._steering),
+            speed_mps=float(v.speed) / 3.6, lateral_offset_m=-float(lateral),
+            route_progress_m=progress, route_length_m=length,
+            out_of_road=bool(self._env._is_out_of_road(v)),
+            crashed=bool(v.crash_vehicle or v.crash_object or v.crash_building),
+            arrived=bool(v.arrive_destination), position_m=(float(pos[0]), float(pos[1])),
+            heading_rad=float(math.atan2(math.sin(heading), math.cos(heading))))
+
+    # -- route bookkeeping -------------------------------------------------------------------
+    def _route_segments(self) -> list:
+        nav = self.vehicle.navigation
+        graph = nav.map.road_network.graph
+        nodes = nav.checkpoints
+        return [(a, b, float(graph[a][b][0].length)) for a, b in zip(nodes[:-1], nodes[1:])]
+
+    def _route_progress(self) -> tuple:
+        """Return (metres along the route to the car, route length)."""
+        nav = self.vehicle.navigation
+        total = sum(s[2] for s in self._route)
+        index = nav._target_checkpoints_index[0]
+        lane = nav.current_ref_lanes[0]
+        long, _ = lane.local_coordinates(self.vehicle.position)
+        done = sum(s[2] for s in self._route[:index])
+        return float(min(total, done + float(np.clip(long, 0.0, lane.length)))), float(total)
+
+    # -- ground-truth masks -------------------------------------------------------------------
+    def _map_lines(self) -> list:
+        """Sample every painted line of the map as Panda3D world points, once per reset."""
+        lt = self._md['LineType']
+        stripe = float(self._md['stripe_m'])
+        lines = []
+        graph = self._env.current_map.road_network.graph
+        for ends in graph.values():
+            for lanes in ends.values():
+                for lane in lanes:
+                    for side, kind in zip((-1, 1), lane.line_types):
+                        if kind == lt.NONE:
+                            continue
+                        lateral = side * lane.width_at(0) / 2
+                        value = MASK_EDGE if kind == lt.SIDE else MASK_MARKING
+                        for start, stop in _painted_intervals(lane.length, kind == lt.BROKEN,
+                                                              stripe):
+                            s = np.linspace(start, stop, max(2, int((stop - start) / 1.0) + 1))
+                            xy = np.array([lane.position(si, lateral) for si in s])
+                            pts = np.column_stack([xy[:, 0], -xy[:, 1], np.zeros(len(s))])
+                            lines.append((value, pts.astype(np.float32)))
+        return lines
+
+    def marking_mask(self, height: int = 80, width: int = 160) -> np.ndarray:
+        """Project the map's lane markings and road edges into the camera frame.
+
+        Returns:
+            (height, width) uint8: MASK_MARKING (1) on lane markings, MASK_EDGE (2) on road
+            edges (kerb lines), 0 elsewhere. 80x160 is the network input frame.
+        """
+        cam = self._camera.get_cam()
+        lens = self._camera.get_lens()
+        world_to_cam = _matrix(self._env.engine.render.getMat(cam))
+        projection = _matrix(lens.getProjectionMat())
+        full = world_to_cam @ projection                   # row vectors: p_clip = p_world @ M
+        near = lens.getNear()
+        cam_pos = np.array(cam.getPos(self._env.engine.render), np.float32)
+        mask = np.zeros((height, width), np.uint8)
+        # edges first, markings on top (a kerb line next to a marking keeps the marking label)
+        for value in (MASK_EDGE, MASK_MARKING):
+            quads = []
+            for kind, pts in self._lines:
+                if kind != value:
+                    continue
+                if np.min(np.sum((pts[:, :2] - cam_pos[:2]) ** 2, axis=1)) > MASK_RANGE_M ** 2:
+                    continue
+                quads.extend(_line_quads(pts, full, world_to_cam, near, width, height))
+            if quads:
+                cv2.fillPoly(mask, quads, int(value))
+                cv2.polylines(mask, [q[[0, 3]] for q in quads] + [q[[1, 2]] for q in quads],
+                              False, int(value), 1)
+        return mask
+
+
+def _painted_intervals(length: float, broken: bool, stripe_m: float) -> list:
+    """Return the [start, stop] stretches of a line that carry paint (MetaDrive's pattern)."""
+    if not broken:
+        return [(0.0, float(length))]
+    count = int(length / (2 * stripe_m))
+    spans = []
+    for k in range(count):
+        start = k * 2 * stripe_m
+        stop = length - stripe_m if k == count - 1 else start + stripe_m
+        if stop > start:
+            spans.append((start, stop))
+    return spans
+
+
+def _matrix(mat) -> np.ndarray:
+    return np.array([[mat.getCell(i, j) for j in range(4)] for i in range(4)], np.float64)
+
+
+def _line_quads(pts: np.ndarray, full: np.ndarray, world_to_cam: np.ndarray, near: float,
+                width: int, height: int) -> list:
+    """Project a sampled line as quads of LINE_HALF_WIDTH_M either side, clipped at `near`."""
+    direction = np.gradient(pts[:, :2], axis=0)
+    norm = np.linalg.norm(direction, axis=1, keepdims=True)
+    normal = np.column_stack([-direction[:, 1], direction[:, 0]]) / np.maximum(norm, 1e-6)
+    edges = []
+    for sign in (-1.0, 1.0):
+        p = np.column_stack([pts[:, :2] + sign * LINE_HALF_WIDTH_M * normal, pts[:, 2],
+                             np.ones(len(pts))])
+        edges.append(p)
+    depth = (edges[0] @ world_to_cam)[:, 1]               # Panda3D cameras look along +y
+    quads = []
+    clip = [e @ full for e in edges]
+    pix = []
+    for c in clip:
+        w = np.where(np.abs(c[:, 3]) > 1e-6, c[:, 3], 1e-6)
+        x = (c[:, 0] / w + 1.0) * 0.5 * width
+        y = (1.0 - c[:, 1] / w) * 0.5 * height
+        pix.append(np.column_stack([x, y]))
+    visible = depth > near
+    for i in range(len(pts) - 1):
+        if not (visible[i] and visible[i + 1]):
+            continue
+        quad = np.array([pix[0][i], pix[0][i + 1], pix[1][i + 1], pix[1][i]])
+        if (quad[:, 0].max() < 0 or quad[:, 0].min() >= width or quad[:, 1].max() < 0
+                or quad[:, 1].min() >= height):
+            continue
+        quads.append(np.round(np.clip(quad, -4 * width, 4 * width)).astype(np.int32))
+    return quads

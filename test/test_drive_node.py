@@ -1,0 +1,321 @@
+"""The drive node over real (loopback) DDS: started as a user would, fed frames, inspected."""
+
+import hashlib
+import subprocess
+import sys
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip('rclpy', reason='rclpy not installed')
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from geometry_msgs.msg import Vector3Stamped  # noqa: E402
+from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue  # noqa: E402
+from rcl_interfaces.srv import SetParameters  # noqa: E402
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from rclpy.qos import qos_profile_sensor_data  # noqa: E402
+from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
+from std_srvs.srv import Trigger  # noqa: E402
+
+pytestmark = pytest.mark.ros
+WAIT_S = 30.0  # generous: a loaded 2-core CI machine; the tests never assert on time
+
+
+def stamp_of(header) -> int:
+    return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
+
+
+def set_stamp(msg, stamp_ns: int):
+    msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(int(stamp_ns), 1_000_000_000)
+    msg.header.frame_id = 'center_camera'
+    return msg
+
+
+def jpeg_msg(image, stamp_ns):
+    msg = CompressedImage(format='jpeg')
+    msg.data = cv2.imencode('.jpg', image)[1].tobytes()
+    return set_stamp(msg, stamp_ns)
+
+
+def raw_msg(image, encoding, stamp_ns, pad=0):
+    height, width = image.shape[:2]
+    rows = image.reshape(height, -1)
+    padded = np.zeros((height, rows.shape[1] + pad), np.uint8)
+    padded[:, :rows.shape[1]] = rows
+    msg = Image(height=height, width=width, encoding=encoding, step=padded.shape[1])
+    msg.data = padded.tobytes()
+    return set_stamp(msg, stamp_ns)
+
+
+class Client:
+    """The test's side of the graph: camera publisher, listeners, service clients."""
+
+    def __init__(self, transport: str):
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node('drive_node_test', context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        kind, topic = ((CompressedImage, 'image/compressed') if transport == 'compressed'
+                       else (Image, 'image'))
+        self.camera = self.node.create_publisher(kind, topic, qos_profile_sensor_data)
+        self.commands, self.attention, self.diagnostics = {}, [], []
+        self.node.create_subscription(Vector3Stamped, 'steering/command',
+                                      lambda m: self.commands.__setitem__(stamp_of(m.header),
+                                                                          m.vector.x), 10)
+        self.node.create_subscription(DiagnosticArray, '/diagnostics',
+                                      self.diagnostics.append, 10)
+        self.reset = self.node.create_client(Trigger, '/drive_node/reset_state')
+        self.set_parameters = self.node.create_client(SetParameters,
+                                                      '/drive_node/set_parameters')
+
+    def spin_until(self, condition, what: str):
+        deadline = time.monotonic() + WAIT_S
+        while not condition():
+            assert time.monotonic() < deadline, f'gave up waiting for {what}'
+            self.executor.spin_once(timeout_sec=0.05)
+
+    def wait_for_node(self, process):
+        def ready():
+            assert process.poll() is None, process.communicate()[1]
+            return (self.camera.get_subscription_count() > 0
+                    and self.node.count_publishers('/steering/command') > 0
+                    and self.reset.service_is_ready())
+        self.spin_until(ready, 'the drive node')
+
+    def send(self, msg) -> float:
+        """Publish a frame until its command comes back (the first may precede discovery)."""
+        stamp = stamp_of(msg.header)
+        for _ in range(20):
+            self.camera.publish(msg)
+            end = time.monotonic() + 1.5
+            while stamp not in self.commands and time.monotonic() < end:
+                self.executor.spin_once(timeout_sec=0.02)
+            if stamp in self.commands:
+                return self.commands[stamp]
+        raise AssertionError(f'no steering/command for stamp {stamp}')
+
+    def send_unanswered(self, msg, expected_key: str):
+        """Publish a bad frame and wait until the node's diagnostics count it."""
+        before = self.latest_value(expected_key, 0)
+        self.camera.publish(msg)
+        self.spin_until(lambda: self.latest_value(expected_key, 0) > before,
+                        f'{expected_key} to grow')
+
+    def call(self, client, request):
+        future = client.call_async(request)
+        self.spin_until(future.done, f'{client.srv_name}')
+        return future.result()
+
+    def latest_value(self, key: str, default=None):
+        for array in reversed(self.diagnostics):
+            for kv in array.status[0].values:
+                if kv.key == key:
+                    return int(kv.value) if kv.value.isdigit() else kv.value
+        return default
+
+    def close(self):
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+
+
+def start_node(checkpoint, transport, *extra):
+    cmd = [sys.executable, '-m', 'signattn_driver.drive_node', '--ros-args',
+           '-p', f'checkpoint:={checkpoint}', '-p', f'input_transport:={transport}',
+           '-p', 'device:=cpu', '-p', 'num_threads:=1', *extra]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.fixture
+def running(request, tiny_checkpoint, ros_domain_id):
+    transport = request.param
+    process = start_node(tiny_checkpoint, transport)
+    client = Client(transport)
+    try:
+        client.wait_for_node(process)
+        yield client, process
+    finally:
+        client.close()
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    assert process.returncode in (0, -15), process.stderr.read()
+
+
+@pytest.mark.parametrize('running', ['compressed'], indirect=True)
+def test_compressed_frames_answered_with_matching_stamps_and_state_handling(
+        running, camera_frames, tiny_checkpoint):
+    client, _ = running
+    a, b, c = (camera_frames[i] for i in range(3))
+    second = 1_000_000_000
+    client.send(jpeg_msg(a, 1 * second))                      # warm-up, then a clean start
+    assert client.call(client.reset, Trigger.Request()).success
+
+    t0 = 10 * second
+    u_a = client.send(jpeg_msg(a, t0))
+    u_b = client.send(jpeg_msg(b, t0 + second // 20))
+    client.send(jpeg_msg(c, t0 + second // 10))
+    assert set(client.commands) >= {t0, t0 + second // 20, t0 + second // 10}
+    assert all(np.isfinite(list(client.commands.values())))
+    assert u_a != u_b
+
+    # The LSTM state carries over: the same picture later in the sequence answers differently.
+    u_a_carried = client.send(jpeg_msg(a, t0 + 3 * second // 20))
+    assert abs(u_a_carried - u_a) > 1e-7
+    # ~/reset_state: the next frame starts a fresh sequence.
+    assert client.call(client.reset, Trigger.Request()).success
+    assert client.send(jpeg_msg(a, t0 + 4 * second // 20)) == pytest.approx(u_a, abs=1e-6)
+    # Time jumps back (a bag loop): the state resets by itself.
+    client.send(jpeg_msg(b, t0 + 5 * second // 20))
+    assert client.send(jpeg_msg(a, 5 * second)) == pytest.approx(u_a, abs=1e-6)
+    # A gap longer than reset_gap_s (1 s by default) also resets it.
+    client.send(jpeg_msg(b, 5 * second + second // 20))
+    assert client.send(jpeg_msg(a, 20 * second)) == pytest.approx(u_a, abs=1e-6)
+
+    # Corrupt and empty JPEGs: survived, counted, never answered.
+    bad = jpeg_msg(a, 21 * second)
+    bad.data = b'\xff\xd8 not really a jpeg'
+    client.send_unanswered(bad, 'rejected_corrupt')
+    empty = jpeg_msg(a, 22 * second)
+    empty.data = b''
+    client.send_unanswered(empty, 'rejected_corrupt')
+    assert 21 * second not in client.commands and 22 * second not in client.commands
+    assert client.latest_value('rejected_corrupt') == 2
+    client.send(jpeg_msg(b, 23 * second))                     # still steering
+
+    # Attention: nothing was rendered while nobody listened; a subscriber gets the overlay.
+    client.spin_until(lambda: client.latest_value('frames_processed', 0) >= 10, 'diagnostics')
+    assert client.latest_value('attention_published') == 0
+    client.node.create_subscription(Image, 'attention', client.attention.append, 10)
+    stamp = 30 * second
+    while not client.attention:
+        stamp += second // 20
+        client.send(jpeg_msg(c, stamp))
+        client.executor.spin_once(timeout_sec=0.1)
+    overlay = client.attention[0]
+    assert (overlay.encoding, overlay.height, overlay.width) == ('bgr8', 480, 640)
+    assert stamp_of(overlay.header) in client.commands
+
+    # Diagnostics: counts, latency and the checkpoint's hash.
+    sha = hashlib.sha256(tiny_checkpoint.read_bytes()).hexdigest()
+    client.spin_until(lambda: client.latest_value('attention_published', 0) > 0, 'diagnostics')
+    assert client.latest_value('checkpoint_sha256') == sha
+    assert client.latest_value('device') == 'cpu'
+    assert client.latest_value('state_resets') >= 3
+    assert float(client.latest_value('latency_p50_ms')) > 0
+
+    # Parameter updates are validated: a bad value and a read-only one are refused with reasons.
+    def set_param(name, value):
+        param = Parameter(name=name, value=ParameterValue(type=ParameterType.PARAMETER_INTEGER,
+                                                          integer_value=value))
+        return client.call(client.set_parameters,
+                           SetParameters.Request(parameters=[param])).results[0]
+    refused = set_param('attention_every_n', 0)
+    assert not refused.successful and 'attention_every_n must be >= 1' in refused.reason
+    assert set_param('attention_every_n', 2).successful
+    read_only = client.call(client.set_parameters, SetParameters.Request(parameters=[Parameter(
+        name='checkpoint', value=ParameterValue(type=ParameterType.PARAMETER_STRING,
+                                                string_value='/elsewhere.pt'))])).results[0]
+    assert not read_only.successful and 'read-only' in read_only.reason
+
+
+@pytest.mark.parametrize('running', ['raw'], indirect=True)
+def test_raw_frames_any_supported_encoding_and_bad_images_counted(running, camera_frames):
+    client, _ = running
+    second = 1_000_000_000
+    bgr = cv2.resize(camera_frames[0], (160, 120), interpolation=cv2.INTER_AREA)
+    rgb = np.ascontiguousarray(bgr[..., ::-1])
+    rgba = np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])
+    client.send(raw_msg(bgr, 'bgr8', 1 * second))             # warm-up
+
+    # Each frame steps back in time, so each starts a fresh sequence: same picture, same u.
+    u = client.send(raw_msg(bgr, 'bgr8', 100 * second))
+    assert client.send(raw_msg(rgb, 'rgb8', 90 * second, pad=7)) == pytest.approx(u, abs=1e-6)
+    assert client.send(raw_msg(rgba, 'rgba8', 80 * second, pad=4)) == pytest.approx(u, abs=1e-6)
+    grey = client.send(raw_msg(bgr[..., 1].copy(), 'mono8', 70 * second, pad=3))
+    assert np.isfinite(grey)
+
+    unknown = raw_msg(bgr, 'bgr8', 60 * second)
+    unknown.encoding = '16UC1'
+    client.send_unanswered(unknown, 'rejected_encoding')
+    zero = raw_msg(bgr, 'bgr8', 61 * second)
+    zero.height, zero.width, zero.step, zero.data = 0, 0, 0, b''
+    client.send_unanswered(zero, 'rejected_zero_size')
+    narrow = raw_msg(bgr, 'bgr8', 62 * second)
+    narrow.step = 160 * 3 - 1
+    client.send_unanswered(narrow, 'rejected_step')
+    truncated = raw_msg(bgr, 'bgr8', 63 * second)
+    truncated.data = bytes(truncated.data[:-10])
+    client.send_unanswered(truncated, 'rejected_truncated')
+    assert not set(client.commands) & {s * second for s in (60, 61, 62, 63)}
+    assert client.latest_value('frames_rejected') == 4
+    client.send(raw_msg(bgr, 'bgr8', 64 * second))            # still steering
+
+
+def test_missing_or_bad_checkpoint_exits_with_one_line(tmp_path, ros_domain_id):
+    for path, expected in ((tmp_path / 'absent.pt', 'checkpoint not found'),
+                           (tmp_path / 'garbage.pt', 'garbage.pt')):
+        if path.name == 'garbage.pt':
+            path.write_bytes(b'not a checkpoint')
+        process = start_node(path, 'compressed')
+        _, stderr = process.communicate(timeout=60)
+        assert process.returncode != 0
+        lines = [line for line in stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith('drive_node: error:'), stderr
+        assert expected in lines[0]
+        assert 'Traceback' not in stderr
+
+
+def test_invalid_start_parameter_exits_with_the_reason(tiny_checkpoint, ros_domain_id):
+    process = start_node(tiny_checkpoint, 'compressed', '-p', 'device:=gpu')
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode != 0
+    assert stderr.strip() == ("drive_node: error: parameter device: device must be auto, cpu, "
+                              "cuda or cuda:N, got 'gpu'")
+
+
+@pytest.fixture
+def node_in_process(tiny_checkpoint, ros_domain_id):
+    from rclpy.parameter import Parameter as NodeParameter
+    from signattn_driver.drive_node import DriveNode
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = DriveNode(context=context, parameter_overrides=[
+        NodeParameter('checkpoint', value=str(tiny_checkpoint)),
+        NodeParameter('device', value='cpu')])
+    published = []
+    node.pub_command.publish = published.append
+    try:
+        yield node, published
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
+
+
+def test_non_finite_output_is_counted_and_not_published(node_in_process, camera_frames):
+    node, published = node_in_process
+    msg = jpeg_msg(camera_frames[0], 10**9)
+    assert node.process(msg) is not None and len(published) == 1
+    node.engine.run = lambda *args: (float('nan'), None)
+    assert node.process(msg) is None
+    assert len(published) == 1 and node.rejections['non_finite_output'] == 1
+
+
+def test_cuda_out_of_memory_falls_back_to_cpu(node_in_process, camera_frames):
+    import torch
+    node, published = node_in_process
+    real_run = node.engine.run
+
+    def out_of_memory(*args):
+        node.engine.run = real_run
+        raise torch.cuda.OutOfMemoryError('CUDA out of memory (simulated)')
+    node.engine.run = out_of_memory
+    msg = jpeg_msg(camera_frames[0], 10**9)
+    assert node.process(msg) is None and not published
+    assert node.rejections['cuda_oom'] == 1 and 'CUDA ran out of memory' in node.device_note
+    assert node.predictor.device.type == 'cpu'
+    assert node.process(msg) is not None and len(published) == 1

@@ -1,0 +1,189 @@
+"""Training: learning a toy task, exact resume, Predictor agreement, early clear errors."""
+
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from signattn_driver import checkpoint
+from signattn_driver.cli import main as cli_main
+from signattn_driver.dataset import DatasetWriter
+from signattn_driver.predictor import Predictor
+from signattn_driver.preprocessing import hsv_u8_to_input, to_hsv_u8
+from signattn_driver.training import (load_run_config, predict_segments, prepare_data, train,
+                                      TrainConfig, TrainingError)
+from signattn_driver.vehicle import load_vehicle
+
+TINY = dict(lstm_hidden=16, attention_hidden=8, dropout=0.0, sequence_length=8,
+            episode_windows=4, batch_size=4, val_split='time_blocks', block_s=2.0, guard_s=0.5,
+            val_fraction=0.25, num_workers=0, log_every=10, device='cpu')
+
+
+def line_frame(slope: float, rng) -> np.ndarray:
+    """Draw a white line from the bottom centre, leaning by `slope`, on a road-like image."""
+    img = np.full((80, 160, 3), (70, 75, 70), np.uint8)
+    img[:30] = (200, 160, 120)
+    cv2.line(img, (80, 79), (int(round(80 + 60 * slope)), 30), (255, 255, 255), 3)
+    noise = rng.integers(-10, 11, img.shape)
+    return to_hsv_u8(np.clip(img.astype(int) + noise, 0, 255).astype(np.uint8))
+
+
+def write_line_set(root, drives=2, frames=160, seed=0):
+    """Write drives whose steering angle is 2 rad times the line's slope (no smoothing)."""
+    rng = np.random.default_rng(seed)
+    w = DatasetWriter(root, vehicle=load_vehicle('mkz'), smoothing_alpha=1.0, chunk_frames=64)
+    for d in range(drives):
+        drive = w.drive(f'drive{d}')
+        phase = rng.uniform(0, 6)
+        for i in range(frames):
+            slope = 0.9 * np.sin(phase + i / 7.0) + 0.1 * rng.uniform(-1, 1)
+            drive.append(line_frame(slope, rng), 10**9 + i * 50_000_000, 2.0 * slope, 10.0)
+        w.close_drive(drive)
+    return w.finalize()
+
+
+@pytest.fixture(scope='module')
+def line_set(tmp_path_factory):
+    return write_line_set(tmp_path_factory.mktemp('data') / 'lines')
+
+
+@pytest.fixture(scope='module')
+def trained(line_set, tmp_path_factory):
+    torch.set_num_threads(2)
+    model_config, config = load_run_config(None, dict(TINY, lr=1e-3, max_steps=80,
+                                                      val_every=40))
+    out = tmp_path_factory.mktemp('runs') / 'lines'
+    result = train(model_config, config, [line_set], out, progress=False)
+    return result, model_config, config
+
+
+def test_loss_falls_well_below_the_constant_predictor(trained, line_set):
+    result, _, config = trained
+    data = prepare_data([line_set], config)
+    u_val = np.concatenate([data.index.window(s, 0, len(s))['inverse_radius_per_m']
+                            for s in data.val_segments])
+    constant_mae = np.abs(u_val - np.median(u_val)).mean()
+    assert result['steps'] == 80
+    assert result['metrics']['frames'] == len(u_val)
+    assert result['metrics']['mae_u_per_m'] < 0.35 * constant_mae
+    assert result['metrics']['mae_steering_deg'] > 0
+    rows = (result['run_dir'] / 'metrics.csv').read_text().splitlines()
+    assert rows[0].startswith('step,epoch,phase,loss')
+    assert sum(',val,' in r for r in rows) == 2 and sum(',train,' in r for r in rows) == 8
+
+
+def test_run_folder_holds_config_and_checkpoints_the_node_can_load(trained):
+    result, model_config, config = trained
+    again = load_run_config(result['run_dir'] / 'config.yaml', {})
+    assert again == (model_config, config)
+    best = checkpoint.load(result['best_checkpoint'])
+    assert best.config == model_config
+    assert best.metadata['vehicle'] == load_vehicle('mkz').to_dict()
+    assert best.metadata['train_config'] == config.to_dict()
+    assert set(best.metadata['metrics']) >= {'mae_u_per_m', 'mae_steering_deg'}
+    assert 'optimizer' not in best.metadata
+    last = checkpoint.load(result['last_checkpoint'])
+    assert last.metadata['step'] == 80 and 'optimizer' in last.metadata
+    assert last.metadata['metrics'] == result['metrics']
+
+
+def test_predictor_reproduces_the_validation_numbers(trained, line_set):
+    result, _, config = trained
+    data = prepare_data([line_set], config)
+    predictor = Predictor(result['last_checkpoint'], device='cpu')
+    model = predictor.model
+    batched, _ = predict_segments(model, data.index, data.val_segments, config,
+                                  torch.device('cpu'))
+    errors = []
+    for seg, expected in zip(data.val_segments, batched):
+        window = data.index.window(seg, 0, len(seg))
+        predictor.reset()
+        u = np.array([float(predictor.step_input(hsv_u8_to_input(torch.from_numpy(f))[None])[0])
+                      for f in window['frames']])
+        np.testing.assert_allclose(u, expected, rtol=1e-4, atol=1e-6)
+        errors.append(np.abs(u - window['inverse_radius_per_m']))
+    mae = np.concatenate(errors).mean()
+    assert mae == pytest.approx(result['metrics']['mae_u_per_m'], rel=1e-4)
+
+
+def test_resumed_run_equals_an_uninterrupted_one(line_set, tmp_path):
+    torch.set_num_threads(2)
+    settings = dict(TINY, dropout=0.5, augment=True, flip=True, batch_size=2, max_steps=9,
+                    val_every=100, attention='soft', entropy_weight=0.01)
+    model_config, config = load_run_config(None, settings)
+    whole = train(model_config, config, [line_set], tmp_path / 'whole', progress=False)
+    _, first = load_run_config(None, dict(settings, max_steps=5, num_workers=1))
+    train(model_config, first, [line_set], tmp_path / 'split', progress=False)
+    resumed = train(model_config, config, [line_set], tmp_path / 'split', resume=True,
+                    progress=False)
+    assert resumed['steps'] == whole['steps'] == 9
+    a = checkpoint.load(whole['last_checkpoint'])
+    b = checkpoint.load(resumed['last_checkpoint'])
+    for k in a.state_dict:
+        assert torch.equal(a.state_dict[k], b.state_dict[k]), k
+    assert resumed['metrics'] == whole['metrics']
+    steps = [int(r.split(',')[0]) for r in
+             (tmp_path / 'split' / 'metrics.csv').read_text().splitlines()[1:]]
+    assert steps == sorted(steps)
+
+
+def test_bad_configs_fail_clearly_before_any_work(tmp_path, line_set):
+    bad = tmp_path / 'bad.yaml'
+    bad.write_text('lstm_hiden: 64\n')
+    with pytest.raises(TrainingError, match="unknown config key.*'lstm_hiden'"):
+        load_run_config(bad, {})
+    for overrides, message in [({'val_split': 'random'}, 'val_split'),
+                               ({'sequence_length': 0}, 'sequence_length'),
+                               ({'batch_size': 2.5}, 'batch_size'),
+                               ({'attention': 'hard'}, 'attention'),
+                               ({'entropy_weight': 0.1}, 'soft')]:
+        with pytest.raises(TrainingError, match=message):
+            load_run_config(None, overrides)
+    bad.write_text('- a list\n')
+    with pytest.raises(TrainingError, match='mapping'):
+        load_run_config(bad, {})
+    # command-line flags override the file; unset flags (None) do not
+    good = tmp_path / 'good.yaml'
+    good.write_text(yaml.safe_dump({'lstm_hidden': 32, 'max_steps': 7, 'attention': 'soft'}))
+    model_config, config = load_run_config(good, {'attention': 'none', 'max_steps': None})
+    assert (model_config.attention, model_config.lstm_hidden, config.max_steps) == \
+        ('none', 32, 7)
+    assert TrainConfig().lr == 1e-4 and model_config.dropout == 0.5
+    # the CLI reports the same as one line, exit status 2, and creates nothing
+    rc = cli_main(['train', '--data', str(line_set), '--config', str(bad), '--out',
+                   str(tmp_path / 'run')])
+    assert rc == 2 and not (tmp_path / 'run').exists()
+
+
+def test_unreadable_data_and_wrong_run_folders_fail_before_any_work(tmp_path, line_set,
+                                                                    capsys):
+    model_config, config = load_run_config(None, dict(TINY, max_steps=1))
+    out = tmp_path / 'run'
+    with pytest.raises(TrainingError, match='manifest'):
+        train(model_config, config, [tmp_path / 'nowhere'], out, progress=False)
+    broken = tmp_path / 'broken'
+    shutil.copytree(line_set, broken)
+    chunk = broken / 'drive1' / 'frames_00001.npy'
+    chunk.write_bytes(chunk.read_bytes()[:1000])                 # truncated copy
+    with pytest.raises(TrainingError, match='drive1'):
+        train(model_config, config, [broken], out, progress=False)
+    with pytest.raises(TrainingError, match='no training data'):
+        train(model_config, config, [], out, progress=False)
+    with pytest.raises(TrainingError, match='last.pt'):
+        train(model_config, config, [line_set], out, resume=True, progress=False)
+    _, camera = load_run_config(None, dict(TINY, camera='left'))
+    with pytest.raises(TrainingError, match="camera 'left'"):
+        train(model_config, camera, [line_set], out, progress=False)
+    assert not out.exists()
+    rc = cli_main(['train', '--data', str(broken), '--out', str(out), '--no-progress'])
+    assert rc == 2 and 'drive1' in capsys.readouterr().err
+    # a finished run is never overwritten, and resuming with another model is refused
+    train(model_config, config, [line_set], out, progress=False)
+    with pytest.raises(TrainingError, match='--resume'):
+        train(model_config, config, [line_set], out, progress=False)
+    other, _ = load_run_config(None, dict(TINY, lstm_hidden=8))
+    with pytest.raises(TrainingError, match='model config differs'):
+        train(other, config, [line_set], out, resume=True, progress=False)
