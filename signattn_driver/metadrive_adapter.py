@@ -62,7 +62,7 @@ class SimConfig:
     map_blocks: int = 7          # procedural road blocks per map (curves, ramps, roundabouts)
     lane_width_m: float = 3.5
     lane_num: int = 2            # lanes per direction
-    traffic_density: float = 0.1  # MetaDrive vehicles per lane segment
+    traffic_density: float = 0.05  # MetaDrive default 0.1; each visible car costs render time
     target_speed_kmh: float = 30.0  # IDM expert's cruise speed (MetaDrive's NORMAL_SPEED)
 
     def __post_init__(self):
@@ -204,7 +204,7 @@ class MetaDriveSim:
         except Exception as err:
             raise SimulatorError(f'cannot configure MetaDrive: {err}') from err
         self._expert = None
-        self._lines = []        # per line: (kind, (N, 3) float32 world points)
+        self._quads = None      # painted lines as world-space quads (_build_quads)
         self._step = 0
         self._route = None
         self._steering = 0.0
@@ -265,7 +265,7 @@ class MetaDriveSim:
         self._expert = expert
         self._step = 0
         self._steering = 0.0
-        self._lines = self._map_lines()
+        self._quads = _build_quads(self._map_lines())
         self._route = self._route_segments()
         self._camera = self.vehicle.image_sensors['rgb_camera']
         self._camera.track(self.vehicle)
@@ -364,25 +364,40 @@ class MetaDriveSim:
         """
         cam = self._camera.get_cam()
         lens = self._camera.get_lens()
-        world_to_cam = _matrix(self._env.engine.render.getMat(cam))
-        projection = _matrix(lens.getProjectionMat())
-        full = world_to_cam @ projection                   # row vectors: p_clip = p_world @ M
+        render = self._env.engine.render
+        world_to_cam = _matrix(render.getMat(cam))
+        full = world_to_cam @ _matrix(lens.getProjectionMat())  # row vectors: p @ M
         near = lens.getNear()
-        cam_pos = np.array(cam.getPos(self._env.engine.render), np.float32)
         mask = np.zeros((height, width), np.uint8)
+        quads = self._quads
+        if quads is None or not len(quads['value']):
+            return mask
+        cam_xy = np.array(cam.getPos(render), np.float64)[:2]
+        near_enough = np.sum((quads['centre'] - cam_xy) ** 2, axis=1) < MASK_RANGE_M ** 2
+        corners = quads['corners'][near_enough]                    # (M, 4, 4) homogeneous
+        values = quads['value'][near_enough]
+        depth = (corners @ world_to_cam)[..., 1]                   # cameras look along +y
+        in_front = np.all(depth > near, axis=1)
+        corners, values = corners[in_front], values[in_front]
+        clip = corners @ full
+        w = clip[..., 3:4]
+        pixels = np.empty(clip.shape[:-1] + (2,))
+        pixels[..., 0] = (clip[..., 0] / w[..., 0] + 1.0) * 0.5 * width
+        pixels[..., 1] = (1.0 - clip[..., 1] / w[..., 0]) * 0.5 * height
+        on_image = ((pixels[..., 0].max(1) >= 0) & (pixels[..., 0].min(1) < width)
+                    & (pixels[..., 1].max(1) >= 0) & (pixels[..., 1].min(1) < height))
+        pixels = np.round(np.clip(pixels[on_image], -4 * width, 4 * width)).astype(np.int32)
+        values = values[on_image]
         # edges first, markings on top (a kerb line next to a marking keeps the marking label)
         for value in (MASK_EDGE, MASK_MARKING):
-            quads = []
-            for kind, pts in self._lines:
-                if kind != value:
-                    continue
-                if np.min(np.sum((pts[:, :2] - cam_pos[:2]) ** 2, axis=1)) > MASK_RANGE_M ** 2:
-                    continue
-                quads.extend(_line_quads(pts, full, world_to_cam, near, width, height))
-            if quads:
-                cv2.fillPoly(mask, quads, int(value))
-                cv2.polylines(mask, [q[[0, 3]] for q in quads] + [q[[1, 2]] for q in quads],
-                              False, int(value), 1)
+            chosen = pixels[values == value]
+            for quad in chosen:
+                cv2.fillConvexPoly(mask, quad, int(value))
+            if len(chosen):
+                # a line narrower than a pixel still marks the pixels it crosses
+                centre = (chosen[:, [0, 1]] + chosen[:, [3, 2]]) // 2
+                cv2.polylines(mask, list(np.ascontiguousarray(centre, np.int32)), False,
+                              int(value), 1)
         return mask
 
 
@@ -404,33 +419,28 @@ def _matrix(mat) -> np.ndarray:
     return np.array([[mat.getCell(i, j) for j in range(4)] for i in range(4)], np.float64)
 
 
-def _line_quads(pts: np.ndarray, full: np.ndarray, world_to_cam: np.ndarray, near: float,
-                width: int, height: int) -> list:
-    """Project a sampled line as quads of LINE_HALF_WIDTH_M either side, clipped at `near`."""
-    direction = np.gradient(pts[:, :2], axis=0)
-    norm = np.linalg.norm(direction, axis=1, keepdims=True)
-    normal = np.column_stack([-direction[:, 1], direction[:, 0]]) / np.maximum(norm, 1e-6)
-    edges = []
-    for sign in (-1.0, 1.0):
-        p = np.column_stack([pts[:, :2] + sign * LINE_HALF_WIDTH_M * normal, pts[:, 2],
-                             np.ones(len(pts))])
-        edges.append(p)
-    depth = (edges[0] @ world_to_cam)[:, 1]               # Panda3D cameras look along +y
-    quads = []
-    clip = [e @ full for e in edges]
-    pix = []
-    for c in clip:
-        w = np.where(np.abs(c[:, 3]) > 1e-6, c[:, 3], 1e-6)
-        x = (c[:, 0] / w + 1.0) * 0.5 * width
-        y = (1.0 - c[:, 1] / w) * 0.5 * height
-        pix.append(np.column_stack([x, y]))
-    visible = depth > near
-    for i in range(len(pts) - 1):
-        if not (visible[i] and visible[i + 1]):
-            continue
-        quad = np.array([pix[0][i], pix[0][i + 1], pix[1][i + 1], pix[1][i]])
-        if (quad[:, 0].max() < 0 or quad[:, 0].min() >= width or quad[:, 1].max() < 0
-                or quad[:, 1].min() >= height):
-            continue
-        quads.append(np.round(np.clip(quad, -4 * width, 4 * width)).astype(np.int32))
-    return quads
+def _build_quads(lines: list) -> dict:
+    """Turn sampled lines into world-space quads LINE_HALF_WIDTH_M either side of each line.
+
+    Returns:
+        {'corners': (M, 4, 4) homogeneous Panda3D world points, 'value': (M,) mask value,
+        'centre': (M, 2) quad centres (x, y) for range culling}.
+    """
+    corners, values = [], []
+    for value, pts in lines:
+        direction = np.gradient(pts[:, :2].astype(np.float64), axis=0)
+        norm = np.linalg.norm(direction, axis=1, keepdims=True)
+        normal = np.column_stack([-direction[:, 1], direction[:, 0]]) / np.maximum(norm, 1e-6)
+        edges = []
+        for sign in (-1.0, 1.0):
+            xy = pts[:, :2] + sign * LINE_HALF_WIDTH_M * normal
+            edges.append(np.column_stack([xy, pts[:, 2], np.ones(len(pts))]))
+        quad = np.stack([edges[0][:-1], edges[0][1:], edges[1][1:], edges[1][:-1]], axis=1)
+        corners.append(quad)
+        values.append(np.full(len(quad), value, np.uint8))
+    if not corners:
+        return {'corners': np.zeros((0, 4, 4)), 'value': np.zeros(0, np.uint8),
+                'centre': np.zeros((0, 2))}
+    corners = np.concatenate(corners)
+    return {'corners': corners, 'value': np.concatenate(values),
+            'centre': corners[:, :, :2].mean(axis=1)}

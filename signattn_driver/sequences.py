@@ -137,11 +137,16 @@ class SequenceIndex:
 
         Returns:
             dict of numpy arrays: frames (n, 80, 160, 3) uint8 HSV, inverse_radius_per_m (n,)
-            float32 (label u), speed_mps (n,) float32 (smoothed, eq. 2), steering_wheel_rad (n,)
-            float32 (smoothed), stamp_ns (n,) int64.
+            float64 (label u, 1/m), speed_mps (n,) float64 (smoothed, eq. 2),
+            steering_wheel_rad (n,) float64 (smoothed), stamp_ns (n,) int64.
         """
         return read_window(self.datasets[segment.dataset].drive(segment.drive),
                            segment.rows[start:stop])
+
+    def labels(self, segment: Segment, start: int = 0, stop: int | None = None) -> dict:
+        """Labels of frames [start, stop) of a segment without reading frames (see `window`)."""
+        rows = segment.rows[start:stop]
+        return _labels(self.datasets[segment.dataset].drive(segment.drive), rows)
 
     def split(self, mode: str = 'drive', val_fraction: float = 0.1, val_drives=(),
               block_s: float = 60.0, guard_s: float = 2.0, seed: int = 0):
@@ -251,11 +256,14 @@ def read_window(drive, rows: np.ndarray) -> dict:
     lo, hi = int(rows[0]), int(rows[-1]) + 1
     frames = drive.frames(lo, hi)
     frames = np.array(frames if hi - lo == len(rows) else frames[rows - lo])  # copy off the mmap
+    return {'frames': frames, **_labels(drive, rows)}
+
+
+def _labels(drive, rows: np.ndarray) -> dict:
     labels = drive.labels
-    return {'frames': frames,
-            'inverse_radius_per_m': labels['inverse_radius_per_m'][rows].astype(np.float32),
-            'speed_mps': labels['speed_smoothed_mps'][rows].astype(np.float32),
-            'steering_wheel_rad': labels['steering_wheel_smoothed_rad'][rows].astype(np.float32),
+    return {'inverse_radius_per_m': labels['inverse_radius_per_m'][rows],
+            'speed_mps': labels['speed_smoothed_mps'][rows],
+            'steering_wheel_rad': labels['steering_wheel_smoothed_rad'][rows],
             'stamp_ns': labels['stamp_ns'][rows]}
 
 

@@ -206,7 +206,7 @@ def validation_metrics(index: SequenceIndex, segments: list, predictions: list) 
     """MAE of u (1/m) and of the steering-wheel angle (deg, eq. 3 inverted with the speed)."""
     err_u, err_deg = [], []
     for seg, u_pred in zip(segments, predictions):
-        w = index.window(seg, 0, len(seg))
+        w = index.labels(seg)
         vehicle = index.vehicle(seg)
         err_u.append(np.abs(u_pred - w['inverse_radius_per_m']))
         theta = steering_from_inverse_radius(u_pred, w['speed_mps'], vehicle)

@@ -11,6 +11,7 @@ import yaml
 from signattn_driver import checkpoint
 from signattn_driver.cli import main as cli_main
 from signattn_driver.dataset import DatasetWriter
+from signattn_driver.paths import config_path
 from signattn_driver.predictor import Predictor
 from signattn_driver.preprocessing import hsv_u8_to_input, to_hsv_u8
 from signattn_driver.training import (load_run_config, predict_segments, prepare_data, train,
@@ -63,7 +64,7 @@ def trained(line_set, tmp_path_factory):
 def test_loss_falls_well_below_the_constant_predictor(trained, line_set):
     result, _, config = trained
     data = prepare_data([line_set], config)
-    u_val = np.concatenate([data.index.window(s, 0, len(s))['inverse_radius_per_m']
+    u_val = np.concatenate([data.index.labels(s)['inverse_radius_per_m']
                             for s in data.val_segments])
     constant_mae = np.abs(u_val - np.median(u_val)).mean()
     assert result['steps'] == 80
@@ -180,10 +181,22 @@ def test_unreadable_data_and_wrong_run_folders_fail_before_any_work(tmp_path, li
     assert not out.exists()
     rc = cli_main(['train', '--data', str(broken), '--out', str(out), '--no-progress'])
     assert rc == 2 and 'drive1' in capsys.readouterr().err
-    # a finished run is never overwritten, and resuming with another model is refused
-    train(model_config, config, [line_set], out, progress=False)
+    # a finished run (here through the CLI) is never overwritten, and resuming with another
+    # model is refused
+    tiny_yaml = tmp_path / 'tiny.yaml'
+    tiny_yaml.write_text(yaml.safe_dump(dict(TINY, max_steps=1)))
+    assert cli_main(['train', '--data', str(line_set), '--config', str(tiny_yaml), '--out',
+                     str(out), '--no-progress']) == 0
+    assert (out / 'best.pt').is_file() and 'best:' in capsys.readouterr().out
     with pytest.raises(TrainingError, match='--resume'):
         train(model_config, config, [line_set], out, progress=False)
     other, _ = load_run_config(None, dict(TINY, lstm_hidden=8))
     with pytest.raises(TrainingError, match='model config differs'):
         train(other, config, [line_set], out, resume=True, progress=False)
+
+
+def test_shipped_configs_load():
+    paper_model, paper = load_run_config(config_path('train_paper.yaml'), {})
+    assert (paper_model.lstm_hidden, paper_model.dropout, paper.lr) == (1024, 0.5, 1e-4)
+    tiny_model, tiny = load_run_config(config_path('train_tiny.yaml'), {'attention': 'soft'})
+    assert tiny_model.attention == 'soft' and tiny_model.lstm_hidden < 1024

@@ -32,7 +32,9 @@ def add_arguments(parser):
     parser.add_argument('--precisions', default='int8,fp32',
                         help='product-node variants to measure (comma separated)')
     parser.add_argument('--no-naive', action='store_true', help='skip the naive node')
-    parser.add_argument('--threads', type=int, default=2, help='torch threads in the node')
+    parser.add_argument('--threads', type=int, default=1,
+                        help='torch threads in the node (1: OpenMP spin barriers make 2 '
+                        'threads far slower on a loaded 2-core machine)')
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--duration', type=float, default=10.0, help='seconds at 20 Hz')
     parser.add_argument('--rates', default='30,40,60', help='faster fixed rates to try (Hz)')
@@ -263,7 +265,9 @@ def run(args) -> dict:
                 '-p', f'device:={args.device}', '-p', f'num_threads:={args.threads}',
                 '-p', 'publish_attention:=false']
         for name, cmd in variants.items():
+            load_before = os.getloadavg()[0]
             results['variants'][name] = _measure(cmd, schedule, env)
+            results['variants'][name]['load_average_1min'] = [load_before, os.getloadavg()[0]]
     v = results['variants']
     if 'naive_fp32' in v:
         for name in v:
