@@ -139,3 +139,51 @@ class DriveBagWriter:
         self.write(STEERING_TOPIC, stamp_ns, joint)
         self.write(TWIST_TOPIC, stamp_ns, twist)
         self.write(INVERSE_RADIUS_TOPIC, stamp_ns, u)
+
+
+def read_ground_truth(path) -> dict:
+    """Read a bag's ground truth (the layout above) into arrays sorted by header stamp.
+
+    Returns:
+        {'stamp_ns': (N,) int64 stamps of /vehicle/inverse_turning_radius,
+         'inverse_radius_per_m': (N,), 'steering_wheel_rad': (N,), 'speed_mps': (N,)}; angle
+        and speed are interpolated to the u stamps (NaN where the bag lacks that topic).
+        Empty arrays when the bag has no ground truth.
+    """
+    from rosbags.rosbag2 import Reader
+    series = {STEERING_TOPIC: {}, TWIST_TOPIC: {}, INVERSE_RADIUS_TOPIC: {}}
+    with Reader(Path(path)) as reader:
+        conns = [c for c in reader.connections if c.topic in series]
+        for conn, _, raw in reader.messages(connections=conns):
+            msg = TYPESTORE.deserialize_cdr(raw, conn.msgtype)
+            if conn.topic == STEERING_TOPIC:
+                value = float(msg.position[list(msg.name).index(STEERING_JOINT)])
+            elif conn.topic == TWIST_TOPIC:
+                value = float(msg.twist.linear.x)
+            else:
+                value = float(msg.vector.x)
+            series[conn.topic][stamp_ns_of(msg.header)] = value
+    stamps = np.array(sorted(series[INVERSE_RADIUS_TOPIC]), np.int64)
+
+    def at_stamps(topic):
+        known = series[topic]
+        if not known:
+            return np.full(len(stamps), np.nan)
+        t = np.array(sorted(known), np.int64)
+        return np.interp(stamps, t, np.array([known[s] for s in t]))
+
+    return {'stamp_ns': stamps,
+            'inverse_radius_per_m': np.array([series[INVERSE_RADIUS_TOPIC][s] for s in stamps]),
+            'steering_wheel_rad': at_stamps(STEERING_TOPIC),
+            'speed_mps': at_stamps(TWIST_TOPIC)}
+
+
+def iter_camera_frames(path, camera: str = 'center'):
+    """Yield (header stamp_ns, compressed bytes) of a camera topic in bag order."""
+    from rosbags.rosbag2 import Reader
+    topic = camera_topic(camera)
+    with Reader(Path(path)) as reader:
+        conns = [c for c in reader.connections if c.topic == topic]
+        for conn, _, raw in reader.messages(connections=conns):
+            msg = TYPESTORE.deserialize_cdr(raw, conn.msgtype)
+            yield stamp_ns_of(msg.header), msg.data.tobytes()

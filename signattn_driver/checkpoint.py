@@ -116,10 +116,14 @@ def load(path, map_location='cpu') -> Checkpoint:
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        raise CheckpointError(f'{path}: refused to load: it holds objects other than tensors '
-                              f'and plain data (weights_only=True): {err}') from err
-    except Exception as err:  # torch raises many types for damaged zips
-        raise CheckpointError(f'{path}: unreadable or truncated checkpoint: {err}') from err
+        if 'Weights only load failed' in str(err):
+            raise CheckpointError(f'{path}: refused to load: it holds objects other than '
+                                  f'tensors and plain data (weights_only=True)') from err
+        raise CheckpointError(f'{path}: not a checkpoint file (unpickling failed)') from err
+    except Exception as err:  # torch raises many types for damaged or foreign files
+        detail = str(err).strip().splitlines()[0][:120] if str(err).strip() else ''
+        raise CheckpointError(f'{path}: not a checkpoint file, or truncated '
+                              f'({type(err).__name__}: {detail})') from err
     if not isinstance(payload, dict) or payload.get('format') != FORMAT:
         raise CheckpointError(f'{path}: not a signattn_driver checkpoint')
     if payload.get('format_version') != FORMAT_VERSION:

@@ -25,8 +25,8 @@ import time
 import numpy as np
 from rosbags.rosbag2 import Reader
 
-from signattn_driver.bag_layout import (camera_topic, INVERSE_RADIUS_TOPIC, stamp_ns_of,
-                                        TWIST_TOPIC, TYPESTORE)
+from signattn_driver import bag_layout
+from signattn_driver.bag_layout import camera_topic, INVERSE_RADIUS_TOPIC, stamp_ns_of
 from signattn_driver.vehicle import load_vehicle, steering_from_inverse_radius
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,8 @@ class LiveEvaluationConfig:
     startup_timeout_s: float = 60.0
     match_tolerance_s: float = 0.025   # ground truth within half a frame at 20 Hz
     settle_s: float = 2.0              # wait this long after the last frame for late commands
+    attention_gif_frames: int = 0      # > 0: record the node's `attention` overlays as a GIF
+    attention_topic: str = '/attention'
 
 
 def header_stamp_ns(rawdata) -> int:
@@ -63,28 +65,12 @@ def header_stamp_ns(rawdata) -> int:
 
 
 def read_ground_truth(bag) -> dict:
-    """Return {'stamp_ns', 'inverse_radius_per_m', 'speed_mps'} arrays sorted by stamp."""
-    u_by_stamp, v_by_stamp = {}, {}
-    with Reader(Path(bag)) as reader:
-        conns = [c for c in reader.connections if c.topic in (INVERSE_RADIUS_TOPIC, TWIST_TOPIC)]
-        for conn, _, raw in reader.messages(connections=conns):
-            msg = TYPESTORE.deserialize_cdr(raw, conn.msgtype)
-            stamp = stamp_ns_of(msg.header)
-            if conn.topic == INVERSE_RADIUS_TOPIC:
-                u_by_stamp[stamp] = msg.vector.x
-            else:
-                v_by_stamp[stamp] = msg.twist.linear.x
-    if not u_by_stamp:
+    """Return the bag's ground truth arrays sorted by stamp (see bag_layout.read_ground_truth)."""
+    truth = bag_layout.read_ground_truth(bag)
+    if not len(truth['stamp_ns']):
         raise LiveEvaluationError(f'{bag}: no ground truth on {INVERSE_RADIUS_TOPIC} (convert '
                                   f'the drive with `signattn convert`)')
-    stamps = np.array(sorted(u_by_stamp), np.int64)
-    v_stamps = np.array(sorted(v_by_stamp), np.int64)
-    v_values = np.array([v_by_stamp[s] for s in v_stamps]) if len(v_stamps) else None
-    speed = (np.interp(stamps, v_stamps, v_values) if v_values is not None
-             else np.full(len(stamps), np.nan))
-    return {'stamp_ns': stamps,
-            'inverse_radius_per_m': np.array([u_by_stamp[s] for s in stamps]),
-            'speed_mps': speed}
+    return truth
 
 
 def _nearest(stamps: np.ndarray, query: np.ndarray, tolerance_ns: int) -> np.ndarray:
@@ -208,6 +194,7 @@ def evaluate_live(cfg: LiveEvaluationConfig) -> dict:
     import rclpy
     from geometry_msgs.msg import Vector3Stamped
     from rclpy.executors import SingleThreadedExecutor
+    from sensor_msgs.msg import Image
     from rclpy.qos import QoSProfile
     from std_srvs.srv import Trigger
 
@@ -223,13 +210,17 @@ def evaluate_live(cfg: LiveEvaluationConfig) -> dict:
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
     spinner = threading.Thread(target=executor.spin, daemon=True)
-    commands, published = {}, {}
+    commands, published, overlays = {}, {}, {}
     try:
         node.create_subscription(
             Vector3Stamped, cfg.command_topic,
             lambda m: commands.__setitem__(stamp_ns_of(m.header),
                                            (m.vector.x, time.perf_counter())),
             QoSProfile(depth=1000))
+        if cfg.attention_gif_frames > 0:
+            node.create_subscription(Image, cfg.attention_topic,
+                                     lambda m: _keep_overlay(overlays, m, cfg),
+                                     QoSProfile(depth=10))
         reset = node.create_client(Trigger, f'/{cfg.node_name}/reset_state')
         spinner.start()
         replayer = BagReplayer(node, cfg.bag, rate=cfg.rate, topics=[cfg.camera_topic])
@@ -255,6 +246,7 @@ def evaluate_live(cfg: LiveEvaluationConfig) -> dict:
         else:
             log.warning('no %s service: the node keeps its LSTM state', reset.srv_name)
         commands.clear()
+        overlays.clear()
         replayer.run(on_publish=lambda topic, bag_ns, raw, wall: published.__setitem__(
             header_stamp_ns(raw), wall))
         end = time.monotonic() + cfg.settle_s
@@ -272,8 +264,33 @@ def evaluate_live(cfg: LiveEvaluationConfig) -> dict:
                   device=cfg.device if cfg.checkpoint else None,
                   precision=cfg.precision if cfg.checkpoint else None)
     report['config'] = {k: str(v) for k, v in asdict(cfg).items()}
+    if overlays:
+        report['attention_gif'] = str(write_gif(cfg.out_dir / 'attention.gif',
+                                                [overlays[k] for k in sorted(overlays)]))
     write_report(cfg.out_dir, report, rows)
     return report
+
+
+def _keep_overlay(overlays: dict, msg, cfg: LiveEvaluationConfig):
+    """Keep the first `attention_gif_frames` attention images (bgr8) by header stamp."""
+    from signattn_driver.image_conversion import image_msg_to_array
+    if len(overlays) < cfg.attention_gif_frames and msg.encoding == 'bgr8':
+        image, _ = image_msg_to_array(msg)
+        overlays[stamp_ns_of(msg.header)] = image.copy()
+
+
+def write_gif(path: Path, frames_bgr: list, fps: float = 10.0, max_width: int = 320) -> Path:
+    """Write BGR uint8 frames as an animated GIF (Pillow), downscaled to `max_width`."""
+    import cv2
+    from PIL import Image as PILImage
+    images = []
+    for frame in frames_bgr:
+        scale = min(1.0, max_width / frame.shape[1])
+        small = cv2.resize(frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        images.append(PILImage.fromarray(cv2.cvtColor(small, cv2.COLOR_BGR2RGB)))
+    images[0].save(path, save_all=True, append_images=images[1:], loop=0,
+                   duration=int(1000 / fps))
+    return path
 
 
 def _warm_up(replayer, camera, commands, tries: int = 40):

@@ -112,7 +112,7 @@ def _resize_matrix(src: int, dst: int, area: bool) -> np.ndarray:
     return w
 
 
-_MATRIX_CACHE = {}
+_MATRIX_CACHE = {}  # per-device constants of the torch path
 
 
 def _resize_matrices(height: int, width: int, device: torch.device):
@@ -160,8 +160,10 @@ def to_hsv_u8_torch(image: torch.Tensor, color_order: str = 'bgr') -> torch.Tens
 
 def hsv_u8_to_input(hsv: torch.Tensor) -> torch.Tensor:
     """Scale uint8 HSV frames (..., 80, 160, 3) to network input (..., 3, 80, 160) in [-1, 1]."""
-    scale = torch.tensor([2.0 / m for m in _HSV_MAX], device=hsv.device)
-    x = hsv.float() * scale - 1.0
+    key = ('scale', str(hsv.device))
+    if key not in _MATRIX_CACHE:  # one small upload per device, not one per frame
+        _MATRIX_CACHE[key] = torch.tensor([2.0 / m for m in _HSV_MAX], device=hsv.device)
+    x = hsv.float() * _MATRIX_CACHE[key] - 1.0
     return x.movedim(-1, -3).contiguous()
 
 

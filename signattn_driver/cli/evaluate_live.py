@@ -28,6 +28,8 @@ def register(subparsers):
     parser.add_argument('--node-name', default='drive_node',
                         help='node whose ~/reset_state is called before the replay')
     parser.add_argument('--startup-timeout', type=float, default=60.0, metavar='S')
+    parser.add_argument('--attention-gif', type=int, default=0, metavar='N',
+                        help='record the first N attention overlays as OUT/attention.gif')
     parser.set_defaults(func=_run)
 
 
@@ -41,7 +43,7 @@ def _run(args) -> int:
         bag=args.bag, out_dir=args.out, checkpoint=args.checkpoint, rate=args.rate,
         vehicle=args.vehicle, camera_topic=args.camera_topic, command_topic=args.command_topic,
         node_name=args.node_name, device=args.device, precision=args.precision,
-        startup_timeout_s=args.startup_timeout)
+        startup_timeout_s=args.startup_timeout, attention_gif_frames=args.attention_gif)
     try:
         report = evaluate_live(cfg)
     except (LiveEvaluationError, ReplayError) as err:

@@ -1,0 +1,305 @@
+"""Closed-loop driving in MetaDrive: a controller steers, the IDM expert keeps the speed.
+
+Each episode is one held-out map (seed) from start to destination. Every frame the controller
+sees the camera image and returns a steering command; MetaDrive's IDM expert supplies the
+throttle. When the car leaves the road (MetaDrive's own test: off every lane, on a solid line
+or on the kerb) that is an out-of-road event, and the expert takes over for `takeover_s`
+(a safety driver's intervention) before the controller gets the wheel back. The model keeps
+seeing frames during a takeover, so its LSTM state stays current.
+
+Metrics per controller (over all episodes):
+- route_completion: mean fraction of the route driven when the episode ended (arrival,
+  crash, timeout); autonomous_completion: the same up to the first event or crash.
+- lateral_offset_mean_m / _p95_m: |distance to the nearest lane centre| over the frames the
+  controller was in charge.
+- out_of_road_per_km: events per km driven (km while the controller was in charge).
+
+Controllers: `ExpertController` (MetaDrive's IDM, the ceiling), `ZeroController` (wheel held
+straight, the floor), `ModelController` (a checkpoint through `Predictor`, in-process) and
+`RosController` (the real drive node over DDS, started as a subprocess).
+"""
+
+from dataclasses import asdict, dataclass, field
+import logging
+import math
+import os
+from pathlib import Path
+import subprocess
+import sys
+import time
+
+import cv2
+import numpy as np
+
+from signattn_driver.metadrive_adapter import (front_wheel_rad_to_steering, MetaDriveSim,
+                                               SimConfig)
+from signattn_driver.vehicle import load_vehicle, steering_from_inverse_radius
+
+# Maps signattn simulate does not visit by default (its drives start at --seed, 0 or 100).
+HELD_OUT_SEEDS = (5001, 5002, 5003)
+STAMP_ORIGIN_NS = 1_700_000_000 * 10**9
+
+log = logging.getLogger(__name__)
+
+
+class ClosedLoopError(RuntimeError):
+    """A controller that cannot start or stopped answering."""
+
+
+@dataclass
+class ClosedLoopConfig:
+    """Which maps, for how long, and how interventions work."""
+
+    seeds: tuple = HELD_OUT_SEEDS
+    max_seconds: float = 150.0    # per episode; MetaDrive's 7-block routes take ~65 s
+    takeover_s: float = 2.0       # expert drives this long after an out-of-road event
+    sim: SimConfig = field(default_factory=SimConfig)
+    jpeg_quality: int = 75        # frames go through JPEG as in the bags and over ROS
+
+    def to_dict(self) -> dict:
+        """Plain dict for reports."""
+        return asdict(self)
+
+
+class ExpertController:
+    """MetaDrive's IDM expert (the ceiling)."""
+
+    name = 'expert'
+
+    def reset(self):
+        """Nothing to forget."""
+
+    def steer(self, jpeg: bytes, stamp_ns: int, speed_mps: float, sim: MetaDriveSim) -> float:
+        """Return the expert's steering command."""
+        return sim.expert_action()[0]
+
+
+class ZeroController(ExpertController):
+    """Wheel held straight (the floor)."""
+
+    name = 'zero'
+
+    def steer(self, jpeg, stamp_ns, speed_mps, sim) -> float:
+        """Return 0."""
+        return 0.0
+
+
+class _InverseRadiusController(ExpertController):
+    """Shared: turn the model's u (1/m) into a MetaDrive command for the simulated car."""
+
+    def __init__(self, vehicle='metadrive'):
+        self.profile = load_vehicle(vehicle)
+
+    def command(self, u_per_m: float, speed_mps: float) -> float:
+        """Eq. 3 inverted for the simulated car, then its 40 deg lock."""
+        if not math.isfinite(u_per_m):
+            return 0.0
+        theta = float(steering_from_inverse_radius(u_per_m, speed_mps, self.profile))
+        return front_wheel_rad_to_steering(theta / self.profile.steering_ratio)
+
+
+class ModelController(_InverseRadiusController):
+    """A checkpoint driving in-process through `Predictor` (same preprocessing as the node)."""
+
+    name = 'model'
+
+    def __init__(self, checkpoint_path, device='cpu', vehicle='metadrive'):
+        super().__init__(vehicle)
+        from signattn_driver.predictor import Predictor
+        from signattn_driver.preprocessing import decode_image
+        self._decode = decode_image
+        self.predictor = Predictor(checkpoint_path, device=device)
+
+    def reset(self):
+        """Start a new sequence (a new map)."""
+        self.predictor.reset()
+
+    def steer(self, jpeg, stamp_ns, speed_mps, sim) -> float:
+        """Run the network on the decoded frame."""
+        u, _ = self.predictor.step(self._decode(jpeg), 'bgr', want_attention=False)
+        return self.command(u, speed_mps)
+
+
+class RosController(_InverseRadiusController):
+    """The real drive node: frames out on a CompressedImage topic, `steering/command` back.
+
+    Lock-step: each frame is published and the node's command for that frame's stamp is
+    awaited, so the simulation never runs ahead of the node.
+    """
+
+    name = 'ros'
+    CAMERA_TOPIC = '/sim/center_camera/image_color/compressed'
+    COMMAND_TOPIC = '/sim/steering/command'
+
+    def __init__(self, checkpoint_path, vehicle='metadrive', timeout_s: float = 30.0):
+        super().__init__(vehicle)
+        try:
+            import rclpy
+            from rclpy.node import Node
+            from geometry_msgs.msg import Vector3Stamped
+            from sensor_msgs.msg import CompressedImage
+        except ImportError as err:
+            raise ClosedLoopError(f'--through-ros needs rclpy and message packages: {err}') \
+                from err
+        os.environ.setdefault('FASTDDS_BUILTIN_TRANSPORTS', 'LARGE_DATA')
+        self.timeout_s = timeout_s
+        self._rclpy, self._msg = rclpy, CompressedImage
+        env = dict(os.environ)
+        cmd = [sys.executable, '-c', 'import sys; from signattn_driver.drive_node import main; '
+               'sys.exit(main())', '--ros-args', '-p', f'checkpoint:={Path(checkpoint_path)}',
+               '-p', 'device:=cpu', '-p', f'vehicle:={vehicle}', '-p',
+               'publish_attention:=false', '-r', f'image/compressed:={self.CAMERA_TOPIC}',
+               '-r', f'steering/command:={self.COMMAND_TOPIC}']
+        self.process = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.PIPE, text=True)
+        self._context = rclpy.Context()
+        rclpy.init(context=self._context)
+        self.node = Node('signattn_drive_sim', context=self._context)
+        self._pub = self.node.create_publisher(CompressedImage, self.CAMERA_TOPIC, 10)
+        self._answers = {}
+        self.node.create_subscription(Vector3Stamped, self.COMMAND_TOPIC, self._on_command, 10)
+        self._executor = rclpy.executors.SingleThreadedExecutor(context=self._context)
+        self._executor.add_node(self.node)
+
+    def _on_command(self, msg):
+        stamp = int(msg.header.stamp.sec) * 10**9 + int(msg.header.stamp.nanosec)
+        self._answers[stamp] = float(msg.vector.x)
+
+    def _check_alive(self):
+        if self.process.poll() is not None:
+            err = (self.process.stderr.read() or '').strip().splitlines()[-3:]
+            raise ClosedLoopError(f'drive_node exited ({self.process.returncode}): '
+                                  + ' | '.join(err))
+
+    def steer(self, jpeg, stamp_ns, speed_mps, sim) -> float:
+        """Publish the frame, wait for the node's command with the same stamp."""
+        msg = self._msg()
+        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(int(stamp_ns), 10**9)
+        msg.header.frame_id = 'center_camera'
+        msg.format = 'jpeg'
+        msg.data = jpeg
+        deadline = time.monotonic() + self.timeout_s
+        next_send = 0.0
+        while stamp_ns not in self._answers:
+            self._check_alive()
+            now = time.monotonic()
+            if now > deadline:
+                raise ClosedLoopError(f'no steering/command from drive_node in '
+                                      f'{self.timeout_s} s')
+            if now >= next_send:
+                # resend until answered: the node may still be starting, or drop a frame
+                self._pub.publish(msg)
+                next_send = now + 1.0
+            self._executor.spin_once(timeout_sec=0.01)
+        u = self._answers.pop(stamp_ns)
+        self._answers.clear()
+        return self.command(u, speed_mps)
+
+    def close(self):
+        """Stop the node subprocess and the client."""
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._executor.shutdown()
+        self.node.destroy_node()
+        self._rclpy.try_shutdown(context=self._context)
+
+
+def drive_episode(sim: MetaDriveSim, controller, seed: int, config: ClosedLoopConfig,
+                  episode_index: int = 0) -> dict:
+    """Drive one map with `controller`; return the episode's raw measurements."""
+    state = sim.reset(seed)
+    controller.reset()
+    encode = [cv2.IMWRITE_JPEG_QUALITY, int(config.jpeg_quality)]
+    rate = config.sim.rate_hz
+    takeover_frames = int(round(config.takeover_s * rate))
+    offsets, events, km_in_charge = [], 0, 0.0
+    first_event_progress = None
+    takeover_left, was_off, frames = 0, False, 0
+    end = 'timeout'
+    started = time.perf_counter()
+    for frames in range(1, int(config.max_seconds * rate) + 1):
+        stamp_ns = STAMP_ORIGIN_NS + episode_index * 3600 * 10**9 + int(round(frames * 1e9 /
+                                                                               rate))
+        _, jpeg = cv2.imencode('.jpg', state.image_bgr, encode)
+        expert_steering, throttle = sim.expert_action()
+        command = controller.steer(jpeg.tobytes(), stamp_ns, state.speed_mps, sim)
+        in_charge = takeover_left == 0
+        if in_charge:
+            offsets.append(abs(state.lateral_offset_m))
+        else:
+            takeover_left -= 1
+            command = expert_steering
+        state = sim.step(command, throttle)
+        if in_charge:
+            km_in_charge += state.speed_mps / rate / 1000.0
+        if state.out_of_road and not was_off and in_charge:
+            events += 1
+            takeover_left = takeover_frames
+            if first_event_progress is None:
+                first_event_progress = state.route_completion
+        was_off = state.out_of_road
+        if state.arrived:
+            end = 'arrived'
+            break
+        if state.crashed:
+            end = 'crashed'
+            if first_event_progress is None:
+                first_event_progress = state.route_completion
+            break
+    wall_s = time.perf_counter() - started
+    return {'seed': seed, 'end': end, 'frames': frames, 'wall_s': wall_s,
+            'route_completion': state.route_completion,
+            'autonomous_completion': (state.route_completion if first_event_progress is None
+                                      else first_event_progress),
+            'out_of_road_events': events, 'km_in_charge': km_in_charge,
+            'offsets_m': offsets}
+
+
+def summarize(episodes: list) -> dict:
+    """Aggregate episodes into the metrics of the module docstring."""
+    offsets = np.concatenate([np.asarray(e['offsets_m'], np.float64) for e in episodes]) \
+        if episodes else np.zeros(0)
+    km = sum(e['km_in_charge'] for e in episodes)
+    events = sum(e['out_of_road_events'] for e in episodes)
+    frames = sum(e['frames'] for e in episodes)
+    wall = sum(e['wall_s'] for e in episodes)
+    return {
+        'episodes': len(episodes),
+        'route_completion': float(np.mean([e['route_completion'] for e in episodes])),
+        'autonomous_completion': float(np.mean([e['autonomous_completion']
+                                                for e in episodes])),
+        'lateral_offset_mean_m': float(offsets.mean()) if len(offsets) else float('nan'),
+        'lateral_offset_p95_m': float(np.percentile(offsets, 95)) if len(offsets)
+        else float('nan'),
+        'out_of_road_events': int(events), 'km_in_charge': float(km),
+        'out_of_road_per_km': float(events / km) if km > 0 else float('nan'),
+        'crashes': sum(e['end'] == 'crashed' for e in episodes),
+        'steps_per_s': frames / wall if wall > 0 else float('nan'),
+        'per_episode': [{k: v for k, v in e.items() if k != 'offsets_m'} for e in episodes],
+    }
+
+
+def evaluate_controllers(controllers: list, config: ClosedLoopConfig, progress=None) -> dict:
+    """Drive every controller over the same maps; return {controller name: metrics}.
+
+    Args:
+        controllers: objects with .name, .reset() and .steer(jpeg, stamp_ns, speed_mps, sim).
+        config: maps, limits, takeover.
+        progress: optional callable(controller_name, seed) called before each episode.
+    """
+    results = {}
+    with MetaDriveSim(config.sim) as sim:
+        for controller in controllers:
+            episodes = []
+            for i, seed in enumerate(config.seeds):
+                if progress is not None:
+                    progress(controller.name, seed)
+                episodes.append(drive_episode(sim, controller, seed, config, i))
+            results[controller.name] = summarize(episodes)
+            log.info('%s: %s', controller.name, {k: v for k, v in results[controller.name]
+                                                 .items() if k != 'per_episode'})
+    return {'config': config.to_dict(), 'controllers': results}
