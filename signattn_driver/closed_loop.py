@@ -2,14 +2,14 @@
 
 Each episode is one held-out map (seed) from start to destination. Every frame the controller
 sees the camera image and returns a steering command; MetaDrive's IDM expert supplies the
-throttle. When the car leaves the road (MetaDrive's own test: off every lane, on a solid line
-or on the kerb) that is an out-of-road event, and the expert takes over for `takeover_s`
+throttle. When the car leaves the road (off every lane, or on a solid line or the kerb, as
+MetaDrive tests them) that is an out-of-road event, and the expert takes over for `takeover_s`
 (a safety driver's intervention) before the controller gets the wheel back. The model keeps
 seeing frames during a takeover, so its LSTM state stays current.
 
 Metrics per controller (over all episodes):
 - route_completion: mean fraction of the route driven when the episode ended (arrival,
-  crash, timeout); autonomous_completion: the same up to the first event or crash.
+  crash, timeout, or `stall_s` without progress: lost off the route); autonomous_completion: the same up to the first event or crash.
 - lateral_offset_mean_m / _p95_m: |distance to the nearest lane centre| over the frames the
   controller was in charge.
 - out_of_road_per_km: events per km driven (km while the controller was in charge).
@@ -53,6 +53,7 @@ class ClosedLoopConfig:
     seeds: tuple = HELD_OUT_SEEDS
     max_seconds: float = 150.0    # per episode; MetaDrive's 7-block routes take ~65 s
     takeover_s: float = 2.0       # expert drives this long after an out-of-road event
+    stall_s: float = 20.0         # end an episode that makes no route progress this long
     sim: SimConfig = field(default_factory=SimConfig)
     jpeg_quality: int = 75        # frames go through JPEG as in the bags and over ROS
 
@@ -219,6 +220,7 @@ def drive_episode(sim: MetaDriveSim, controller, seed: int, config: ClosedLoopCo
     offsets, events, km_in_charge = [], 0, 0.0
     first_event_progress = None
     takeover_left, was_off, frames = 0, False, 0
+    best_progress, best_frame = state.route_progress_m, 0
     end = 'timeout'
     started = time.perf_counter()
     for frames in range(1, int(config.max_seconds * rate) + 1):
@@ -242,11 +244,13 @@ def drive_episode(sim: MetaDriveSim, controller, seed: int, config: ClosedLoopCo
             if first_event_progress is None:
                 first_event_progress = state.route_completion
         was_off = state.out_of_road
+        if state.route_progress_m > best_progress + 1.0:
+            best_progress, best_frame = state.route_progress_m, frames
         if state.arrived:
             end = 'arrived'
             break
-        if state.crashed:
-            end = 'crashed'
+        if state.crashed or frames - best_frame > config.stall_s * rate:
+            end = 'crashed' if state.crashed else 'stalled'
             if first_event_progress is None:
                 first_event_progress = state.route_completion
             break

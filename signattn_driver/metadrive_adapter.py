@@ -93,7 +93,7 @@ class SimState:
     lateral_offset_m: float         # to the centre of the nearest lane, + = left of it
     route_progress_m: float
     route_length_m: float
-    out_of_road: bool               # MetaDrive's own test: off lanes, on a solid line or kerb
+    out_of_road: bool               # off every lane, or on a solid line or the kerb
     crashed: bool                   # hit a vehicle, object or building
     arrived: bool                   # reached the route's destination
     position_m: tuple               # (x, y) in Panda3D world (right-handed, z up)
@@ -310,7 +310,7 @@ class MetaDriveSim:
             front_wheel_angle_rad=steering_to_front_wheel_rad(self._steering),
             speed_mps=float(v.speed) / 3.6, lateral_offset_m=-float(lateral),
             route_progress_m=progress, route_length_m=length,
-            out_of_road=bool(self._env._is_out_of_road(v)),
+            out_of_road=bool(self._env._is_out_of_road(v) or not v.on_lane),
             crashed=bool(v.crash_vehicle or v.crash_object or v.crash_building),
             arrived=bool(v.arrive_destination), position_m=(float(pos[0]), float(pos[1])),
             heading_rad=float(math.atan2(math.sin(heading), math.cos(heading))))

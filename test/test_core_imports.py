@@ -7,7 +7,7 @@ CORE = ['model', 'quantization', 'preprocessing', 'vehicle', 'checkpoint', 'pred
         'dataset', 'bag_layout', 'sequences', 'training_config', 'training',
         'udacity', 'udacity_fixtures',
         'explanation', 'deletion', 'stats', 'evaluation', 'report', 'sweep',
-        'device', 'paths', 'attention_overlay']
+        'device', 'paths', 'attention_overlay', 'bag_dataset']
 
 
 def test_core_modules_import_without_rclpy():

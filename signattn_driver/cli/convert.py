@@ -1,4 +1,8 @@
-"""`signattn convert udacity INPUT... --out DIR`: Udacity data to ROS 2 bags and a training set."""
+"""`signattn convert udacity|bag ...`: recorded drives to ROS 2 bags and a training set.
+
+`udacity` reads the Udacity CH2 releases; `bag` reads ROS 2 bags already in this package's layout
+(converted or simulated drives) back into a dataset.
+"""
 
 from pathlib import Path
 
@@ -39,6 +43,17 @@ def register(subparsers):
                    help='replace existing output and reconvert drives already converted')
     p.add_argument('--no-progress', action='store_true', help='no progress bar')
     p.set_defaults(func=run)
+    b = sources.add_parser(
+        'bag', help='ROS 2 bags in this package\'s layout (converted or simulated) to a dataset',
+        description='One drive per bag, labels from the bag\'s ground truth topics.')
+    b.add_argument('bags', nargs='+', type=Path, metavar='BAG', help='ROS 2 bag folder')
+    b.add_argument('--out', type=Path, required=True, help='dataset folder to create')
+    b.add_argument('--vehicle', default='mkz', help='vehicle profile name or YAML (eq. 3)')
+    b.add_argument('--smoothing', type=float, default=DEFAULT_SMOOTHING, metavar='ALPHA',
+                   help=f'alpha_s of eq. 2 (default: {DEFAULT_SMOOTHING})')
+    b.add_argument('--split', choices=('train', 'val', 'test'), default='test')
+    b.add_argument('--force', action='store_true', help='replace an existing dataset')
+    b.set_defaults(func=run_bag)
 
 
 def run(args) -> int:
@@ -62,4 +77,22 @@ def run(args) -> int:
             raise CliError(str(err)) from err
     print(f'converted {len(result.converted)} drive(s) ({result.frames} frames), kept '
           f'{len(result.kept)} up to date: {result.dataset} and {result.bags}')
+    return 0
+
+
+def run_bag(args) -> int:
+    """Turn bags into a dataset with a progress bar."""
+    from tqdm import tqdm
+
+    from signattn_driver.bag_dataset import BagDatasetError, dataset_from_bags
+    from signattn_driver.dataset import DatasetError
+    from signattn_driver.vehicle import load_vehicle
+    with tqdm(unit='frame', dynamic_ncols=True) as bar:
+        try:
+            out = dataset_from_bags(args.bags, args.out, load_vehicle(args.vehicle),
+                                    args.smoothing, split=args.split, overwrite=args.force,
+                                    progress=lambda n: bar.update(n - bar.n))
+        except (BagDatasetError, DatasetError) as err:
+            raise CliError(str(err)) from err
+    print(f'wrote {out}')
     return 0
