@@ -9,7 +9,8 @@ seeing frames during a takeover, so its LSTM state stays current.
 
 Metrics per controller (over all episodes):
 - route_completion: mean fraction of the route driven when the episode ended (arrival,
-  crash, timeout, or `stall_s` without progress: lost off the route); autonomous_completion: the same up to the first event or crash.
+  crash, timeout, or `stall_s` without progress: lost off the route);
+  autonomous_completion: the same up to the first event or crash.
 - lateral_offset_mean_m / _p95_m: |distance to the nearest lane centre| over the frames the
   controller was in charge.
 - out_of_road_per_km: events per km driven (km while the controller was in charge).
@@ -224,8 +225,8 @@ def drive_episode(sim: MetaDriveSim, controller, seed: int, config: ClosedLoopCo
     end = 'timeout'
     started = time.perf_counter()
     for frames in range(1, int(config.max_seconds * rate) + 1):
-        stamp_ns = STAMP_ORIGIN_NS + episode_index * 3600 * 10**9 + int(round(frames * 1e9 /
-                                                                               rate))
+        stamp_ns = (STAMP_ORIGIN_NS + episode_index * 3600 * 10**9
+                    + int(round(frames * 1e9 / rate)))
         _, jpeg = cv2.imencode('.jpg', state.image_bgr, encode)
         expert_steering, throttle = sim.expert_action()
         command = controller.steer(jpeg.tobytes(), stamp_ns, state.speed_mps, sim)

@@ -134,7 +134,6 @@ def _load() -> dict:
     try:
         # gym and MetaDrive print banners on import.
         with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
-            from metadrive.component.lane.abs_lane import AbstractLane
             from metadrive.component.map.pg_map import MapGenerateMethod
             from metadrive.constants import DrivableAreaProperty, LineType
             from metadrive.engine.core import engine_core
@@ -158,17 +157,18 @@ def _load() -> dict:
 
     engine_core.loadPrcFileData = load_prc_file_data
     _MD.update(p3d=p3d, MetaDriveEnv=MetaDriveEnv, IDMPolicy=IDMPolicy, LineType=LineType,
-               AbstractLane=AbstractLane, block_num=MapGenerateMethod.BIG_BLOCK_NUM, stripe_m=DrivableAreaProperty.STRIPE_LENGTH)
+               block_num=MapGenerateMethod.BIG_BLOCK_NUM,
+               stripe_m=DrivableAreaProperty.STRIPE_LENGTH)
     return _MD
 
 
 def steering_to_front_wheel_rad(steering: float) -> float:
-    """MetaDrive command s in [-1, 1] -> front-wheel angle in rad (+ = left)."""
+    """Convert a MetaDrive command s in [-1, 1] to a front-wheel angle in rad (+ = left)."""
     return float(np.clip(steering, -1.0, 1.0)) * math.radians(MAX_STEERING_DEG)
 
 
 def front_wheel_rad_to_steering(front_wheel_angle_rad: float) -> float:
-    """Front-wheel angle in rad -> MetaDrive command, clipped to [-1, 1]."""
+    """Convert a front-wheel angle in rad to a MetaDrive command, clipped to [-1, 1]."""
     return float(np.clip(front_wheel_angle_rad / math.radians(MAX_STEERING_DEG), -1.0, 1.0))
 
 
@@ -227,7 +227,7 @@ class MetaDriveSim:
 
     @property
     def vehicle(self):
-        """Return the MetaDrive ego vehicle (for tests and scripted controllers)."""
+        """Return the ego vehicle object of MetaDrive (for scripted controllers)."""
         return self._env.vehicle
 
     @property

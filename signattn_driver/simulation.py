@@ -115,7 +115,7 @@ class SimulationConfig:
 
 
 def steering_wheel_rad(steering: float, profile) -> float:
-    """MetaDrive command in [-1, 1] -> virtual steering-wheel angle in rad (+ = left)."""
+    """Convert a MetaDrive command in [-1, 1] to the virtual steering-wheel angle in rad."""
     return profile.steering_ratio * steering_to_front_wheel_rad(steering)
 
 

@@ -3,7 +3,8 @@
 import subprocess
 import sys
 
-CORE = ['model', 'quantization', 'preprocessing', 'vehicle', 'checkpoint', 'predictor',
+CORE = ['metadrive_adapter', 'simulation', 'closed_loop',
+        'model', 'quantization', 'preprocessing', 'vehicle', 'checkpoint', 'predictor',
         'dataset', 'bag_layout', 'sequences', 'training_config', 'training',
         'udacity', 'udacity_fixtures',
         'explanation', 'deletion', 'stats', 'evaluation', 'report', 'sweep',

@@ -1,0 +1,43 @@
+"""`signattn demo`: the shipped checkpoint drives the shipped sample drive through the node."""
+
+from pathlib import Path
+
+from signattn_driver.cli import CliError
+
+
+def register(subparsers):
+    """Add `demo`."""
+    parser = subparsers.add_parser(
+        'demo', help='drive the shipped sample through the real node; write outputs/demo/',
+        description='Starts drive_node with the shipped checkpoint, replays the shipped sample '
+                    'drive over loopback DDS, and scores its attention with the deletion metric.')
+    parser.add_argument('--out', type=Path, default=Path('outputs/demo'))
+    parser.add_argument('--checkpoint', type=Path, help='default: the shipped checkpoint')
+    parser.add_argument('--bag', type=Path, help='default: the shipped sample drive')
+    parser.add_argument('--deletion-frames', type=int, default=48)
+    parser.add_argument('--gif-frames', type=int, default=80)
+    parser.add_argument('--device', default='auto')
+    parser.set_defaults(func=_run)
+
+
+def _run(args) -> int:
+    from signattn_driver.checkpoint import CheckpointError
+    from signattn_driver.demo import DemoConfig, DemoError, run_demo
+    from signattn_driver.live_evaluation import LiveEvaluationError
+    cfg = DemoConfig(out_dir=args.out, checkpoint=args.checkpoint, bag=args.bag,
+                     deletion_frames=args.deletion_frames, gif_frames=args.gif_frames,
+                     device=args.device)
+    try:
+        summary = run_demo(cfg, announce=print)
+    except (DemoError, CheckpointError, LiveEvaluationError) as err:
+        raise CliError(str(err)) from err
+    live, off = summary['live'], summary['offline']
+    print(f'\nlive: {live["commands_received"]}/{live["frames_published"]} frames answered, '
+          f'MAE {live["mae_steering_wheel_deg"]:.2f} deg steering wheel, latency p50 '
+          f'{live["latency_p50_ms"]:.1f} ms, p99 {live["latency_p99_ms"]:.1f} ms')
+    for method, v in off['methods'].items():
+        print(f'deletion AUC 0-25 % {method:>9}: {v["deletion_auc_25_deg_pct"]:7.1f} deg x %')
+    print(f'\nLook at: {args.out / "summary.md"}\n'
+          f'         {live["attention_gif"]}  (attention overlays from the node)\n'
+          f'         {off["deletion_plot"]}  (deletion curves)')
+    return 0
