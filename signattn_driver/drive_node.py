@@ -31,8 +31,7 @@ from signattn_driver.checkpoint import CheckpointError
 from signattn_driver.image_conversion import (array_to_image_msg, compressed_msg_to_array,
                                               image_msg_to_array, ImageConversionError,
                                               working_cv_bridge)
-from signattn_driver.preprocessing import (hsv_u8_to_input, PreprocessingError,
-                                           to_hsv_u8_torch)
+from signattn_driver.preprocessing import PreprocessingError
 from signattn_driver.vehicle import front_wheel_angle_rad, load_vehicle
 
 try:  # optional: ros-<distro>-ackermann-msgs
@@ -108,60 +107,6 @@ def _validate(name: str, value) -> str | None:
     return None
 
 
-class InferenceEngine:
-    """Picture in, (u, attention) out; owns the device-side buffers of one Predictor.
-
-    On CUDA the uint8 image goes up once through a reused pinned staging buffer and is
-    preprocessed on the GPU (`to_hsv_u8_torch`); only the scalar, and the map when asked for,
-    come back. On the CPU it is `Predictor.preprocess` (OpenCV) and `Predictor.step_input`.
-    """
-
-    def __init__(self, predictor):
-        self.predictor = predictor
-        self._staging = {}  # (H, W, 3) -> (pinned host tensor, device tensor)
-
-    def _upload(self, image: np.ndarray):
-        import torch
-        key = image.shape
-        if key not in self._staging:
-            self._staging[key] = (torch.empty(key, dtype=torch.uint8).pin_memory(),
-                                  torch.empty(key, dtype=torch.uint8,
-                                              device=self.predictor.device))
-        host, device = self._staging[key]
-        host.numpy()[...] = image       # the previous copy finished: run() synchronised on u
-        return device.copy_(host, non_blocking=True)
-
-    def run(self, image: np.ndarray, color_order: str, want_attention: bool):
-        """Advance the network one frame.
-
-        Args:
-            image: (H, W, 3) uint8 camera picture.
-            color_order: 'bgr' or 'rgb'.
-            want_attention: also return the (10, 20) map.
-
-        Returns:
-            (u in 1/m as float, attention (10, 20) float32 numpy or None).
-        """
-        p = self.predictor
-        if p.device.type == 'cuda':
-            x = hsv_u8_to_input(to_hsv_u8_torch(self._upload(image), color_order))[None]
-        else:
-            x = p.preprocess(image, color_order)                     # (1, 3, 80, 160)
-        u, alpha = p.step_input(x)
-        value = float(u[0])                                          # the one synchronisation
-        return value, (alpha[0].cpu().numpy() if want_attention else None)
-
-    def fall_back_to_cpu(self):
-        """Move the network to the CPU after CUDA ran out of memory; the state restarts."""
-        import torch
-        p = self.predictor
-        p.model.to('cpu')
-        p.device = torch.device('cpu')
-        p.reset()
-        self._staging.clear()
-        torch.cuda.empty_cache()
-
-
 class DriveNode(Node):
     """Steer from the front camera; see the module docstring and docs/node.md."""
 
@@ -178,7 +123,6 @@ class DriveNode(Node):
         self._settings = dict(value)
         self.vehicle = load_vehicle(value['vehicle'])
         self.predictor = self._load_predictor(value)
-        self.engine = InferenceEngine(self.predictor)
         self.device_note = ''
 
         self.stats = collections.Counter({k: 0 for k in (
@@ -332,9 +276,9 @@ class DriveNode(Node):
         want = (settings['publish_attention'] and index % settings['attention_every_n'] == 0
                 and self.pub_attention.get_subscription_count() > 0)
         try:
-            u, alpha = self.engine.run(image, order, want)
+            u, alpha = self.predictor.step(image, order, want)
         except torch.cuda.OutOfMemoryError:
-            self.engine.fall_back_to_cpu()
+            self.predictor.to('cpu')
             self.device_note = 'fell back to the CPU after CUDA ran out of memory'
             self.get_logger().error(f'CUDA out of memory: {self.device_note}')
             self._reject('cuda_oom')

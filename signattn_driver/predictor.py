@@ -56,7 +56,18 @@ class Predictor:
         self.precision = precision
         self.config = self.checkpoint.config
         self.state = None
+        self._staging = {}  # (H, W, 3) -> (pinned host buffer, device buffer), CUDA only
         log.info('loaded %s on %s (%s)', checkpoint_path, self.device, precision)
+
+    def to(self, device: str):
+        """Move the network to another device (e.g. CPU after CUDA ran out of memory).
+
+        The LSTM state restarts; the next frame begins a new sequence.
+        """
+        self.device = resolve_device(device)
+        self.model.to(self.device)
+        self._staging.clear()
+        self.reset()
 
     def reset(self):
         """Forget the LSTM state; the next frame starts a new sequence (eq. 13-14)."""
@@ -69,11 +80,22 @@ class Predictor:
             hsv = torch.from_numpy(to_hsv_u8(np.ascontiguousarray(array), color_order))
         else:
             if not isinstance(image, torch.Tensor):
-                if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
-                    raise PreprocessingError('expected a uint8 image array')
-                image = torch.from_numpy(np.ascontiguousarray(image))
+                image = self._upload(image)
             hsv = to_hsv_u8_torch(image.to(self.device, non_blocking=True), color_order)
         return hsv_u8_to_input(hsv)[None]
+
+    def _upload(self, image: np.ndarray) -> torch.Tensor:
+        """Copy a host image to the device through a reused pinned staging buffer."""
+        if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3:
+            raise PreprocessingError('expected an (H, W, 3) uint8 image array')
+        key = image.shape
+        if key not in self._staging:
+            self._staging[key] = (torch.empty(key, dtype=torch.uint8).pin_memory(),
+                                  torch.empty(key, dtype=torch.uint8, device=self.device))
+        host, device = self._staging[key]
+        # Safe to overwrite: the previous frame's copy finished when step() read u back.
+        host.numpy()[...] = image
+        return device.copy_(host, non_blocking=True)
 
     @torch.inference_mode()
     def step_input(self, x: torch.Tensor):

@@ -300,7 +300,7 @@ def test_non_finite_output_is_counted_and_not_published(node_in_process, camera_
     node, published = node_in_process
     msg = jpeg_msg(camera_frames[0], 10**9)
     assert node.process(msg) is not None and len(published) == 1
-    node.engine.run = lambda *args: (float('nan'), None)
+    node.predictor.step = lambda *args: (float('nan'), None)
     assert node.process(msg) is None
     assert len(published) == 1 and node.rejections['non_finite_output'] == 1
 
@@ -308,12 +308,12 @@ def test_non_finite_output_is_counted_and_not_published(node_in_process, camera_
 def test_cuda_out_of_memory_falls_back_to_cpu(node_in_process, camera_frames):
     import torch
     node, published = node_in_process
-    real_run = node.engine.run
+    real_step = node.predictor.step
 
     def out_of_memory(*args):
-        node.engine.run = real_run
+        node.predictor.step = real_step
         raise torch.cuda.OutOfMemoryError('CUDA out of memory (simulated)')
-    node.engine.run = out_of_memory
+    node.predictor.step = out_of_memory
     msg = jpeg_msg(camera_frames[0], 10**9)
     assert node.process(msg) is None and not published
     assert node.rejections['cuda_oom'] == 1 and 'CUDA ran out of memory' in node.device_note
