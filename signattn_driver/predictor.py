@@ -28,6 +28,41 @@ def quantize_dynamic_int8(model: nn.Module) -> nn.Module:
         return tq.quantize_dynamic(model, {nn.LSTMCell, nn.Linear}, dtype=torch.qint8)
 
 
+class _CudaGraphStep:
+    """One network step (batch 1) captured as a CUDA graph; the LSTM state lives in its buffers.
+
+    Replaying a graph launches the whole step at once instead of ~60 kernels one by one, which
+    halves the per-frame time of the paper model on an H200 (docs/benchmarks.md).
+    """
+
+    def __init__(self, model: nn.Module, x: torch.Tensor, state):
+        self.x = x.clone()
+        self.h, self.c = (t.clone() for t in state)
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):
+            for _ in range(3):  # warm-up outside the graph, as CUDA graph capture requires
+                model.step(self.x, (self.h, self.c))
+        torch.cuda.current_stream().wait_stream(stream)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self.u, self.alpha, (self.h_out, self.c_out) = model.step(self.x, (self.h, self.c))
+
+    def __call__(self, x: torch.Tensor, state):
+        """Advance from `state` on input x; returns (u, alpha, finite, state buffers)."""
+        self.x.copy_(x)
+        if state[0] is not self.h:
+            self.h.copy_(state[0])
+            self.c.copy_(state[1])
+        self.graph.replay()
+        u = self.u.float().clone()
+        finite = bool(torch.isfinite(u).all())
+        if finite:
+            self.h.copy_(self.h_out)
+            self.c.copy_(self.c_out)
+        return u, self.alpha.float().clone(), finite, (self.h, self.c)
+
+
 class Predictor:
     """Stateful steering predictor around a checkpoint.
 
@@ -36,13 +71,15 @@ class Predictor:
         u_per_m, attention_10x20 = p.step(bgr_image)
     """
 
-    def __init__(self, checkpoint_path, device: str = 'auto', precision: str = 'fp32'):
+    def __init__(self, checkpoint_path, device: str = 'auto', precision: str = 'fp32',
+                 cuda_graph: bool = True):
         """Load the checkpoint onto `device` ('auto', 'cpu', 'cuda', 'cuda:N').
 
         Args:
             checkpoint_path: file written by `checkpoint.save`.
             device: where the network and its state live.
             precision: 'fp32', 'bf16' (autocast) or 'int8' (dynamic quantization, CPU only).
+            cuda_graph: on CUDA in fp32, replay each step as a captured CUDA graph.
         """
         if precision not in PRECISIONS:
             raise ValueError(f'precision must be one of {PRECISIONS}, got {precision!r}')
@@ -57,6 +94,8 @@ class Predictor:
         self.config = self.checkpoint.config
         self.state = None
         self._staging = {}  # (H, W, 3) -> (pinned host buffer, device buffer), CUDA only
+        self.cuda_graph = cuda_graph
+        self._graph = None
         log.info('loaded %s on %s (%s)', checkpoint_path, self.device, precision)
 
     def to(self, device: str):
@@ -67,6 +106,7 @@ class Predictor:
         self.device = resolve_device(device)
         self.model.to(self.device)
         self._staging.clear()
+        self._graph = None
         self.reset()
 
     def reset(self):
@@ -103,9 +143,18 @@ class Predictor:
 
         The state is only replaced when the output is finite, so a bad frame cannot poison it.
         """
+        x = x.to(self.device)
+        if (self.cuda_graph and self.device.type == 'cuda' and self.precision == 'fp32'
+                and self.state is not None and x.shape[0] == 1):
+            if self._graph is None:
+                self._graph = _CudaGraphStep(self.model, x, self.state)
+            u, alpha, finite, state = self._graph(x, self.state)
+            if finite:
+                self.state = state
+            return u, alpha
         with torch.autocast(self.device.type, dtype=torch.bfloat16,
                             enabled=self.precision == 'bf16'):
-            u, alpha, state = self.model.step(x.to(self.device), self.state)
+            u, alpha, state = self.model.step(x, self.state)
         u = u.float()
         if bool(torch.isfinite(u).all()):
             self.state = state

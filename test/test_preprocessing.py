@@ -108,3 +108,12 @@ def test_decode_round_trip_and_corrupt_jpeg(camera_frames):
 def test_bad_images_refused(bad):
     with pytest.raises(PreprocessingError):
         to_hsv_u8(bad)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='no CUDA device on this machine')
+def test_torch_path_on_cuda_matches_the_cpu(camera_frames):
+    for frame in camera_frames[:3]:
+        cpu = to_hsv_u8_torch(torch.from_numpy(frame)).int()
+        gpu = to_hsv_u8_torch(torch.from_numpy(frame).cuda()).cpu().int()
+        diff = (cpu - gpu).abs()
+        assert diff[..., 1:].max() <= 1 and (diff > 1).float().mean() < 0.001
