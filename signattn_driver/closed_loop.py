@@ -12,7 +12,7 @@ Metrics per controller (over all episodes):
   crash, timeout, or `stall_s` without progress: lost off the route);
   autonomous_completion: the same up to the first event or crash.
 - lateral_offset_mean_m / _p95_m: |distance to the nearest lane centre| over the frames the
-  controller was in charge.
+  controller was in charge and on the road; off_road_share: the share of its frames off it.
 - out_of_road_per_km: events per km driven (km while the controller was in charge).
 
 Controllers: `ExpertController` (MetaDrive's IDM, the ceiling), `ZeroController` (wheel held
@@ -147,6 +147,8 @@ class RosController(_InverseRadiusController):
         self.timeout_s = timeout_s
         self._rclpy, self._msg = rclpy, CompressedImage
         env = dict(os.environ)
+        if env.get('PYTHONUTF8') not in (None, '0', '1'):
+            env.pop('PYTHONUTF8')      # Panda3D sets 'on', which Python refuses at start-up
         cmd = [sys.executable, '-c', 'import sys; from signattn_driver.drive_node import main; '
                'sys.exit(main())', '--ros-args', '-p', f'checkpoint:={Path(checkpoint_path)}',
                '-p', 'device:=cpu', '-p', f'vehicle:={vehicle}', '-p',
@@ -221,6 +223,7 @@ def drive_episode(sim: MetaDriveSim, controller, seed: int, config: ClosedLoopCo
     offsets, events, km_in_charge = [], 0, 0.0
     first_event_progress = None
     takeover_left, was_off, frames = 0, False, 0
+    frames_in_charge = frames_off_road = 0
     best_progress, best_frame = state.route_progress_m, 0
     end = 'timeout'
     started = time.perf_counter()
@@ -232,7 +235,12 @@ def drive_episode(sim: MetaDriveSim, controller, seed: int, config: ClosedLoopCo
         command = controller.steer(jpeg.tobytes(), stamp_ns, state.speed_mps, sim)
         in_charge = takeover_left == 0
         if in_charge:
-            offsets.append(abs(state.lateral_offset_m))
+            frames_in_charge += 1
+            if state.out_of_road:
+                # off every lane MetaDrive's localization keeps the last lane: no offset
+                frames_off_road += 1
+            else:
+                offsets.append(abs(state.lateral_offset_m))
         else:
             takeover_left -= 1
             command = expert_steering
@@ -261,6 +269,7 @@ def drive_episode(sim: MetaDriveSim, controller, seed: int, config: ClosedLoopCo
             'autonomous_completion': (state.route_completion if first_event_progress is None
                                       else first_event_progress),
             'out_of_road_events': events, 'km_in_charge': km_in_charge,
+            'frames_in_charge': frames_in_charge, 'frames_off_road': frames_off_road,
             'offsets_m': offsets}
 
 
@@ -281,6 +290,8 @@ def summarize(episodes: list) -> dict:
         'lateral_offset_p95_m': float(np.percentile(offsets, 95)) if len(offsets)
         else float('nan'),
         'out_of_road_events': int(events), 'km_in_charge': float(km),
+        'off_road_share': sum(e['frames_off_road'] for e in episodes) / max(
+            1, sum(e['frames_in_charge'] for e in episodes)),
         'out_of_road_per_km': float(events / km) if km > 0 else float('nan'),
         'crashes': sum(e['end'] == 'crashed' for e in episodes),
         'steps_per_s': frames / wall if wall > 0 else float('nan'),

@@ -146,6 +146,19 @@ def _as_tensor(values, n: int, device) -> torch.Tensor:
     return torch.as_tensor(np.asarray(values, np.float64), device=device).reshape(n)
 
 
+def _prepare(model, inputs, maps, targets, error_scale, config):
+    """Shared set-up: step function, levels, pixel counts per level, ranks and fill images."""
+    device = inputs.device
+    n = len(inputs)
+    levels = levels_percent(config.step_percent)
+    npix = inputs.shape[-2] * inputs.shape[-1]
+    counts = torch.as_tensor(np.rint(levels / 100.0 * npix).astype(np.int64), device=device)
+    kinds = (False, True) if config.insertion else (False,)
+    return (_steps(model), levels, counts, _as_tensor(targets, n, device),
+            _as_tensor(error_scale, n, device), rank_pixels(maps.to(device), config.seed),
+            fill_images(inputs, config.fill, config.blur_sigma_px), kinds)
+
+
 @torch.inference_mode()
 def deletion_curves(model, inputs: torch.Tensor, maps: torch.Tensor, targets,
                     state=None, config: DeletionConfig = DeletionConfig(),
@@ -166,18 +179,11 @@ def deletion_curves(model, inputs: torch.Tensor, maps: torch.Tensor, targets,
     Returns:
         DeletionResult with (N, K) error curves.
     """
-    step = _steps(model)
     device = inputs.device
     n = len(inputs)
-    levels = levels_percent(config.step_percent)
+    step, levels, counts, targets, scale, ranks, fills, kinds = _prepare(
+        model, inputs, maps, targets, error_scale, config)
     k = len(levels)
-    npix = inputs.shape[-2] * inputs.shape[-1]
-    counts = torch.as_tensor(np.rint(levels / 100.0 * npix).astype(np.int64), device=device)
-    targets = _as_tensor(targets, n, device)
-    scale = _as_tensor(error_scale, n, device)
-    ranks = rank_pixels(maps.to(device), config.seed)
-    fills = fill_images(inputs, config.fill, config.blur_sigma_px)
-    kinds = (False, True) if config.insertion else (False,)
     per_frame = k * len(kinds)
     chunk = max(1, config.batch_images // per_frame)
     out = torch.empty(n, len(kinds), k, dtype=torch.float64, device=device)
@@ -219,18 +225,11 @@ def deletion_curves_sequence(model, inputs: torch.Tensor, maps: torch.Tensor, ta
     Returns:
         DeletionResult with (T, K) curves.
     """
-    step = _steps(model)
     device = inputs.device
     t_len = len(inputs)
-    levels = levels_percent(config.step_percent)
+    step, levels, counts, targets, scale, ranks, fills, kinds = _prepare(
+        model, inputs, maps, targets, error_scale, config)
     k = len(levels)
-    npix = inputs.shape[-2] * inputs.shape[-1]
-    counts = torch.as_tensor(np.rint(levels / 100.0 * npix).astype(np.int64), device=device)
-    targets = _as_tensor(targets, t_len, device)
-    scale = _as_tensor(error_scale, t_len, device)
-    ranks = rank_pixels(maps.to(device), config.seed)
-    fills = fill_images(inputs, config.fill, config.blur_sigma_px)
-    kinds = (False, True) if config.insertion else (False,)
     state = expand_state(state, k * len(kinds))
     out = torch.empty(t_len, len(kinds) * k, dtype=torch.float64, device=device)
     for t in range(t_len):

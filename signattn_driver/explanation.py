@@ -33,6 +33,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from signattn_driver.attention_overlay import BLUR_SIGMA_CELLS
 from signattn_driver.model import INPUT_HEIGHT, INPUT_WIDTH, MAP_HEIGHT, MAP_WIDTH
 from signattn_driver.preprocessing import hsv_u8_to_input
 
@@ -84,10 +85,16 @@ def upsample(maps: torch.Tensor) -> torch.Tensor:
     return out[:, 0]
 
 
-def blur_for_display(maps: np.ndarray, sigma_px: float = 4.0) -> np.ndarray:
-    """Gaussian blur of maps (N, H, W) or (H, W) for figures (paper Fig. 4); not for ranking."""
+def blur_for_display(maps: np.ndarray, sigma_px: float | None = None) -> np.ndarray:
+    """Gaussian blur of maps (N, H, W) or (H, W) for figures (paper Fig. 4); not for ranking.
+
+    The default sigma is the node's overlay blur (attention_overlay.BLUR_SIGMA_CELLS cells of
+    the 10x20 map), so figures and the live `attention` topic look alike.
+    """
     import cv2
     arr = np.asarray(maps, np.float32)
+    if sigma_px is None:
+        sigma_px = BLUR_SIGMA_CELLS * arr.shape[-1] / MAP_WIDTH
     flat = arr.reshape(-1, *arr.shape[-2:])
     out = np.stack([cv2.GaussianBlur(m, (0, 0), sigma_px) for m in flat])
     return out.reshape(arr.shape)

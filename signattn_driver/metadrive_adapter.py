@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass
 import io
 import logging
 import math
+import os
 
 import cv2
 import numpy as np
@@ -112,6 +113,11 @@ def is_available() -> bool:
     except SimulatorError:
         return False
     return True
+
+
+def require():
+    """Import MetaDrive now; raise SimulatorError with the install hint if it is missing."""
+    _load()
 
 
 def _load() -> dict:
@@ -203,6 +209,9 @@ class MetaDriveSim:
             self._env = md['MetaDriveEnv'](env_config)
         except Exception as err:
             raise SimulatorError(f'cannot configure MetaDrive: {err}') from err
+        # Panda3D's ShowBase sets PYTHONUTF8=on, which every Python started from this process
+        # (e.g. the drive node) rejects at start-up; restored after the lazy engine start.
+        self._python_utf8 = os.environ.get('PYTHONUTF8')
         self._expert = None
         self._quads = None      # painted lines as world-space quads (_build_quads)
         self._step = 0
@@ -245,6 +254,7 @@ class MetaDriveSim:
         except Exception as err:
             raise SimulatorError(f'MetaDrive reset failed for seed {seed}: {err}') from err
         self.seed = int(seed)
+        _restore_python_utf8(self._python_utf8)
         engine = self._env.engine
         # 4. anisotropic filtering costs seconds per frame in software GL.
         p3d = self._md['p3d']
@@ -399,6 +409,13 @@ class MetaDriveSim:
                 cv2.polylines(mask, list(np.ascontiguousarray(centre, np.int32)), False,
                               int(value), 1)
         return mask
+
+
+def _restore_python_utf8(value):
+    if value is None:
+        os.environ.pop('PYTHONUTF8', None)
+    else:
+        os.environ['PYTHONUTF8'] = value
 
 
 def _painted_intervals(length: float, broken: bool, stripe_m: float) -> list:

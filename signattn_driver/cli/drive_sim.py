@@ -36,12 +36,16 @@ def run(args) -> int:
     from signattn_driver.closed_loop import (ClosedLoopConfig, ClosedLoopError,
                                              evaluate_controllers, ExpertController,
                                              ModelController, RosController, ZeroController)
-    from signattn_driver.metadrive_adapter import SimConfig, SimulatorError
+    from signattn_driver.metadrive_adapter import require, SimConfig, SimulatorError
 
     if args.checkpoint is None and args.no_baselines:
         raise CliError('nothing to drive: give --checkpoint or drop --no-baselines')
     if args.checkpoint is not None and not args.checkpoint.is_file():
         raise CliError(f'no checkpoint at {args.checkpoint}')
+    try:
+        require()
+    except SimulatorError as err:
+        raise CliError(str(err)) from err
     config = ClosedLoopConfig(max_seconds=args.max_seconds, takeover_s=args.takeover,
                               sim=SimConfig(traffic_density=args.traffic))
     if args.seeds:
@@ -57,10 +61,13 @@ def run(args) -> int:
                 controllers.append(ModelController(args.checkpoint, device=args.device))
         with tqdm(total=len(controllers) * len(config.seeds), unit='episode',
                   desc='drive-sim') as bar:
+            started = []
+
             def progress(name, seed):
+                # called before each episode: the previous one has finished
+                bar.update(1 if started else 0)
+                started.append(seed)
                 bar.set_postfix_str(f'{name} map {seed}')
-                bar.update(0 if bar.n == 0 and not getattr(progress, 'started', False) else 1)
-                progress.started = True
             results = evaluate_controllers(controllers, config, progress=progress)
             bar.update(bar.total - bar.n)
     except (SimulatorError, ClosedLoopError) as err:
@@ -69,11 +76,11 @@ def run(args) -> int:
         if ros is not None:
             ros.close()
     print(f'{"controller":<10} {"route":>6} {"auto":>6} {"lat mean":>9} {"lat p95":>8} '
-          f'{"oor/km":>7} {"crash":>5}')
+          f'{"oor/km":>7} {"off":>5} {"crash":>5}')
     for name, m in results['controllers'].items():
         print(f'{name:<10} {m["route_completion"]:>6.2f} {m["autonomous_completion"]:>6.2f} '
               f'{m["lateral_offset_mean_m"]:>8.2f}m {m["lateral_offset_p95_m"]:>7.2f}m '
-              f'{m["out_of_road_per_km"]:>7.2f} {m["crashes"]:>5d}')
+              f'{m["out_of_road_per_km"]:>7.2f} {m["off_road_share"]:>5.2f} {m["crashes"]:>5d}')
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2, sort_keys=True) + '\n')

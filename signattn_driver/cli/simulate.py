@@ -37,10 +37,11 @@ def run(args) -> int:
     """Build the configuration, simulate with a progress bar, print the summary."""
     from tqdm import tqdm
 
-    from signattn_driver.metadrive_adapter import SimConfig, SimulatorError
+    from signattn_driver.metadrive_adapter import require, SimConfig, SimulatorError
     from signattn_driver.simulation import (NoiseConfig, simulate, SimulationConfig,
                                             SimulationError)
     try:
+        require()
         config = SimulationConfig(
             minutes=args.minutes, seed=args.seed,
             sim=SimConfig(width_px=args.width, height_px=args.width // 2,
