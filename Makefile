@@ -2,6 +2,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# SIM=0 skips the MetaDrive simulator extra (its tests then skip, saying why).
+SIM ?= 1
 # DDS stays on this machine; each test picks its own ROS_DOMAIN_ID (test/conftest.py).
 export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
 export ROS_DOMAIN_ID ?= 17
@@ -9,15 +11,24 @@ export FASTDDS_BUILTIN_TRANSPORTS ?= LARGE_DATA
 # `pip install .` puts launch/ and config/ under the venv's share/: let ament find them there.
 export AMENT_PREFIX_PATH := $(abspath $(VENV))$(if $(AMENT_PREFIX_PATH),:$(AMENT_PREFIX_PATH))
 PYTEST_ARGS ?=
+REPRODUCE ?= outputs/reproduce
+SIM_MINUTES ?= 15
 
-.PHONY: venv install test demo reproduce bench lint clean
+.PHONY: venv install test demo reproduce bench clean
 
-$(BIN)/.deps-stamp: requirements.txt constraints.txt
+$(BIN)/.deps-stamp: requirements.txt constraints.txt requirements-sim.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade -r requirements.txt -c constraints.txt
 	touch $@
 
-venv: $(BIN)/.deps-stamp
+# MetaDrive 0.2.6.0 declares pins that conflict with ours (gym 0.19, panda3d 1.10.8): its
+# run-time needs are pinned in requirements-sim.txt and MetaDrive itself goes in without deps.
+$(BIN)/.sim-stamp: $(BIN)/.deps-stamp requirements-sim.txt
+	$(BIN)/python -m pip install -q -r requirements-sim.txt -c constraints.txt
+	$(BIN)/python -m pip install -q --no-deps metadrive-simulator==0.2.6.0
+	touch $@
+
+venv: $(BIN)/.deps-stamp $(if $(filter 1,$(SIM)),$(BIN)/.sim-stamp)
 
 install: venv
 	$(BIN)/python -m pip install -q --no-deps --no-build-isolation .
@@ -29,8 +40,21 @@ test: install
 demo: install
 	$(BIN)/signattn demo
 
+# The shipped checkpoint's recipe end to end (docs/simulation.md): simulate, train, evaluate.
+reproduce: install
+	$(BIN)/signattn simulate --out $(REPRODUCE)/sim --minutes $(SIM_MINUTES) --seed 100
+	$(BIN)/signattn train --data $(REPRODUCE)/sim/dataset --config config/train_demo.yaml \
+	  --out $(REPRODUCE)/run
+	$(BIN)/signattn evaluate --checkpoint $(REPRODUCE)/run/best.pt --data $(REPRODUCE)/sim/dataset \
+	  --methods attention,gradcam,lime,random,center --limit-frames 200 --out $(REPRODUCE)/report
+	$(BIN)/signattn drive-sim --checkpoint $(REPRODUCE)/run/best.pt --out $(REPRODUCE)/drive_sim.json
+
 bench: install
 	$(BIN)/signattn benchmark predictor --out docs/results/predictor_cpu.json
+	$(BIN)/signattn benchmark convert --out docs/results/convert_cpu.json
+	$(BIN)/signattn benchmark train --out docs/results/train_cpu_tiny.json
+	$(BIN)/signattn benchmark evaluate --out docs/results/evaluate_cpu.json
+	$(BIN)/signattn benchmark node --out docs/results/node_cpu.json
 
 clean:
 	rm -rf $(VENV) build *.egg-info outputs

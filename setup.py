@@ -34,7 +34,13 @@ setup(
     maintainer_email='maintainers@signattn-driver.invalid',
     description='Steering with quantized sign-only attention (Tashiro and Awano 2023).',
     license='Apache-2.0',
-    extras_require={'test': ['pytest']},
+    extras_require={
+        'test': ['pytest'],
+        # MetaDrive itself: `pip install --no-deps metadrive-simulator==0.2.6.0` (its declared
+        # pins conflict with these; see requirements-sim.txt and docs/simulation.md).
+        'sim': ['gym==0.23.1', 'panda3d==1.10.13', 'panda3d-gltf==0.13',
+                'panda3d-simplepbr==0.10', 'pygame==2.6.1', 'seaborn==0.13.2', 'pandas==3.1.1'],
+    },
     entry_points={
         'console_scripts': [
             'drive_node = signattn_driver.drive_node:main',
