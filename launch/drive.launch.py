@@ -1,6 +1,9 @@
 """Start the drive node on a camera topic, optionally with rviz2 showing the attention map.
 
-Usage: ros2 launch signattn_driver drive.launch.py checkpoint:=/path/model.pt [rviz:=true]
+Usage: ros2 launch signattn_driver drive.launch.py [checkpoint:=/path/model.pt] [rviz:=true]
+
+Without `checkpoint` the node loads the shipped demo model (config/models/sim_sign_small.pt,
+trained on simulated drives); pass your own for real cameras.
 """
 
 from launch import LaunchDescription
@@ -16,9 +19,13 @@ PACKAGE = 'signattn_driver'
 
 def generate_launch_description():
     """Declare the arguments, then the drive node and (behind `rviz`) rviz2."""
+    share = FindPackageShare(PACKAGE)
     arguments = [
-        DeclareLaunchArgument('checkpoint', description='checkpoint written by '
-                              '`signattn train` (required)'),
+        DeclareLaunchArgument('checkpoint',
+                              default_value=PathJoinSubstitution(
+                                  [share, 'config', 'models', 'sim_sign_small.pt']),
+                              description='checkpoint written by `signattn train` (default: '
+                              'the shipped model trained on simulated drives)'),
         DeclareLaunchArgument('camera_topic',
                               default_value='/center_camera/image_color/compressed',
                               description='camera topic; CompressedImage for '
@@ -37,7 +44,6 @@ def generate_launch_description():
                               description='also start rviz2 with the attention view'),
     ]
     camera_topic = LaunchConfiguration('camera_topic')
-    share = FindPackageShare(PACKAGE)
     drive_node = Node(
         package=PACKAGE,
         executable='drive_node',

@@ -94,9 +94,23 @@ def run_demo(cfg: DemoConfig, announce=log.info) -> dict:
 
     announce('[3/3] summary')
     summary = _summary(cfg, checkpoint, ckpt, bag, live, offline, out, time.monotonic() - t0)
+    summary['live']['zero_steering_mae_deg'] = _zero_steering_mae_deg(dataset)
     (out / 'summary.json').write_text(json.dumps(summary, indent=2) + '\n')
     (out / 'summary.md').write_text(_markdown(summary))
     return summary
+
+
+def _zero_steering_mae_deg(dataset) -> float:
+    """MAE (steering-wheel degrees) of always driving straight: the floor to beat."""
+    import numpy as np
+
+    from signattn_driver.dataset import Dataset
+    from signattn_driver.vehicle import steering_from_inverse_radius
+    ds = Dataset(dataset)
+    theta = [steering_from_inverse_radius(d.labels['inverse_radius_per_m'],
+                                          d.labels['speed_smoothed_mps'], ds.vehicle)
+             for d in ds]
+    return float(np.degrees(np.abs(np.concatenate(theta))).mean())
 
 
 def _summary(cfg, checkpoint, ckpt, bag, live, offline, out, seconds) -> dict:
@@ -131,7 +145,8 @@ def _markdown(s: dict) -> str:
         '## Live, through the drive node over DDS', '',
         f'- frames answered: {live["commands_received"]} / {live["frames_published"]}',
         f'- MAE of u: {live["mae_inverse_radius_per_m"]:.5f} 1/m; of the steering-wheel angle: '
-        f'{live["mae_steering_wheel_deg"]:.2f} deg',
+        f'{live["mae_steering_wheel_deg"]:.2f} deg (always straight: '
+        f'{live["zero_steering_mae_deg"]:.2f} deg)',
         f'- latency camera publish -> command: p50 {live["latency_p50_ms"]:.1f} ms, '
         f'p99 {live["latency_p99_ms"]:.1f} ms',
         f'- attention overlays as the node published them: `{live["attention_gif"]}`',

@@ -114,8 +114,16 @@ def test_arguments_are_declared_with_descriptions(described):
     assert {'checkpoint', 'camera_topic', 'input_transport', 'device', 'use_sim_time',
             'rviz'} <= set(declared)
     assert all(kw.get('description') for kw in declared.values())
-    assert 'default_value' not in declared['checkpoint']          # required
     assert declared['camera_topic']['default_value'] == camera_topic('center')
+
+
+def test_default_checkpoint_is_the_installed_shipped_model(described):
+    from signattn_driver.checkpoint import load
+    declared, _ = described
+    share = installed_prefix() / 'share' / PACKAGE
+    default = Path(resolve(declared['checkpoint']['default_value'], {}, share))
+    assert default == share / 'config' / 'models' / 'sim_sign_small.pt'
+    assert load(default).config.attention == 'sign'
 
 
 def test_drive_node_executable_parameters_and_remaps(described):

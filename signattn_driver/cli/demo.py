@@ -33,7 +33,8 @@ def _run(args) -> int:
         raise CliError(str(err)) from err
     live, off = summary['live'], summary['offline']
     print(f'\nlive: {live["commands_received"]}/{live["frames_published"]} frames answered, '
-          f'MAE {live["mae_steering_wheel_deg"]:.2f} deg steering wheel, latency p50 '
+          f'MAE {live["mae_steering_wheel_deg"]:.2f} deg steering wheel (always straight: '
+          f'{live["zero_steering_mae_deg"]:.2f}), latency p50 '
           f'{live["latency_p50_ms"]:.1f} ms, p99 {live["latency_p99_ms"]:.1f} ms')
     for method, v in off['methods'].items():
         print(f'deletion AUC 0-25 % {method:>9}: {v["deletion_auc_25_deg_pct"]:7.1f} deg x %')
