@@ -31,13 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('-v', '--verbose', action='store_true', help='debug logging')
     subparsers = parser.add_subparsers(dest='command', metavar='COMMAND', required=True)
     for name in SUBCOMMANDS:
-        try:
-            module = importlib.import_module(f'signattn_driver.cli.{name}')
-        except ModuleNotFoundError as err:
-            if err.name != f'signattn_driver.cli.{name}':
-                raise
-            continue
-        module.register(subparsers)
+        importlib.import_module(f'signattn_driver.cli.{name}').register(subparsers)
     return parser
 
 

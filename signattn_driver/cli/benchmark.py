@@ -16,12 +16,7 @@ def register(subparsers):
     parser = subparsers.add_parser('benchmark', help='measure speed (medians, ratios)')
     names = parser.add_subparsers(dest='benchmark', metavar='NAME', required=True)
     for name in BENCHMARKS:
-        try:
-            module = importlib.import_module(f'signattn_driver.benchmarks.{name}')
-        except ModuleNotFoundError as err:
-            if err.name != f'signattn_driver.benchmarks.{name}':
-                raise
-            continue
+        module = importlib.import_module(f'signattn_driver.benchmarks.{name}')
         sub = names.add_parser(name, help=(module.__doc__ or '').strip().splitlines()[0])
         sub.add_argument('--out', type=Path, help='also write the results as JSON here')
         module.add_arguments(sub)

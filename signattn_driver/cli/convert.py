@@ -14,7 +14,7 @@ from signattn_driver.vehicle import DEFAULT_SMOOTHING
 
 def register(subparsers):
     """Add `convert` with its `udacity` source."""
-    parser = subparsers.add_parser('convert', help='convert recorded data (Udacity CH2) to ROS 2 '
+    parser = subparsers.add_parser('convert', help='convert recorded data (Udacity CH2, or bags in our layout) to ROS 2 '
                                    'bags and a training set')
     sources = parser.add_subparsers(dest='source', metavar='SOURCE', required=True)
     p = sources.add_parser(
