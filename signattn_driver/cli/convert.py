@@ -14,8 +14,8 @@ from signattn_driver.vehicle import DEFAULT_SMOOTHING
 
 def register(subparsers):
     """Add `convert` with its `udacity` source."""
-    parser = subparsers.add_parser('convert', help='convert recorded data (Udacity CH2, or bags in our layout) to ROS 2 '
-                                   'bags and a training set')
+    parser = subparsers.add_parser('convert', help='convert recorded drives (Udacity CH2, or '
+                                   'bags in our layout) to ROS 2 bags and a training set')
     sources = parser.add_subparsers(dest='source', metavar='SOURCE', required=True)
     p = sources.add_parser(
         'udacity', help='Udacity CH2 ROS 1 bags, the CH2_001 folder, interpolated.csv folders',
