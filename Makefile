@@ -46,7 +46,8 @@ reproduce: install
 	$(BIN)/signattn train --data $(REPRODUCE)/sim/dataset --config config/train_demo.yaml \
 	  --out $(REPRODUCE)/run
 	$(BIN)/signattn evaluate --checkpoint $(REPRODUCE)/run/best.pt --data $(REPRODUCE)/sim/dataset \
-	  --methods attention,gradcam,lime,random,center --limit-frames 200 --out $(REPRODUCE)/report
+	  --methods attention,gradcam,lime,random,center --limit-frames 60 --lime-samples 300 \
+	  --out $(REPRODUCE)/report
 	$(BIN)/signattn drive-sim --checkpoint $(REPRODUCE)/run/best.pt --out $(REPRODUCE)/drive_sim.json
 
 bench: install
