@@ -43,7 +43,7 @@ setup(
     },
     entry_points={
         'console_scripts': [
-            'drive_node = signattn_driver.drive_node:main',
+            'drive_node = signattn_driver.ros.drive_node:main',
             'signattn = signattn_driver.cli:main',
         ],
     },

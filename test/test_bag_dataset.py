@@ -4,10 +4,10 @@ import cv2
 import numpy as np
 import pytest
 
-from signattn_driver.bag_dataset import BagDatasetError, dataset_from_bags
-from signattn_driver.bag_layout import DriveBagWriter, read_ground_truth
+from signattn_driver.data.bag_dataset import BagDatasetError, dataset_from_bags
+from signattn_driver.data.bag_layout import DriveBagWriter, read_ground_truth
 from signattn_driver.cli import main
-from signattn_driver.dataset import Dataset
+from signattn_driver.data.dataset import Dataset
 from signattn_driver.preprocessing import decode_image, to_hsv_u8
 from signattn_driver.vehicle import inverse_radius_from_steering, load_vehicle, smooth
 

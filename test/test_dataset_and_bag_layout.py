@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from rosbags.highlevel import AnyReader
 
-from signattn_driver.bag_layout import (camera_topic, DriveBagWriter, INVERSE_RADIUS_TOPIC,
-                                        stamp_ns_of, STEERING_TOPIC, TWIST_TOPIC, TYPESTORE)
-from signattn_driver.dataset import Dataset, DatasetError, DatasetWriter
+from signattn_driver.data.bag_layout import (camera_topic, DriveBagWriter, INVERSE_RADIUS_TOPIC,
+                                             stamp_ns_of, STEERING_TOPIC, TWIST_TOPIC, TYPESTORE)
+from signattn_driver.data.dataset import Dataset, DatasetError, DatasetWriter
 from signattn_driver.vehicle import inverse_radius_from_steering, load_vehicle, smooth
 
 

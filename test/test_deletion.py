@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from signattn_driver.deletion import auc, deletion_curves, deletion_curves_sequence, \
+from signattn_driver.evaluation.deletion import auc, deletion_curves, deletion_curves_sequence, \
     DeletionConfig, fill_images, levels_percent, rank_pixels
-from signattn_driver.explanation import random_maps
+from signattn_driver.evaluation.explanations import random_maps
 
 ROWS, COLS = slice(20, 40), slice(60, 100)   # 800 px = 6.25 % of the frame
 

@@ -8,8 +8,8 @@ import torch
 
 from conftest import tiny_config
 from signattn_driver import checkpoint
-from signattn_driver.bag_layout import DriveBagWriter, read_ground_truth
-from signattn_driver.demo import DEFAULT_BAG, DEFAULT_CHECKPOINT, DemoConfig, run_demo
+from signattn_driver.data.bag_layout import DriveBagWriter, read_ground_truth
+from signattn_driver.ros.demo import DEFAULT_BAG, DEFAULT_CHECKPOINT, DemoConfig, run_demo
 from signattn_driver.model import SteeringNet
 from signattn_driver.paths import config_path
 from signattn_driver.vehicle import load_vehicle

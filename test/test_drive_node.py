@@ -122,7 +122,7 @@ class Client:
 
 
 def start_node(checkpoint, transport, *extra):
-    cmd = [sys.executable, '-m', 'signattn_driver.drive_node', '--ros-args',
+    cmd = [sys.executable, '-m', 'signattn_driver.ros.drive_node', '--ros-args',
            '-p', f'checkpoint:={checkpoint}', '-p', f'input_transport:={transport}',
            '-p', 'device:=cpu', '-p', 'num_threads:=1', *extra]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -281,7 +281,7 @@ def test_invalid_start_parameter_exits_with_the_reason(tiny_checkpoint, ros_doma
 @pytest.fixture
 def node_in_process(tiny_checkpoint, ros_domain_id):
     from rclpy.parameter import Parameter as NodeParameter
-    from signattn_driver.drive_node import DriveNode
+    from signattn_driver.ros.drive_node import DriveNode
     context = rclpy.Context()
     rclpy.init(context=context)
     node = DriveNode(context=context, parameter_overrides=[

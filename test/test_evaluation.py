@@ -11,13 +11,13 @@ import torch
 from conftest import tiny_config
 from signattn_driver import checkpoint
 from signattn_driver.cli import main
-from signattn_driver.dataset import DatasetWriter
-from signattn_driver.deletion import DeletionConfig
-from signattn_driver.evaluation import EvalConfig, evaluate, EvaluationError, plan_runs
-from signattn_driver.explanation import ExplainConfig
+from signattn_driver.data.dataset import DatasetWriter
+from signattn_driver.evaluation.deletion import DeletionConfig
+from signattn_driver.evaluation.evaluate import EvalConfig, evaluate, EvaluationError, plan_runs
+from signattn_driver.evaluation.explanations import ExplainConfig
 from signattn_driver.model import SteeringNet
-from signattn_driver.sequences import Segment
-from signattn_driver.stats import summary, welch_t_test
+from signattn_driver.data.sequences import Segment
+from signattn_driver.evaluation.statistics import summary, welch_t_test
 from signattn_driver.vehicle import load_vehicle
 
 

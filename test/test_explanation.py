@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from conftest import tiny_config
-from signattn_driver import explanation as E
+from signattn_driver.evaluation import explanations as E
 from signattn_driver.model import SteeringNet
 from signattn_driver.preprocessing import hsv_u8_to_input
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from signattn_driver.attention_overlay import attention_heatmap, attention_overlay
-from signattn_driver.image_conversion import (compressed_msg_to_array, image_msg_to_array,
-                                              ImageConversionError, working_cv_bridge)
+from signattn_driver.ros.image_conversion import (compressed_msg_to_array, image_msg_to_array,
+                                                  ImageConversionError, working_cv_bridge)
 
 
 def message(image, encoding_, pad=0, **override):
@@ -98,7 +98,7 @@ def test_cv_bridge_is_used_only_when_it_converts_correctly():
 
 
 def test_broken_bridge_is_detected():
-    from signattn_driver import image_conversion
+    from signattn_driver.ros import image_conversion
 
     class Broken:
         def imgmsg_to_cv2(self, msg, desired_encoding):

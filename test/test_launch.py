@@ -19,7 +19,7 @@ import types
 import pytest
 import yaml
 
-from signattn_driver.bag_layout import camera_topic
+from signattn_driver.data.bag_layout import camera_topic
 
 ROOT = Path(__file__).resolve().parent.parent
 LAUNCH_FILE = ROOT / 'launch' / 'drive.launch.py'
@@ -127,7 +127,7 @@ def test_default_checkpoint_is_the_installed_shipped_model(described):
 
 
 def test_drive_node_executable_parameters_and_remaps(described):
-    from signattn_driver.drive_node import PARAMETERS
+    from signattn_driver.ros.drive_node import PARAMETERS
     declared, nodes = described
     prefix = installed_prefix()
     share = prefix / 'share' / PACKAGE

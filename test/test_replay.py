@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from signattn_driver.bag_layout import (camera_topic, DriveBagWriter, INVERSE_RADIUS_TOPIC,
-                                        STEERING_TOPIC, TWIST_TOPIC)
+from signattn_driver.data.bag_layout import (camera_topic, DriveBagWriter, INVERSE_RADIUS_TOPIC,
+                                             STEERING_TOPIC, TWIST_TOPIC)
 
 rclpy = pytest.importorskip('rclpy', reason='rclpy not installed')
 pytestmark = pytest.mark.ros
@@ -88,7 +88,7 @@ def test_replay_rejects_a_folder_that_is_not_a_bag(tmp_path):
 
 def test_evaluate_live_scores_the_node_against_ground_truth(drive_bag, tiny_checkpoint,
                                                             tmp_path, ros_domain_id):
-    from signattn_driver.live_evaluation import evaluate_live, LiveEvaluationConfig
+    from signattn_driver.ros.live_evaluation import evaluate_live, LiveEvaluationConfig
     from signattn_driver.predictor import Predictor
 
     out = tmp_path / 'live'
@@ -112,7 +112,7 @@ def test_evaluate_live_scores_the_node_against_ground_truth(drive_bag, tiny_chec
     with Reader(drive_bag) as reader:
         conns = [c for c in reader.connections if c.topic == camera_topic('center')]
         jpegs = [bytes(raw[-0:]) for _, _, raw in reader.messages(connections=conns)]
-    from signattn_driver.bag_layout import TYPESTORE
+    from signattn_driver.data.bag_layout import TYPESTORE
     for row, raw in zip(rows, jpegs):
         if not row['u_pred_per_m']:
             break

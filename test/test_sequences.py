@@ -1,12 +1,12 @@
-"""Segments, validation splits and windows of signattn_driver.sequences."""
+"""Segments, validation splits and windows of signattn_driver.data.sequences."""
 
 import pickle
 
 import numpy as np
 import pytest
 
-from signattn_driver.dataset import Dataset, DatasetError, DatasetWriter
-from signattn_driver.sequences import DriveSequences, make_episodes, SequenceIndex
+from signattn_driver.data.dataset import Dataset, DatasetError, DatasetWriter
+from signattn_driver.data.sequences import DriveSequences, make_episodes, SequenceIndex
 from signattn_driver.vehicle import load_vehicle
 
 PERIOD_NS = 50_000_000   # 20 Hz

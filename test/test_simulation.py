@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from rosbags.rosbag2 import Reader
 
-from signattn_driver import bag_layout
-from signattn_driver.dataset import Dataset
-from signattn_driver.metadrive_adapter import is_available, MetaDriveSim, SimConfig
-from signattn_driver.simulation import (NoiseConfig, simulate, SimulationConfig,
-                                        steering_wheel_rad, SteeringNoise)
+from signattn_driver.data import bag_layout
+from signattn_driver.data.dataset import Dataset
+from signattn_driver.sim.metadrive_adapter import is_available, MetaDriveSim, SimConfig
+from signattn_driver.sim.recording import (NoiseConfig, simulate, SimulationConfig,
+                                           steering_wheel_rad, SteeringNoise)
 from signattn_driver.vehicle import load_vehicle
 
 needs_sim = pytest.mark.skipif(
@@ -26,7 +26,7 @@ SMALL = dict(width_px=160, height_px=80, traffic_density=0.0)
 def test_adapter_reports_the_missing_extra():
     code = ("import sys\n"
             "sys.modules['metadrive'] = None\nsys.modules['panda3d'] = None\n"
-            "from signattn_driver import metadrive_adapter as m\n"
+            "from signattn_driver.sim import metadrive_adapter as m\n"
             "assert not m.is_available()\n"
             "try:\n    m.MetaDriveSim()\nexcept m.SimulatorError as e:\n    print(e)\n")
     result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
@@ -112,8 +112,8 @@ def test_simulated_drive_bag_labels_and_masks(tmp_path):
 @needs_sim
 @pytest.mark.slow
 def test_closed_loop_metrics_of_expert_and_floor(tiny_checkpoint):
-    from signattn_driver.closed_loop import (ClosedLoopConfig, drive_episode, ExpertController,
-                                             ModelController, summarize, ZeroController)
+    from signattn_driver.sim.closed_loop import (ClosedLoopConfig, drive_episode, ExpertController,
+                                                 ModelController, summarize, ZeroController)
     # Map 5001 turns at a T junction 55 m in: the zero-steering floor goes straight on and
     # leaves the road about 16 s after the start.
     config = ClosedLoopConfig(seeds=(5001,), max_seconds=20.0, sim=SimConfig(**SMALL))
@@ -134,7 +134,8 @@ def test_closed_loop_metrics_of_expert_and_floor(tiny_checkpoint):
 def test_ros_controller_steers_like_the_in_process_model(tiny_checkpoint, camera_frames,
                                                          ros_domain_id):
     pytest.importorskip('rclpy', reason='--through-ros needs rclpy')
-    from signattn_driver.closed_loop import ModelController, RosController
+    from signattn_driver.sim.closed_loop import ModelController
+    from signattn_driver.ros.sim_controller import RosController
     model = ModelController(tiny_checkpoint, vehicle='metadrive')
     ros = RosController(tiny_checkpoint, vehicle='metadrive')
     try:

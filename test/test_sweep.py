@@ -5,7 +5,7 @@ import json
 import pytest
 
 from signattn_driver.cli import main
-from signattn_driver.sweep import SWEEPS, sweep, SweepError
+from signattn_driver.evaluation.sweeps import SWEEPS, sweep, SweepError
 from test_evaluation import write_dataset
 
 

@@ -10,12 +10,12 @@ import yaml
 
 from signattn_driver import checkpoint
 from signattn_driver.cli import main as cli_main
-from signattn_driver.dataset import DatasetWriter
+from signattn_driver.data.dataset import DatasetWriter
 from signattn_driver.paths import config_path
 from signattn_driver.predictor import Predictor
 from signattn_driver.preprocessing import hsv_u8_to_input, to_hsv_u8
-from signattn_driver.training import (load_run_config, predict_segments, prepare_data, train,
-                                      TrainConfig, TrainingError)
+from signattn_driver.training.loop import (load_run_config, predict_segments, prepare_data, train,
+                                           TrainConfig, TrainingError)
 from signattn_driver.vehicle import load_vehicle
 
 TINY = dict(lstm_hidden=16, attention_hidden=8, dropout=0.0, sequence_length=8,

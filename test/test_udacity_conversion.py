@@ -8,15 +8,16 @@ from rosbags.highlevel import AnyReader
 from rosbags.rosbag1 import Reader as Reader1
 from rosbags.rosbag1 import Writer as Writer1
 
-from signattn_driver.bag_layout import (camera_info_topic, camera_topic, INVERSE_RADIUS_TOPIC,
-                                        stamp_ns_of, STEERING_TOPIC, TWIST_TOPIC)
+from signattn_driver.data.bag_layout import (camera_info_topic, camera_topic, INVERSE_RADIUS_TOPIC,
+                                             stamp_ns_of, STEERING_TOPIC, TWIST_TOPIC)
 from signattn_driver.cli import main as cli_main
-from signattn_driver.dataset import Dataset
-from signattn_driver.udacity import (ConvertConfig, convert_udacity, ConverterError,
-                                     DEFAULT_ASSUMED_SPEED_MPS, find_gaps, interpolate_labels)
-from signattn_driver.udacity_fixtures import (FixtureSpec, STEERING_REPORT_MD5_2016,
-                                              steering_typestore, write_ch2_001_folder,
-                                              write_interpolated_folder, write_udacity_bag)
+from signattn_driver.data.dataset import Dataset
+from signattn_driver.udacity.convert import (ConvertConfig, convert_udacity, ConverterError,
+                                             DEFAULT_ASSUMED_SPEED_MPS, find_gaps,
+                                             interpolate_labels)
+from fixtures.udacity_bags import (FixtureSpec, STEERING_REPORT_MD5_2016,
+                                   steering_typestore, write_ch2_001_folder,
+                                   write_interpolated_folder, write_udacity_bag)
 from signattn_driver.vehicle import inverse_radius_from_steering, load_vehicle, smooth
 
 

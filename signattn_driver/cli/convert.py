@@ -7,8 +7,8 @@
 from pathlib import Path
 
 from signattn_driver.cli import CliError
-from signattn_driver.udacity import (ConvertConfig, convert_udacity, ConverterError,
-                                     DEFAULT_ASSUMED_SPEED_MPS, DEFAULT_MAX_GAP_S)
+from signattn_driver.udacity.convert import (ConvertConfig, convert_udacity, ConverterError,
+                                             DEFAULT_ASSUMED_SPEED_MPS, DEFAULT_MAX_GAP_S)
 from signattn_driver.vehicle import DEFAULT_SMOOTHING
 
 
@@ -84,8 +84,8 @@ def run_bag(args) -> int:
     """Turn bags into a dataset with a progress bar."""
     from tqdm import tqdm
 
-    from signattn_driver.bag_dataset import BagDatasetError, dataset_from_bags
-    from signattn_driver.dataset import DatasetError
+    from signattn_driver.data.bag_dataset import BagDatasetError, dataset_from_bags
+    from signattn_driver.data.dataset import DatasetError
     from signattn_driver.vehicle import load_vehicle
     with tqdm(unit='frame', dynamic_ncols=True) as bar:
         try:

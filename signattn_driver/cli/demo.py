@@ -22,8 +22,8 @@ def register(subparsers):
 
 def _run(args) -> int:
     from signattn_driver.checkpoint import CheckpointError
-    from signattn_driver.demo import DemoConfig, DemoError, run_demo
-    from signattn_driver.live_evaluation import LiveEvaluationError
+    from signattn_driver.ros.demo import DemoConfig, DemoError, run_demo
+    from signattn_driver.ros.live_evaluation import LiveEvaluationError
     cfg = DemoConfig(out_dir=args.out, checkpoint=args.checkpoint, bag=args.bag,
                      deletion_frames=args.deletion_frames, gif_frames=args.gif_frames,
                      device=args.device)

@@ -33,10 +33,10 @@ def run(args) -> int:
     """Build the controllers, drive, print a table and the JSON."""
     from tqdm import tqdm
 
-    from signattn_driver.closed_loop import (ClosedLoopConfig, ClosedLoopError,
-                                             evaluate_controllers, ExpertController,
-                                             ModelController, RosController, ZeroController)
-    from signattn_driver.metadrive_adapter import require, SimConfig, SimulatorError
+    from signattn_driver.sim.closed_loop import (ClosedLoopConfig, ClosedLoopError,
+                                                 evaluate_controllers, ExpertController,
+                                                 ModelController, ZeroController)
+    from signattn_driver.sim.metadrive_adapter import require, SimConfig, SimulatorError
 
     if args.checkpoint is None and args.no_baselines:
         raise CliError('nothing to drive: give --checkpoint or drop --no-baselines')
@@ -55,6 +55,7 @@ def run(args) -> int:
     try:
         if args.checkpoint is not None:
             if args.through_ros:
+                from signattn_driver.ros.sim_controller import RosController
                 ros = RosController(args.checkpoint)
                 controllers.append(ros)
             else:

@@ -45,9 +45,9 @@ def add_eval_arguments(p):
 
 def eval_config(args, methods):
     """Build an EvalConfig from parsed arguments."""
-    from signattn_driver.deletion import DeletionConfig
-    from signattn_driver.evaluation import EvalConfig
-    from signattn_driver.explanation import ExplainConfig
+    from signattn_driver.evaluation.deletion import DeletionConfig
+    from signattn_driver.evaluation.evaluate import EvalConfig
+    from signattn_driver.evaluation.explanations import ExplainConfig
     return EvalConfig(
         methods=methods, split=args.split, mode=args.mode, window_frames=args.window_frames,
         warmup_frames=args.warmup_frames,
@@ -66,8 +66,8 @@ def parse_methods(text: str) -> tuple:
 def run(args) -> int:
     """Evaluate and print where the report is."""
     from signattn_driver.checkpoint import CheckpointError
-    from signattn_driver.dataset import DatasetError
-    from signattn_driver.evaluation import evaluate, EvaluationError
+    from signattn_driver.data.dataset import DatasetError
+    from signattn_driver.evaluation.evaluate import evaluate, EvaluationError
     methods = parse_methods(args.methods)
     try:
         config = eval_config(args, methods)

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from signattn_driver.bag_layout import camera_topic
+from signattn_driver.data.bag_layout import camera_topic
 from signattn_driver.cli import CliError
 
 
@@ -34,9 +34,9 @@ def register(subparsers):
 
 
 def _run(args) -> int:
-    from signattn_driver.live_evaluation import (evaluate_live, LiveEvaluationConfig,
-                                                 LiveEvaluationError)
-    from signattn_driver.replay import ReplayError
+    from signattn_driver.ros.live_evaluation import (evaluate_live, LiveEvaluationConfig,
+                                                     LiveEvaluationError)
+    from signattn_driver.ros.replay import ReplayError
     if args.checkpoint is not None and not args.checkpoint.is_file():
         raise CliError(f'checkpoint not found: {args.checkpoint}')
     cfg = LiveEvaluationConfig(

@@ -23,7 +23,7 @@ def register(subparsers):
 
 
 def _run(args) -> int:
-    from signattn_driver.replay import replay_bag, ReplayError
+    from signattn_driver.ros.replay import replay_bag, ReplayError
     try:
         stats = replay_bag(args.bag, rate=args.rate, loop=args.loop, clock=args.clock,
                            topics=args.topics, wait_for_subscribers_s=args.wait_subscribers)

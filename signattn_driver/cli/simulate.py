@@ -37,9 +37,9 @@ def run(args) -> int:
     """Build the configuration, simulate with a progress bar, print the summary."""
     from tqdm import tqdm
 
-    from signattn_driver.metadrive_adapter import require, SimConfig, SimulatorError
-    from signattn_driver.simulation import (NoiseConfig, simulate, SimulationConfig,
-                                            SimulationError)
+    from signattn_driver.sim.metadrive_adapter import require, SimConfig, SimulatorError
+    from signattn_driver.sim.recording import (NoiseConfig, simulate, SimulationConfig,
+                                               SimulationError)
     try:
         require()
         config = SimulationConfig(

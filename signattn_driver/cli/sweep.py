@@ -35,10 +35,10 @@ def register(subparsers):
 def run(args) -> int:
     """Run the sweep and print the summary table's location."""
     from signattn_driver.checkpoint import CheckpointError
-    from signattn_driver.dataset import DatasetError
-    from signattn_driver.evaluation import EvaluationError
-    from signattn_driver.sweep import sweep, SweepError
-    from signattn_driver.training import TrainingError
+    from signattn_driver.data.dataset import DatasetError
+    from signattn_driver.evaluation.evaluate import EvaluationError
+    from signattn_driver.evaluation.sweeps import sweep, SweepError
+    from signattn_driver.training.loop import TrainingError
     cast = int if args.parameter == 'bits' else float
     try:
         values = [cast(v) for v in args.values.split(',')] if args.values else None

@@ -34,7 +34,7 @@ def register(subparsers):
 
 def run(args) -> int:
     """Resolve the config, train, print where the checkpoints are."""
-    from signattn_driver.training import load_run_config, train, TrainingError
+    from signattn_driver.training.loop import load_run_config, train, TrainingError
     overrides = {'attention': args.model, 'quant_bits': args.bits,
                  'temperature': args.temperature, 'device': args.device, 'seed': args.seed,
                  'max_steps': args.max_steps, 'batch_size': args.batch_size,

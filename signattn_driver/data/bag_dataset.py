@@ -1,4 +1,4 @@
-"""Build a dataset (signattn_driver.dataset) from ROS 2 bags in this package's layout.
+"""Build a dataset (signattn_driver.data.dataset) from ROS 2 bags in this package's layout.
 
 Converted Udacity drives and simulated drives both carry their camera and ground truth in the
 layout of `bag_layout`; this turns such bags back into network-ready frames and labels, e.g. to
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from signattn_driver.bag_layout import iter_camera_frames, read_ground_truth
-from signattn_driver.dataset import DatasetWriter
+from signattn_driver.data.bag_layout import iter_camera_frames, read_ground_truth
+from signattn_driver.data.dataset import DatasetWriter
 from signattn_driver.preprocessing import decode_image, PreprocessingError, to_hsv_u8
 from signattn_driver.vehicle import DEFAULT_SMOOTHING, VehicleProfile
 

@@ -32,12 +32,12 @@ import torch.distributed as torch_dist
 import yaml
 
 from signattn_driver import checkpoint
-from signattn_driver.dataset import DatasetError, open_datasets
+from signattn_driver.data.dataset import DatasetError, open_datasets
 from signattn_driver.device import resolve_device
 from signattn_driver.model import entropy_of_attention, ModelConfig, SteeringNet
 from signattn_driver.preprocessing import hsv_u8_to_input
-from signattn_driver.sequences import DriveSequences, make_episodes, SequenceIndex
-from signattn_driver.training_config import (config_to_yaml, load_run_config, TrainConfig,
+from signattn_driver.data.sequences import DriveSequences, make_episodes, SequenceIndex
+from signattn_driver.training.config import (config_to_yaml, load_run_config, TrainConfig,
                                              TrainingError)
 from signattn_driver.vehicle import steering_from_inverse_radius
 

@@ -25,8 +25,8 @@ import time
 import numpy as np
 from rosbags.rosbag2 import Reader
 
-from signattn_driver import bag_layout
-from signattn_driver.bag_layout import camera_topic, INVERSE_RADIUS_TOPIC, stamp_ns_of
+from signattn_driver.data import bag_layout
+from signattn_driver.data.bag_layout import camera_topic, INVERSE_RADIUS_TOPIC, stamp_ns_of
 from signattn_driver.vehicle import load_vehicle, steering_from_inverse_radius
 
 log = logging.getLogger(__name__)
@@ -165,7 +165,7 @@ def write_report(out_dir: Path, report: dict, rows: list) -> Path:
 
 
 def _start_node(cfg: LiveEvaluationConfig, log_path: Path) -> subprocess.Popen:
-    cmd = [sys.executable, '-m', 'signattn_driver.drive_node', '--ros-args',
+    cmd = [sys.executable, '-m', 'signattn_driver.ros.drive_node', '--ros-args',
            '-r', f'__node:={cfg.node_name}',
            '-p', f'checkpoint:={Path(cfg.checkpoint).resolve()}', '-p', f'device:={cfg.device}',
            '-p', f'precision:={cfg.precision}', '-p', 'input_transport:=compressed',
@@ -198,7 +198,7 @@ def evaluate_live(cfg: LiveEvaluationConfig) -> dict:
     from rclpy.qos import QoSProfile
     from std_srvs.srv import Trigger
 
-    from signattn_driver.replay import BagReplayer
+    from signattn_driver.ros.replay import BagReplayer
 
     truth = read_ground_truth(cfg.bag)
     vehicle = load_vehicle(cfg.vehicle)
@@ -273,7 +273,7 @@ def evaluate_live(cfg: LiveEvaluationConfig) -> dict:
 
 def _keep_overlay(overlays: dict, msg, cfg: LiveEvaluationConfig):
     """Keep the first `attention_gif_frames` attention images (bgr8) by header stamp."""
-    from signattn_driver.image_conversion import image_msg_to_array
+    from signattn_driver.ros.image_conversion import image_msg_to_array
     if len(overlays) < cfg.attention_gif_frames and msg.encoding == 'bgr8':
         image, _ = image_msg_to_array(msg)
         overlays[stamp_ns_of(msg.header)] = image.copy()

@@ -62,9 +62,9 @@ def _isolate_dds():
 
 def run_demo(cfg: DemoConfig, announce=log.info) -> dict:
     """Run the three steps and write `cfg.out_dir/summary.{md,json}`; return the summary."""
-    from signattn_driver.bag_dataset import dataset_from_bags
-    from signattn_driver.evaluation import evaluate
-    from signattn_driver.live_evaluation import evaluate_live, LiveEvaluationConfig
+    from signattn_driver.data.bag_dataset import dataset_from_bags
+    from signattn_driver.evaluation.evaluate import evaluate
+    from signattn_driver.ros.live_evaluation import evaluate_live, LiveEvaluationConfig
     from signattn_driver.vehicle import VehicleProfile
 
     checkpoint = _default(cfg.checkpoint, DEFAULT_CHECKPOINT)
@@ -104,7 +104,7 @@ def _zero_steering_mae_deg(dataset) -> float:
     """MAE (steering-wheel degrees) of always driving straight: the floor to beat."""
     import numpy as np
 
-    from signattn_driver.dataset import Dataset
+    from signattn_driver.data.dataset import Dataset
     from signattn_driver.vehicle import steering_from_inverse_radius
     ds = Dataset(dataset)
     theta = [steering_from_inverse_radius(d.labels['inverse_radius_per_m'],

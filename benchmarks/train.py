@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from signattn_driver.dataset import DatasetWriter
-from signattn_driver.training import load_run_config, train
+from signattn_driver.data.dataset import DatasetWriter
+from signattn_driver.training.loop import load_run_config, train
 from signattn_driver.vehicle import load_vehicle
 
 TINY = dict(lstm_hidden=64, attention_hidden=16, sequence_length=10, batch_size=4,
@@ -60,7 +60,7 @@ def run(args) -> dict:
         size['batch_size'] = args.batch_size
     steps = args.steps or (40 if args.paper else 20)
     workers = args.num_workers if args.num_workers is not None else (6 if args.paper else 2)
-    logging.getLogger('signattn_driver.training').setLevel(logging.ERROR)
+    logging.getLogger('signattn_driver.training.loop').setLevel(logging.ERROR)
     with tempfile.TemporaryDirectory() as tmp:
         # Two episodes per lane, so that every lane is busy at every step.
         frames = 2 * size['batch_size'] * size['sequence_length'] * size['episode_windows']

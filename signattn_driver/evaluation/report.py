@@ -1,6 +1,7 @@
 """Figures (matplotlib, Agg) and Markdown for evaluation and sweep reports.
 
-Input is the report dict of signattn_driver.evaluation.evaluate (or of a sweep); nothing here
+Input is the report dict of signattn_driver.evaluation.evaluate.evaluate (or of a sweep);
+nothing here
 runs a model.
 """
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from signattn_driver.explanation import blur_for_display
+from signattn_driver.evaluation.explanations import blur_for_display
 
 
 def _plt():

@@ -18,7 +18,7 @@ from pathlib import Path
 import yaml
 
 from signattn_driver.model import ModelConfig
-from signattn_driver.sequences import SPLIT_MODES
+from signattn_driver.data.sequences import SPLIT_MODES
 
 BEST_METRICS = ('mae_steering_deg', 'mae_u_per_m')
 
@@ -39,7 +39,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     grad_clip: float = 1.0       # max global gradient norm; 0 disables clipping
     val_every: int = 1000        # steps between validations (and last.pt/best.pt writes)
-    val_split: str = 'drive'     # 'drive' | 'time_blocks' (see signattn_driver.sequences)
+    val_split: str = 'drive'     # 'drive' | 'time_blocks' (see signattn_driver.data.sequences)
     val_fraction: float = 0.1    # share of drives / blocks held out; 0: no validation
     val_drives: list = field(default_factory=list)  # 'drive' split: hold out these by name
     block_s: float = 60.0        # 'time_blocks' block length

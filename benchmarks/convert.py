@@ -12,7 +12,7 @@ import time
 import cv2
 import torch
 
-from signattn_driver.udacity import ConvertConfig, convert_udacity
+from signattn_driver.udacity.convert import ConvertConfig, convert_udacity
 
 
 def add_arguments(parser):
@@ -40,8 +40,9 @@ def _rss_mib(field: str) -> float:
 def _write_fixture(path: Path, args):
     # In a child process, so that this process's peak RSS measures the conversion alone.
     cameras = tuple(c for c in args.cameras.split(',') if c)
-    code = ('import sys; from pathlib import Path\n'
-            'from signattn_driver.udacity_fixtures import FixtureSpec, write_udacity_bag\n'
+    test_dir = Path(__file__).resolve().parent.parent / 'test'   # fixtures live under test/
+    code = (f'import sys; sys.path.insert(0, {str(test_dir)!r}); from pathlib import Path\n'
+            'from fixtures.udacity_bags import FixtureSpec, write_udacity_bag\n'
             f'csv = {str(args.profile_csv)!r} if {args.profile_csv is not None} else None\n'
             f'write_udacity_bag(Path({str(path)!r}), FixtureSpec(frames={args.frames}, '
             f'cameras={cameras!r}, profile_csv=csv))\n')

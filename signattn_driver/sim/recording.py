@@ -29,10 +29,10 @@ import time
 import cv2
 import numpy as np
 
-from signattn_driver.bag_layout import DriveBagWriter
-from signattn_driver.dataset import DatasetWriter
-from signattn_driver.metadrive_adapter import (MetaDriveSim, SimConfig,
-                                               steering_to_front_wheel_rad)
+from signattn_driver.data.bag_layout import DriveBagWriter
+from signattn_driver.data.dataset import DatasetWriter
+from signattn_driver.sim.metadrive_adapter import (MetaDriveSim, SimConfig,
+                                                   steering_to_front_wheel_rad)
 from signattn_driver.preprocessing import decode_image, to_hsv_u8
 from signattn_driver.vehicle import (DEFAULT_SMOOTHING, inverse_radius_from_steering,
                                      load_vehicle)

@@ -17,23 +17,19 @@ Metrics per controller (over all episodes):
 
 Controllers: `ExpertController` (MetaDrive's IDM, the ceiling), `ZeroController` (wheel held
 straight, the floor), `ModelController` (a checkpoint through `Predictor`, in-process) and
-`RosController` (the real drive node over DDS, started as a subprocess).
+`signattn_driver.ros.sim_controller.RosController` (the real drive node over DDS).
 """
 
 from dataclasses import asdict, dataclass, field
 import logging
 import math
-import os
-from pathlib import Path
-import subprocess
-import sys
 import time
 
 import cv2
 import numpy as np
 
-from signattn_driver.metadrive_adapter import (front_wheel_rad_to_steering, MetaDriveSim,
-                                               SimConfig)
+from signattn_driver.sim.metadrive_adapter import (front_wheel_rad_to_steering, MetaDriveSim,
+                                                   SimConfig)
 from signattn_driver.vehicle import load_vehicle, steering_from_inverse_radius
 
 # Maps signattn simulate does not visit by default (its drives start at --seed, 0 or 100).
@@ -86,7 +82,7 @@ class ZeroController(ExpertController):
         return 0.0
 
 
-class _InverseRadiusController(ExpertController):
+class InverseRadiusController(ExpertController):
     """Shared: turn the model's u (1/m) into a MetaDrive command for the simulated car."""
 
     def __init__(self, vehicle='metadrive'):
@@ -100,7 +96,7 @@ class _InverseRadiusController(ExpertController):
         return front_wheel_rad_to_steering(theta / self.profile.steering_ratio)
 
 
-class ModelController(_InverseRadiusController):
+class ModelController(InverseRadiusController):
     """A checkpoint driving in-process through `Predictor` (same preprocessing as the node)."""
 
     name = 'model'
@@ -120,96 +116,6 @@ class ModelController(_InverseRadiusController):
         """Run the network on the decoded frame."""
         u, _ = self.predictor.step(self._decode(jpeg), 'bgr', want_attention=False)
         return self.command(u, speed_mps)
-
-
-class RosController(_InverseRadiusController):
-    """The real drive node: frames out on a CompressedImage topic, `steering/command` back.
-
-    Lock-step: each frame is published and the node's command for that frame's stamp is
-    awaited, so the simulation never runs ahead of the node.
-    """
-
-    name = 'ros'
-    CAMERA_TOPIC = '/sim/center_camera/image_color/compressed'
-    COMMAND_TOPIC = '/sim/steering/command'
-
-    def __init__(self, checkpoint_path, vehicle='metadrive', timeout_s: float = 30.0):
-        super().__init__(vehicle)
-        try:
-            import rclpy
-            from rclpy.node import Node
-            from geometry_msgs.msg import Vector3Stamped
-            from sensor_msgs.msg import CompressedImage
-        except ImportError as err:
-            raise ClosedLoopError(f'--through-ros needs rclpy and message packages: {err}') \
-                from err
-        os.environ.setdefault('FASTDDS_BUILTIN_TRANSPORTS', 'LARGE_DATA')
-        self.timeout_s = timeout_s
-        self._rclpy, self._msg = rclpy, CompressedImage
-        env = dict(os.environ)
-        if env.get('PYTHONUTF8') not in (None, '0', '1'):
-            env.pop('PYTHONUTF8')      # Panda3D sets 'on', which Python refuses at start-up
-        cmd = [sys.executable, '-c', 'import sys; from signattn_driver.drive_node import main; '
-               'sys.exit(main())', '--ros-args', '-p', f'checkpoint:={Path(checkpoint_path)}',
-               '-p', 'device:=cpu', '-p', f'vehicle:={vehicle}', '-p',
-               'publish_attention:=false', '-r', f'image/compressed:={self.CAMERA_TOPIC}',
-               '-r', f'steering/command:={self.COMMAND_TOPIC}']
-        self.process = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.PIPE, text=True)
-        self._context = rclpy.Context()
-        rclpy.init(context=self._context)
-        self.node = Node('signattn_drive_sim', context=self._context)
-        self._pub = self.node.create_publisher(CompressedImage, self.CAMERA_TOPIC, 10)
-        self._answers = {}
-        self.node.create_subscription(Vector3Stamped, self.COMMAND_TOPIC, self._on_command, 10)
-        self._executor = rclpy.executors.SingleThreadedExecutor(context=self._context)
-        self._executor.add_node(self.node)
-
-    def _on_command(self, msg):
-        stamp = int(msg.header.stamp.sec) * 10**9 + int(msg.header.stamp.nanosec)
-        self._answers[stamp] = float(msg.vector.x)
-
-    def _check_alive(self):
-        if self.process.poll() is not None:
-            err = (self.process.stderr.read() or '').strip().splitlines()[-3:]
-            raise ClosedLoopError(f'drive_node exited ({self.process.returncode}): '
-                                  + ' | '.join(err))
-
-    def steer(self, jpeg, stamp_ns, speed_mps, sim) -> float:
-        """Publish the frame, wait for the node's command with the same stamp."""
-        msg = self._msg()
-        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(int(stamp_ns), 10**9)
-        msg.header.frame_id = 'center_camera'
-        msg.format = 'jpeg'
-        msg.data = jpeg
-        deadline = time.monotonic() + self.timeout_s
-        next_send = 0.0
-        while stamp_ns not in self._answers:
-            self._check_alive()
-            now = time.monotonic()
-            if now > deadline:
-                raise ClosedLoopError(f'no steering/command from drive_node in '
-                                      f'{self.timeout_s} s')
-            if now >= next_send:
-                # resend until answered: the node may still be starting, or drop a frame
-                self._pub.publish(msg)
-                next_send = now + 1.0
-            self._executor.spin_once(timeout_sec=0.01)
-        u = self._answers.pop(stamp_ns)
-        self._answers.clear()
-        return self.command(u, speed_mps)
-
-    def close(self):
-        """Stop the node subprocess and the client."""
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self._executor.shutdown()
-        self.node.destroy_node()
-        self._rclpy.try_shutdown(context=self._context)
 
 
 def drive_episode(sim: MetaDriveSim, controller, seed: int, config: ClosedLoopConfig,

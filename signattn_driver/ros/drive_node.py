@@ -28,9 +28,9 @@ from std_srvs.srv import Trigger
 
 from signattn_driver.attention_overlay import attention_overlay
 from signattn_driver.checkpoint import CheckpointError
-from signattn_driver.image_conversion import (array_to_image_msg, compressed_msg_to_array,
-                                              image_msg_to_array, ImageConversionError,
-                                              working_cv_bridge)
+from signattn_driver.ros.image_conversion import (array_to_image_msg, compressed_msg_to_array,
+                                                  image_msg_to_array, ImageConversionError,
+                                                  working_cv_bridge)
 from signattn_driver.preprocessing import PreprocessingError
 from signattn_driver.vehicle import front_wheel_angle_rad, load_vehicle
 

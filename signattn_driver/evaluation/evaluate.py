@@ -6,9 +6,10 @@
 
 Frames: the dataset's drives of split `split` ('test'; 'val', then all drives, with a warning,
 when a set has none), camera 'center', in stamp order, cut into time-contiguous segments
-(signattn_driver.sequences). Each segment is run through the unmasked model frame by frame,
+(signattn_driver.data.sequences). Each segment is run through the unmasked model frame by frame,
 with (h_0, c_0) = f_init(frame 0) (eq. 13-14); every frame is explained and masked with the
-state its unmasked predecessors produced (see signattn_driver.deletion). `limit_frames` picks
+state its unmasked predecessors produced (see signattn_driver.evaluation.deletion).
+`limit_frames` picks
 evenly spaced windows of `window_frames` frames instead, each preceded by `warmup_frames`
 unmasked frames that set up the LSTM state. All checkpoints see the same frames, so their
 per-frame AUC populations can be compared.
@@ -29,15 +30,16 @@ import numpy as np
 import torch
 
 from signattn_driver import checkpoint as ckpt_io
-from signattn_driver import report as report_io
-from signattn_driver.dataset import Dataset, DatasetError
-from signattn_driver.deletion import auc, deletion_curves, deletion_curves_sequence, \
+from signattn_driver.evaluation import report as report_io
+from signattn_driver.data.dataset import Dataset, DatasetError
+from signattn_driver.evaluation.deletion import auc, deletion_curves, deletion_curves_sequence, \
     DeletionConfig
 from signattn_driver.device import resolve_device
-from signattn_driver.explanation import compute_maps, ExplainConfig, mass_inside, METHODS
+from signattn_driver.evaluation.explanations import (compute_maps, ExplainConfig, mass_inside,
+                                                     METHODS)
 from signattn_driver.preprocessing import hsv_u8_to_input
-from signattn_driver.sequences import read_window, SequenceIndex
-from signattn_driver.stats import summary, welch_t_test
+from signattn_driver.data.sequences import read_window, SequenceIndex
+from signattn_driver.evaluation.statistics import summary, welch_t_test
 from signattn_driver.vehicle import steering_from_inverse_radius
 
 LOG = logging.getLogger(__name__)
@@ -241,7 +243,7 @@ def evaluate(checkpoints, data_dir, methods=None, out_dir='reports/eval', device
 
     Args:
         checkpoints: checkpoint paths (signattn_driver.checkpoint format).
-        data_dir: dataset folder (signattn_driver.dataset format).
+        data_dir: dataset folder (signattn_driver.data.dataset format).
         methods: saliency methods (explanation.METHODS); overrides config.methods.
         out_dir: report folder (created).
         device: 'auto' | 'cpu' | 'cuda' | 'cuda:N'.

@@ -1,6 +1,7 @@
 """Time-contiguous frame sequences of one camera: segments, validation splits and windows.
 
-Training and evaluation both read a dataset (signattn_driver.dataset) as *segments*: the frames
+Training and evaluation both read a dataset (signattn_driver.data.dataset) as *segments*:
+the frames
 of one camera in one drive, in stamp order, broken where the time stamps jump. A segment is cut
 into *windows* of `sequence_length` frames (the unit of truncated back-propagation through
 time); consecutive windows of a segment form an *episode* over which the LSTM state is carried.
@@ -23,7 +24,7 @@ import logging
 import numpy as np
 import torch
 
-from signattn_driver.dataset import Dataset, DatasetError, FRAME_SHAPE
+from signattn_driver.data.dataset import Dataset, DatasetError, FRAME_SHAPE
 
 SPLIT_MODES = ('drive', 'time_blocks')
 MAX_GAP_S = 0.5  # a stamp jump larger than this starts a new segment (Udacity: 20 Hz)

@@ -47,7 +47,7 @@ def add_arguments(parser):
 
 def _jpeg_frames(n: int) -> list:
     import cv2
-    from signattn_driver.benchmarks.predictor import _frames
+    from benchmarks.predictor import _frames
     return [cv2.imencode('.jpg', f, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
             for f in _frames(n)]
 
@@ -166,7 +166,7 @@ def _measure(variant_cmd: list, schedule: list, env: dict) -> dict:
     node_proc = subprocess.Popen(variant_cmd, env=env, stdout=subprocess.DEVNULL,
                                  stderr=subprocess.PIPE, text=True)
     camera = subprocess.Popen(
-        [sys.executable, '-c', 'from signattn_driver.benchmarks.node import camera_main; '
+        [sys.executable, '-c', 'from benchmarks.node import camera_main; '
          'camera_main()', json.dumps(schedule)], env=env, stdout=subprocess.PIPE, text=True)
     context = rclpy.Context()
     rclpy.init(context=context)
@@ -237,8 +237,9 @@ def run(args) -> dict:
     env = dict(os.environ, FASTDDS_BUILTIN_TRANSPORTS='LARGE_DATA',
                ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
                ROS_DOMAIN_ID=os.environ.get('ROS_DOMAIN_ID', '42'))
-    os.environ.update({k: env[k] for k in ('FASTDDS_BUILTIN_TRANSPORTS',
-                                           'ROS_AUTOMATIC_DISCOVERY_RANGE', 'ROS_DOMAIN_ID')})
+    # The camera and naive-node children import `benchmarks.node` from this checkout.
+    checkout = str(Path(__file__).resolve().parent.parent)
+    env['PYTHONPATH'] = os.pathsep.join(filter(None, [checkout, env.get('PYTHONPATH')]))
     torch.set_num_threads(1)   # this process only listens
     schedule = [['warmup', 5, args.warmup], ['20hz', 20, args.duration]]
     schedule += [[f'{r}hz', float(r), args.step_duration] for r in args.rates.split(',')]
@@ -255,12 +256,12 @@ def run(args) -> dict:
         results['checkpoint'] = args.checkpoint or f'random, lstm_hidden {args.lstm_hidden}'
         variants = {}
         if not args.no_naive:
-            variants['naive_fp32'] = [sys.executable, '-c', 'from signattn_driver.benchmarks.'
+            variants['naive_fp32'] = [sys.executable, '-c', 'from benchmarks.'
                                       'node import naive_main; naive_main()', path,
                                       str(args.threads)]
         for precision in args.precisions.split(','):
             variants[f'node_{precision}'] = [
-                sys.executable, '-m', 'signattn_driver.drive_node', '--ros-args',
+                sys.executable, '-m', 'signattn_driver.ros.drive_node', '--ros-args',
                 '-p', f'checkpoint:={path}', '-p', f'precision:={precision}',
                 '-p', f'device:={args.device}', '-p', f'num_threads:={args.threads}',
                 '-p', 'publish_attention:=false']

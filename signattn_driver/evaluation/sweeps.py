@@ -1,8 +1,8 @@
 """Parameter sweeps of the paper: quantization bits (Fig. 7) and softmax temperature (Fig. 9).
 
-For each value, one model is trained (signattn_driver.training.train, run folder
+For each value, one model is trained (signattn_driver.training.loop.train, run folder
 OUT/runs/<param>_<value>) and all models are evaluated together on the same frames
-(signattn_driver.evaluation.evaluate, OUT/report/). The sweep then writes OUT/sweep.md,
+(signattn_driver.evaluation.evaluate.evaluate, OUT/report/). The sweep then writes OUT/sweep.md,
 OUT/sweep.json and OUT/sweep_<param>.png: deletion AUC 0-25 % (mean of frames +- SEM) and MAE
 against the value, and Welch's t-tests between per-frame AUC populations of every value and the
 reference (bits 10, T = 1; the paper's T = 0.1 vs T = 1 gave p = 0.193) and of neighbours.
@@ -16,10 +16,10 @@ import json
 import logging
 from pathlib import Path
 
-from signattn_driver.evaluation import EvalConfig, evaluate
+from signattn_driver.evaluation.evaluate import EvalConfig, evaluate
 from signattn_driver.paths import config_path
-from signattn_driver.report import sweep_figure
-from signattn_driver.stats import welch_t_test
+from signattn_driver.evaluation.report import sweep_figure
+from signattn_driver.evaluation.statistics import welch_t_test
 
 LOG = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ def sweep(kind: str, data_dirs, out_dir, values=None, config_yaml=None, tiny: bo
     Returns:
         The sweep summary dict (also OUT/sweep.json).
     """
-    from signattn_driver.training import load_run_config, train
+    from signattn_driver.training.loop import load_run_config, train
     if kind not in SWEEPS:
         raise SweepError(f'unknown sweep {kind!r}; choose from {list(SWEEPS)}')
     spec = SWEEPS[kind]

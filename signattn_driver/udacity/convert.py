@@ -12,8 +12,8 @@ Inputs (one drive each; see docs/converter.md):
 
 Output in OUT (everything built aside and renamed into place when complete):
 
-    OUT/dataset/            signattn_driver.dataset (DatasetWriter): frames, labels, manifest
-    OUT/bags/<drive>/       one ROS 2 bag per drive in the signattn_driver.bag_layout topics
+    OUT/dataset/            signattn_driver.data.dataset (DatasetWriter): frames, labels, manifest
+    OUT/bags/<drive>/       one ROS 2 bag per drive in the signattn_driver.data.bag_layout topics
 
 Labels: the steering-wheel angle and speed of the steering record are linearly interpolated to
 each camera header stamp; frames outside the record are dropped and counted; gaps in the record
@@ -41,9 +41,9 @@ from rosbags.highlevel import AnyReader, AnyReaderError
 from rosbags.rosbag1 import Reader as Reader1
 from rosbags.typesys import get_types_from_msg, get_typestore, Stores
 
-from signattn_driver.bag_layout import (camera_info_topic, camera_topic, CAMERAS,
-                                        compressed_image, DriveBagWriter, STORAGES, TYPESTORE)
-from signattn_driver.dataset import Dataset, DatasetError, DatasetWriter
+from signattn_driver.data.bag_layout import (camera_info_topic, camera_topic, CAMERAS,
+                                             compressed_image, DriveBagWriter, STORAGES, TYPESTORE)
+from signattn_driver.data.dataset import Dataset, DatasetError, DatasetWriter
 from signattn_driver.preprocessing import decode_image, PreprocessingError, to_hsv_u8
 from signattn_driver.vehicle import (DEFAULT_SMOOTHING, inverse_radius_from_steering,
                                      load_vehicle)

@@ -6,10 +6,10 @@ import time
 import numpy as np
 import torch
 
-from signattn_driver.deletion import deletion_curves, DeletionConfig, fill_images, \
+from signattn_driver.evaluation.deletion import deletion_curves, DeletionConfig, fill_images, \
     levels_percent, perturb, rank_pixels
 from signattn_driver.device import resolve_device
-from signattn_driver.explanation import compute_maps, ExplainConfig, index_state
+from signattn_driver.evaluation.explanations import compute_maps, ExplainConfig, index_state
 from signattn_driver.model import count_parameters, ModelConfig, SteeringNet
 from signattn_driver.preprocessing import hsv_u8_to_input
 

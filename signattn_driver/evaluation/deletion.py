@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from signattn_driver.explanation import expand_state, index_state
+from signattn_driver.evaluation.explanations import expand_state, index_state
 
 LOG = logging.getLogger(__name__)
 FILLS = ('black', 'blur', 'mean')

@@ -1,0 +1,1 @@
+"""Data: label math, LSTM sequence rule, datasets on disk, the ROS 2 bag layout."""

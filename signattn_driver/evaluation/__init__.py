@@ -1,0 +1,1 @@
+"""Evaluation: explanation methods, deletion/insertion metrics, statistics, reports, sweeps."""

@@ -1,0 +1,1 @@
+"""MetaDrive simulation (optional extra): adapter, lane masks, recording, closed loop."""

@@ -1,0 +1,1 @@
+"""Training: config, data preparation, the loop, run folders and distributed set-up."""
