@@ -25,9 +25,10 @@ import numpy as np
 import torch
 
 from signattn_driver.data.dataset import Dataset, DatasetError, FRAME_SHAPE
+from signattn_driver.data.sequence_rule import DEFAULT_MAX_GAP_S, SequenceRule
 
 SPLIT_MODES = ('drive', 'time_blocks')
-MAX_GAP_S = 0.5  # a stamp jump larger than this starts a new segment (Udacity: 20 Hz)
+MAX_GAP_S = DEFAULT_MAX_GAP_S  # the one sequence rule (data/sequence_rule.py)
 log = logging.getLogger(__name__)
 
 
@@ -236,7 +237,7 @@ class SequenceIndex:
 
 
 def _split_at_gaps(seg: Segment, max_gap_s: float) -> list:
-    cut = np.flatnonzero(np.diff(seg.stamps_ns) > max_gap_s * 1e9) + 1
+    cut = np.flatnonzero(SequenceRule(max_gap_s).segment_starts(seg.stamps_ns)[1:]) + 1
     bounds = [0, *cut.tolist(), len(seg)]
     return [Segment(seg.dataset, seg.drive, seg.rows[a:b], seg.stamps_ns[a:b])
             for a, b in zip(bounds[:-1], bounds[1:])]
