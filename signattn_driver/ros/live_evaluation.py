@@ -26,7 +26,8 @@ import numpy as np
 from rosbags.rosbag2 import Reader
 
 from signattn_driver.data import bag_layout
-from signattn_driver.data.bag_layout import camera_topic, INVERSE_RADIUS_TOPIC, stamp_ns_of
+from signattn_driver.data.bag_layout import camera_topic, INVERSE_RADIUS_TOPIC
+from signattn_driver.data.labels import stamp_ns_of
 from signattn_driver.vehicle import load_vehicle, steering_from_inverse_radius
 
 log = logging.getLogger(__name__)
