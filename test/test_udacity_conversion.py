@@ -144,7 +144,8 @@ def test_convert_bag_labels_are_bit_identical_to_convert_udacity(converted, tmp_
                    'speed_smoothed_mps', 'inverse_radius_per_m'):
         a, b = first.labels[column][center], second.labels[column]
         assert a.dtype == b.dtype and a.tobytes() == b.tobytes(), column
-    np.testing.assert_array_equal(first.frames(0, len(first))[center], second.frames(0, len(second)))
+    np.testing.assert_array_equal(first.frames(0, len(first))[center],
+                                  second.frames(0, len(second)))
 
 
 def test_interpolation_and_eq3_hand_computed():

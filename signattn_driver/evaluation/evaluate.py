@@ -179,7 +179,7 @@ def _evaluate_checkpoint(model, runs, index, device, config: EvalConfig, progres
         before = tuple(b[s:] for b in before)
         hsv = win['frames'][s:]
         u_label = win['inverse_radius_per_m'][s:].astype(np.float64)
-        deg_per_u = np.degrees(steering_from_inverse_radius(1.0, win['speed_mps'][s:],
+        deg_per_u = np.degrees(steering_from_inverse_radius(1.0, win['speed_smoothed_mps'][s:],
                                                             index.vehicle(seg)))
         masks = None
         if drive.mask_chunks:

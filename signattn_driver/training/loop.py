@@ -209,8 +209,8 @@ def validation_metrics(index: SequenceIndex, segments: list, predictions: list) 
         w = index.labels(seg)
         vehicle = index.vehicle(seg)
         err_u.append(np.abs(u_pred - w['inverse_radius_per_m']))
-        theta = steering_from_inverse_radius(u_pred, w['speed_mps'], vehicle)
-        err_deg.append(np.degrees(np.abs(theta - w['steering_wheel_rad'])))
+        theta = steering_from_inverse_radius(u_pred, w['speed_smoothed_mps'], vehicle)
+        err_deg.append(np.degrees(np.abs(theta - w['steering_wheel_smoothed_rad'])))
     err_u, err_deg = np.concatenate(err_u), np.concatenate(err_deg)
     return {'mae_u_per_m': float(err_u.mean()), 'mae_steering_deg': float(err_deg.mean()),
             'frames': int(len(err_u))}
