@@ -20,7 +20,6 @@ Known inconsistencies of the paper and what this module does (see docs/model.md)
 """
 
 from dataclasses import asdict, dataclass
-import math
 
 import torch
 from torch import nn
@@ -250,5 +249,3 @@ def entropy_of_attention(attention: torch.Tensor) -> torch.Tensor:
     p = attention.flatten(-2).clamp_min(1e-12)
     return -(p * p.log()).sum(-1).mean()
 
-
-MAX_ENTROPY_NATS = math.log(NUM_LOCATIONS)

@@ -94,6 +94,7 @@ def test_run_folder_holds_config_and_checkpoints_the_node_can_load(trained):
     assert best.config == model_config
     assert best.metadata['vehicle'] == load_vehicle('mkz').to_dict()
     assert best.metadata['train_config'] == config.to_dict()
+    assert best.metadata['smoothing_alpha'] == 1.0     # what `signattn demo` reads back
     assert set(best.metadata['metrics']) >= {'mae_u_per_m', 'mae_steering_deg'}
     assert 'optimizer' not in best.metadata
     last = checkpoint.load(result['last_checkpoint'])

@@ -63,6 +63,7 @@ def _isolate_dds():
 def run_demo(cfg: DemoConfig, announce=log.info) -> dict:
     """Run the three steps and write `cfg.out_dir/summary.{md,json}`; return the summary."""
     from signattn_driver.data.bag_dataset import dataset_from_bags
+    from signattn_driver.data.labels import DEFAULT_SMOOTHING
     from signattn_driver.evaluation.evaluate import evaluate
     from signattn_driver.ros.live_evaluation import evaluate_live, LiveEvaluationConfig
     from signattn_driver.vehicle import VehicleProfile
@@ -86,8 +87,10 @@ def run_demo(cfg: DemoConfig, announce=log.info) -> dict:
 
     announce(f'[2/3] deletion metric on {cfg.deletion_frames} frames: '
              f'{", ".join(cfg.methods)}')
-    dataset = dataset_from_bags([bag], out / 'dataset', vehicle,
-                                ckpt.metadata.get('smoothing_alpha', 0.2), overwrite=True)
+    # alpha_s the checkpoint's training labels were smoothed with (training records it; older
+    # checkpoints, the shipped one included, were trained with the default).
+    alpha_s = ckpt.metadata.get('smoothing_alpha', DEFAULT_SMOOTHING)
+    dataset = dataset_from_bags([bag], out / 'dataset', vehicle, alpha_s, overwrite=True)
     offline = evaluate([checkpoint], dataset, methods=list(cfg.methods),
                        out_dir=out / 'explanations', device=cfg.device,
                        limit_frames=cfg.deletion_frames)

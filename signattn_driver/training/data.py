@@ -30,6 +30,11 @@ class PreparedData:
         """Return the vehicle profile stored in checkpoints (of the first dataset)."""
         return self.index.datasets[0].vehicle
 
+    @property
+    def smoothing_alpha(self) -> float:
+        """Return alpha_s of eq. 2 the labels were made with (of the first dataset)."""
+        return float(self.index.datasets[0].manifest['smoothing_alpha'])
+
 
 def prepare_data(data_dirs: list, config: TrainConfig) -> PreparedData:
     """Open and split the datasets; fails before any training work.

@@ -228,7 +228,8 @@ class _Trainer:
         if dist.main:
             checkpoint.save(self.out_dir / name, self.model, vehicle=self.data.vehicle.to_dict(),
                             metrics=metrics, train_config=self.cfg.to_dict(),
-                            step=self.pos['step'], data=self.data.index.roots, **extra)
+                            step=self.pos['step'], data=self.data.index.roots,
+                            smoothing_alpha=self.data.smoothing_alpha, **extra)
 
     def _checkpoint(self):
         metrics = self.validate()
