@@ -248,4 +248,3 @@ def entropy_of_attention(attention: torch.Tensor) -> torch.Tensor:
     """Mean entropy (nats) of attention maps (..., 10, 20); max is log(200) = 5.30."""
     p = attention.flatten(-2).clamp_min(1e-12)
     return -(p * p.log()).sum(-1).mean()
-

@@ -1,8 +1,6 @@
 """The drive node over real (loopback) DDS: started as a user would, fed frames, inspected."""
 
 import hashlib
-import subprocess
-import sys
 import time
 
 import cv2
@@ -18,6 +16,8 @@ from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
+
+from signattn_driver.ros.node_process import NodeProcess  # noqa: E402
 
 pytestmark = pytest.mark.ros
 WAIT_S = 30.0  # generous: a loaded 2-core CI machine; the tests never assert on time
@@ -79,7 +79,7 @@ class Client:
 
     def wait_for_node(self, process):
         def ready():
-            assert process.poll() is None, process.communicate()[1]
+            assert process.alive(), process.stderr_text()
             return (self.camera.get_subscription_count() > 0
                     and self.node.count_publishers('/steering/command') > 0
                     and self.reset.service_is_ready())
@@ -122,10 +122,8 @@ class Client:
 
 
 def start_node(checkpoint, transport, *extra):
-    cmd = [sys.executable, '-m', 'signattn_driver.ros.drive_node', '--ros-args',
-           '-p', f'checkpoint:={checkpoint}', '-p', f'input_transport:={transport}',
-           '-p', 'device:=cpu', '-p', 'num_threads:=1', *extra]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return NodeProcess({'checkpoint': checkpoint, 'input_transport': transport, 'device': 'cpu',
+                        'num_threads': 1}, extra_ros_args=extra)
 
 
 @pytest.fixture
@@ -138,12 +136,10 @@ def running(request, tiny_checkpoint, ros_domain_id):
         yield client, process
     finally:
         client.close()
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-    assert process.returncode in (0, -15), process.stderr.read()
+        returncode = process.stop()
+        stderr = process.stderr_text()
+        process.close()
+    assert returncode == 0, stderr      # SIGINT: a clean shutdown
 
 
 @pytest.mark.parametrize('running', ['compressed'], indirect=True)
@@ -262,8 +258,8 @@ def test_missing_or_bad_checkpoint_exits_with_one_line(tmp_path, ros_domain_id):
         if path.name == 'garbage.pt':
             path.write_bytes(b'not a checkpoint')
         process = start_node(path, 'compressed')
-        _, stderr = process.communicate(timeout=60)
-        assert process.returncode != 0
+        assert process.wait(timeout_s=60) != 0
+        stderr = process.stderr_text()
         lines = [line for line in stderr.splitlines() if line.strip()]
         assert len(lines) == 1 and lines[0].startswith('drive_node: error:'), stderr
         assert expected in lines[0]
@@ -272,8 +268,8 @@ def test_missing_or_bad_checkpoint_exits_with_one_line(tmp_path, ros_domain_id):
 
 def test_invalid_start_parameter_exits_with_the_reason(tiny_checkpoint, ros_domain_id):
     process = start_node(tiny_checkpoint, 'compressed', '-p', 'device:=gpu')
-    _, stderr = process.communicate(timeout=60)
-    assert process.returncode != 0
+    assert process.wait(timeout_s=60) != 0
+    stderr = process.stderr_text()
     assert stderr.strip() == ("drive_node: error: parameter device: device must be auto, cpu, "
                               "cuda or cuda:N, got 'gpu'")
 
