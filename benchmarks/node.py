@@ -21,6 +21,8 @@ import time
 
 import numpy as np
 
+from signattn_driver.ros.node_process import node_command, NodeProcess
+
 FRAME_SIZE_HW = (480, 640)
 
 
@@ -163,8 +165,7 @@ def _measure(variant_cmd: list, schedule: list, env: dict) -> dict:
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import QoSProfile
 
-    node_proc = subprocess.Popen(variant_cmd, env=env, stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.PIPE, text=True)
+    node_proc = NodeProcess(command=variant_cmd, env=env)
     camera = subprocess.Popen(
         [sys.executable, '-c', 'from benchmarks.node import camera_main; '
          'camera_main()', json.dumps(schedule)], env=env, stdout=subprocess.PIPE, text=True)
@@ -188,11 +189,10 @@ def _measure(variant_cmd: list, schedule: list, env: dict) -> dict:
         while camera.poll() is None:
             executor.spin_once(timeout_sec=0.01)
             now = time.perf_counter()
-            if now >= next_sample and node_proc.poll() is None:
+            if now >= next_sample and node_proc.alive():
                 cpu.append((now, _cpu_seconds(node_proc.pid)))
                 next_sample = now + 0.25
-            if node_proc.poll() is not None:
-                raise RuntimeError('node under test exited: ' + node_proc.stderr.read()[-500:])
+            node_proc.check_alive()
         end = time.monotonic() + 1.0
         while time.monotonic() < end:
             executor.spin_once(timeout_sec=0.01)
@@ -201,10 +201,10 @@ def _measure(variant_cmd: list, schedule: list, env: dict) -> dict:
         executor.shutdown(timeout_sec=1.0)
         node.destroy_node()
         rclpy.try_shutdown(context=context)
-        for proc in (camera, node_proc):
-            if proc.poll() is None:
-                proc.terminate()
-                proc.wait(timeout=20)
+        if camera.poll() is None:
+            camera.terminate()
+            camera.wait(timeout=20)
+        node_proc.close()
     cpu_t, cpu_s = np.array(cpu).T if cpu else (np.zeros(1), np.zeros(1))
     phases = {}
     for name, rate_hz, duration_s in schedule:
@@ -260,11 +260,9 @@ def run(args) -> dict:
                                       'node import naive_main; naive_main()', path,
                                       str(args.threads)]
         for precision in args.precisions.split(','):
-            variants[f'node_{precision}'] = [
-                sys.executable, '-m', 'signattn_driver.ros.drive_node', '--ros-args',
-                '-p', f'checkpoint:={path}', '-p', f'precision:={precision}',
-                '-p', f'device:={args.device}', '-p', f'num_threads:={args.threads}',
-                '-p', 'publish_attention:=false']
+            variants[f'node_{precision}'] = node_command({
+                'checkpoint': path, 'precision': precision, 'device': args.device,
+                'num_threads': args.threads, 'publish_attention': False})
         for name, cmd in variants.items():
             load_before = os.getloadavg()[0]
             results['variants'][name] = _measure(cmd, schedule, env)

@@ -10,13 +10,20 @@ import numpy as np
 import torch
 
 from signattn_driver.data.dataset import DatasetWriter
+from signattn_driver.paths import config_path
+from signattn_driver.training.config import PAPER_CONFIG, TINY_CONFIG
 from signattn_driver.training.loop import load_run_config, train
 from signattn_driver.vehicle import load_vehicle
 
-TINY = dict(lstm_hidden=64, attention_hidden=16, sequence_length=10, batch_size=4,
-            episode_windows=4)
-PAPER = dict(lstm_hidden=1024, attention_hidden=64, sequence_length=20, batch_size=16,
-             episode_windows=10)
+# The sizes of the two shipped run configs (the one tiny config and the paper's).
+SIZE_KEYS = ('lstm_hidden', 'attention_hidden', 'sequence_length', 'batch_size', 'episode_windows')
+
+
+def _size(name: str) -> dict:
+    """Return the model and batch sizes of config/<name> (train_tiny.yaml or train_paper.yaml)."""
+    model_config, train_config = load_run_config(config_path(name), {})
+    values = {**model_config.to_dict(), **train_config.to_dict()}
+    return {k: values[k] for k in SIZE_KEYS}
 
 
 def add_arguments(parser):
@@ -55,12 +62,12 @@ def _synthetic_set(root: Path, frames: int, seed: int = 0) -> Path:
 def run(args) -> dict:
     """Train for warmup + steps on synthetic data; report frames/s and the data-wait share."""
     torch.set_num_threads(args.threads)
-    size = dict(PAPER if args.paper else TINY)
+    size = _size(PAPER_CONFIG if args.paper else TINY_CONFIG)
     if args.batch_size:
         size['batch_size'] = args.batch_size
     steps = args.steps or (40 if args.paper else 20)
     workers = args.num_workers if args.num_workers is not None else (6 if args.paper else 2)
-    logging.getLogger('signattn_driver.training.loop').setLevel(logging.ERROR)
+    logging.getLogger('signattn_driver.training').setLevel(logging.ERROR)
     with tempfile.TemporaryDirectory() as tmp:
         # Two episodes per lane, so that every lane is busy at every step.
         frames = 2 * size['batch_size'] * size['sequence_length'] * size['episode_windows']

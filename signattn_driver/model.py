@@ -20,7 +20,6 @@ Known inconsistencies of the paper and what this module does (see docs/model.md)
 """
 
 from dataclasses import asdict, dataclass
-import math
 
 import torch
 from torch import nn
@@ -249,6 +248,3 @@ def entropy_of_attention(attention: torch.Tensor) -> torch.Tensor:
     """Mean entropy (nats) of attention maps (..., 10, 20); max is log(200) = 5.30."""
     p = attention.flatten(-2).clamp_min(1e-12)
     return -(p * p.log()).sum(-1).mean()
-
-
-MAX_ENTROPY_NATS = math.log(NUM_LOCATIONS)

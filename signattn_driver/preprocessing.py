@@ -57,6 +57,15 @@ def decode_image(data) -> np.ndarray:
     return image
 
 
+def compressed_to_hsv_u8(data) -> np.ndarray:
+    """Decode a compressed camera frame and convert it: the (80, 160, 3) uint8 HSV on disk.
+
+    Raises:
+        PreprocessingError: the bytes are not a decodable color image.
+    """
+    return to_hsv_u8(decode_image(data), 'bgr')
+
+
 def _check_image(image_shape, color_order: str):
     if color_order not in COLOR_ORDERS:
         raise PreprocessingError(f'color_order must be one of {COLOR_ORDERS}, got {color_order!r}')

@@ -1,4 +1,6 @@
-"""Vehicle geometry: label smoothing (eq. 2) and the inverse turning radius (eq. 3).
+"""Vehicle geometry: the inverse turning radius (eq. 3) and vehicle profiles.
+
+Label smoothing (eq. 2) lives with the other label math in signattn_driver.data.labels.
 
 Sign convention (REP-103): positive steering-wheel angle and positive u both mean a left turn.
 """
@@ -11,8 +13,6 @@ import numpy as np
 import yaml
 
 from signattn_driver.paths import config_path
-
-DEFAULT_SMOOTHING = 0.2  # alpha_s of eq. 2; the paper does not state its value
 
 
 @dataclass(frozen=True)
@@ -48,25 +48,6 @@ def load_vehicle(name_or_path: str | Path = 'mkz') -> VehicleProfile:
         return VehicleProfile(**data)
     except TypeError as err:
         raise ValueError(f'{path}: not a vehicle profile ({err})') from err
-
-
-def smooth(values: np.ndarray, alpha_s: float = DEFAULT_SMOOTHING) -> np.ndarray:
-    """Exponential smoothing of a time series (eq. 2): y_t = a x_t + (1 - a) y_{t-1}, y_0 = x_0.
-
-    Args:
-        values: (T,) or (T, K) samples in time order.
-        alpha_s: 0 < alpha_s <= 1; smaller smooths more, 1 returns the input.
-    """
-    if not 0.0 < alpha_s <= 1.0:
-        raise ValueError(f'alpha_s must be in (0, 1], got {alpha_s}')
-    x = np.asarray(values, dtype=np.float64)
-    out = np.empty_like(x)
-    if len(x) == 0:
-        return out
-    out[0] = x[0]
-    for t in range(1, len(x)):
-        out[t] = alpha_s * x[t] + (1.0 - alpha_s) * out[t - 1]
-    return out
 
 
 def inverse_radius_from_steering(steering_wheel_rad, speed_mps, profile: VehicleProfile):

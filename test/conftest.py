@@ -1,23 +1,32 @@
-"""Shared fixtures: tiny model configs, checkpoints, and per-test ROS 2 isolation."""
+"""Shared fixtures: the tiny config (config/train_tiny.yaml), checkpoints, ROS 2 isolation."""
 
 import os
 
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from signattn_driver import checkpoint
 from signattn_driver.model import ModelConfig, SteeringNet
+from signattn_driver.paths import config_path
+from signattn_driver.training.config import MODEL_KEYS, TINY_CONFIG
 
 # DDS discovery stays on loopback for every test, whatever the caller's shell says.
 os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
 
 
+def tiny_settings(**overrides) -> dict:
+    """Return config/train_tiny.yaml (the one CPU-sized run config) with `overrides` applied."""
+    settings = yaml.safe_load(config_path(TINY_CONFIG).read_text())
+    settings.update(overrides)
+    return settings
+
+
 def tiny_config(**overrides) -> ModelConfig:
-    """Return a CPU-sized ModelConfig (LSTM hidden 16, no dropout) with the paper's structure."""
-    fields = dict(lstm_hidden=16, attention_hidden=8, dropout=0.0)
-    fields.update(overrides)
-    return ModelConfig(**fields)
+    """Return the ModelConfig of config/train_tiny.yaml (the paper's structure, CPU-sized)."""
+    settings = tiny_settings(**overrides)
+    return ModelConfig(**{k: v for k, v in settings.items() if k in MODEL_KEYS})
 
 
 @pytest.fixture

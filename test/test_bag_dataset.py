@@ -9,7 +9,8 @@ from signattn_driver.data.bag_layout import DriveBagWriter, read_ground_truth
 from signattn_driver.cli import main
 from signattn_driver.data.dataset import Dataset
 from signattn_driver.preprocessing import decode_image, to_hsv_u8
-from signattn_driver.vehicle import inverse_radius_from_steering, load_vehicle, smooth
+from signattn_driver.data.labels import smooth
+from signattn_driver.vehicle import inverse_radius_from_steering, load_vehicle
 
 
 def write_bag(path, camera_frames, n=6, ground_truth=True):

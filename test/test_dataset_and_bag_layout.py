@@ -7,9 +7,10 @@ import pytest
 from rosbags.highlevel import AnyReader
 
 from signattn_driver.data.bag_layout import (camera_topic, DriveBagWriter, INVERSE_RADIUS_TOPIC,
-                                             stamp_ns_of, STEERING_TOPIC, TWIST_TOPIC, TYPESTORE)
+                                             STEERING_TOPIC, TWIST_TOPIC, TYPESTORE)
 from signattn_driver.data.dataset import Dataset, DatasetError, DatasetWriter
-from signattn_driver.vehicle import inverse_radius_from_steering, load_vehicle, smooth
+from signattn_driver.data.labels import smooth, stamp_ns_of
+from signattn_driver.vehicle import inverse_radius_from_steering, load_vehicle
 
 
 def write_set(root, n=25, chunk=10, masks=False, overwrite=False):

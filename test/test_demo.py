@@ -25,7 +25,9 @@ def test_shipped_checkpoint_and_sample_drive_are_usable():
 
 
 @pytest.mark.ros
-def test_demo_on_a_short_drive(tmp_path, camera_frames, ros_domain_id):
+def test_demo_on_a_short_drive(tmp_path, camera_frames, ros_domain_id, monkeypatch):
+    # what `signattn demo` (cli/demo.py isolate_dds) sets: the library leaves the environment
+    monkeypatch.setenv('FASTDDS_BUILTIN_TRANSPORTS', 'LARGE_DATA')
     torch.manual_seed(0)
     ckpt = checkpoint.save(tmp_path / 'm.pt', SteeringNet(tiny_config()).eval(),
                            vehicle=load_vehicle('mkz').to_dict())

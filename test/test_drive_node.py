@@ -1,8 +1,6 @@
 """The drive node over real (loopback) DDS: started as a user would, fed frames, inspected."""
 
 import hashlib
-import subprocess
-import sys
 import time
 
 import cv2
@@ -18,6 +16,8 @@ from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
+
+from signattn_driver.ros.node_process import NodeProcess  # noqa: E402
 
 pytestmark = pytest.mark.ros
 WAIT_S = 30.0  # generous: a loaded 2-core CI machine; the tests never assert on time
@@ -79,7 +79,7 @@ class Client:
 
     def wait_for_node(self, process):
         def ready():
-            assert process.poll() is None, process.communicate()[1]
+            assert process.alive(), process.stderr_text()
             return (self.camera.get_subscription_count() > 0
                     and self.node.count_publishers('/steering/command') > 0
                     and self.reset.service_is_ready())
@@ -122,10 +122,8 @@ class Client:
 
 
 def start_node(checkpoint, transport, *extra):
-    cmd = [sys.executable, '-m', 'signattn_driver.ros.drive_node', '--ros-args',
-           '-p', f'checkpoint:={checkpoint}', '-p', f'input_transport:={transport}',
-           '-p', 'device:=cpu', '-p', 'num_threads:=1', *extra]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return NodeProcess({'checkpoint': checkpoint, 'input_transport': transport, 'device': 'cpu',
+                        'num_threads': 1}, extra_ros_args=extra)
 
 
 @pytest.fixture
@@ -138,12 +136,10 @@ def running(request, tiny_checkpoint, ros_domain_id):
         yield client, process
     finally:
         client.close()
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-    assert process.returncode in (0, -15), process.stderr.read()
+        returncode = process.stop()
+        stderr = process.stderr_text()
+        process.close()
+    assert returncode == 0, stderr      # SIGINT: a clean shutdown
 
 
 @pytest.mark.parametrize('running', ['compressed'], indirect=True)
@@ -172,7 +168,7 @@ def test_compressed_frames_answered_with_matching_stamps_and_state_handling(
     # Time jumps back (a bag loop): the state resets by itself.
     client.send(jpeg_msg(b, t0 + 5 * second // 20))
     assert client.send(jpeg_msg(a, 5 * second)) == pytest.approx(u_a, abs=1e-6)
-    # A gap longer than reset_gap_s (1 s by default) also resets it.
+    # A gap longer than reset_gap_s (0.5 s by default, as in training) also resets it.
     client.send(jpeg_msg(b, 5 * second + second // 20))
     assert client.send(jpeg_msg(a, 20 * second)) == pytest.approx(u_a, abs=1e-6)
 
@@ -262,8 +258,8 @@ def test_missing_or_bad_checkpoint_exits_with_one_line(tmp_path, ros_domain_id):
         if path.name == 'garbage.pt':
             path.write_bytes(b'not a checkpoint')
         process = start_node(path, 'compressed')
-        _, stderr = process.communicate(timeout=60)
-        assert process.returncode != 0
+        assert process.wait(timeout_s=60) != 0
+        stderr = process.stderr_text()
         lines = [line for line in stderr.splitlines() if line.strip()]
         assert len(lines) == 1 and lines[0].startswith('drive_node: error:'), stderr
         assert expected in lines[0]
@@ -272,8 +268,8 @@ def test_missing_or_bad_checkpoint_exits_with_one_line(tmp_path, ros_domain_id):
 
 def test_invalid_start_parameter_exits_with_the_reason(tiny_checkpoint, ros_domain_id):
     process = start_node(tiny_checkpoint, 'compressed', '-p', 'device:=gpu')
-    _, stderr = process.communicate(timeout=60)
-    assert process.returncode != 0
+    assert process.wait(timeout_s=60) != 0
+    stderr = process.stderr_text()
     assert stderr.strip() == ("drive_node: error: parameter device: device must be auto, cpu, "
                               "cuda or cuda:N, got 'gpu'")
 
@@ -319,3 +315,42 @@ def test_cuda_out_of_memory_falls_back_to_cpu(node_in_process, camera_frames):
     assert node.rejections['cuda_oom'] == 1 and 'CUDA ran out of memory' in node.device_note
     assert node.predictor.device.type == 'cpu'
     assert node.process(msg) is not None and len(published) == 1
+
+
+# One drive, in arrival order, for the sequence-rule consistency test: 20 Hz, a 0.3 s stall (the
+# state is kept), a 0.6 s gap (over the 0.5 s rule, under the node's old 1 s), a jump back.
+DRIVE_NS = 1_600_000_000 * 10**9 + np.array(
+    [0, 50, 100, 400, 450, 1050, 1100, 1150, 700, 750]) * 1_000_000
+DRIVE_STARTS = [0, 5, 8]
+
+
+def test_node_training_and_evaluation_start_sequences_at_the_same_frames(
+        node_in_process, camera_frames, tmp_path):
+    from signattn_driver.data.dataset import Dataset, DatasetWriter
+    from signattn_driver.data.sequence_rule import SequenceRule
+    from signattn_driver.data.sequences import SequenceIndex
+    from signattn_driver.preprocessing import to_hsv_u8
+    from signattn_driver.vehicle import load_vehicle
+
+    # the rule itself, on the arrival order
+    assert np.flatnonzero(SequenceRule().segment_starts(DRIVE_NS)).tolist() == DRIVE_STARTS
+    # the node with its default reset_gap_s: the LSTM state resets exactly there
+    node, _ = node_in_process
+    starts = []
+    for i, stamp in enumerate(DRIVE_NS):
+        before = node.stats['state_resets']
+        assert node.process(jpeg_msg(camera_frames[i % 8], int(stamp))) is not None
+        if node.stats['state_resets'] > before:
+            starts.append(i)
+    assert starts == DRIVE_STARTS
+    # training and evaluation (data/sequences.py) cut a stored drive at the same frames; a
+    # dataset is stamp-ordered, so the part before the jump back is what it can hold
+    increasing = DRIVE_NS[:DRIVE_STARTS[-1]]
+    writer = DatasetWriter(tmp_path / 'ds', vehicle=load_vehicle('mkz'), smoothing_alpha=0.2)
+    drive = writer.drive('d')
+    for i, stamp in enumerate(increasing):
+        drive.append(to_hsv_u8(camera_frames[i % 8]), int(stamp), 0.0, 10.0)
+    writer.close_drive(drive)
+    index = SequenceIndex([Dataset(writer.finalize())], splits=('train',))
+    first_frames = sorted(int(np.searchsorted(increasing, s.stamps_ns[0])) for s in index.segments)
+    assert first_frames == DRIVE_STARTS[:-1]

@@ -20,7 +20,7 @@ def test_shapes_and_dtypes(attention):
     u, att, (h, c) = model(frames())
     assert u.shape == (2, 3) and u.dtype == torch.float32
     assert att.shape == (2, 3, 10, 20) and att.dtype == torch.float32
-    assert h.shape == c.shape == (2, 16)
+    assert h.shape == c.shape == (2, tiny_config().lstm_hidden)
     assert torch.isfinite(u).all()
 
 

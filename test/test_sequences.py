@@ -38,7 +38,7 @@ def test_segments_keep_one_camera_in_order_and_break_at_time_gaps(tmp_path):
     assert w['frames'][:, 0, 0, 1].tolist() == [1, 1, 1, 1]              # centre only
     assert w['frames'][:, 0, 0, 0].tolist() == [3 * i + 1 for i in range(5, 9)]
     assert np.all(np.diff(w['stamp_ns']) == PERIOD_NS)
-    assert w['inverse_radius_per_m'].dtype == np.float64 and w['speed_mps'][0] == 10.0
+    assert w['inverse_radius_per_m'].dtype == np.float64 and w['speed_smoothed_mps'][0] == 10.0
     labels = index.labels(index.segments[0], 5, 9)
     assert set(labels) == set(w) - {'frames'}
     assert all(np.array_equal(labels[k], w[k]) for k in labels)

@@ -1,5 +1,6 @@
 """Training: learning a toy task, exact resume, Predictor agreement, early clear errors."""
 
+import csv
 import shutil
 
 import cv2
@@ -8,19 +9,22 @@ import pytest
 import torch
 import yaml
 
+from conftest import tiny_settings
 from signattn_driver import checkpoint
 from signattn_driver.cli import main as cli_main
 from signattn_driver.data.dataset import DatasetWriter
 from signattn_driver.paths import config_path
+from signattn_driver.model import ModelConfig
 from signattn_driver.predictor import Predictor
 from signattn_driver.preprocessing import hsv_u8_to_input, to_hsv_u8
 from signattn_driver.training.loop import (load_run_config, predict_segments, prepare_data, train,
                                            TrainConfig, TrainingError)
 from signattn_driver.vehicle import load_vehicle
 
-TINY = dict(lstm_hidden=16, attention_hidden=8, dropout=0.0, sequence_length=8,
-            episode_windows=4, batch_size=4, val_split='time_blocks', block_s=2.0, guard_s=0.5,
-            val_fraction=0.25, num_workers=0, log_every=10, device='cpu')
+# config/train_tiny.yaml, fitted to the short synthetic drives below (blocks of 2 s) and to a
+# fast in-process test (no dropout, no worker processes).
+TINY = tiny_settings(dropout=0.0, sequence_length=8, block_s=2.0, guard_s=0.5, val_fraction=0.25,
+                     num_workers=0, device='cpu')
 
 
 def line_frame(slope: float, rng) -> np.ndarray:
@@ -71,9 +75,15 @@ def test_loss_falls_well_below_the_constant_predictor(trained, line_set):
     assert result['metrics']['frames'] == len(u_val)
     assert result['metrics']['mae_u_per_m'] < 0.35 * constant_mae
     assert result['metrics']['mae_steering_deg'] > 0
-    rows = (result['run_dir'] / 'metrics.csv').read_text().splitlines()
-    assert rows[0].startswith('step,epoch,phase,loss')
-    assert sum(',val,' in r for r in rows) == 2 and sum(',train,' in r for r in rows) == 8
+    with open(result['run_dir'] / 'metrics.csv', newline='') as f:
+        rows = list(csv.DictReader(f))
+    train_rows = [r for r in rows if r['phase'] == 'train']
+    val_rows = [r for r in rows if r['phase'] == 'val']
+    assert len(val_rows) == 2 and len(train_rows) == 8
+    # honest columns: the training rows carry the loss and its L1 term, never a validation MAE
+    assert all(r['mae_u_per_m'] == '' and float(r['l1_u_per_m']) > 0 for r in train_rows)
+    assert all(r['l1_u_per_m'] == '' and float(r['mae_u_per_m']) > 0 for r in val_rows)
+    assert float(val_rows[-1]['mae_u_per_m']) == pytest.approx(result['metrics']['mae_u_per_m'])
 
 
 def test_run_folder_holds_config_and_checkpoints_the_node_can_load(trained):
@@ -84,6 +94,7 @@ def test_run_folder_holds_config_and_checkpoints_the_node_can_load(trained):
     assert best.config == model_config
     assert best.metadata['vehicle'] == load_vehicle('mkz').to_dict()
     assert best.metadata['train_config'] == config.to_dict()
+    assert best.metadata['smoothing_alpha'] == 1.0     # what `signattn demo` reads back
     assert set(best.metadata['metrics']) >= {'mae_u_per_m', 'mae_steering_deg'}
     assert 'optimizer' not in best.metadata
     last = checkpoint.load(result['last_checkpoint'])
@@ -200,3 +211,25 @@ def test_shipped_configs_load():
     assert (paper_model.lstm_hidden, paper_model.dropout, paper.lr) == (1024, 0.5, 1e-4)
     tiny_model, tiny = load_run_config(config_path('train_tiny.yaml'), {'attention': 'soft'})
     assert tiny_model.attention == 'soft' and tiny_model.lstm_hidden < 1024
+
+
+def test_paper_config_is_the_dataclass_defaults_by_value():
+    """One source for the paper settings: train_paper.yaml == ModelConfig(), TrainConfig()."""
+    written = yaml.safe_load(config_path('train_paper.yaml').read_text())
+    defaults = {**ModelConfig().to_dict(), **TrainConfig().to_dict()}
+    assert {k: defaults[k] for k in written} == written
+    assert load_run_config(config_path('train_paper.yaml'), {}) == (ModelConfig(), TrainConfig())
+
+
+def test_sweep_without_config_trains_with_the_paper_config(monkeypatch, tmp_path):
+    from signattn_driver.evaluation import sweeps
+    from signattn_driver.training import loop
+    seen = []
+
+    def stop(model_config, train_config, *args, **kwargs):
+        seen.append((model_config, train_config))
+        raise TrainingError('stop here')
+    monkeypatch.setattr(loop, 'train', stop)
+    with pytest.raises(TrainingError, match='stop here'):
+        sweeps.sweep('bits', [str(tmp_path)], tmp_path / 'sweep', values=[10])
+    assert seen == [(ModelConfig(quant_bits=10), TrainConfig())]

@@ -8,17 +8,19 @@ from rosbags.highlevel import AnyReader
 from rosbags.rosbag1 import Reader as Reader1
 from rosbags.rosbag1 import Writer as Writer1
 
-from signattn_driver.data.bag_layout import (camera_info_topic, camera_topic, INVERSE_RADIUS_TOPIC,
-                                             stamp_ns_of, STEERING_TOPIC, TWIST_TOPIC)
-from signattn_driver.cli import main as cli_main
-from signattn_driver.data.dataset import Dataset
-from signattn_driver.udacity.convert import (ConvertConfig, convert_udacity, ConverterError,
-                                             DEFAULT_ASSUMED_SPEED_MPS, find_gaps,
-                                             interpolate_labels)
 from fixtures.udacity_bags import (FixtureSpec, STEERING_REPORT_MD5_2016,
                                    steering_typestore, write_ch2_001_folder,
                                    write_interpolated_folder, write_udacity_bag)
-from signattn_driver.vehicle import inverse_radius_from_steering, load_vehicle, smooth
+from signattn_driver.cli import main as cli_main
+from signattn_driver.data.bag_dataset import dataset_from_bags
+from signattn_driver.data.bag_layout import (camera_info_topic, camera_topic, INVERSE_RADIUS_TOPIC,
+                                             STEERING_TOPIC, TWIST_TOPIC)
+from signattn_driver.data.dataset import Dataset
+from signattn_driver.data.labels import find_gaps, interpolate_labels, smooth, stamp_ns_of
+from signattn_driver.udacity.convert import (ConvertConfig, convert_udacity, ConverterError,
+                                             DEFAULT_ASSUMED_SPEED_MPS)
+from signattn_driver.udacity.errors import BagStreamError, UnreadableBagError
+from signattn_driver.vehicle import inverse_radius_from_steering, load_vehicle
 
 
 def convert(inputs, out, **kw):
@@ -129,6 +131,23 @@ def test_round_trip_ros2_bag(converted):
     assert [m.vector.x for _, m in u_msgs] == lab['inverse_radius_per_m'][center].tolist()
 
 
+def test_convert_bag_labels_are_bit_identical_to_convert_udacity(converted, tmp_path):
+    """`signattn convert bag` on the converter's own ROS 2 bag gives the same label rows."""
+    root, _, _ = converted
+    udacity = Dataset(root / 'out' / 'dataset')
+    again = Dataset(dataset_from_bags([root / 'out' / 'bags' / 'HMB_1'], tmp_path / 'again',
+                                      udacity.vehicle, udacity.manifest['conversion']['alpha_s']))
+    first, second = udacity.drive('HMB_1'), again.drive('HMB_1')
+    center = first.labels['camera'] == 'center'
+    assert center.sum() == len(second) > 0
+    for column in ('stamp_ns', 'steering_wheel_rad', 'speed_mps', 'steering_wheel_smoothed_rad',
+                   'speed_smoothed_mps', 'inverse_radius_per_m'):
+        a, b = first.labels[column][center], second.labels[column]
+        assert a.dtype == b.dtype and a.tobytes() == b.tobytes(), column
+    np.testing.assert_array_equal(first.frames(0, len(first))[center],
+                                  second.frames(0, len(second)))
+
+
 def test_interpolation_and_eq3_hand_computed():
     s = np.array([1_000_000_000, 1_020_000_000, 1_040_000_000], np.int64) + 1_479_424_215 * 10**9
     theta = np.array([0.0, 0.2, -0.2])
@@ -211,7 +230,7 @@ def test_truncated_bag_names_file_and_salvages_the_others(tmp_path):
     bad.write_bytes(bad.read_bytes()[:bad.stat().st_size * 2 // 3])
     with pytest.raises(ConverterError, match=r'HMB_2\.bag: unreadable.*Salvaged.*HMB_1') as err:
         convert([tmp_path / 'bags'], tmp_path / 'out')
-    assert err.value.__cause__ is not None
+    assert isinstance(err.value.__cause__, UnreadableBagError)
     ds = Dataset(tmp_path / 'out' / 'dataset')
     assert ds.drive_names == ['HMB_1']
     assert sorted(p.name for p in (tmp_path / 'out' / 'bags').iterdir()) == ['HMB_1']
@@ -230,8 +249,11 @@ def test_corrupt_record_inside_bag_is_reported_after_salvaging_the_others(tmp_pa
     data[at:at + 4] = bytes(4)
     path.write_bytes(bytes(data))
     with pytest.raises(ConverterError, match=r'HMB_4\.bag: corrupt ROS 1 bag, reading failed '
-                                             r'after \d+ camera frames.*Salvaged.*HMB_5'):
+                                             r'after \d+ camera frames.*Salvaged.*HMB_5') as err:
         convert([path, tmp_path / 'HMB_5.bag'], tmp_path / 'out')
+    stream = err.value.__cause__     # one exception tree: a ConverterError with attributes
+    assert isinstance(stream, BagStreamError) and isinstance(stream, ConverterError)
+    assert stream.path == path and 0 < stream.frames_read < 60 and stream.detail
     assert Dataset(tmp_path / 'out' / 'dataset').drive_names == ['HMB_5']
     assert [p.name for p in (tmp_path / 'out' / 'bags').iterdir()] == ['HMB_5']
     with pytest.raises(ConverterError, match=r'HMB_4\.bag.*Nothing was written'):

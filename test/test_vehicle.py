@@ -1,4 +1,4 @@
-"""Eq. 2 (smoothing) and eq. 3 (inverse turning radius) against hand-computed values."""
+"""Eq. 3 (inverse turning radius) and vehicle profiles against hand-computed values."""
 
 import math
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from signattn_driver.vehicle import (front_wheel_angle_rad, inverse_radius_from_steering,
-                                     load_vehicle, smooth, steering_from_inverse_radius,
+                                     load_vehicle, steering_from_inverse_radius,
                                      VehicleProfile)
 
 
@@ -30,16 +30,6 @@ def test_equation_3_round_trip_on_arrays():
     u = inverse_radius_from_steering(theta, v, mkz)
     assert np.allclose(steering_from_inverse_radius(u, v, mkz), theta)
     assert np.all(np.sign(u) == np.sign(theta))
-
-
-def test_smoothing_by_hand():
-    out = smooth([0.0, 1.0, 1.0, 0.0], alpha_s=0.5)
-    assert out.tolist() == [0.0, 0.5, 0.75, 0.375]
-    assert smooth([3.0, -2.0], alpha_s=1.0).tolist() == [3.0, -2.0]
-    two = smooth(np.array([[0.0, 10.0], [1.0, 20.0]]), 0.25)
-    assert two.tolist() == [[0.0, 10.0], [0.25, 12.5]]
-    with pytest.raises(ValueError):
-        smooth([1.0], 0.0)
 
 
 def test_front_wheel_angle_left_positive():

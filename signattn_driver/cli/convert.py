@@ -9,7 +9,7 @@ from pathlib import Path
 from signattn_driver.cli import CliError
 from signattn_driver.udacity.convert import (ConvertConfig, convert_udacity, ConverterError,
                                              DEFAULT_ASSUMED_SPEED_MPS, DEFAULT_MAX_GAP_S)
-from signattn_driver.vehicle import DEFAULT_SMOOTHING
+from signattn_driver.data.labels import DEFAULT_SMOOTHING
 
 
 def register(subparsers):

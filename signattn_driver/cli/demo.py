@@ -1,8 +1,21 @@
 """`signattn demo`: the shipped checkpoint drives the shipped sample drive through the node."""
 
+import os
 from pathlib import Path
+import random
 
 from signattn_driver.cli import CliError
+
+
+def isolate_dds(environ=os.environ):
+    """Keep DDS on loopback with a domain of our own unless the caller chose one.
+
+    The demo's own process talks DDS (rclpy reads these at init) and so does the node it starts
+    (it inherits them): the command line, not the library, sets them.
+    """
+    environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+    environ.setdefault('ROS_DOMAIN_ID', str(random.Random(os.getpid()).randint(1, 101)))
+    environ.setdefault('FASTDDS_BUILTIN_TRANSPORTS', 'LARGE_DATA')
 
 
 def register(subparsers):
@@ -27,6 +40,7 @@ def _run(args) -> int:
     cfg = DemoConfig(out_dir=args.out, checkpoint=args.checkpoint, bag=args.bag,
                      deletion_frames=args.deletion_frames, gif_frames=args.gif_frames,
                      device=args.device)
+    isolate_dds()
     try:
         summary = run_demo(cfg, announce=print)
     except (DemoError, CheckpointError, LiveEvaluationError) as err:

@@ -21,8 +21,9 @@ def register(subparsers):
     p.add_argument('--values', help='comma list overriding the paper values')
     p.add_argument('--tiny', action='store_true',
                    help='CPU-sized models and runs (config/train_tiny.yaml)')
-    p.add_argument('--config', type=Path, help='run configuration YAML (default: paper '
-                   'settings, or train_tiny.yaml with --tiny)')
+    p.add_argument('--config', type=Path, help='run configuration YAML (default: '
+                   'config/train_paper.yaml as for `signattn train`, or train_tiny.yaml with '
+                   '--tiny)')
     p.add_argument('--max-steps', type=int, help='training steps per value')
     p.add_argument('--model', choices=('sign', 'soft', 'none'), help='attention kind')
     p.add_argument('--methods', default='attention')

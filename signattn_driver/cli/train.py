@@ -20,7 +20,8 @@ def register(subparsers):
     p.add_argument('--bits', type=int, help='amplitude quantization bits (default 10)')
     p.add_argument('--temperature', type=float, help='spatial softmax temperature (default 1)')
     p.add_argument('--config', type=Path, metavar='FILE.yaml',
-                   help='YAML of config fields, e.g. config/train_tiny.yaml')
+                   help='YAML of config fields, e.g. config/train_tiny.yaml (default: '
+                   'config/train_paper.yaml, the paper settings, as `signattn sweep` uses)')
     p.add_argument('--out', type=Path, required=True, help='run folder, e.g. runs/sign10')
     p.add_argument('--resume', action='store_true', help='continue the run in --out exactly')
     p.add_argument('--device', help="'auto' (default), 'cpu', 'cuda', 'cuda:N'")
@@ -34,13 +35,16 @@ def register(subparsers):
 
 def run(args) -> int:
     """Resolve the config, train, print where the checkpoints are."""
+    from signattn_driver.paths import config_path
+    from signattn_driver.training.config import PAPER_CONFIG
     from signattn_driver.training.loop import load_run_config, train, TrainingError
     overrides = {'attention': args.model, 'quant_bits': args.bits,
                  'temperature': args.temperature, 'device': args.device, 'seed': args.seed,
                  'max_steps': args.max_steps, 'batch_size': args.batch_size,
                  'num_workers': args.num_workers}
     try:
-        model_config, train_config = load_run_config(args.config, overrides)
+        model_config, train_config = load_run_config(
+            args.config or config_path(PAPER_CONFIG), overrides)
         result = train(model_config, train_config, args.data, args.out, resume=args.resume,
                        progress=not args.no_progress)
     except TrainingError as err:

@@ -3,8 +3,9 @@
 Converted Udacity drives and simulated drives both carry their camera and ground truth in the
 layout of `bag_layout`; this turns such bags back into network-ready frames and labels, e.g. to
 evaluate a checkpoint offline on a drive that was only kept as a bag (`signattn convert bag`).
-Labels come from the bag's raw steering-wheel angle and speed, interpolated to each frame stamp;
-the writer applies eq. 2 and eq. 3 exactly as the converter does.
+Labels come from the bag's raw steering-wheel angle and speed, interpolated to each frame stamp
+by data.labels (as the converter does), and the writer applies eq. 2 and eq. 3 exactly as the
+converter does: a converted Udacity drive turned back into a dataset has bit-identical labels.
 """
 
 import logging
@@ -14,8 +15,9 @@ import numpy as np
 
 from signattn_driver.data.bag_layout import iter_camera_frames, read_ground_truth
 from signattn_driver.data.dataset import DatasetWriter
-from signattn_driver.preprocessing import decode_image, PreprocessingError, to_hsv_u8
-from signattn_driver.vehicle import DEFAULT_SMOOTHING, VehicleProfile
+from signattn_driver.data.labels import DEFAULT_SMOOTHING, LabelTrack
+from signattn_driver.preprocessing import compressed_to_hsv_u8, PreprocessingError
+from signattn_driver.vehicle import VehicleProfile
 
 log = logging.getLogger(__name__)
 
@@ -56,20 +58,21 @@ def dataset_from_bags(bags, out, vehicle: VehicleProfile, smoothing_alpha=DEFAUL
                     np.isnan(truth['speed_mps']).all():
                 raise BagDatasetError(f'{bag}: needs steering and speed ground truth '
                                       f'(/vehicle/steering_wheel_angle, /vehicle/twist)')
+            track = LabelTrack(t, np.column_stack([truth['steering_wheel_rad'],
+                                                   truth['speed_mps']]))
             drive = writer.drive(bag.name, split=split)
             outside = corrupt = 0
             for stamp_ns, data in iter_camera_frames(bag, camera):
-                if not t[0] <= stamp_ns <= t[-1]:
+                label = track.at(stamp_ns)
+                if label is None:
                     outside += 1
                     continue
                 try:
-                    hsv = to_hsv_u8(decode_image(data))
+                    hsv = compressed_to_hsv_u8(data)
                 except PreprocessingError:
                     corrupt += 1
                     continue
-                drive.append(hsv, stamp_ns,
-                             float(np.interp(stamp_ns, t, truth['steering_wheel_rad'])),
-                             float(np.interp(stamp_ns, t, truth['speed_mps'])), camera=camera)
+                drive.append(hsv, stamp_ns, *label, camera=camera)
                 done += 1
                 if progress:
                     progress(done)

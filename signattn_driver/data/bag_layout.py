@@ -25,6 +25,8 @@ import numpy as np
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import get_typestore, Stores
 
+from signattn_driver.data.labels import LabelTrack, stamp_ns_of
+
 CAMERAS = ('center', 'left', 'right')
 STEERING_TOPIC = '/vehicle/steering_wheel_angle'
 TWIST_TOPIC = '/vehicle/twist'
@@ -50,11 +52,6 @@ def _header(stamp_ns: int, frame_id: str):
     t = _T['builtin_interfaces/msg/Time'](sec=int(stamp_ns // 1_000_000_000),
                                           nanosec=int(stamp_ns % 1_000_000_000))
     return _T['std_msgs/msg/Header'](stamp=t, frame_id=frame_id)
-
-
-def stamp_ns_of(header) -> int:
-    """Return the stamp of a (rosbags or rclpy) std_msgs/Header in nanoseconds."""
-    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
 
 
 def compressed_image(stamp_ns: int, frame_id: str, data: bytes, fmt: str = 'jpeg'):
@@ -147,7 +144,8 @@ def read_ground_truth(path) -> dict:
     Returns:
         {'stamp_ns': (N,) int64 stamps of /vehicle/inverse_turning_radius,
          'inverse_radius_per_m': (N,), 'steering_wheel_rad': (N,), 'speed_mps': (N,)}; angle
-        and speed are interpolated to the u stamps (NaN where the bag lacks that topic).
+        and speed are interpolated to the u stamps (data.labels.LabelTrack; NaN where the bag
+        lacks that topic or outside its stamps).
         Empty arrays when the bag has no ground truth.
     """
     from rosbags.rosbag2 import Reader
@@ -170,7 +168,7 @@ def read_ground_truth(path) -> dict:
         if not known:
             return np.full(len(stamps), np.nan)
         t = np.array(sorted(known), np.int64)
-        return np.interp(stamps, t, np.array([known[s] for s in t]))
+        return LabelTrack(t, [known[s] for s in t]).at_stamps(stamps)[0][:, 0]
 
     return {'stamp_ns': stamps,
             'inverse_radius_per_m': np.array([series[INVERSE_RADIUS_TOPIC][s] for s in stamps]),

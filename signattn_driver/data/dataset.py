@@ -29,7 +29,8 @@ import numpy as np
 
 from signattn_driver.model import INPUT_HEIGHT, INPUT_WIDTH
 from signattn_driver.preprocessing import PREPROCESSING
-from signattn_driver.vehicle import inverse_radius_from_steering, smooth, VehicleProfile
+from signattn_driver.data.labels import smooth
+from signattn_driver.vehicle import inverse_radius_from_steering, VehicleProfile
 
 DATASET_FORMAT = 'signattn_driver.dataset'
 DATASET_VERSION = 1

@@ -139,8 +139,8 @@ class SequenceIndex:
 
         Returns:
             dict of numpy arrays: frames (n, 80, 160, 3) uint8 HSV, inverse_radius_per_m (n,)
-            float64 (label u, 1/m), speed_mps (n,) float64 (smoothed, eq. 2),
-            steering_wheel_rad (n,) float64 (smoothed), stamp_ns (n,) int64.
+            float64 (label u, 1/m), speed_smoothed_mps (n,) and steering_wheel_smoothed_rad
+            (n,) float64 (eq. 2; the dataset's columns of the same names), stamp_ns (n,) int64.
         """
         return read_window(self.datasets[segment.dataset].drive(segment.drive),
                            segment.rows[start:stop])
@@ -264,8 +264,8 @@ def read_window(drive, rows: np.ndarray) -> dict:
 def _labels(drive, rows: np.ndarray) -> dict:
     labels = drive.labels
     return {'inverse_radius_per_m': labels['inverse_radius_per_m'][rows],
-            'speed_mps': labels['speed_smoothed_mps'][rows],
-            'steering_wheel_rad': labels['steering_wheel_smoothed_rad'][rows],
+            'speed_smoothed_mps': labels['speed_smoothed_mps'][rows],
+            'steering_wheel_smoothed_rad': labels['steering_wheel_smoothed_rad'][rows],
             'stamp_ns': labels['stamp_ns'][rows]}
 
 
@@ -295,7 +295,7 @@ class DriveSequences(torch.utils.data.Dataset):
 
     An item key is a window id, or a tuple (window id, brightness gain, flip) from a sampler
     that plans augmentation; window id -1 is an all-padding window (empty lane). Items are dicts
-    of tensors: frames (T, 80, 160, 3) uint8, inverse_radius_per_m (T,), speed_mps (T,),
+    of tensors: frames (T, 80, 160, 3) uint8, inverse_radius_per_m (T,), speed_smoothed_mps (T,),
     valid (T,) bool, gain () float32, flip () bool. Augmentation itself runs on the device.
     """
 
@@ -324,7 +324,7 @@ class DriveSequences(torch.utils.data.Dataset):
         t = self.sequence_length
         item = {'frames': np.zeros((t, *FRAME_SHAPE), np.uint8),
                 'inverse_radius_per_m': np.zeros(t, np.float32),
-                'speed_mps': np.zeros(t, np.float32),
+                'speed_smoothed_mps': np.zeros(t, np.float32),
                 'valid': np.zeros(t, bool)}
         if wid >= 0:
             if self._datasets is None:
@@ -332,7 +332,7 @@ class DriveSequences(torch.utils.data.Dataset):
             d, name, rows = self.windows[wid]
             w = read_window(self._datasets[d].drive(name), rows)
             n = len(rows)
-            for k in ('frames', 'inverse_radius_per_m', 'speed_mps'):
+            for k in ('frames', 'inverse_radius_per_m', 'speed_smoothed_mps'):
                 item[k][:n] = w[k]
             item['valid'][:n] = True
         out = {k: torch.from_numpy(v) for k, v in item.items()}

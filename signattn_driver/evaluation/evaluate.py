@@ -19,7 +19,7 @@ theta from eq. 3 inverted at the frame's smoothed speed (Udacity's steering_whee
 paper's MAE table reports); AUCs in degree x percentage point (x in percent masked).
 """
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 import itertools
 import json
 import logging
@@ -179,7 +179,7 @@ def _evaluate_checkpoint(model, runs, index, device, config: EvalConfig, progres
         before = tuple(b[s:] for b in before)
         hsv = win['frames'][s:]
         u_label = win['inverse_radius_per_m'][s:].astype(np.float64)
-        deg_per_u = np.degrees(steering_from_inverse_radius(1.0, win['speed_mps'][s:],
+        deg_per_u = np.degrees(steering_from_inverse_radius(1.0, win['speed_smoothed_mps'][s:],
                                                             index.vehicle(seg)))
         masks = None
         if drive.mask_chunks:
@@ -257,12 +257,13 @@ def evaluate(checkpoints, data_dir, methods=None, out_dir='reports/eval', device
     Raises:
         EvaluationError, checkpoint.CheckpointError, dataset.DatasetError.
     """
-    config = config or EvalConfig()
+    changes = {}
     if methods is not None:
-        config.methods = tuple(methods)
+        changes['methods'] = tuple(methods)
     if limit_frames is not None:
-        config.limit_frames = limit_frames
-    config.__post_init__()
+        changes['limit_frames'] = limit_frames
+    # A copy: the caller's config is never changed (replace() runs __post_init__'s checks).
+    config = replace(config or EvalConfig(), **changes)
     checkpoints = [Path(p) for p in checkpoints]
     if not checkpoints:
         raise EvaluationError('give at least one checkpoint')

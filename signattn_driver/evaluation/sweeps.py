@@ -61,8 +61,9 @@ def sweep(kind: str, data_dirs, out_dir, values=None, config_yaml=None, tiny: bo
         data_dirs: training dataset folders.
         out_dir: sweep folder.
         values: values to sweep (default: the paper's, SWEEPS[kind].values).
-        config_yaml: run configuration (training_config.load_run_config); default
-            config/train_tiny.yaml with `tiny`, else the built-in defaults (paper settings).
+        config_yaml: run configuration (training.config.load_run_config); default
+            config/train_tiny.yaml with `tiny`, else config/train_paper.yaml (as `signattn
+            train`, whose defaults equal it).
         tiny: use config/train_tiny.yaml (CPU-sized) unless config_yaml is given.
         overrides: further config fields (e.g. max_steps, device, attention).
         eval_data: dataset to evaluate on (default: data_dirs[0]; split 'test').
@@ -75,6 +76,7 @@ def sweep(kind: str, data_dirs, out_dir, values=None, config_yaml=None, tiny: bo
     Returns:
         The sweep summary dict (also OUT/sweep.json).
     """
+    from signattn_driver.training.config import PAPER_CONFIG, TINY_CONFIG
     from signattn_driver.training.loop import load_run_config, train
     if kind not in SWEEPS:
         raise SweepError(f'unknown sweep {kind!r}; choose from {list(SWEEPS)}')
@@ -84,8 +86,8 @@ def sweep(kind: str, data_dirs, out_dir, values=None, config_yaml=None, tiny: bo
         raise SweepError('no values to sweep')
     out_dir = Path(out_dir)
     data_dirs = [str(d) for d in data_dirs]
-    if config_yaml is None and tiny:
-        config_yaml = config_path('train_tiny.yaml')
+    if config_yaml is None:
+        config_yaml = config_path(TINY_CONFIG if tiny else PAPER_CONFIG)
     runs = []
     for value in values:
         run_dir = out_dir / 'runs' / _tag(spec.key, value)

@@ -8,7 +8,9 @@ Steps (each reuses the package's own tools, nothing is re-implemented here):
    attention map against Grad-CAM and a random floor with the deletion metric;
 3. a summary (Markdown + JSON) with where to look.
 
-This module starts ROS processes only through live_evaluation; it never imports rclpy itself.
+This module starts ROS processes only through live_evaluation; it never imports rclpy itself,
+and never changes the environment: `signattn demo` (cli/demo.py) keeps DDS on loopback in a
+domain of its own before calling `run_demo`.
 """
 
 from dataclasses import dataclass
@@ -16,7 +18,6 @@ import json
 import logging
 import os
 from pathlib import Path
-import random
 import time
 
 from signattn_driver.checkpoint import load
@@ -53,16 +54,10 @@ def _default(path: Path | None, parts: tuple) -> Path:
     return path
 
 
-def _isolate_dds():
-    """Keep DDS on loopback with a domain of our own unless the caller chose one."""
-    os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
-    os.environ.setdefault('ROS_DOMAIN_ID', str(random.Random(os.getpid()).randint(1, 101)))
-    os.environ.setdefault('FASTDDS_BUILTIN_TRANSPORTS', 'LARGE_DATA')
-
-
 def run_demo(cfg: DemoConfig, announce=log.info) -> dict:
     """Run the three steps and write `cfg.out_dir/summary.{md,json}`; return the summary."""
     from signattn_driver.data.bag_dataset import dataset_from_bags
+    from signattn_driver.data.labels import DEFAULT_SMOOTHING
     from signattn_driver.evaluation.evaluate import evaluate
     from signattn_driver.ros.live_evaluation import evaluate_live, LiveEvaluationConfig
     from signattn_driver.vehicle import VehicleProfile
@@ -75,19 +70,20 @@ def run_demo(cfg: DemoConfig, announce=log.info) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     vehicle_yaml = out / 'vehicle.yaml'
     vehicle_yaml.write_text(''.join(f'{k}: {v}\n' for k, v in vehicle.to_dict().items()))
-    _isolate_dds()
     t0 = time.monotonic()
 
     announce(f'[1/3] driving {bag.name} through drive_node (real time, DDS domain '
-             f'{os.environ["ROS_DOMAIN_ID"]}, loopback only)')
+             f'{os.environ.get("ROS_DOMAIN_ID", "0")})')
     live = evaluate_live(LiveEvaluationConfig(
         bag=bag, out_dir=out / 'live', checkpoint=checkpoint, rate=cfg.rate,
         vehicle=str(vehicle_yaml), device=cfg.device, attention_gif_frames=cfg.gif_frames))
 
     announce(f'[2/3] deletion metric on {cfg.deletion_frames} frames: '
              f'{", ".join(cfg.methods)}')
-    dataset = dataset_from_bags([bag], out / 'dataset', vehicle,
-                                ckpt.metadata.get('smoothing_alpha', 0.2), overwrite=True)
+    # alpha_s the checkpoint's training labels were smoothed with (training records it; older
+    # checkpoints, the shipped one included, were trained with the default).
+    alpha_s = ckpt.metadata.get('smoothing_alpha', DEFAULT_SMOOTHING)
+    dataset = dataset_from_bags([bag], out / 'dataset', vehicle, alpha_s, overwrite=True)
     offline = evaluate([checkpoint], dataset, methods=list(cfg.methods),
                        out_dir=out / 'explanations', device=cfg.device,
                        limit_frames=cfg.deletion_frames)

@@ -28,6 +28,7 @@ from std_srvs.srv import Trigger
 
 from signattn_driver.attention_overlay import attention_overlay
 from signattn_driver.checkpoint import CheckpointError
+from signattn_driver.data.sequence_rule import DEFAULT_MAX_GAP_S, SequenceRule, SequenceTracker
 from signattn_driver.ros.image_conversion import (array_to_image_msg, compressed_msg_to_array,
                                                   image_msg_to_array, ImageConversionError,
                                                   working_cv_bridge)
@@ -73,8 +74,9 @@ PARAMETERS = {
     'attention_alpha': (0.5, _D, False, 'heat-map weight of the overlay, 0..1'),
     'max_frame_age_s': (0.0, _D, False, 'reject frames whose header stamp is older than this '
                         'against the node clock (0 = off; use_sim_time with bags)'),
-    'reset_gap_s': (1.0, _D, False, 'reset the LSTM state when consecutive frame stamps are '
-                    'further apart than this (s > 0); it also resets when time jumps back'),
+    'reset_gap_s': (DEFAULT_MAX_GAP_S, _D, False, 'reset the LSTM state when consecutive frame '
+                    'stamps are further apart than this (s > 0; the gap training cuts '
+                    'sequences at); it also resets when time jumps back'),
 }
 
 
@@ -131,8 +133,7 @@ class DriveNode(Node):
         self.rejections = collections.Counter({k: 0 for k in REJECTION_KINDS})
         self.latency_ms = collections.deque(maxlen=LATENCY_WINDOW)   # receipt -> published
         self.compute_ms = collections.deque(maxlen=LATENCY_WINDOW)   # conversion + network
-        self._last_stamp_ns = None
-        self._reset_requested = False
+        self._tracker = SequenceTracker(SequenceRule(value['reset_gap_s']))
         self._pending = None
         self._cond = threading.Condition()
         self._stopping = False
@@ -192,6 +193,8 @@ class DriveNode(Node):
             for param in params:
                 if param.name == 'vehicle':
                     self.vehicle = load_vehicle(param.value)
+                if param.name == 'reset_gap_s':
+                    self._tracker.rule = SequenceRule(param.value)
                 self._settings[param.name] = param.value
         return SetParametersResult(successful=True)
 
@@ -210,7 +213,7 @@ class DriveNode(Node):
     def _on_reset_state(self, request, response):
         """Forget the LSTM state before the next frame (std_srvs/Trigger)."""
         with self._cond:
-            self._reset_requested = True
+            self._tracker.request_reset()
         response.success = True
         response.message = 'LSTM state resets before the next frame'
         return response
@@ -223,10 +226,6 @@ class DriveNode(Node):
                 if self._stopping:
                     return
                 (msg, received), self._pending = self._pending, None
-                reset, self._reset_requested = self._reset_requested, False
-            if reset:
-                self.predictor.reset()
-                self.stats['state_resets'] += 1
             try:
                 self.process(msg, received)
             except Exception as err:  # never let one frame stop the node
@@ -266,12 +265,11 @@ class DriveNode(Node):
         except ImageConversionError as err:
             self._reject(err.kind, str(err))
             return None
-        last = self._last_stamp_ns
-        if last is not None and (stamp_ns < last
-                                 or stamp_ns - last > settings['reset_gap_s'] * 1e9):
-            self.predictor.reset()          # bag loop or a gap: the sequence starts again
+        with self._cond:
+            starts = self._tracker.observe(stamp_ns)   # data.sequence_rule: gap, jump, reset
+        if starts:
+            self.predictor.reset()
             self.stats['state_resets'] += 1
-        self._last_stamp_ns = stamp_ns
         index = self.stats['processed'] + self.rejections['non_finite_output']
         want = (settings['publish_attention'] and index % settings['attention_every_n'] == 0
                 and self.pub_attention.get_subscription_count() > 0)

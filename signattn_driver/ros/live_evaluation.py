@@ -15,10 +15,7 @@ import json
 import logging
 import os
 from pathlib import Path
-import signal
 import struct
-import subprocess
-import sys
 import threading
 import time
 
@@ -26,7 +23,9 @@ import numpy as np
 from rosbags.rosbag2 import Reader
 
 from signattn_driver.data import bag_layout
-from signattn_driver.data.bag_layout import camera_topic, INVERSE_RADIUS_TOPIC, stamp_ns_of
+from signattn_driver.data.bag_layout import camera_topic, INVERSE_RADIUS_TOPIC
+from signattn_driver.data.labels import stamp_ns_of
+from signattn_driver.ros.node_process import NodeProcess
 from signattn_driver.vehicle import load_vehicle, steering_from_inverse_radius
 
 log = logging.getLogger(__name__)
@@ -64,8 +63,8 @@ def header_stamp_ns(rawdata) -> int:
     return sec * 1_000_000_000 + nanosec
 
 
-def read_ground_truth(bag) -> dict:
-    """Return the bag's ground truth arrays sorted by stamp (see bag_layout.read_ground_truth)."""
+def required_ground_truth(bag) -> dict:
+    """Return the bag's ground truth (bag_layout.read_ground_truth); an error if it has none."""
     truth = bag_layout.read_ground_truth(bag)
     if not len(truth['stamp_ns']):
         raise LiveEvaluationError(f'{bag}: no ground truth on {INVERSE_RADIUS_TOPIC} (convert '
@@ -89,7 +88,7 @@ def summarize(published: dict, commands: dict, truth: dict, vehicle, tolerance_s
     Args:
         published: camera header stamp (ns) -> perf_counter() when the frame went out.
         commands: header stamp (ns) -> (u in 1/m, perf_counter() at receipt).
-        truth: from `read_ground_truth`.
+        truth: from `required_ground_truth`.
         vehicle: VehicleProfile for eq. 3.
         tolerance_s: largest stamp difference between a frame and its ground truth.
     """
@@ -164,29 +163,13 @@ def write_report(out_dir: Path, report: dict, rows: list) -> Path:
     return path
 
 
-def _start_node(cfg: LiveEvaluationConfig, log_path: Path) -> subprocess.Popen:
-    cmd = [sys.executable, '-m', 'signattn_driver.ros.drive_node', '--ros-args',
-           '-r', f'__node:={cfg.node_name}',
-           '-p', f'checkpoint:={Path(cfg.checkpoint).resolve()}', '-p', f'device:={cfg.device}',
-           '-p', f'precision:={cfg.precision}', '-p', 'input_transport:=compressed',
-           '-r', f'image/compressed:={cfg.camera_topic}',
-           '-r', f'steering/command:={cfg.command_topic}']
-    log_file = open(log_path, 'w')
-    try:
-        return subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT,
-                                env=dict(os.environ))
-    finally:
-        log_file.close()
-
-
-def _stop_node(process: subprocess.Popen):
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+def _start_node(cfg: LiveEvaluationConfig, log_path: Path) -> NodeProcess:
+    return NodeProcess(
+        parameters={'checkpoint': Path(cfg.checkpoint).resolve(), 'device': cfg.device,
+                    'precision': cfg.precision, 'input_transport': 'compressed'},
+        remaps={'__node': cfg.node_name, 'image/compressed': cfg.camera_topic,
+                'steering/command': cfg.command_topic},
+        log_path=log_path)
 
 
 def evaluate_live(cfg: LiveEvaluationConfig) -> dict:
@@ -200,7 +183,7 @@ def evaluate_live(cfg: LiveEvaluationConfig) -> dict:
 
     from signattn_driver.ros.replay import BagReplayer
 
-    truth = read_ground_truth(cfg.bag)
+    truth = required_ground_truth(cfg.bag)
     vehicle = load_vehicle(cfg.vehicle)
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
     process = _start_node(cfg, cfg.out_dir / 'drive_node.log') if cfg.checkpoint else None
@@ -229,9 +212,8 @@ def evaluate_live(cfg: LiveEvaluationConfig) -> dict:
             raise LiveEvaluationError(f'{cfg.bag}: no {cfg.camera_topic} to replay')
         deadline = time.monotonic() + cfg.startup_timeout_s
         while not (camera.get_subscription_count() and node.count_publishers(cfg.command_topic)):
-            if process is not None and process.poll() is not None:
-                raise LiveEvaluationError('the drive node exited: ' + (
-                    cfg.out_dir / 'drive_node.log').read_text().strip().splitlines()[-1])
+            if process is not None and not process.alive():
+                raise LiveEvaluationError('the drive node exited: ' + process.stderr_tail(1))
             if time.monotonic() > deadline:
                 raise LiveEvaluationError(
                     f'no drive node listening on {cfg.camera_topic} and publishing '
@@ -257,7 +239,7 @@ def evaluate_live(cfg: LiveEvaluationConfig) -> dict:
         node.destroy_node()
         rclpy.try_shutdown(context=context)
         if process is not None:
-            _stop_node(process)
+            process.stop()
     report, rows = summarize(published, dict(commands), truth, vehicle, cfg.match_tolerance_s)
     report.update(bag=str(cfg.bag), rate=cfg.rate,
                   node='started from ' + str(cfg.checkpoint) if cfg.checkpoint else 'attached',

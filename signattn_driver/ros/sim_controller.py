@@ -6,8 +6,6 @@ one piece of the closed loop that talks to a ROS graph.
 
 import os
 from pathlib import Path
-import subprocess
-import sys
 import time
 
 from geometry_msgs.msg import Vector3Stamped
@@ -15,6 +13,8 @@ import rclpy
 from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage
 
+from signattn_driver.data.labels import stamp_ns_of
+from signattn_driver.ros.node_process import NodeProcess, NodeProcessError
 from signattn_driver.sim.closed_loop import ClosedLoopError, InverseRadiusController
 
 
@@ -37,14 +37,12 @@ class RosController(InverseRadiusController):
         env.setdefault('FASTDDS_BUILTIN_TRANSPORTS', 'LARGE_DATA')
         if env.get('PYTHONUTF8') not in (None, '0', '1'):
             env.pop('PYTHONUTF8')      # Panda3D sets 'on', which Python refuses at start-up
-        cmd = [sys.executable, '-c', 'import sys; '
-               'from signattn_driver.ros.drive_node import main; '
-               'sys.exit(main())', '--ros-args', '-p', f'checkpoint:={Path(checkpoint_path)}',
-               '-p', 'device:=cpu', '-p', f'vehicle:={vehicle}', '-p',
-               'publish_attention:=false', '-r', f'image/compressed:={self.CAMERA_TOPIC}',
-               '-r', f'steering/command:={self.COMMAND_TOPIC}']
-        self.process = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.PIPE, text=True)
+        self.node_process = NodeProcess(
+            parameters={'checkpoint': Path(checkpoint_path), 'device': 'cpu',
+                        'vehicle': vehicle, 'publish_attention': False},
+            remaps={'image/compressed': self.CAMERA_TOPIC,
+                    'steering/command': self.COMMAND_TOPIC}, env=env)
+        self.process = self.node_process.process
         self._context = rclpy.Context()
         rclpy.init(context=self._context)
         self.node = Node('signattn_drive_sim', context=self._context)
@@ -55,14 +53,13 @@ class RosController(InverseRadiusController):
         self._executor.add_node(self.node)
 
     def _on_command(self, msg):
-        stamp = int(msg.header.stamp.sec) * 10**9 + int(msg.header.stamp.nanosec)
-        self._answers[stamp] = float(msg.vector.x)
+        self._answers[stamp_ns_of(msg.header)] = float(msg.vector.x)
 
     def _check_alive(self):
-        if self.process.poll() is not None:
-            err = (self.process.stderr.read() or '').strip().splitlines()[-3:]
-            raise ClosedLoopError(f'drive_node exited ({self.process.returncode}): '
-                                  + ' | '.join(err))
+        try:
+            self.node_process.check_alive()
+        except NodeProcessError as err:
+            raise ClosedLoopError(str(err)) from err
 
     def steer(self, jpeg, stamp_ns, speed_mps, sim) -> float:
         """Publish the frame, wait for the node's command with the same stamp."""
@@ -90,12 +87,7 @@ class RosController(InverseRadiusController):
 
     def close(self):
         """Stop the node subprocess and the client."""
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        self.node_process.close()
         self._executor.shutdown()
         self.node.destroy_node()
         self._rclpy.try_shutdown(context=self._context)

@@ -30,19 +30,15 @@ import logging
 import math
 import os
 
-import cv2
 import numpy as np
+
+from signattn_driver.sim.lane_masks import build_quads, map_lines, project_quads
 
 SIM_VERSION = '0.2.6.0'
 INSTALL_HINT = ('install the simulator extra: `pip install .[sim]` (requirements-sim.txt; '
                 'metadrive-simulator==0.2.6.0 with --no-deps) and apt packages libegl1 libgl1 '
                 'libegl-mesa0 libgl1-mesa-dri')
 MAX_STEERING_DEG = 40.0          # MetaDrive DefaultVehicle max_steering (utils/space.py)
-# Lane and edge line half width for masks; MetaDrive paints lines 0.15-0.2 m wide, and a
-# little margin keeps a 1-px line at 80x160 from falling between pixels.
-LINE_HALF_WIDTH_M = 0.2
-MASK_RANGE_M = 80.0              # lines further than this are not drawn into masks
-MASK_MARKING, MASK_EDGE = 1, 2   # mask values: lane marking, road edge (0 = neither)
 
 log = logging.getLogger(__name__)
 _MD = {}
@@ -213,7 +209,7 @@ class MetaDriveSim:
         # (e.g. the drive node) rejects at start-up; restored after the lazy engine start.
         self._python_utf8 = os.environ.get('PYTHONUTF8')
         self._expert = None
-        self._quads = None      # painted lines as world-space quads (_build_quads)
+        self._quads = None      # painted lines as world-space quads (lane_masks.build_quads)
         self._step = 0
         self._route = None
         self._steering = 0.0
@@ -275,7 +271,7 @@ class MetaDriveSim:
         self._expert = expert
         self._step = 0
         self._steering = 0.0
-        self._quads = _build_quads(self._map_lines())
+        self._quads = build_quads(self._map_lines())
         self._route = self._route_segments()
         self._camera = self.vehicle.image_sensors['rgb_camera']
         self._camera.track(self.vehicle)
@@ -342,28 +338,11 @@ class MetaDriveSim:
         done = sum(s[2] for s in self._route[:index])
         return float(min(total, done + float(np.clip(long, 0.0, lane.length)))), float(total)
 
-    # -- ground-truth masks -------------------------------------------------------------------
+    # -- ground-truth masks (signattn_driver.sim.lane_masks) ------------------------------------
     def _map_lines(self) -> list:
         """Sample every painted line of the map as Panda3D world points, once per reset."""
-        lt = self._md['LineType']
-        stripe = float(self._md['stripe_m'])
-        lines = []
-        graph = self._env.current_map.road_network.graph
-        for ends in graph.values():
-            for lanes in ends.values():
-                for lane in lanes:
-                    for side, kind in zip((-1, 1), lane.line_types):
-                        if kind == lt.NONE:
-                            continue
-                        lateral = side * lane.width_at(0) / 2
-                        value = MASK_EDGE if kind == lt.SIDE else MASK_MARKING
-                        for start, stop in _painted_intervals(lane.length, kind == lt.BROKEN,
-                                                              stripe):
-                            s = np.linspace(start, stop, max(2, int((stop - start) / 1.0) + 1))
-                            xy = np.array([lane.position(si, lateral) for si in s])
-                            pts = np.column_stack([xy[:, 0], -xy[:, 1], np.zeros(len(s))])
-                            lines.append((value, pts.astype(np.float32)))
-        return lines
+        return map_lines(self._env.current_map.road_network.graph, self._md['LineType'],
+                         float(self._md['stripe_m']))
 
     def marking_mask(self, height: int = 80, width: int = 160) -> np.ndarray:
         """Project the map's lane markings and road edges into the camera frame.
@@ -375,40 +354,10 @@ class MetaDriveSim:
         cam = self._camera.get_cam()
         lens = self._camera.get_lens()
         render = self._env.engine.render
-        world_to_cam = _matrix(render.getMat(cam))
-        full = world_to_cam @ _matrix(lens.getProjectionMat())  # row vectors: p @ M
-        near = lens.getNear()
-        mask = np.zeros((height, width), np.uint8)
-        quads = self._quads
-        if quads is None or not len(quads['value']):
-            return mask
-        cam_xy = np.array(cam.getPos(render), np.float64)[:2]
-        near_enough = np.sum((quads['centre'] - cam_xy) ** 2, axis=1) < MASK_RANGE_M ** 2
-        corners = quads['corners'][near_enough]                    # (M, 4, 4) homogeneous
-        values = quads['value'][near_enough]
-        depth = (corners @ world_to_cam)[..., 1]                   # cameras look along +y
-        in_front = np.all(depth > near, axis=1)
-        corners, values = corners[in_front], values[in_front]
-        clip = corners @ full
-        w = clip[..., 3:4]
-        pixels = np.empty(clip.shape[:-1] + (2,))
-        pixels[..., 0] = (clip[..., 0] / w[..., 0] + 1.0) * 0.5 * width
-        pixels[..., 1] = (1.0 - clip[..., 1] / w[..., 0]) * 0.5 * height
-        on_image = ((pixels[..., 0].max(1) >= 0) & (pixels[..., 0].min(1) < width)
-                    & (pixels[..., 1].max(1) >= 0) & (pixels[..., 1].min(1) < height))
-        pixels = np.round(np.clip(pixels[on_image], -4 * width, 4 * width)).astype(np.int32)
-        values = values[on_image]
-        # edges first, markings on top (a kerb line next to a marking keeps the marking label)
-        for value in (MASK_EDGE, MASK_MARKING):
-            chosen = pixels[values == value]
-            for quad in chosen:
-                cv2.fillConvexPoly(mask, quad, int(value))
-            if len(chosen):
-                # a line narrower than a pixel still marks the pixels it crosses
-                centre = (chosen[:, [0, 1]] + chosen[:, [3, 2]]) // 2
-                cv2.polylines(mask, list(np.ascontiguousarray(centre, np.int32)), False,
-                              int(value), 1)
-        return mask
+        return project_quads(self._quads, world_to_camera=_matrix(render.getMat(cam)),
+                             projection=_matrix(lens.getProjectionMat()), near=lens.getNear(),
+                             camera_xy=np.array(cam.getPos(render), np.float64)[:2],
+                             height=height, width=width)
 
 
 def _restore_python_utf8(value):
@@ -418,46 +367,5 @@ def _restore_python_utf8(value):
         os.environ['PYTHONUTF8'] = value
 
 
-def _painted_intervals(length: float, broken: bool, stripe_m: float) -> list:
-    """Return the [start, stop] stretches of a line that carry paint (MetaDrive's pattern)."""
-    if not broken:
-        return [(0.0, float(length))]
-    count = int(length / (2 * stripe_m))
-    spans = []
-    for k in range(count):
-        start = k * 2 * stripe_m
-        stop = length - stripe_m if k == count - 1 else start + stripe_m
-        if stop > start:
-            spans.append((start, stop))
-    return spans
-
-
 def _matrix(mat) -> np.ndarray:
     return np.array([[mat.getCell(i, j) for j in range(4)] for i in range(4)], np.float64)
-
-
-def _build_quads(lines: list) -> dict:
-    """Turn sampled lines into world-space quads LINE_HALF_WIDTH_M either side of each line.
-
-    Returns:
-        {'corners': (M, 4, 4) homogeneous Panda3D world points, 'value': (M,) mask value,
-        'centre': (M, 2) quad centres (x, y) for range culling}.
-    """
-    corners, values = [], []
-    for value, pts in lines:
-        direction = np.gradient(pts[:, :2].astype(np.float64), axis=0)
-        norm = np.linalg.norm(direction, axis=1, keepdims=True)
-        normal = np.column_stack([-direction[:, 1], direction[:, 0]]) / np.maximum(norm, 1e-6)
-        edges = []
-        for sign in (-1.0, 1.0):
-            xy = pts[:, :2] + sign * LINE_HALF_WIDTH_M * normal
-            edges.append(np.column_stack([xy, pts[:, 2], np.ones(len(pts))]))
-        quad = np.stack([edges[0][:-1], edges[0][1:], edges[1][1:], edges[1][:-1]], axis=1)
-        corners.append(quad)
-        values.append(np.full(len(quad), value, np.uint8))
-    if not corners:
-        return {'corners': np.zeros((0, 4, 4)), 'value': np.zeros(0, np.uint8),
-                'centre': np.zeros((0, 2))}
-    corners = np.concatenate(corners)
-    return {'corners': corners, 'value': np.concatenate(values),
-            'centre': corners[:, :, :2].mean(axis=1)}

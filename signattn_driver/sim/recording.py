@@ -31,11 +31,11 @@ import numpy as np
 
 from signattn_driver.data.bag_layout import DriveBagWriter
 from signattn_driver.data.dataset import DatasetWriter
+from signattn_driver.data.labels import DEFAULT_SMOOTHING, Smoother
+from signattn_driver.preprocessing import compressed_to_hsv_u8
 from signattn_driver.sim.metadrive_adapter import (MetaDriveSim, SimConfig,
                                                    steering_to_front_wheel_rad)
-from signattn_driver.preprocessing import decode_image, to_hsv_u8
-from signattn_driver.vehicle import (DEFAULT_SMOOTHING, inverse_radius_from_steering,
-                                     load_vehicle)
+from signattn_driver.vehicle import inverse_radius_from_steering, load_vehicle
 
 STAMP_ORIGIN_NS = 1_600_000_000 * 10**9  # drive k starts at this stamp + k hours
 MIN_DRIVE_FRAMES = 40                    # shorter drives (a crash at the start) are dropped
@@ -192,8 +192,7 @@ def _record_drive(sim, seed, index, split, config, profile, out, dataset, limit,
         bag = DriveBagWriter(out / 'bags' / name, storage=config.storage)
         bag.__enter__()
     encode = [cv2.IMWRITE_JPEG_QUALITY, int(config.jpeg_quality)]
-    alpha = config.smoothing_alpha
-    theta_s = speed_s = None
+    smoother = Smoother(config.smoothing_alpha)
     n, off_road_frames, out_events, jpeg_bytes, km = 0, 0, 0, 0, 0.0
     max_frames = min(limit, int(config.max_drive_s * config.sim.rate_hz))
     end = 'max_frames'
@@ -206,9 +205,7 @@ def _record_drive(sim, seed, index, split, config, profile, out, dataset, limit,
             expert, throttle = sim.expert_action()
             theta = steering_wheel_rad(expert, profile)
             # eq. 2 is causal, so the bag's u can be written as frames come.
-            theta_s = theta if theta_s is None else alpha * theta + (1 - alpha) * theta_s
-            speed_s = (state.speed_mps if speed_s is None
-                       else alpha * state.speed_mps + (1 - alpha) * speed_s)
+            theta_s, speed_s = smoother.update([theta, state.speed_mps])
             ok, jpeg = cv2.imencode('.jpg', state.image_bgr, encode)
             if not ok:
                 raise SimulationError('JPEG encoding failed')
@@ -220,7 +217,7 @@ def _record_drive(sim, seed, index, split, config, profile, out, dataset, limit,
                                        float(inverse_radius_from_steering(theta_s, speed_s,
                                                                           profile)))
             if drive is not None:
-                hsv = to_hsv_u8(decode_image(data), 'bgr')
+                hsv = compressed_to_hsv_u8(data)
                 drive.append(hsv, stamp_ns, theta, state.speed_mps, mask_u8=sim.marking_mask())
             expert_log.append(expert)
             n += 1

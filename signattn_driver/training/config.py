@@ -9,6 +9,11 @@ and of `TrainConfig` (the two share no names), e.g. config/train_tiny.yaml:
 
 Flags given on the command line override the file; everything else keeps its default. The run
 folder stores the resolved mapping as config.yaml, which is itself a valid --config file.
+
+Two configs ship: config/train_paper.yaml (PAPER_CONFIG), whose values are exactly the defaults
+of ModelConfig and TrainConfig (a test compares them), used by `signattn train` and `signattn
+sweep` when no --config is given; and config/train_tiny.yaml (TINY_CONFIG), the one CPU-sized
+config that `--tiny`, the tests and the benchmarks start from.
 """
 
 from dataclasses import asdict, dataclass, field, fields
@@ -17,10 +22,12 @@ from pathlib import Path
 
 import yaml
 
-from signattn_driver.model import ModelConfig
 from signattn_driver.data.sequences import SPLIT_MODES
+from signattn_driver.model import ModelConfig
 
 BEST_METRICS = ('mae_steering_deg', 'mae_u_per_m')
+PAPER_CONFIG = 'train_paper.yaml'     # under config/ (signattn_driver.paths.config_path)
+TINY_CONFIG = 'train_tiny.yaml'
 
 
 class TrainingError(RuntimeError):
@@ -34,7 +41,7 @@ class TrainConfig:
     sequence_length: int = 20    # T: frames per truncated-BPTT window (1 s at 20 Hz)
     episode_windows: int = 10    # LSTM state carried (detached) across this many windows
     batch_size: int = 16         # episodes in parallel (per process under torchrun)
-    max_steps: int = 20000       # optimizer updates; one update per window of each lane
+    max_steps: int = 50000       # optimizer updates; one update per window of each lane
     lr: float = 1e-4             # Adam (paper)
     weight_decay: float = 0.0
     grad_clip: float = 1.0       # max global gradient norm; 0 disables clipping
@@ -50,7 +57,7 @@ class TrainConfig:
     augment: bool = False        # brightness jitter of V per episode (label unchanged)
     brightness_jitter: float = 0.2   # V gain drawn uniformly from 1 +- this
     flip: bool = False           # mirror half of the episodes and negate u (see docs)
-    num_workers: int = 2         # DataLoader worker processes
+    num_workers: int = 6         # DataLoader worker processes (a GPU run; tiny config: 1)
     seed: int = 0
     device: str = 'auto'
     amp: bool = True             # bf16 autocast on CUDA (ignored on the CPU)

@@ -1,0 +1,19 @@
+"""Label-honest augmentation of training windows, on the model's device."""
+
+import torch
+
+
+def augment(frames: torch.Tensor, u: torch.Tensor, gain: torch.Tensor, flip: torch.Tensor):
+    """Label-honest augmentation on the device.
+
+    frames (B, T, 80, 160, 3) uint8 HSV: V scaled by gain (B,) (brightness; u unchanged);
+    lanes with flip (B,) mirrored left-right with u negated (a mirrored road turns the other
+    way with the same curvature).
+    """
+    if bool((gain != 1).any()):
+        v = (frames[..., 2].float() * gain.view(-1, 1, 1, 1)).round().clamp(0, 255)
+        frames = torch.cat([frames[..., :2], v.to(torch.uint8)[..., None]], dim=-1)
+    if bool(flip.any()):
+        frames = torch.where(flip.view(-1, 1, 1, 1, 1), frames.flip(-2), frames)
+        u = torch.where(flip[:, None], -u, u)
+    return frames, u

@@ -1,0 +1,81 @@
+"""Data of a training run: open and split the datasets, cut episodes, fingerprint the split."""
+
+from dataclasses import dataclass
+import hashlib
+import logging
+import os
+from pathlib import Path
+
+import torch
+
+from signattn_driver.data.dataset import DatasetError, open_datasets
+from signattn_driver.data.sequences import make_episodes, SequenceIndex
+from signattn_driver.training.config import TrainConfig, TrainingError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PreparedData:
+    """Opened data of a run: the index, the split and the training episodes."""
+
+    index: SequenceIndex
+    train_segments: list
+    val_segments: list
+    episodes: object          # sequences.Episodes over train_segments
+    fingerprint: str          # changes when the data or the split changes
+
+    @property
+    def vehicle(self):
+        """Return the vehicle profile stored in checkpoints (of the first dataset)."""
+        return self.index.datasets[0].vehicle
+
+    @property
+    def smoothing_alpha(self) -> float:
+        """Return alpha_s of eq. 2 the labels were made with (of the first dataset)."""
+        return float(self.index.datasets[0].manifest['smoothing_alpha'])
+
+
+def prepare_data(data_dirs: list, config: TrainConfig) -> PreparedData:
+    """Open and split the datasets; fails before any training work.
+
+    Raises:
+        TrainingError: no data folders, a folder that is not a complete dataset, an unreadable
+            drive, no frames of the camera, or a split that leaves nothing to train on.
+    """
+    if not data_dirs:
+        raise TrainingError('no training data given (--data DIR ...)')
+    try:
+        datasets = open_datasets([Path(d) for d in data_dirs])
+        index = SequenceIndex(datasets, camera=config.camera, splits=('train', 'val'))
+        train, val = index.split(config.val_split, config.val_fraction, config.val_drives,
+                                 config.block_s, config.guard_s, config.seed)
+    except (DatasetError, ValueError, OSError) as err:
+        raise TrainingError(str(err)) from err
+    vehicles = {ds.vehicle for ds in datasets}
+    if len(vehicles) > 1:
+        log.warning('datasets use different vehicles %s; checkpoints record %s',
+                    sorted(v.name for v in vehicles), datasets[0].vehicle.name)
+    episodes = make_episodes(train, config.sequence_length, config.episode_windows)
+    lanes = config.batch_size * int(os.environ.get('WORLD_SIZE', '1'))
+    if len(episodes.episodes) < lanes:
+        log.warning('%d training episodes for %d lanes: some lanes stay empty; lower '
+                    'batch_size or episode_windows', len(episodes.episodes), lanes)
+    h = hashlib.sha256()
+    for seg in (*train, None, *val):
+        h.update(b'|' if seg is None else
+                 f'{index.roots[seg.dataset]}/{seg.drive}:{seg.rows.tobytes().hex()};'.encode())
+    if not val:
+        log.warning('no validation frames (val_fraction 0?): best.pt will be the last weights')
+    log.info('train: %d frames in %d segments, %d episodes; val: %d frames in %d segments',
+             episodes.frames, len(train), len(episodes.episodes), sum(map(len, val)), len(val))
+    return PreparedData(index, train, val, episodes, h.hexdigest())
+
+
+def make_loader(dataset, batches, config: TrainConfig, device: torch.device):
+    """Build the DataLoader over `dataset` with the given batch sampler (lists of item keys)."""
+    # An own generator: creating the iterator must not consume the global RNG (exact resume).
+    return torch.utils.data.DataLoader(
+        dataset, batch_sampler=batches, num_workers=config.num_workers,
+        pin_memory=device.type == 'cuda', generator=torch.Generator().manual_seed(0),
+        prefetch_factor=4 if config.num_workers else None)
