@@ -11,10 +11,13 @@ export FASTDDS_BUILTIN_TRANSPORTS ?= LARGE_DATA
 # `pip install .` puts launch/ and config/ under the venv's share/: let ament find them there.
 export AMENT_PREFIX_PATH := $(abspath $(VENV))$(if $(AMENT_PREFIX_PATH),:$(AMENT_PREFIX_PATH))
 PYTEST_ARGS ?=
+# The ROS 2 launch system, ros2 CLI and ackermann_msgs for the venv (no PyPI wheels exist): built
+# from the sources beside this clone (../shared/ros2-extras; cache in .ros2-extras-build/).
+ROS2_EXTRAS ?= ../shared/ros2-extras
 REPRODUCE ?= outputs/reproduce
 SIM_MINUTES ?= 15
 
-.PHONY: venv install test demo reproduce bench clean
+.PHONY: venv ros2-extras install test demo reproduce bench clean
 
 $(BIN)/.deps-stamp: requirements.txt constraints.txt requirements-sim.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +32,12 @@ $(BIN)/.sim-stamp: $(BIN)/.deps-stamp requirements-sim.txt
 	touch $@
 
 venv: $(BIN)/.deps-stamp $(if $(filter 1,$(SIM)),$(BIN)/.sim-stamp)
+
+# First run about 100 s (compiles ackermann_msgs), then cached (about 2.5 s).
+ros2-extras: venv
+	@test -f $(ROS2_EXTRAS)/install.sh || { echo "no $(ROS2_EXTRAS)/install.sh: set" \
+	  "ROS2_EXTRAS=<path to ros2-extras>, or use a ROS 2 install (README)"; exit 1; }
+	bash $(ROS2_EXTRAS)/install.sh $(VENV)
 
 install: venv
 	$(BIN)/python -m pip install -q --no-deps --no-build-isolation .

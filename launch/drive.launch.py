@@ -3,18 +3,51 @@
 Usage: ros2 launch signattn_driver drive.launch.py [checkpoint:=/path/model.pt] [rviz:=true]
 
 Without `checkpoint` the node loads the shipped demo model (config/models/sim_sign_small.pt,
-trained on simulated drives); pass your own for real cameras.
+trained on simulated drives); pass your own for real cameras. `--show-args` lists the rest.
+
+The launch ends with the node: if drive_node exits with an error (bad checkpoint, bad
+parameter) the launch stops with a nonzero status after the node's own message. `rviz:=true`
+without rviz2 installed fails before anything is started.
 """
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
+from launch.actions import (DeclareLaunchArgument, OpaqueFunction, RegisterEventHandler,
+                            Shutdown)
 from launch.conditions import IfCondition
+from launch.event_handlers import OnProcessExit
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
 PACKAGE = 'signattn_driver'
+RVIZ_MISSING = ("rviz:=true, but rviz2 is not installed (no package 'rviz2' on "
+                'AMENT_PREFIX_PATH). Install it with `sudo apt install ros-$ROS_DISTRO-rviz2` and '
+                'source /opt/ros/$ROS_DISTRO/setup.bash, or launch without rviz:=true and view '
+                '/attention from another machine with config/attention.rviz.')
+
+
+def require_rviz2(context):
+    """Fail the launch, before any process starts, when rviz is asked for but missing."""
+    if LaunchConfiguration('rviz').perform(context).lower() not in ('true', '1'):
+        return []
+    from ament_index_python.packages import get_package_prefix, PackageNotFoundError
+    try:
+        get_package_prefix('rviz2')
+    except PackageNotFoundError:
+        raise RuntimeError(RVIZ_MISSING) from None
+    return []
+
+
+def end_with_drive_node(context):
+    """Stop the whole launch when drive_node ends; nonzero status when it failed."""
+    if context.is_shutdown:    # Ctrl-C or another shutdown stopped it: nothing to report
+        return []
+    status = context.locals.event.returncode
+    if status != 0:
+        # An exception is how a launch file makes `ros2 launch` return nonzero.
+        raise RuntimeError(f'drive_node exited with status {status} (its error is above)')
+    return [Shutdown(reason='drive_node exited')]
 
 
 def generate_launch_description():
@@ -33,17 +66,32 @@ def generate_launch_description():
         DeclareLaunchArgument('input_transport', default_value='compressed',
                               choices=['compressed', 'raw'],
                               description='message type on camera_topic'),
+        DeclareLaunchArgument('input_reliability', default_value='best_effort',
+                              choices=['best_effort', 'reliable'],
+                              description='QoS reliability of the camera subscription'),
+        DeclareLaunchArgument('input_depth', default_value='1',
+                              description='QoS history depth of the camera subscription'),
         DeclareLaunchArgument('device', default_value='auto',
                               description='auto | cpu | cuda | cuda:N'),
         DeclareLaunchArgument('precision', default_value='fp32',
                               choices=['fp32', 'bf16', 'int8'],
                               description='fp32 | bf16 | int8 (int8: CPU only)'),
+        DeclareLaunchArgument('speed_topic', default_value='',
+                              description='geometry_msgs/TwistStamped speed (linear.x) for the '
+                              'Ackermann steering angle, e.g. /vehicle/twist (empty: use '
+                              'assumed_speed_mps)'),
+        DeclareLaunchArgument('assumed_speed_mps', default_value='0.0',
+                              description='speed for the Ackermann steering angle while no '
+                              'speed_topic message has arrived, m/s'),
+        DeclareLaunchArgument('ackermann_topic', default_value='steering/ackermann',
+                              description='AckermannDriveStamped output, e.g. /ackermann_cmd'),
         DeclareLaunchArgument('use_sim_time', default_value='false',
                               description='use /clock (e.g. `signattn replay BAG --clock`)'),
         DeclareLaunchArgument('rviz', default_value='false',
                               description='also start rviz2 with the attention view'),
     ]
     camera_topic = LaunchConfiguration('camera_topic')
+    use_sim_time = ParameterValue(LaunchConfiguration('use_sim_time'), value_type=bool)
     drive_node = Node(
         package=PACKAGE,
         executable='drive_node',
@@ -52,23 +100,32 @@ def generate_launch_description():
         parameters=[
             PathJoinSubstitution([share, 'config', 'drive.yaml']),
             {
-                'checkpoint': LaunchConfiguration('checkpoint'),
-                'device': LaunchConfiguration('device'),
-                'precision': LaunchConfiguration('precision'),
-                'input_transport': LaunchConfiguration('input_transport'),
-                'use_sim_time': ParameterValue(LaunchConfiguration('use_sim_time'),
-                                               value_type=bool),
+                **{name: ParameterValue(LaunchConfiguration(name), value_type=str)
+                   for name in ('checkpoint', 'device', 'precision', 'input_transport',
+                                'input_reliability', 'speed_topic')},
+                'input_depth': ParameterValue(LaunchConfiguration('input_depth'),
+                                              value_type=int),
+                'assumed_speed_mps': ParameterValue(LaunchConfiguration('assumed_speed_mps'),
+                                                    value_type=float),
+                'use_sim_time': use_sim_time,
             },
         ],
-        remappings=[('image/compressed', camera_topic), ('image', camera_topic)],
+        remappings=[('image/compressed', camera_topic), ('image', camera_topic),
+                    ('steering/ackermann', LaunchConfiguration('ackermann_topic'))],
     )
     rviz = Node(
         package='rviz2',
         executable='rviz2',
         name='rviz2',
         arguments=['-d', PathJoinSubstitution([share, 'config', 'attention.rviz'])],
-        parameters=[{'use_sim_time': ParameterValue(LaunchConfiguration('use_sim_time'),
-                                                    value_type=bool)}],
+        parameters=[{'use_sim_time': use_sim_time}],
         condition=IfCondition(LaunchConfiguration('rviz')),
     )
-    return LaunchDescription([*arguments, drive_node, rviz])
+    return LaunchDescription([
+        *arguments,
+        OpaqueFunction(function=require_rviz2),   # before drive_node starts
+        drive_node,
+        RegisterEventHandler(OnProcessExit(
+            target_action=drive_node, on_exit=[OpaqueFunction(function=end_with_drive_node)])),
+        rviz,
+    ])

@@ -6,7 +6,6 @@ Sign convention (REP-103): positive steering-wheel angle and positive u both mea
 """
 
 from dataclasses import asdict, dataclass
-import math
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +64,12 @@ def steering_from_inverse_radius(inverse_radius_per_m, speed_mps, profile: Vehic
         profile.steering_ratio * (1.0 + profile.slip_factor_s2_per_m2 * v * v)
 
 
-def front_wheel_angle_rad(inverse_radius_per_m: float, profile: VehicleProfile) -> float:
-    """Bicycle-model front-wheel angle atan(d_w u), in rad (+ = left)."""
-    return math.atan(profile.wheelbase_m * float(inverse_radius_per_m))
+def front_wheel_angle_rad(inverse_radius_per_m, speed_mps, profile: VehicleProfile):
+    """Eq. 3 for the front wheels: delta = theta / K_s = u d_w (1 + K_slip v^2), in rad.
+
+    The angle the front wheels need for curvature u at speed v (+ = left); K_slip makes it
+    grow with speed (understeer). At v = 0 it is the kinematic bicycle model's small-angle
+    d_w u. Works on arrays.
+    """
+    return steering_from_inverse_radius(inverse_radius_per_m, speed_mps, profile) / \
+        profile.steering_ratio

@@ -1,6 +1,9 @@
 """Shared fixtures: the tiny config (config/train_tiny.yaml), checkpoints, ROS 2 isolation."""
 
 import os
+from pathlib import Path
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -68,3 +71,27 @@ def ros_domain_id(monkeypatch):
     monkeypatch.setenv('ROS_DOMAIN_ID', str(domain))
     monkeypatch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     return domain
+
+
+@pytest.fixture(scope='session')
+def pip_prefix(tmp_path_factory) -> Path:
+    """`pip install .` of this source tree into a fresh prefix (the layout `make install` makes).
+
+    Tests that start the package's executables or launch file use it, so they run this tree's
+    code rather than a copy installed earlier.
+    """
+    pytest.importorskip('pip', reason='pip is needed to install the package into a prefix')
+    prefix = tmp_path_factory.mktemp('pip_prefix')
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run(
+        [sys.executable, '-m', 'pip', 'install', '-q', '--no-deps', '--no-build-isolation',
+         '--no-warn-script-location', '--prefix', str(prefix), str(root)],
+        capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return prefix
+
+
+def prefix_site_packages(prefix: Path) -> Path:
+    """Return the site-packages directory under a pip `--prefix` that holds signattn_driver."""
+    return next(p for p in prefix.glob('lib*/python*/*-packages')
+                if (p / 'signattn_driver').is_dir())

@@ -1,7 +1,5 @@
 """Eq. 3 (inverse turning radius) and vehicle profiles against hand-computed values."""
 
-import math
-
 import numpy as np
 import pytest
 
@@ -32,10 +30,16 @@ def test_equation_3_round_trip_on_arrays():
     assert np.all(np.sign(u) == np.sign(theta))
 
 
-def test_front_wheel_angle_left_positive():
+def test_front_wheel_angle_is_equation_3_over_the_steering_ratio():
     mkz = load_vehicle('mkz')
-    assert front_wheel_angle_rad(0.1, mkz) == pytest.approx(math.atan(0.28498))
-    assert front_wheel_angle_rad(-0.1, mkz) < 0
+    # 0.1 1/m at 0 m/s: 0.1 * 2.8498 = 0.28498 rad; at 10 m/s: * (1 + 0.0014 * 100) = 0.3248772
+    assert front_wheel_angle_rad(0.1, 0.0, mkz) == pytest.approx(0.28498)
+    assert front_wheel_angle_rad(0.1, 10.0, mkz) == pytest.approx(0.3248772)
+    assert front_wheel_angle_rad(-0.1, 10.0, mkz) == pytest.approx(-0.3248772)
+    # the wheel angle times K_s is eq. 3's steering-wheel angle, at every speed
+    u, v = np.array([0.02, -0.05]), np.array([5.0, 25.0])
+    assert np.allclose(front_wheel_angle_rad(u, v, mkz) * mkz.steering_ratio,
+                       steering_from_inverse_radius(u, v, mkz))
 
 
 def test_profile_from_file_and_errors(tmp_path):

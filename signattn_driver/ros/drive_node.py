@@ -21,7 +21,7 @@ from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data, QoSProfile
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from geometry_msgs.msg import Vector3Stamped
+from geometry_msgs.msg import TwistStamped, Vector3Stamped
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Float32
 from std_srvs.srv import Trigger
@@ -66,7 +66,11 @@ PARAMETERS = {
                         'raw: subscribe image (Image)'),
     'num_threads': (0, _I, True, 'torch CPU threads (0 = torch default)'),
     'vehicle': ('mkz', _S, False, 'vehicle profile name (config/vehicles) or YAML path; '
-                'sets the Ackermann front-wheel angle atan(d_w u)'),
+                'd_w, K_s, K_slip for the Ackermann front-wheel angle (eq. 3)'),
+    'speed_topic': ('', _S, True, 'geometry_msgs/TwistStamped topic whose linear.x (m/s) is '
+                    'the speed for the Ackermann angle, e.g. /vehicle/twist (empty = off)'),
+    'assumed_speed_mps': (0.0, _D, False, 'speed for the Ackermann angle while no speed_topic '
+                          'message has arrived (or without speed_topic), m/s >= 0'),
     'publish_attention': (True, _B, False, 'publish `attention` while someone subscribes'),
     'attention_every_n': (1, _I, False, 'publish the attention map every n-th frame (>= 1)'),
     'attention_raw': (False, _B, False, 'publish the raw 10x20 map (32FC1) instead of the '
@@ -99,6 +103,8 @@ def _validate(name: str, value) -> str | None:
         return f'attention_alpha must be in [0, 1], got {value}'
     if name == 'max_frame_age_s' and not (math.isfinite(value) and value >= 0.0):
         return f'max_frame_age_s must be >= 0 (0 = off), got {value}'
+    if name == 'assumed_speed_mps' and not (math.isfinite(value) and value >= 0.0):
+        return f'assumed_speed_mps must be >= 0, got {value}'
     if name == 'reset_gap_s' and not (math.isfinite(value) and value > 0.0):
         return f'reset_gap_s must be > 0, got {value}'
     if name == 'vehicle':
@@ -145,6 +151,10 @@ class DriveNode(Node):
         self.pub_command = self.create_publisher(Vector3Stamped, 'steering/command', reliable)
         self.pub_ackermann = (self.create_publisher(AckermannDriveStamped, 'steering/ackermann',
                                                     reliable) if AckermannDriveStamped else None)
+        self._speed_mps = None   # last speed_topic linear.x; None until one arrives
+        if self.pub_ackermann is not None and value['speed_topic']:
+            self.create_subscription(TwistStamped, value['speed_topic'], self._on_speed,
+                                     qos_profile_sensor_data)
         self.pub_attention = self.create_publisher(Image, 'attention', reliable)
         self.pub_diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', reliable)
         sensor = QoSProfile(history=qos_profile_sensor_data.history, depth=1,
@@ -209,6 +219,9 @@ class DriveNode(Node):
                 self.stats['dropped'] += 1
             self._pending = (msg, received)
             self._cond.notify()
+
+    def _on_speed(self, msg):
+        self._speed_mps = msg.twist.linear.x
 
     def _on_reset_state(self, request, response):
         """Forget the LSTM state before the next frame (std_srvs/Trigger)."""
@@ -303,7 +316,10 @@ class DriveNode(Node):
         if self.pub_ackermann is not None:
             ackermann = AckermannDriveStamped()
             ackermann.header = header
-            ackermann.drive.steering_angle = front_wheel_angle_rad(u, self.vehicle)
+            speed = self._speed_mps
+            speed = self._settings['assumed_speed_mps'] if speed is None else speed
+            # speed / acceleration / jerk stay 0: the network commands steering only
+            ackermann.drive.steering_angle = float(front_wheel_angle_rad(u, speed, self.vehicle))
             self.pub_ackermann.publish(ackermann)
         if alpha is not None:
             if self._settings['attention_raw']:
