@@ -141,8 +141,11 @@ def start_node(checkpoint, transport, *extra):
 
 @pytest.fixture
 def running(request, tiny_checkpoint, ros_domain_id, monkeypatch):
-    """A drive node subprocess and the test's client; param: transport, or a dict with
-    'transport', extra node 'args', 'env' for both sides and a 'reliable' camera."""
+    """Start a drive node subprocess and the test's client.
+
+    The param is the transport, or a dict: 'transport', extra node 'args', 'env' for both
+    sides and whether the camera publishes 'reliable'.
+    """
     spec = request.param if isinstance(request.param, dict) else {'transport': request.param}
     transport = spec['transport']
     for name, value in spec.get('env', {}).items():
@@ -313,8 +316,8 @@ def test_missing_or_bad_checkpoint_exits_with_one_line(tmp_path, ros_domain_id):
      "input_reliability must be best_effort or reliable, got 'sometimes'"),
     (['-p', 'input_depth:=0'], 'input_depth must be >= 1, got 0'),
 ])
-def test_bad_start_arguments_give_one_line_and_status_1(tiny_checkpoint, ros_domain_id,
-                                                         tmp_path, args, expected):
+def test_bad_start_arguments_give_one_line_and_status_1(tiny_checkpoint, ros_domain_id, tmp_path,
+                                                        args, expected):
     bad, inf = tmp_path / 'bad.yaml', tmp_path / 'inf.yaml'
     bad.write_text('name: bad\nwheelbase_m: [1, 2\n')
     inf.write_text('name: inf\nwheelbase_m: .inf\nsteering_ratio: 14\n'
