@@ -414,6 +414,12 @@ def run(args) -> dict:
         node_p50 = v[f'node_{precision}']['phases']['20hz']['latency_p50_ms']
         results[f'floor_{precision}_p50_ms'] = sum(parts)
         results[f'ratio_node_over_floor_{precision}_p50'] = node_p50 / sum(parts)
+        # The same floor from the node's own stages in the 20 Hz phase (step = preprocess +
+        # network, decode, hop = age at receipt): immune to load changing between the parts.
+        stages = v[f'node_{precision}']['phases']['20hz'].get('node_stages_p50_ms')
+        if stages:
+            own = sum(stages[k] for k in ('preprocess', 'network', 'decode', 'age_at_receipt'))
+            results[f'ratio_node_over_stage_floor_{precision}_p50'] = node_p50 / own
     if 'naive_fp32' in v:
         for name in v:
             if name != 'naive_fp32':
