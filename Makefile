@@ -17,7 +17,7 @@ ROS2_EXTRAS ?= ../shared/ros2-extras
 REPRODUCE ?= outputs/reproduce
 SIM_MINUTES ?= 15
 
-.PHONY: venv ros2-extras install test demo reproduce bench clean
+.PHONY: venv ros2-extras install test demo reproduce bench soak clean
 
 $(BIN)/.deps-stamp: requirements.txt constraints.txt requirements-sim.txt
 	$(PYTHON) -m venv $(VENV)
@@ -65,6 +65,13 @@ bench: install
 	$(BIN)/signattn benchmark train --out docs/results/train_cpu_tiny.json
 	$(BIN)/signattn benchmark evaluate --out docs/results/evaluate_cpu.json
 	$(BIN)/signattn benchmark node --out docs/results/node_cpu.json
+
+# The drive node's memory over a long run (docs/benchmarks.md#soak): attention subscribed.
+SOAK_FRAMES ?= 6000
+SOAK_RATE ?= 50
+soak: install
+	$(BIN)/signattn benchmark soak --frames $(SOAK_FRAMES) --rate $(SOAK_RATE) \
+	  --out docs/results/node_soak_cpu.json
 
 clean:
 	rm -rf $(VENV) build *.egg-info outputs

@@ -8,6 +8,13 @@ Phases: warm-up, 20 Hz (the Udacity camera rate), faster fixed rates, then flat 
 schedule runs against each variant: the product node at each precision, and a naive node
 (per-frame numpy float64 preprocessing, CPU tensors re-created per frame, synchronous `.item()`
 on every output, all in the ROS callback) whose p50/p99 are the ratio to beat.
+
+Latency down to its parts, in the same run: the torch thread count is chosen first by timing
+`Predictor.step` with 1 and 2 threads; that step, a JPEG decode and one DDS hop of the same
+camera message (camera -> listener, no node) make the floor the node's p50 is compared with
+(`ratio_node_over_floor_p50`), and the node's own per-stage p50s (from /diagnostics) show where
+the rest goes. A short probe also counts raw 640x480 bgr8 frames that arrive over Fast DDS
+LARGE_DATA for each input reliability.
 """
 
 import json
@@ -34,9 +41,11 @@ def add_arguments(parser):
     parser.add_argument('--precisions', default='int8,fp32',
                         help='product-node variants to measure (comma separated)')
     parser.add_argument('--no-naive', action='store_true', help='skip the naive node')
-    parser.add_argument('--threads', type=int, default=1,
-                        help='torch threads in the node (1: OpenMP spin barriers make 2 '
-                        'threads far slower on a loaded 2-core machine)')
+    parser.add_argument('--threads', default='auto',
+                        help='torch threads in the node: a number, or auto = the faster of 1 '
+                        'and 2 for Predictor.step at each precision, timed first')
+    parser.add_argument('--no-qos-probe', action='store_true',
+                        help='skip counting raw 640x480 frames per input reliability')
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--duration', type=float, default=10.0, help='seconds at 20 Hz')
     parser.add_argument('--rates', default='30,40,60', help='faster fixed rates to try (Hz)')
@@ -55,23 +64,37 @@ def _jpeg_frames(n: int) -> list:
 
 
 def camera_main():
-    """Publish the phase schedule given as JSON in argv[1]; print frame counts as JSON."""
+    """Publish the phase schedule given as JSON in argv[1]; print frame counts as JSON.
+
+    argv[2] (optional): 'raw-reliable' or 'raw-best_effort' publishes 640x480 bgr8 Images on
+    `image` with that reliability instead of JPEGs (sensor-data QoS) on `image/compressed`.
+    """
     import rclpy
-    from rclpy.qos import qos_profile_sensor_data, QoSProfile
-    from sensor_msgs.msg import CompressedImage
+    from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import CompressedImage, Image
     schedule = json.loads(sys.argv[1])
-    frames = _jpeg_frames(32)
+    mode = sys.argv[2] if len(sys.argv) > 2 else 'jpeg'
     rclpy.init()
     node = rclpy.create_node('benchmark_camera')
     qos = QoSProfile(history=qos_profile_sensor_data.history, depth=1,
                      reliability=qos_profile_sensor_data.reliability)
-    pub = node.create_publisher(CompressedImage, 'image/compressed', qos)
+    if mode == 'jpeg':
+        frames = _jpeg_frames(32)
+        pub = node.create_publisher(CompressedImage, 'image/compressed', qos)
+        msg = CompressedImage(format='jpeg')
+    else:
+        from benchmarks.predictor import _frames
+        frames = [f.tobytes() for f in _frames(4)]
+        if mode == 'raw-reliable':
+            qos.reliability = ReliabilityPolicy.RELIABLE
+        pub = node.create_publisher(Image, 'image', qos)
+        msg = Image(height=FRAME_SIZE_HW[0], width=FRAME_SIZE_HW[1], encoding='bgr8',
+                    step=FRAME_SIZE_HW[1] * 3)
     deadline = time.monotonic() + 120
     while pub.get_subscription_count() == 0 and time.monotonic() < deadline:
         time.sleep(0.05)
     time.sleep(1.0)
     counts = {}
-    msg = CompressedImage(format='jpeg')
     for name, rate_hz, duration_s in schedule:
         start = time.perf_counter()
         seq = 0
@@ -159,16 +182,110 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
 
 
+def _camera(schedule: list, env: dict, mode: str = 'jpeg') -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, '-c', 'from benchmarks.node import camera_main; camera_main()',
+         json.dumps(schedule), mode], env=env, stdout=subprocess.PIPE, text=True)
+
+
+def _listen(schedule: list, env: dict, mode: str, reliable: bool) -> tuple[dict, list]:
+    """Run a camera and subscribe to its frames directly: (published per phase, receipts)."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import CompressedImage, Image
+    camera = _camera(schedule, env, mode)
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node('benchmark_hop_listener', context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    received = []   # (phase, seq, latency_ms)
+
+    def on_frame(msg):
+        now = time.time_ns()
+        phase, seq = msg.header.frame_id.split('/')
+        stamp = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
+        received.append((phase, int(seq), (now - stamp) * 1e-6))
+    qos = QoSProfile(history=qos_profile_sensor_data.history, depth=10,
+                     reliability=ReliabilityPolicy.RELIABLE if reliable
+                     else ReliabilityPolicy.BEST_EFFORT)
+    kind, topic = (CompressedImage, 'image/compressed') if mode == 'jpeg' else (Image, 'image')
+    node.create_subscription(kind, topic, on_frame, qos)
+    try:
+        while camera.poll() is None:
+            executor.spin_once(timeout_sec=0.01)
+        published = json.loads(camera.stdout.read().strip().splitlines()[-1])
+    finally:
+        executor.shutdown(timeout_sec=1.0)
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
+        if camera.poll() is None:
+            camera.terminate()
+            camera.wait(timeout=20)
+    return published, received
+
+
+def qos_probe(env: dict, frames: int = 40) -> dict:
+    """Raw 640x480 bgr8 at 20 Hz over LARGE_DATA: frames received per reliability pairing."""
+    out = {}
+    for publisher, subscriber in (('best_effort', 'best_effort'), ('reliable', 'best_effort'),
+                                  ('reliable', 'reliable')):
+        published, received = _listen([['probe', 20, frames / 20]], env,
+                                      f'raw-{publisher}', subscriber == 'reliable')
+        out[f'publisher_{publisher}_subscriber_{subscriber}'] = {
+            'published': published.get('probe', 0), 'received': len(received)}
+    return out
+
+
+def dds_hop_ms(env: dict, duration_s: float) -> dict:
+    """One DDS hop of the benchmark's 640x480 JPEG at 20 Hz, camera -> listener (no node)."""
+    _, received = _listen([['warmup', 5, 2.0], ['20hz', 20, duration_s]], env, 'jpeg', False)
+    lat = np.array([r[2] for r in received if r[0] == '20hz'] or [np.nan])
+    return {'p50_ms': float(np.percentile(lat, 50)), 'p99_ms': float(np.percentile(lat, 99)),
+            'received': int(np.isfinite(lat).sum())}
+
+
+def floor_parts(path: str, precisions: list, thread_choice: str, steps: int = 150) -> dict:
+    """Time Predictor.step (1 and 2 threads unless fixed) and the JPEG decode in this process."""
+    import cv2
+    import torch
+    from benchmarks.predictor import _frames, _time_steps
+    from signattn_driver.predictor import Predictor
+    frames = _frames(32)
+    jpegs = _jpeg_frames(32)
+    out = {'step': {}}
+    candidates = (1, 2) if thread_choice == 'auto' else (int(thread_choice),)
+    for precision in precisions:
+        predictor = Predictor(path, device='cpu', precision=precision)
+        timed = {}
+        for threads in candidates:
+            torch.set_num_threads(threads)
+            _, ms = _time_steps(predictor, frames, steps, warmup=20)
+            timed[threads] = {'p50_ms': float(np.median(ms)),
+                              'p99_ms': float(np.percentile(ms, 99))}
+        best = min(timed, key=lambda t: timed[t]['p50_ms'])
+        out['step'][precision] = {'by_threads': timed, 'chosen_threads': best, **timed[best]}
+    torch.set_num_threads(1)
+    decode = []
+    for i in range(200):
+        t0 = time.perf_counter()
+        cv2.imdecode(np.frombuffer(jpegs[i % len(jpegs)], np.uint8), cv2.IMREAD_COLOR)
+        decode.append((time.perf_counter() - t0) * 1e3)
+    out['jpeg_decode'] = {'p50_ms': float(np.median(decode)),
+                          'p99_ms': float(np.percentile(decode, 99))}
+    return out
+
+
 def _measure(variant_cmd: list, schedule: list, env: dict) -> dict:
     import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
     from geometry_msgs.msg import Vector3Stamped
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import QoSProfile
 
     node_proc = NodeProcess(command=variant_cmd, env=env)
-    camera = subprocess.Popen(
-        [sys.executable, '-c', 'from benchmarks.node import camera_main; '
-         'camera_main()', json.dumps(schedule)], env=env, stdout=subprocess.PIPE, text=True)
+    camera = _camera(schedule, env)
     context = rclpy.Context()
     rclpy.init(context=context)
     node = rclpy.create_node('benchmark_listener', context=context)
@@ -184,6 +301,9 @@ def _measure(variant_cmd: list, schedule: list, env: dict) -> dict:
         received.append((phase, int(seq), (now - stamp) * 1e-6, time.perf_counter()))
     node.create_subscription(Vector3Stamped, 'steering/command', on_command,
                              QoSProfile(depth=1000))
+    diagnostics = []   # (receipt perf, {key: value}) from the node's /diagnostics
+    node.create_subscription(DiagnosticArray, '/diagnostics', lambda m: diagnostics.append(
+        (time.perf_counter(), {kv.key: kv.value for kv in m.status[0].values})), 10)
     try:
         next_sample = 0.0
         while camera.poll() is None:
@@ -222,6 +342,15 @@ def _measure(variant_cmd: list, schedule: list, env: dict) -> dict:
             'latency_p99_ms': float(np.percentile(lat, 99)),
             'node_cpu_percent_of_one_core': float(100 * (busy[1] - busy[0]) / (t1 - t0)),
         }
+        # The node's stage p50s: its last /diagnostics before the next phase's first command.
+        later = [r[3] for r in received if r[0] != name and r[3] > t1]
+        cut = min(later) if later else t1 + 1.0
+        before = [values for t, values in diagnostics if t <= cut]
+        if before and 'wait_p50_ms' in before[-1]:
+            phases[name]['node_stages_p50_ms'] = {
+                stage: float(before[-1][f'{stage}_p50_ms']) for stage in (
+                    'age_at_receipt', 'wait', 'decode', 'preprocess', 'network', 'publish',
+                    'compute', 'latency')}
     fixed = [p for p in phases.values() if p['rate_hz'] != 'flat out']
     sustained = [p['rate_hz'] for p in fixed if p['dropped'] == 0]
     return {'phases': phases,
@@ -246,7 +375,9 @@ def run(args) -> dict:
     schedule += [['flat_out', 0, args.step_duration]]
     results = {'machine': f'{os.cpu_count()} CPU cores, {platform.processor() or "cpu"}',
                'torch': torch.__version__, 'threads': args.threads, 'device': args.device,
-               'frame': '640x480 JPEG (quality 90)', 'schedule': schedule, 'variants': {}}
+               'frame': '640x480 JPEG (quality 90)', 'schedule': schedule, 'variants': {},
+               'load_average_1min_at_start': os.getloadavg()[0]}
+    precisions = args.precisions.split(',')
     with tempfile.TemporaryDirectory() as tmp:
         path = args.checkpoint
         if path is None:
@@ -254,20 +385,39 @@ def run(args) -> dict:
             path = str(checkpoint.save(Path(tmp) / 'paper_size.pt',
                                        SteeringNet(ModelConfig(lstm_hidden=args.lstm_hidden))))
         results['checkpoint'] = args.checkpoint or f'random, lstm_hidden {args.lstm_hidden}'
+        floor = floor_parts(path, precisions, args.threads)
+        floor['dds_hop'] = dds_hop_ms(env, args.duration)
+        results['floor'] = floor
+        threads = {p: floor['step'][p]['chosen_threads'] for p in precisions}
+        results['threads'] = threads
+        if not args.no_qos_probe:
+            results['raw_640x480_large_data_qos_probe'] = qos_probe(env)
         variants = {}
         if not args.no_naive:
             variants['naive_fp32'] = [sys.executable, '-c', 'from benchmarks.'
                                       'node import naive_main; naive_main()', path,
-                                      str(args.threads)]
-        for precision in args.precisions.split(','):
+                                      str(threads.get('fp32', 1))]
+        for precision in precisions:
             variants[f'node_{precision}'] = node_command({
                 'checkpoint': path, 'precision': precision, 'device': args.device,
-                'num_threads': args.threads, 'publish_attention': False})
+                'num_threads': threads[precision], 'publish_attention': False})
         for name, cmd in variants.items():
             load_before = os.getloadavg()[0]
             results['variants'][name] = _measure(cmd, schedule, env)
             results['variants'][name]['load_average_1min'] = [load_before, os.getloadavg()[0]]
     v = results['variants']
+    for precision in precisions:
+        parts = (floor['step'][precision]['p50_ms'], floor['jpeg_decode']['p50_ms'],
+                 floor['dds_hop']['p50_ms'])
+        node_p50 = v[f'node_{precision}']['phases']['20hz']['latency_p50_ms']
+        results[f'floor_{precision}_p50_ms'] = sum(parts)
+        results[f'ratio_node_over_floor_{precision}_p50'] = node_p50 / sum(parts)
+        # The same floor from the node's own stages in the 20 Hz phase (step = preprocess +
+        # network, decode, hop = age at receipt): immune to load changing between the parts.
+        stages = v[f'node_{precision}']['phases']['20hz'].get('node_stages_p50_ms')
+        if stages:
+            own = sum(stages[k] for k in ('preprocess', 'network', 'decode', 'age_at_receipt'))
+            results[f'ratio_node_over_stage_floor_{precision}_p50'] = node_p50 / own
     if 'naive_fp32' in v:
         for name in v:
             if name != 'naive_fp32':

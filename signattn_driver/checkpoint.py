@@ -13,6 +13,8 @@ import hashlib
 import os
 from pathlib import Path
 import pickle
+import warnings
+import zipfile
 
 import torch
 
@@ -102,6 +104,26 @@ def _file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _check_container(path: Path):
+    """Refuse files that are not torch zip archives before torch.load sees them.
+
+    `checkpoint.save` always writes torch's zip format; a legacy or plain pickle would only be
+    refused by the weights-only unpickler after a torch UserWarning, so it is named here.
+    """
+    if zipfile.is_zipfile(path):
+        return
+    with open(path, 'rb') as f:
+        head = f.read(4)
+    if head.startswith(b'PK'):
+        raise CheckpointError(f'{path}: damaged or truncated checkpoint (a zip archive without '
+                              f'its directory)')
+    if head[:1] == b'\x80':   # pickle protocol >= 2
+        raise CheckpointError(f'{path}: refused to load: a plain pickle file, not a torch zip '
+                              f'checkpoint (unpickling it could run code); write checkpoints '
+                              f'with `signattn train` or checkpoint.save')
+    raise CheckpointError(f'{path}: not a checkpoint (not a torch zip/pickle file)')
+
+
 def load(path, map_location='cpu') -> Checkpoint:
     """Read and verify a checkpoint written by `save`.
 
@@ -114,7 +136,13 @@ def load(path, map_location='cpu') -> Checkpoint:
     if not path.is_file():
         raise CheckpointError(f'checkpoint not found: {path}')
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
+        _check_container(path)
+    except OSError as err:
+        raise CheckpointError(f'{path}: cannot be read ({err.strerror or err})') from err
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')   # the refusal below says it in one line
+            payload = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         if 'Weights only load failed' in str(err):
             raise CheckpointError(f'{path}: refused to load: it holds objects other than '

@@ -6,6 +6,8 @@ Sign convention (REP-103): positive steering-wheel angle and positive u both mea
 """
 
 from dataclasses import asdict, dataclass
+import math
+import numbers
 from pathlib import Path
 
 import numpy as np
@@ -24,10 +26,17 @@ class VehicleProfile:
     slip_factor_s2_per_m2: float  # K_slip
 
     def __post_init__(self):
-        """Reject profiles that would divide by zero or flip signs."""
+        """Reject profiles that would divide by zero, flip signs or carry inf/NaN."""
+        for name in ('wheelbase_m', 'steering_ratio', 'slip_factor_s2_per_m2'):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) \
+                    or not math.isfinite(value):
+                raise ValueError(f'vehicle profile {self.name!r}: {name} must be a finite '
+                                 f'number, got {value!r}')
         if not (self.wheelbase_m > 0 and self.steering_ratio > 0
                 and self.slip_factor_s2_per_m2 >= 0):
-            raise ValueError(f'invalid vehicle profile {self}')
+            raise ValueError(f'vehicle profile {self.name!r}: wheelbase_m and steering_ratio '
+                             f'must be > 0 and slip_factor_s2_per_m2 >= 0, got {self}')
 
     def to_dict(self) -> dict:
         """Plain dict for checkpoints, manifests and YAML."""
@@ -35,14 +44,31 @@ class VehicleProfile:
 
 
 def load_vehicle(name_or_path: str | Path = 'mkz') -> VehicleProfile:
-    """Load a profile by name (config/vehicles/NAME.yaml) or from a YAML file path."""
+    """Load a profile by name (config/vehicles/NAME.yaml) or from a YAML file path.
+
+    Raises:
+        FileNotFoundError: no such profile or file.
+        ValueError: unreadable, not YAML, not a mapping of the profile's fields, or values out
+            of range; the message is one line naming the file.
+    """
     path = Path(name_or_path)
     if path.suffix not in ('.yaml', '.yml'):
         path = config_path('vehicles', f'{name_or_path}.yaml')
     if not path.is_file():
         raise FileNotFoundError(f'no vehicle profile {name_or_path!r} (looked for {path})')
-    with open(path) as f:
-        data = yaml.safe_load(f)
+    try:
+        with open(path, encoding='utf-8') as f:
+            data = yaml.safe_load(f)
+    except yaml.YAMLError as err:
+        mark = getattr(err, 'problem_mark', None)
+        where = f' at line {mark.line + 1}, column {mark.column + 1}' if mark else ''
+        problem = getattr(err, 'problem', None) or type(err).__name__
+        raise ValueError(f'{path}: not valid YAML ({problem}{where})') from err
+    except (OSError, UnicodeDecodeError) as err:
+        raise ValueError(f'{path}: cannot be read ({err})') from err
+    if not isinstance(data, dict):
+        raise ValueError(f'{path}: not a vehicle profile (expected a mapping with name, '
+                         f'wheelbase_m, steering_ratio, slip_factor_s2_per_m2)')
     try:
         return VehicleProfile(**data)
     except TypeError as err:

@@ -1,5 +1,9 @@
 """Checkpoints round-trip exactly; every bad file raises CheckpointError naming the problem."""
 
+import pickle
+import warnings
+
+import numpy as np
 import pytest
 import torch
 
@@ -84,3 +88,22 @@ def test_not_a_zip(tmp_path):
 def test_reserved_metadata_rejected(tmp_path):
     with pytest.raises(ValueError):
         checkpoint.save(tmp_path / 'x.pt', SteeringNet(tiny_config()), state_dict={})
+
+
+def test_random_bytes_are_not_a_checkpoint(tmp_path):
+    path = tmp_path / 'random.pt'
+    path.write_bytes(np.random.default_rng(0).bytes(4096))
+    with pytest.raises(CheckpointError, match=r'not a checkpoint \(not a torch zip/pickle'):
+        checkpoint.load(path)
+
+
+def test_plain_pickle_is_refused_without_a_torch_warning(tmp_path, capfd):
+    path = tmp_path / 'plain.pt'
+    with open(path, 'wb') as f:
+        pickle.dump({'format': 'signattn_driver', 'format_version': 1, 'state_dict': {}}, f)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        with pytest.raises(CheckpointError, match='a plain pickle file, not a torch zip'):
+            checkpoint.load(path)
+    assert not caught, [str(w.message) for w in caught]
+    assert capfd.readouterr().err == ''

@@ -1,6 +1,7 @@
 """The drive node over real (loopback) DDS: started as a user would, fed frames, inspected."""
 
 import hashlib
+import re
 import time
 
 import cv2
@@ -9,10 +10,12 @@ import pytest
 
 rclpy = pytest.importorskip('rclpy', reason='rclpy not installed')
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from fixtures.png_bomb import png_bomb  # noqa: E402
 from geometry_msgs.msg import Vector3Stamped  # noqa: E402
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue  # noqa: E402
 from rcl_interfaces.srv import SetParameters  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from rclpy.parameter import Parameter as NodeParameter  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
@@ -52,7 +55,7 @@ def raw_msg(image, encoding, stamp_ns, pad=0):
 class Client:
     """The test's side of the graph: camera publisher, listeners, service clients."""
 
-    def __init__(self, transport: str):
+    def __init__(self, transport: str, reliable: bool = False):
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
         self.node = rclpy.create_node('drive_node_test', context=self.context)
@@ -60,7 +63,8 @@ class Client:
         self.executor.add_node(self.node)
         kind, topic = ((CompressedImage, 'image/compressed') if transport == 'compressed'
                        else (Image, 'image'))
-        self.camera = self.node.create_publisher(kind, topic, qos_profile_sensor_data)
+        self.camera = self.node.create_publisher(kind, topic,
+                                                 10 if reliable else qos_profile_sensor_data)
         self.commands, self.attention, self.diagnostics = {}, [], []
         self.node.create_subscription(Vector3Stamped, 'steering/command',
                                       lambda m: self.commands.__setitem__(stamp_of(m.header),
@@ -109,6 +113,13 @@ class Client:
         self.spin_until(future.done, f'{client.srv_name}')
         return future.result()
 
+    def latest_status(self):
+        """(level, message) of the newest /diagnostics status, or None before the first."""
+        if not self.diagnostics:
+            return None
+        status = self.diagnostics[-1].status[0]
+        return int.from_bytes(status.level, 'little'), status.message
+
     def latest_value(self, key: str, default=None):
         for array in reversed(self.diagnostics):
             for kv in array.status[0].values:
@@ -127,10 +138,18 @@ def start_node(checkpoint, transport, *extra):
 
 
 @pytest.fixture
-def running(request, tiny_checkpoint, ros_domain_id):
-    transport = request.param
-    process = start_node(tiny_checkpoint, transport)
-    client = Client(transport)
+def running(request, tiny_checkpoint, ros_domain_id, monkeypatch):
+    """Start a drive node subprocess and the test's client.
+
+    The param is the transport, or a dict: 'transport', extra node 'args', 'env' for both
+    sides and whether the camera publishes 'reliable'.
+    """
+    spec = request.param if isinstance(request.param, dict) else {'transport': request.param}
+    transport = spec['transport']
+    for name, value in spec.get('env', {}).items():
+        monkeypatch.setenv(name, value)
+    process = start_node(tiny_checkpoint, transport, *spec.get('args', ()))
+    client = Client(transport, reliable=spec.get('reliable', False))
     try:
         client.wait_for_node(process)
         yield client, process
@@ -144,7 +163,7 @@ def running(request, tiny_checkpoint, ros_domain_id):
 
 @pytest.mark.parametrize('running', ['compressed'], indirect=True)
 def test_compressed_frames_answered_with_matching_stamps_and_state_handling(
-        running, camera_frames, tiny_checkpoint):
+        running, camera_frames, tiny_checkpoint, tmp_path):
     client, _ = running
     a, b, c = (camera_frames[i] for i in range(3))
     second = 1_000_000_000
@@ -218,6 +237,22 @@ def test_compressed_frames_answered_with_matching_stamps_and_state_handling(
                                                 string_value='/elsewhere.pt'))])).results[0]
     assert not read_only.successful and 'read-only' in read_only.reason
 
+    # A malformed or out-of-range vehicle profile set at run time is refused; the node steers on.
+    def set_vehicle(path):
+        param = Parameter(name='vehicle', value=ParameterValue(
+            type=ParameterType.PARAMETER_STRING, string_value=str(path)))
+        return client.call(client.set_parameters,
+                           SetParameters.Request(parameters=[param])).results[0]
+    (tmp_path / 'bad.yaml').write_text('name: bad\nwheelbase_m: [1, 2\n')
+    (tmp_path / 'inf.yaml').write_text('name: inf\nwheelbase_m: .inf\nsteering_ratio: 14\n'
+                                       'slip_factor_s2_per_m2: 0\n')
+    refused = set_vehicle(tmp_path / 'bad.yaml')
+    assert not refused.successful and 'not valid YAML' in refused.reason
+    refused = set_vehicle(tmp_path / 'inf.yaml')
+    assert not refused.successful and 'wheelbase_m must be a finite number' in refused.reason
+    assert set_vehicle('mkz').successful
+    client.send(jpeg_msg(a, 40 * second))
+
 
 @pytest.mark.parametrize('running', ['raw'], indirect=True)
 def test_raw_frames_any_supported_encoding_and_bad_images_counted(running, camera_frames):
@@ -266,6 +301,76 @@ def test_missing_or_bad_checkpoint_exits_with_one_line(tmp_path, ros_domain_id):
         assert 'Traceback' not in stderr
 
 
+@pytest.mark.parametrize('args, expected', [
+    (['-p', 'attention_every_n:=abc'],
+     "drive_node: error: parameter attention_every_n: expected an integer, got 'abc'"),
+    (['-p', 'checkpoint:='], "drive_node: error: invalid ROS arguments: Couldn't parse "
+     "parameter override rule: '-p checkpoint:='"),
+    (['-p', 'vehicle:={bad}'], 'drive_node: error: parameter vehicle: vehicle '),
+    (['-p', 'vehicle:={inf}'], 'wheelbase_m must be a finite number, got inf'),
+    (['-p', 'input_reliability:=sometimes'],
+     "input_reliability must be best_effort or reliable, got 'sometimes'"),
+    (['-p', 'input_depth:=0'], 'input_depth must be >= 1, got 0'),
+])
+def test_bad_start_arguments_give_one_line_and_status_1(tiny_checkpoint, ros_domain_id, tmp_path,
+                                                        args, expected):
+    bad, inf = tmp_path / 'bad.yaml', tmp_path / 'inf.yaml'
+    bad.write_text('name: bad\nwheelbase_m: [1, 2\n')
+    inf.write_text('name: inf\nwheelbase_m: .inf\nsteering_ratio: 14\n'
+                   'slip_factor_s2_per_m2: 0\n')
+    args = [a.format(bad=bad, inf=inf) for a in args]
+    process = start_node(tiny_checkpoint, 'compressed', *args)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 1
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith('drive_node: error:'), stderr
+    assert expected in lines[0]
+    if 'bad.yaml' in ' '.join(args):
+        assert 'not valid YAML' in lines[0]
+
+
+@pytest.mark.parametrize('running', [{
+    'transport': 'raw', 'reliable': True, 'env': {'FASTDDS_BUILTIN_TRANSPORTS': 'LARGE_DATA'},
+    'args': ['-p', 'input_reliability:=reliable']}], indirect=True)
+def test_raw_640x480_bgr8_over_large_data_reliable_is_answered(running, camera_frames):
+    client, _ = running
+    second = 1_000_000_000
+    stamps = [(100 + i) * second for i in range(5)]
+    for stamp, frame in zip(stamps, camera_frames):
+        assert np.isfinite(client.send(raw_msg(frame, 'bgr8', stamp)))   # 921,600 bytes each
+    assert set(stamps) <= set(client.commands)
+    client.spin_until(lambda: client.latest_value('frames_processed', 0) >= 5, 'diagnostics')
+
+
+@pytest.mark.parametrize('running', [{
+    'transport': 'compressed', 'args': ['-p', 'stale_input_s:=0.5']}], indirect=True)
+def test_diagnostics_warn_on_silent_input_and_on_rejections_and_bombs_cost_nothing(
+        running, camera_frames):
+    client, process = running
+    # The camera publisher exists but sends nothing: WARN naming the silence.
+    client.spin_until(lambda: client.latest_status() is not None
+                      and 'no frame for' in client.latest_status()[1], 'a stale-input WARN')
+    level, message = client.latest_status()
+    assert level == 1 and '1 publisher(s)' in message and 'frames_received 0' in message
+    second = 1_000_000_000
+    client.send(jpeg_msg(camera_frames[0], 1 * second))
+
+    # A 48 KB PNG that decodes to 20000x20000 is refused from its header, and counted.
+    bomb = CompressedImage(format='png', data=png_bomb())
+    for i in range(3):
+        client.send_unanswered(set_stamp(bomb, (2 + i) * second), 'rejected_too_large')
+    assert client.latest_value('rejected_too_large') == 3
+    u = client.send(jpeg_msg(camera_frames[1], 6 * second))   # answered right after
+    assert np.isfinite(u)
+    client.spin_until(lambda: 'too_large 3' in client.latest_status()[1], 'a rejection WARN')
+    level, message = client.latest_status()
+    bad, received = map(int, re.search(r'(\d+) of (\d+) frames', message).groups())
+    assert level == 1 and bad == 3 and received >= 4, message
+    assert 'rejected (3: too_large 3)' in message
+    assert float(client.latest_value('decode_p50_ms')) > 0
+    assert process.poll() is None
+
+
 def test_invalid_start_parameter_exits_with_the_reason(tiny_checkpoint, ros_domain_id):
     process = start_node(tiny_checkpoint, 'compressed', '-p', 'device:=gpu')
     assert process.wait(timeout_s=60) != 0
@@ -276,7 +381,6 @@ def test_invalid_start_parameter_exits_with_the_reason(tiny_checkpoint, ros_doma
 
 @pytest.fixture
 def node_in_process(tiny_checkpoint, ros_domain_id):
-    from rclpy.parameter import Parameter as NodeParameter
     from signattn_driver.ros.drive_node import DriveNode
     context = rclpy.Context()
     rclpy.init(context=context)
@@ -293,23 +397,51 @@ def node_in_process(tiny_checkpoint, ros_domain_id):
 
 
 def test_non_finite_output_is_counted_and_not_published(node_in_process, camera_frames):
+    import torch
     node, published = node_in_process
     msg = jpeg_msg(camera_frames[0], 10**9)
     assert node.process(msg) is not None and len(published) == 1
-    node.predictor.step = lambda *args: (float('nan'), None)
+    node.predictor.step_input = lambda x: (torch.tensor([float('nan')]), torch.zeros(1, 10, 20))
     assert node.process(msg) is None
     assert len(published) == 1 and node.rejections['non_finite_output'] == 1
+
+
+def test_future_stamps_are_rejected_and_stages_are_timed(node_in_process, camera_frames):
+    node, published = node_in_process
+    now_ns = node.get_clock().now().nanoseconds
+    assert node.process(jpeg_msg(camera_frames[0], now_ns + 3600 * 10**9)) is None
+    assert node.rejections['future'] == 1 and not published
+    assert node.process(jpeg_msg(camera_frames[0], now_ns + 10**8)) is not None   # in tolerance
+    node.set_parameters([NodeParameter('max_future_s', value=0.0)])   # off
+    assert node.process(jpeg_msg(camera_frames[1], now_ns + 3600 * 10**9)) is not None
+    assert len(published) == 2
+    stats = node.latency_stats()
+    for stage in ('decode', 'preprocess', 'network', 'publish', 'compute', 'latency'):
+        assert stats[f'{stage}_p50_ms'] > 0, stage
+    assert stats['wait_p50_ms'] == 0   # called directly, not through the worker's queue
+    assert stats['latency_p50_ms'] >= stats['network_p50_ms']
+
+
+def test_raw_pixel_limit_is_a_run_time_parameter(node_in_process, camera_frames):
+    node, published = node_in_process
+    msg = raw_msg(camera_frames[0], 'bgr8', 10**9)
+    refused = node.set_parameters([NodeParameter('max_input_pixels', value=-1)])
+    assert not refused[0].successful and 'max_input_pixels must be >= 0' in refused[0].reason
+    node.set_parameters([NodeParameter('max_input_pixels', value=640 * 479)])
+    assert node.process(msg) is None and node.rejections['too_large'] == 1
+    node.set_parameters([NodeParameter('max_input_pixels', value=640 * 480)])
+    assert node.process(msg) is not None and len(published) == 1
 
 
 def test_cuda_out_of_memory_falls_back_to_cpu(node_in_process, camera_frames):
     import torch
     node, published = node_in_process
-    real_step = node.predictor.step
+    real_step = node.predictor.step_input
 
     def out_of_memory(*args):
-        node.predictor.step = real_step
+        node.predictor.step_input = real_step
         raise torch.cuda.OutOfMemoryError('CUDA out of memory (simulated)')
-    node.predictor.step = out_of_memory
+    node.predictor.step_input = out_of_memory
     msg = jpeg_msg(camera_frames[0], 10**9)
     assert node.process(msg) is None and not published
     assert node.rejections['cuda_oom'] == 1 and 'CUDA ran out of memory' in node.device_note

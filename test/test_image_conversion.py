@@ -6,9 +6,11 @@ import cv2
 import numpy as np
 import pytest
 
+from fixtures.png_bomb import png_bomb
 from signattn_driver.attention_overlay import attention_heatmap, attention_overlay
-from signattn_driver.ros.image_conversion import (compressed_msg_to_array, image_msg_to_array,
-                                                  ImageConversionError, working_cv_bridge)
+from signattn_driver.ros.image_conversion import (compressed_image_size, compressed_msg_to_array,
+                                                  image_msg_to_array, ImageConversionError,
+                                                  working_cv_bridge)
 
 
 def message(image, encoding_, pad=0, **override):
@@ -81,6 +83,43 @@ def test_compressed_round_trip_and_corrupt_data(camera_frames):
             assert err.kind == 'corrupt'
         else:   # libjpeg may recover a truncated stream: then the picture has the right shape
             assert out.shape == frame.shape
+
+
+def test_picture_size_is_read_from_the_jpeg_or_png_header(camera_frames):
+    frame = camera_frames[0][:300, :500]
+    jpeg = cv2.imencode('.jpg', frame)[1].tobytes()
+    progressive = cv2.imencode('.jpg', frame, [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])[1].tobytes()
+    # An APP segment before the frame header (as EXIF puts there) must be skipped.
+    with_app = jpeg[:2] + b'\xff\xe1' + (2 + 3000).to_bytes(2, 'big') + bytes(3000) + jpeg[2:]
+    assert cv2.imdecode(np.frombuffer(with_app, np.uint8), cv2.IMREAD_COLOR).shape[:2] == \
+        (300, 500)
+    for data in (jpeg, progressive, with_app):
+        assert compressed_image_size(data) == ('jpeg', 500, 300)
+    assert compressed_image_size(cv2.imencode('.png', frame)[1]) == ('png', 500, 300)
+    assert compressed_image_size(png_bomb()) == ('png', 20000, 20000)
+    for other in (b'', b'\xff\xd8garbage', b'GIF89a....', cv2.imencode('.bmp', frame)[1]):
+        assert compressed_image_size(other) is None
+
+
+def test_pixel_limit_is_checked_before_decoding(camera_frames):
+    bomb = SimpleNamespace(format='png', data=png_bomb())   # decodes to 1.2 GB
+    with pytest.raises(ImageConversionError, match='20000x20000 = 400000000 pixels') as info:
+        compressed_msg_to_array(bomb, max_pixels=4096 * 4096)
+    assert info.value.kind == 'too_large'
+    small = SimpleNamespace(format='png', data=png_bomb(64, 48))   # the same maker, decodable
+    assert compressed_msg_to_array(small, max_pixels=64 * 48).shape == (48, 64, 3)
+    jpeg = SimpleNamespace(format='jpeg', data=cv2.imencode('.jpg', camera_frames[0])[1])
+    with pytest.raises(ImageConversionError, match='over max_input_pixels 307199'):
+        compressed_msg_to_array(jpeg, max_pixels=640 * 480 - 1)
+    assert compressed_msg_to_array(jpeg, max_pixels=640 * 480).shape == (480, 640, 3)
+    bmp = SimpleNamespace(format='bmp', data=cv2.imencode('.bmp', camera_frames[0])[1])
+    with pytest.raises(ImageConversionError, match='not a JPEG or PNG'):
+        compressed_msg_to_array(bmp)   # OpenCV would decode it, without a size check
+    raw = message(camera_frames[0], 'bgr8')
+    with pytest.raises(ImageConversionError, match='raw image of 640x480') as info:
+        image_msg_to_array(raw, max_pixels=1000)
+    assert info.value.kind == 'too_large'
+    assert image_msg_to_array(raw, max_pixels=0)[0].shape == (480, 640, 3)
 
 
 def test_cv_bridge_is_used_only_when_it_converts_correctly():

@@ -50,3 +50,27 @@ def test_profile_from_file_and_errors(tmp_path):
         load_vehicle('no_such_car')
     with pytest.raises(ValueError):
         VehicleProfile('bad', 0.0, 16.0, 0.0)
+
+
+@pytest.mark.parametrize('text, reason', [
+    ('name: bad\nwheelbase_m: [1, 2\n', 'not valid YAML'),
+    ('name: bad\n  wheelbase_m: 2.8\n: :\n', 'not valid YAML'),
+    ('- just\n- a list\n', 'not a vehicle profile'),
+    ('name: car\nwheelbase_m: 2.5\n', 'not a vehicle profile'),
+    ('name: car\nwheelbase_m: .inf\nsteering_ratio: 15\nslip_factor_s2_per_m2: 0\n',
+     'wheelbase_m must be a finite number, got inf'),
+    ('name: car\nwheelbase_m: .nan\nsteering_ratio: 15\nslip_factor_s2_per_m2: 0\n',
+     'wheelbase_m must be a finite number'),
+    ('name: car\nwheelbase_m: -2.5\nsteering_ratio: 15\nslip_factor_s2_per_m2: 0\n',
+     'must be > 0'),
+    ('name: car\nwheelbase_m: long\nsteering_ratio: 15\nslip_factor_s2_per_m2: 0\n',
+     "wheelbase_m must be a finite number, got 'long'"),
+    ('name: car\nwheelbase_m: 2.5\nsteering_ratio: 15\nslip_factor_s2_per_m2: .inf\n',
+     'slip_factor_s2_per_m2 must be a finite number'),
+])
+def test_malformed_profiles_are_one_line_value_errors(tmp_path, text, reason):
+    path = tmp_path / 'bad.yaml'
+    path.write_text(text)
+    with pytest.raises(ValueError, match=reason) as info:
+        load_vehicle(path)
+    assert '\n' not in str(info.value)

@@ -5,6 +5,7 @@ Each subcommand module defines `register(subparsers)`, which adds its parser and
 """
 
 import argparse
+import errno
 import importlib
 import logging
 import sys
@@ -20,6 +21,23 @@ SUBCOMMANDS = (
 
 class CliError(RuntimeError):
     """A problem the user can fix; printed as one line, exit status 2."""
+
+
+def os_error_message(err: OSError) -> str:
+    """One line for a file-system error, saying what to do about it."""
+    where = f' {err.filename}' if err.filename else ''
+    what = err.strerror or str(err) or type(err).__name__
+    if isinstance(err, PermissionError):
+        hint = 'choose a folder you can write to (--out) or fix its permissions'
+    elif isinstance(err, (NotADirectoryError, FileExistsError)):
+        hint = 'a file is in the way: choose another --out or move the file'
+    elif err.errno == errno.ENOSPC:
+        hint = 'free some space or write elsewhere (--out)'
+    elif err.errno == errno.EROFS:
+        hint = 'the file system is read-only: write elsewhere (--out)'
+    else:
+        hint = 'check the path and try again'
+    return f'cannot access{where}: {what} ({hint})'
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,6 +62,9 @@ def main(argv=None) -> int:
         return int(args.func(args) or 0)
     except (CliError, FileNotFoundError, ValueError) as err:
         print(f'signattn {args.command}: error: {err}', file=sys.stderr)
+        return 2
+    except OSError as err:   # a read-only or full output folder, a file in the way
+        print(f'signattn {args.command}: error: {os_error_message(err)}', file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -4,21 +4,28 @@ Thin glue around `Predictor`: the network, its LSTM state and (on CUDA) the prep
 on the device. The subscription callback only hands the newest frame to a worker thread; a frame
 that arrives before the previous one was taken is dropped and counted, so the node always works
 on the newest picture. Topics, parameters and figures: docs/node.md.
+
+Each frame's time is kept per stage (`STAGES`: age at receipt, wait for the worker, decode,
+preprocess, network, publish) and its p50/p99 go to /diagnostics, which also turns WARN when
+publishers exist but no frame arrives, or when too many frames are dropped or rejected.
 """
 
 import collections
 import math
+import os
 import sys
+import tempfile
 import threading
 import time
 
 import numpy as np
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor, ParameterType, SetParametersResult
-from rclpy.exceptions import InvalidParameterValueException
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.qos import qos_profile_sensor_data, QoSProfile
+from rclpy.qos import (DurabilityPolicy, HistoryPolicy, qos_profile_sensor_data, QoSProfile,
+                       ReliabilityPolicy)
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import TwistStamped, Vector3Stamped
@@ -35,15 +42,26 @@ from signattn_driver.ros.image_conversion import (array_to_image_msg, compressed
 from signattn_driver.preprocessing import PreprocessingError
 from signattn_driver.vehicle import front_wheel_angle_rad, load_vehicle
 
+try:  # Iron and later; Humble has the same class in rclpy.qos_event
+    from rclpy.event_handler import SubscriptionEventCallbacks
+except ImportError:
+    from rclpy.qos_event import SubscriptionEventCallbacks
+
 try:  # optional: ros-<distro>-ackermann-msgs
     from ackermann_msgs.msg import AckermannDriveStamped
 except ImportError:
     AckermannDriveStamped = None
 
 TRANSPORTS = ('raw', 'compressed')
-REJECTION_KINDS = ('encoding', 'zero_size', 'step', 'truncated', 'corrupt', 'stale',
-                   'non_finite_output', 'cuda_oom')
+RELIABILITIES = {'best_effort': ReliabilityPolicy.BEST_EFFORT,
+                 'reliable': ReliabilityPolicy.RELIABLE}
+REJECTION_KINDS = ('encoding', 'zero_size', 'step', 'truncated', 'corrupt', 'too_large',
+                   'stale', 'future', 'non_finite_output', 'cuda_oom')
 LATENCY_WINDOW = 1000  # frames kept for the p50/p99 in /diagnostics
+# Per-frame stages timed in /diagnostics (ms): node clock at receipt minus the header stamp,
+# receipt to the worker taking the frame, decoding, preprocessing, network, publishing.
+STAGES = ('age_at_receipt', 'wait', 'decode', 'preprocess', 'network', 'publish')
+DROP_WINDOW_S = 10  # diagnostics ticks (1 s) over which max_drop_fraction is judged
 
 
 class NodeStartupError(RuntimeError):
@@ -56,6 +74,8 @@ def _descriptor(description: str, kind: int, read_only: bool = False) -> Paramet
 
 _S, _B, _I, _D = (ParameterType.PARAMETER_STRING, ParameterType.PARAMETER_BOOL,
                   ParameterType.PARAMETER_INTEGER, ParameterType.PARAMETER_DOUBLE)
+_TYPE_NAMES = {_S: 'a string', _B: 'true or false', _I: 'an integer',
+               _D: 'a floating-point number (e.g. 1.0)'}
 # name -> (default, type, read-only, description); config/drive.yaml mirrors this table.
 PARAMETERS = {
     'checkpoint': ('', _S, True, 'checkpoint file written by `signattn train` (required)'),
@@ -64,6 +84,12 @@ PARAMETERS = {
     'input_transport': ('compressed', _S, True,
                         'compressed: subscribe image/compressed (CompressedImage); '
                         'raw: subscribe image (Image)'),
+    'input_reliability': ('best_effort', _S, True,
+                          'best_effort (sensor-data QoS, REP-2003) | reliable: the input '
+                          'subscription\'s reliability; raw 640x480 images need reliable '
+                          'over Fast DDS LARGE_DATA (docs/node.md)'),
+    'input_depth': (1, _I, True, 'input subscription queue depth (>= 1; the node always '
+                    'works on the newest frame)'),
     'num_threads': (0, _I, True, 'torch CPU threads (0 = torch default)'),
     'vehicle': ('mkz', _S, False, 'vehicle profile name (config/vehicles) or YAML path; '
                 'd_w, K_s, K_slip for the Ackermann front-wheel angle (eq. 3)'),
@@ -76,6 +102,15 @@ PARAMETERS = {
     'attention_raw': (False, _B, False, 'publish the raw 10x20 map (32FC1) instead of the '
                       'bgr8 overlay on the camera image'),
     'attention_alpha': (0.5, _D, False, 'heat-map weight of the overlay, 0..1'),
+    'max_input_pixels': (4096 * 4096, _I, False, 'reject frames with more pixels than this, '
+                         'read from the raw header or the JPEG/PNG header before decoding '
+                         '(0 = no limit)'),
+    'max_future_s': (1.0, _D, False, 'reject frames stamped more than this ahead of the node '
+                     'clock (0 = off)'),
+    'stale_input_s': (2.0, _D, False, '/diagnostics warns when the input topic has publishers '
+                      'but no frame arrived for this long (0 = off)'),
+    'max_drop_fraction': (0.2, _D, False, '/diagnostics warns when more than this share of '
+                          'the frames received in the last 10 s was dropped or rejected'),
     'max_frame_age_s': (0.0, _D, False, 'reject frames whose header stamp is older than this '
                         'against the node clock (0 = off; use_sim_time with bags)'),
     'reset_gap_s': (DEFAULT_MAX_GAP_S, _D, False, 'reset the LSTM state when consecutive frame '
@@ -95,8 +130,16 @@ def _validate(name: str, value) -> str | None:
         return f'precision must be fp32, bf16 or int8, got {value!r}'
     if name == 'input_transport' and value not in TRANSPORTS:
         return f'input_transport must be raw or compressed, got {value!r}'
-    if name in ('num_threads',) and value < 0:
+    if name == 'input_reliability' and value not in RELIABILITIES:
+        return f'input_reliability must be best_effort or reliable, got {value!r}'
+    if name == 'input_depth' and value < 1:
+        return f'input_depth must be >= 1, got {value}'
+    if name in ('num_threads', 'max_input_pixels') and value < 0:
         return f'{name} must be >= 0, got {value}'
+    if name in ('max_future_s', 'stale_input_s') and not (math.isfinite(value) and value >= 0):
+        return f'{name} must be >= 0 (0 = off), got {value}'
+    if name == 'max_drop_fraction' and not 0.0 <= value <= 1.0:
+        return f'max_drop_fraction must be in [0, 1], got {value}'
     if name == 'attention_every_n' and value < 1:
         return f'attention_every_n must be >= 1, got {value}'
     if name == 'attention_alpha' and not 0.0 <= value <= 1.0:
@@ -110,8 +153,8 @@ def _validate(name: str, value) -> str | None:
     if name == 'vehicle':
         try:
             load_vehicle(value)
-        except (OSError, ValueError, TypeError) as err:
-            return f'vehicle {value!r}: {err}'
+        except (OSError, ValueError, TypeError) as err:   # load_vehicle's ValueError: bad YAML
+            return f'vehicle {value!r}: {str(err).splitlines()[0]}'
     return None
 
 
@@ -127,6 +170,11 @@ class DriveNode(Node):
         except InvalidParameterValueException as err:
             reason = str(err.args[0]).split('Reason: ', 1)[-1].removesuffix(f': {name}')
             raise NodeStartupError(f'parameter {name}: {reason}') from err
+        except InvalidParameterTypeException as err:   # e.g. -p attention_every_n:=abc
+            given = getattr(self, '_parameter_overrides', {}).get(name)
+            got = repr(given.value) if given is not None else 'another type'
+            raise NodeStartupError(f'parameter {name}: expected {_TYPE_NAMES[kind]}, got '
+                                   f'{got}') from err
         value = {name: self.get_parameter(name).value for name in PARAMETERS}
         self._settings = dict(value)
         self.vehicle = load_vehicle(value['vehicle'])
@@ -137,8 +185,14 @@ class DriveNode(Node):
             'received', 'processed', 'dropped', 'rejected', 'state_resets',
             'attention_published')})
         self.rejections = collections.Counter({k: 0 for k in REJECTION_KINDS})
-        self.latency_ms = collections.deque(maxlen=LATENCY_WINDOW)   # receipt -> published
-        self.compute_ms = collections.deque(maxlen=LATENCY_WINDOW)   # conversion + network
+        self.stage_ms = {name: collections.deque(maxlen=LATENCY_WINDOW)
+                         for name in ('latency', 'compute', *STAGES)}
+        self.latency_ms = self.stage_ms['latency']   # receipt -> published
+        self.compute_ms = self.stage_ms['compute']   # conversion + network + publishing
+        self._window = collections.deque([(0, 0, 0, dict(self.rejections))],
+                                         maxlen=DROP_WINDOW_S + 1)   # counter snapshots
+        self._last_frame_mono = self._publishers_since = time.monotonic()
+        self.incompatible_qos = 0
         self._tracker = SequenceTracker(SequenceRule(value['reset_gap_s']))
         self._pending = None
         self._cond = threading.Condition()
@@ -157,13 +211,16 @@ class DriveNode(Node):
                                      qos_profile_sensor_data)
         self.pub_attention = self.create_publisher(Image, 'attention', reliable)
         self.pub_diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', reliable)
-        sensor = QoSProfile(history=qos_profile_sensor_data.history, depth=1,
-                            reliability=qos_profile_sensor_data.reliability,
-                            durability=qos_profile_sensor_data.durability)
-        if value['input_transport'] == 'compressed':
-            self.create_subscription(CompressedImage, 'image/compressed', self._on_image, sensor)
-        else:
-            self.create_subscription(Image, 'image', self._on_image, sensor)
+        # REP-2003 sensor data (best effort, volatile, keep last) unless input_reliability says
+        # reliable: Fast DDS LARGE_DATA loses raw 640x480 frames sent best effort (node.md).
+        sensor = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=value['input_depth'],
+                            reliability=RELIABILITIES[value['input_reliability']],
+                            durability=DurabilityPolicy.VOLATILE)
+        events = SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_qos)
+        kind, topic = ((CompressedImage, 'image/compressed')
+                       if value['input_transport'] == 'compressed' else (Image, 'image'))
+        self.input = self.create_subscription(kind, topic, self._on_image, sensor,
+                                              event_callbacks=events)
         self.create_service(Trigger, '~/reset_state', self._on_reset_state)
         self.create_timer(1.0, self._publish_diagnostics)
         self._worker = threading.Thread(target=self._work, name='drive_node_inference',
@@ -171,7 +228,8 @@ class DriveNode(Node):
         self._worker.start()
         self.get_logger().info(
             f'steering with {value["checkpoint"]} on {self.predictor.device} '
-            f'({value["precision"]}), input {value["input_transport"]}, '
+            f'({value["precision"]}), input {value["input_transport"]} '
+            f'({value["input_reliability"]}, depth {value["input_depth"]}), '
             f'cv_bridge {"in use" if self._bridge else "not usable: built-in converter"}')
 
     def _load_predictor(self, value: dict):
@@ -194,15 +252,22 @@ class DriveNode(Node):
 
     def _on_set_parameters(self, params) -> SetParametersResult:
         """Validate every update; apply them only when all are acceptable."""
+        vehicle = None
         for param in params:
             if param.name in PARAMETERS:
                 reason = _validate(param.name, param.value)
                 if reason:
                     return SetParametersResult(successful=False, reason=reason)
+            if param.name == 'vehicle':   # loaded once here: the file may change in between
+                try:
+                    vehicle = load_vehicle(param.value)
+                except Exception as err:   # never let a profile file stop the node
+                    return SetParametersResult(successful=False, reason=f'vehicle '
+                                               f'{param.value!r}: {str(err).splitlines()[0]}')
         if hasattr(self, '_settings'):   # after start: apply to the running node
             for param in params:
                 if param.name == 'vehicle':
-                    self.vehicle = load_vehicle(param.value)
+                    self.vehicle = vehicle
                 if param.name == 'reset_gap_s':
                     self._tracker.rule = SequenceRule(param.value)
                 self._settings[param.name] = param.value
@@ -213,15 +278,24 @@ class DriveNode(Node):
     def _on_image(self, msg):
         """Hand the newest frame to the worker; one still waiting is dropped (counted)."""
         received = time.perf_counter()
+        received_ns = self.get_clock().now().nanoseconds
         with self._cond:
             self.stats['received'] += 1
+            self._last_frame_mono = time.monotonic()
             if self._pending is not None:
                 self.stats['dropped'] += 1
-            self._pending = (msg, received)
+            self._pending = (msg, received, received_ns)
             self._cond.notify()
 
     def _on_speed(self, msg):
         self._speed_mps = msg.twist.linear.x
+
+    def _on_incompatible_qos(self, event):
+        self.incompatible_qos = event.total_count
+        self.get_logger().warning(
+            f'a publisher on {self.input.topic_name} offers QoS incompatible with this '
+            f'subscription ({self._settings["input_reliability"]}); its frames never arrive: '
+            f'publish reliable or set input_reliability:=best_effort', throttle_duration_sec=5.0)
 
     def _on_reset_state(self, request, response):
         """Forget the LSTM state before the next frame (std_srvs/Trigger)."""
@@ -238,9 +312,9 @@ class DriveNode(Node):
                     self._cond.wait()
                 if self._stopping:
                     return
-                (msg, received), self._pending = self._pending, None
+                (msg, received, received_ns), self._pending = self._pending, None
             try:
-                self.process(msg, received)
+                self.process(msg, received, received_ns)
             except Exception as err:  # never let one frame stop the node
                 self.get_logger().error(f'frame skipped: {type(err).__name__}: {err}')
                 self._reject('corrupt')
@@ -252,32 +326,47 @@ class DriveNode(Node):
             self.get_logger().warning(f'frame rejected ({kind}): {detail}',
                                       throttle_duration_sec=5.0)
 
-    def process(self, msg, received: float | None = None) -> float | None:
+    def process(self, msg, received: float | None = None,
+                received_ns: int | None = None) -> float | None:
         """Run one camera message through the network and publish; return u or None.
 
         Args:
             msg: sensor_msgs/Image or CompressedImage.
             received: perf_counter() at receipt (for the latency statistics).
+            received_ns: node clock at receipt (for the age of the frame at receipt).
         """
         import torch
-        received = time.perf_counter() if received is None else received
+        start = time.perf_counter()
+        received = start if received is None else received
         stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
         settings = self._settings
+        now_ns = self.get_clock().now().nanoseconds
         max_age = settings['max_frame_age_s']
         if max_age > 0:
-            age_s = (self.get_clock().now().nanoseconds - stamp_ns) * 1e-9
+            age_s = (now_ns - stamp_ns) * 1e-9
             if age_s > max_age:
                 self._reject('stale', f'frame {age_s:.3f} s old > max_frame_age_s {max_age}')
                 return None
-        start = time.perf_counter()
+        max_future = settings['max_future_s']
+        if max_future > 0 and now_ns > 0:   # now 0: use_sim_time before the first /clock
+            ahead_s = (stamp_ns - now_ns) * 1e-9
+            if ahead_s > max_future:
+                self._reject('future', f'frame stamped {ahead_s:.3f} s ahead of the node clock '
+                             f'> max_future_s {max_future}')
+                return None
+        times = {'wait': (start - received) * 1e3}
+        if received_ns:
+            times['age_at_receipt'] = (received_ns - stamp_ns) * 1e-6
         try:
             if isinstance(msg, CompressedImage):
-                image, order = compressed_msg_to_array(msg), 'bgr'
+                image, order = compressed_msg_to_array(msg, settings['max_input_pixels']), 'bgr'
             else:
-                image, order = image_msg_to_array(msg, self._bridge)
+                image, order = image_msg_to_array(msg, self._bridge, settings['max_input_pixels'])
         except ImageConversionError as err:
             self._reject(err.kind, str(err))
             return None
+        decoded = time.perf_counter()
+        times['decode'] = (decoded - start) * 1e3
         with self._cond:
             starts = self._tracker.observe(stamp_ns)   # data.sequence_rule: gap, jump, reset
         if starts:
@@ -287,7 +376,14 @@ class DriveNode(Node):
         want = (settings['publish_attention'] and index % settings['attention_every_n'] == 0
                 and self.pub_attention.get_subscription_count() > 0)
         try:
-            u, alpha = self.predictor.step(image, order, want)
+            prepared = time.perf_counter()
+            x = self.predictor.preprocess(image, order)
+            stepped = time.perf_counter()
+            u_tensor, alpha_tensor = self.predictor.step_input(x)
+            u = float(u_tensor[0])   # the one synchronisation per frame
+            alpha = alpha_tensor[0].cpu().numpy() if want else None
+            times['preprocess'] = (stepped - prepared) * 1e3
+            times['network'] = (time.perf_counter() - stepped) * 1e3
         except torch.cuda.OutOfMemoryError:
             self.predictor.to('cpu')
             self.device_note = 'fell back to the CPU after CUDA ran out of memory'
@@ -300,11 +396,14 @@ class DriveNode(Node):
         if not math.isfinite(u):
             self._reject('non_finite_output', f'network output {u} (state kept)')
             return None
+        published = time.perf_counter()
         self._publish(msg.header, u, image, order, alpha)
         done = time.perf_counter()
         self.stats['processed'] += 1
-        self.compute_ms.append((done - start) * 1e3)
-        self.latency_ms.append((done - received) * 1e3)
+        times.update(publish=(done - published) * 1e3, compute=(done - start) * 1e3,
+                     latency=(done - received) * 1e3)
+        for name, value in times.items():
+            self.stage_ms[name].append(value)
         return u
 
     def _publish(self, header, u: float, image, order: str, alpha):
@@ -338,26 +437,69 @@ class DriveNode(Node):
         """Return node-internal latency percentiles (ms) over the last frames.
 
         `latency` runs from the message's arrival in the node to the last publish, including
-        the wait for the worker; `compute` is image conversion, network and publishing.
+        the wait for the worker; `compute` is image conversion, network and publishing; the
+        `STAGES` split it: `age_at_receipt` (node clock at receipt minus the header stamp:
+        transport, when the camera stamps with the same clock), `wait` (receipt until the
+        worker takes the frame), `decode`, `preprocess`, `network` (including reading u back),
+        `publish`.
         """
         out = {}
-        for name, values in (('latency', self.latency_ms), ('compute', self.compute_ms)):
+        for name, values in self.stage_ms.items():
             arr = np.array(values) if values else np.array([math.nan])
             out[f'{name}_p50_ms'] = float(np.percentile(arr, 50))
             out[f'{name}_p99_ms'] = float(np.percentile(arr, 99))
         return out
 
+    def health(self) -> tuple[int, str]:
+        """Judge the input: (DiagnosticStatus level, message with the counts).
+
+        WARN when the input topic has publishers but no frame arrived for `stale_input_s`, when
+        more than `max_drop_fraction` of the frames received in the last DROP_WINDOW_S
+        diagnostics ticks was dropped or rejected, or after a CUDA fallback.
+        """
+        settings, now = self._settings, time.monotonic()
+        problems = [self.device_note] if self.device_note else []
+        snapshot = (self.stats['received'], self.stats['dropped'], self.stats['rejected'],
+                    dict(self.rejections))
+        self._window.append(snapshot)
+        publishers = self.count_publishers(self.input.topic_name)
+        if not publishers:
+            self._publishers_since = now
+        silent_s = now - max(self._last_frame_mono, self._publishers_since)
+        stale = settings['stale_input_s']
+        if publishers and stale > 0 and silent_s > stale:
+            hint = ('; large raw frames sent best effort are lost with Fast DDS LARGE_DATA: try '
+                    'input_reliability:=reliable' if settings['input_reliability'] ==
+                    'best_effort' else '')
+            if self.incompatible_qos:
+                hint = f'; {self.incompatible_qos} publisher(s) with incompatible QoS'
+            problems.append(f'no frame for {silent_s:.1f} s from {publishers} publisher(s) on '
+                            f'{self.input.topic_name} (frames_received {snapshot[0]}){hint}')
+        old = self._window[0]
+        received = snapshot[0] - old[0]
+        dropped, rejected = snapshot[1] - old[1], snapshot[2] - old[2]
+        if received and (dropped + rejected) / received > settings['max_drop_fraction']:
+            kinds = ', '.join(f'{k} {v - old[3][k]}' for k, v in snapshot[3].items()
+                              if v > old[3][k])
+            problems.append(f'{dropped + rejected} of {received} frames in the last '
+                            f'{len(self._window) - 1} s dropped ({dropped}) or rejected '
+                            f'({rejected}{": " + kinds if kinds else ""}) > max_drop_fraction '
+                            f'{settings["max_drop_fraction"]}')
+        if problems:
+            return DiagnosticStatus.WARN, '; '.join(problems)
+        return DiagnosticStatus.OK, 'ok'
+
     def _publish_diagnostics(self):
         status = DiagnosticStatus(name='drive_node: steering inference',
                                   hardware_id=str(self.predictor.device))
-        bad = self.stats['dropped'] + self.stats['rejected']
-        status.level = DiagnosticStatus.WARN if (bad or self.device_note) else DiagnosticStatus.OK
-        status.message = self.device_note or ('frames dropped or rejected' if bad else 'ok')
+        status.level, status.message = self.health()
         values = {
             **{f'frames_{k}': self.stats[k] for k in ('received', 'processed', 'dropped',
                                                       'rejected')},
             'state_resets': self.stats['state_resets'],
             'attention_published': self.stats['attention_published'],
+            'input_publishers': self.count_publishers(self.input.topic_name),
+            'input_qos_incompatible': self.incompatible_qos,
             **{f'rejected_{k}': v for k, v in self.rejections.items()},
             **{k: f'{v:.3f}' for k, v in self.latency_stats().items()},
             'device': str(self.predictor.device) + (f' ({self.device_note})'
@@ -382,9 +524,39 @@ class DriveNode(Node):
         return super().destroy_node()
 
 
+def _init_rclpy(args):
+    """rclpy.init, with a malformed `--ros-args` turned into one NodeStartupError.
+
+    rcl logs its own parse error to stderr before raising: that output is held back and shown
+    only when the start succeeds, so a bad argument gives the one `drive_node: error:` line.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            rclpy.init(args=args)
+        except Exception as err:   # rclpy raises its C extension's RCLError
+            text = str(err).split(', at ', 1)[0].replace('. Error: error not set', '')
+            text = text.removeprefix('failed to initialize rcl: ')
+            raise NodeStartupError(f'invalid ROS arguments: {text} (a parameter needs a '
+                                   f'value: -p name:=value)') from err
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            output = held.read()
+        sys.stderr.buffer.write(output)
+        sys.stderr.flush()
+
+
 def main(args=None):
-    """Run the drive node until shut down; a bad configuration exits with one line."""
-    rclpy.init(args=args)
+    """Run the drive node until shut down; a bad configuration exits with one line (status 1)."""
+    try:
+        _init_rclpy(args)
+    except NodeStartupError as err:
+        print(f'drive_node: error: {err}', file=sys.stderr)
+        return 1
     node = None
     try:
         node = DriveNode()

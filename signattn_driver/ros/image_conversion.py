@@ -33,7 +33,8 @@ class ImageConversionError(ValueError):
     """An image message that cannot become a picture (encoding, size, step or data wrong).
 
     Attributes:
-        kind: one of 'encoding', 'zero_size', 'step', 'truncated', 'corrupt' (diagnostics key).
+        kind: one of 'encoding', 'zero_size', 'step', 'truncated', 'corrupt', 'too_large'
+            (diagnostics key).
     """
 
     def __init__(self, message: str, kind: str):
@@ -61,6 +62,57 @@ def _check_layout(msg) -> tuple[int, int, int, int, str | None]:
     return height, width, step, channels, order
 
 
+PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
+# JPEG start-of-frame markers (baseline, progressive, lossless, ...); C4, C8, CC are not frames.
+_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def _jpeg_size(data: memoryview) -> tuple[int, int] | None:
+    """(width, height) from a JPEG's first SOF segment, or None when there is none."""
+    i, end = 2, len(data)
+    while i + 4 <= end:
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:                        # fill byte
+            i += 1
+            continue
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:   # stand-alone markers
+            i += 2
+            continue
+        if marker in (0xD9, 0xDA):                # end of image, start of scan: no SOF before
+            return None
+        length = int.from_bytes(data[i + 2:i + 4], 'big')
+        if marker in _JPEG_SOF:
+            if i + 9 > end:
+                return None
+            height = int.from_bytes(data[i + 5:i + 7], 'big')
+            width = int.from_bytes(data[i + 7:i + 9], 'big')
+            return width, height
+        i += 2 + length
+    return None
+
+
+def compressed_image_size(data) -> tuple[str, int, int] | None:
+    """Read (format, width, height) of a JPEG or PNG from its header, without decoding.
+
+    Returns None when the bytes start like neither format or the header is cut short.
+    """
+    head = memoryview(_data_view(data))   # no copy: the SOF may sit after large EXIF segments
+    if head[:8] == PNG_SIGNATURE and head[12:16] == b'IHDR' and len(head) >= 24:
+        return ('png', int.from_bytes(head[16:20], 'big'), int.from_bytes(head[20:24], 'big'))
+    if head[:2] == b'\xff\xd8':
+        size = _jpeg_size(head)
+        return ('jpeg', *size) if size else None
+    return None
+
+
+def _check_pixels(width: int, height: int, max_pixels: int, what: str):
+    if max_pixels and width * height > max_pixels:
+        raise ImageConversionError(f'{what} of {width}x{height} = {width * height} pixels is '
+                                   f'over max_input_pixels {max_pixels}', 'too_large')
+
+
 def _data_view(data) -> np.ndarray:
     """Zero-copy uint8 view of a message's data (array.array, bytes, list or numpy)."""
     if isinstance(data, np.ndarray):
@@ -71,22 +123,25 @@ def _data_view(data) -> np.ndarray:
         return np.asarray(data, dtype=np.uint8)
 
 
-def image_msg_to_array(msg, bridge=None) -> tuple[np.ndarray, str]:
+def image_msg_to_array(msg, bridge=None, max_pixels: int = 0) -> tuple[np.ndarray, str]:
     """Convert a sensor_msgs/Image to a color picture.
 
     Args:
         msg: sensor_msgs/Image (or any object with height, width, encoding, step, data).
         bridge: a working CvBridge to use (see `working_cv_bridge`), or None for the built-in
             converter.
+        max_pixels: refuse images with more pixels than this (0 = no limit).
 
     Returns:
         (image (H, W, 3) uint8, color_order 'bgr' or 'rgb'). The array may be a view of the
         message's buffer: copy it if the message is reused.
 
     Raises:
-        ImageConversionError: unsupported encoding, zero size, step too small, truncated data.
+        ImageConversionError: unsupported encoding, zero size, too many pixels, step too
+            small, truncated data.
     """
     height, width, step, channels, order = _check_layout(msg)
+    _check_pixels(width, height, max_pixels, 'raw image')
     if bridge is not None:
         try:
             return np.asarray(bridge.imgmsg_to_cv2(msg, desired_encoding='bgr8')), 'bgr'
@@ -103,14 +158,30 @@ def image_msg_to_array(msg, bridge=None) -> tuple[np.ndarray, str]:
     return pixels, order
 
 
-def compressed_msg_to_array(msg) -> np.ndarray:
+def compressed_msg_to_array(msg, max_pixels: int = 0) -> np.ndarray:
     """Decode a sensor_msgs/CompressedImage (JPEG, PNG) to BGR uint8 (H, W, 3).
 
+    The picture's size is read from the JPEG SOF / PNG IHDR header before decoding, so a small
+    message that would decode to a huge picture (a "decompression bomb") costs nothing. Only
+    JPEG and PNG are decoded: OpenCV reads other formats too, without that check.
+
+    Args:
+        msg: sensor_msgs/CompressedImage.
+        max_pixels: refuse pictures with more pixels than this (0 = no limit).
+
     Raises:
-        ImageConversionError: empty or undecodable data.
+        ImageConversionError: empty, not JPEG/PNG, too many pixels, or undecodable data.
     """
+    data = _data_view(msg.data)
+    if data.size == 0:
+        raise ImageConversionError(f'empty compressed image (format {msg.format!r})', 'corrupt')
+    size = compressed_image_size(data)
+    if size is None:
+        raise ImageConversionError(f'not a JPEG or PNG with a readable header ({data.size} '
+                                   f'bytes, format {msg.format!r})', 'corrupt')
+    _check_pixels(size[1], size[2], max_pixels, f'{size[0].upper()} picture')
     try:
-        return decode_image(_data_view(msg.data))
+        return decode_image(data)
     except PreprocessingError as err:
         raise ImageConversionError(f'{err} (format {msg.format!r})', 'corrupt') from err
 
