@@ -100,7 +100,7 @@ class RecordingModel(QuarterModel):
 
 
 def _structured_hsv():
-    """A frame with SLIC-friendly regions (no pure-black pixel anywhere)."""
+    """Build a frame with SLIC-friendly regions (no pure-black pixel anywhere)."""
     hsv = np.zeros((1, 80, 160, 3), np.uint8)
     hsv[..., 1:] = 200
     for i in range(4):
