@@ -6,6 +6,8 @@ SteeringNet maps a sequence of preprocessed frames to the inverse turning radius
     frames (B, T, 3, 80, 160) -> Encoder (Table 1) -> X_t (B, L=200, C=64)
     alpha_t = softmax(w . tanh(W_g x_ij + W_d h_{t-1}) + b) / T)        eq. 11-12, 15
     "sign":  X^_t = Binarize(x[:32] * alpha) * Q_{a,b,n}(Softplus(x[32:]))   eq. 4-9
+             binarize 'mean_field': hardtanh(kappa L alpha x) at inference, a sign drawn with
+             P(+1) = hardsigmoid(kappa L alpha x) in training; 'gated': sign(x) * L alpha
     "soft":  X^_t = L * alpha * x       (Kim & Canny 2017)
     "none":  X^_t = x
     u_t = W_b . dropout(sigmoid(W_a h_{t-1} + b_a) o flatten(X^_t)) + b_b   eq. 10
@@ -16,7 +18,8 @@ Known inconsistencies of the paper and what this module does (see docs/model.md)
 - Table 1 lists conv3 without a stride but 10x20 output from a 20x40 input; Fig. 3 uses 5x5
   kernels for conv2. We follow Table 1's kernel sizes and output sizes, so conv3 has stride 2.
 - eq. 4: with alpha > 0, sign(x * alpha) == sign(x); alpha reaches the "sign" model only through
-  the straight-through gradient (or the forward pass, with stochastic binarization).
+  the straight-through gradient (or the forward pass, with stochastic binarization). The
+  'mean_field' and 'gated' binarizers make alpha act at inference (docs/model.md).
 """
 
 from dataclasses import asdict, dataclass
@@ -34,7 +37,9 @@ MAP_WIDTH = 20
 NUM_LOCATIONS = MAP_HEIGHT * MAP_WIDTH  # L = 200
 FEATURE_CHANNELS = 64                   # C of conv5
 ATTENTIONS = ('sign', 'soft', 'none')
-BINARIZERS = ('deterministic', 'stochastic')
+# 'deterministic' (the paper) and 'stochastic' (Hubara et al., training only) leave alpha inert
+# at inference; 'mean_field' and 'gated' make it act (see SteeringNet.sign_path).
+BINARIZERS = ('deterministic', 'stochastic', 'mean_field', 'gated')
 
 State = tuple[torch.Tensor, torch.Tensor]  # (h, c), each (B, lstm_hidden)
 
@@ -52,7 +57,12 @@ class ModelConfig:
     lstm_hidden: int = 1024
     attention_hidden: int = 64       # Fig. 3: Linear(64, 64) + Linear(1024, 64)
     dropout: float = 0.5
-    binarize: str = 'deterministic'  # 'stochastic': Hubara et al., training only
+    binarize: str = 'deterministic'  # BINARIZERS; the default is the paper's eq. 4
+    # kappa of 'mean_field': the sign path sees z = kappa * L * alpha * x. L * alpha is 1 for
+    # uniform attention, so kappa sets how much of conv5's range stays inside hardtanh's linear
+    # part (|z| < 1). With kappa = 1 and x of order 1 about half of the signs saturate at
+    # initialisation; `signattn evaluate` reports the saturated share (sign_saturation).
+    sign_kappa: float = 1.0
     # u is O(1e-3..1e-1) 1/m. The head predicts u / output_scale so that Xavier-initialised
     # weights start at the label's magnitude instead of ~100x too large.
     output_scale: float = 0.01
@@ -77,6 +87,8 @@ class ModelConfig:
             raise ValueError(f'dropout must be in [0, 1), got {self.dropout}')
         if not self.output_scale > 0:
             raise ValueError(f'output_scale must be > 0, got {self.output_scale}')
+        if not (self.sign_kappa > 0 and math.isfinite(self.sign_kappa)):
+            raise ValueError(f'sign_kappa must be > 0, got {self.sign_kappa}')
 
     @property
     def lstm_input_size(self) -> int:
@@ -177,15 +189,62 @@ class SteeringNet(nn.Module):
             # weights would otherwise have to learn); Kim & Canny's element-wise product.
             return (feats * (alpha * NUM_LOCATIONS)[..., None]).flatten(1)
         half = FEATURE_CHANNELS // 2
-        weighted = feats[..., :half] * alpha[..., None]
-        if cfg.binarize == 'stochastic' and self.training:
-            # Scaled by L so that uniform attention leaves the sign probabilities of x unchanged.
-            x_sig = binarize(weighted * NUM_LOCATIONS, stochastic=True)
-        else:
-            x_sig = binarize(weighted)                                        # eq. 4, 8
+        x_sig = self.sign_path(feats[..., :half], alpha)
         low, high = cfg.quant_range
         x_amp = uniform_quantize(F.softplus(feats[..., half:]), cfg.quant_bits, low, high)  # 5-7
         return (x_sig * x_amp).flatten(1)                                     # eq. 9
+
+    def sign_input(self, feats_sign: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+        """Return z = kappa L alpha x of the sign half (B, L, C/2), what 'mean_field' binarizes.
+
+        L * alpha is 1 under uniform attention, so kappa alone sets the scale of z.
+        """
+        scale = alpha * (NUM_LOCATIONS * self.config.sign_kappa)
+        return feats_sign * scale[..., None]
+
+    def sign_path(self, feats_sign: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+        """Binarized sign half (B, L, C/2) from features (B, L, C/2) and attention (B, L).
+
+        'deterministic': sign(x alpha) = sign(x) (eq. 4; alpha acts only through the STE).
+        'stochastic': +1 with probability hardsigmoid(L alpha x) in training, eq. 4 otherwise.
+        'mean_field': +1 with probability hardsigmoid(z), z = kappa L alpha x, in training; its
+            expectation 2 P(+1) - 1 = hardtanh(z) at inference, so alpha sets how strongly each
+            location's signs are passed on.
+        'gated' (ablation): sign(x) * L alpha, alpha gating the binarized path after eq. 4.
+        """
+        mode = self.config.binarize
+        if mode == 'mean_field':
+            z = self.sign_input(feats_sign, alpha)
+            if self.training:
+                return binarize(z, stochastic=True)
+            return torch.clamp(z, -1.0, 1.0)
+        if mode == 'gated':
+            return binarize(feats_sign) * (alpha * NUM_LOCATIONS)[..., None]
+        weighted = feats_sign * alpha[..., None]
+        if mode == 'stochastic' and self.training:
+            # Scaled by L so that uniform attention leaves the sign probabilities of x unchanged.
+            return binarize(weighted * NUM_LOCATIONS, stochastic=True)
+        return binarize(weighted)                                             # eq. 4, 8
+
+    @torch.inference_mode()
+    def sign_saturation(self, frame: torch.Tensor, state: State | None = None) -> torch.Tensor:
+        """Share of sign inputs with |kappa L alpha x| >= 1 (hardtanh saturated), per frame.
+
+        Args:
+            frame: (B, 3, 80, 160) network input.
+            state: (h_{t-1}, c_{t-1}) or None (f_init of the frame).
+
+        Returns:
+            (B,) fractions in [0, 1]; NaN for models without a sign path.
+        """
+        feats = self.encode(frame)
+        if self.config.attention != 'sign':
+            return feats.new_full((len(frame),), float('nan'))
+        if state is None:
+            state = self.initial_state_from_features(feats)
+        alpha = self.attention(feats, state[0], self.config.temperature)
+        z = self.sign_input(feats[..., :FEATURE_CHANNELS // 2], alpha)
+        return (z.abs() >= 1.0).flatten(1).float().mean(1)
 
     def step_features(self, feats: torch.Tensor, state: State):
         """Advance one time step from encoded features.

@@ -126,3 +126,48 @@ def test_fills():
         DeletionConfig(fill='white')
     with pytest.raises(ValueError):
         DeletionConfig(step_percent=3.0)
+
+
+class HalfBlindModel(torch.nn.Module):
+    """u reads the left half of the frame only; the right half never reaches the output."""
+
+    def step(self, frames, state=None):
+        return (frames[:, :, :, :80] + 1.0).mean(dim=(1, 2, 3)), None, state
+
+
+def test_output_change_is_flat_when_the_ignored_part_is_masked(frames):
+    model = HalfBlindModel()
+    cfg = DeletionConfig(step_percent=5.0)
+    right, left = torch.zeros(3, 80, 160), torch.zeros(3, 80, 160)
+    right[:, :, 80:] = 1.0
+    left[:, :, :80] = 1.0
+    # A label far from u: the paper's curve is dominated by the base error either way.
+    targets = np.full(3, 5.0)
+    ignored = deletion_curves(model, frames, right, targets, None, cfg)
+    used = deletion_curves(model, frames, left, targets, None, cfg)
+    change_ignored, ins_ignored = ignored.output_change()
+    change_used, _ = used.output_change()
+    levels = ignored.levels_percent
+    # Masking up to 50 % (the ignored half) leaves u exactly where it was ...
+    assert np.abs(change_ignored[:, levels <= 50.0]).max() < 1e-6
+    # ... while masking the used half moves it from the first level on.
+    assert (change_used[:, 1] > 1e-3).all()
+    assert auc(levels, change_used, 25.0).min() > 10 * auc(levels, change_ignored, 25.0).max()
+    # Insertion of the ignored half first: u stays at the all-filled output until 50 %.
+    assert np.allclose(ins_ignored[:, levels <= 50.0], ins_ignored[:, :1], atol=1e-6)
+    # The label curve starts at the base error and says little about which half was used.
+    assert ignored.deletion[:, 0] == pytest.approx(np.abs(ignored.deletion_u[:, 0] - 5.0))
+
+
+def test_output_change_matches_raw_outputs_and_scale(frames):
+    model = RegionModel()
+    res = deletion_curves(model, frames, random_maps(3, seed=2), np.zeros(3), None,
+                          DeletionConfig(step_percent=10.0), error_scale=[1.0, 2.0, 3.0])
+    change, ins = res.output_change()
+    assert np.allclose(change[:, 0], 0.0)
+    expected = np.abs(res.deletion_u - res.deletion_u[:, :1]) * np.array([[1.0], [2.0], [3.0]])
+    assert np.allclose(change, expected)
+    assert np.allclose(ins[:, -1], 0.0, atol=1e-6)   # everything revealed = the frame itself
+    seq = deletion_curves_sequence(model, frames, random_maps(3, seed=2), np.zeros(3), None,
+                                   DeletionConfig(step_percent=10.0))
+    assert seq.deletion_u.shape == (3, 11) and np.allclose(seq.output_change()[0][:, 0], 0.0)

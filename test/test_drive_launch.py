@@ -297,9 +297,7 @@ def test_default_arguments_answer_stamp_for_stamp_and_ctrl_c_ends_everything(
     expected.update(checkpoint=str(tiny_checkpoint), device='cpu')
     expected['assumed_speed_mps'] = float(expected['assumed_speed_mps'])
     got = probe.parameters(PARAMETER_ARGUMENTS)
-    # Only parameters the node declares can be read; input_reliability and input_depth are
-    # declared by the node's QoS parameters (merged separately), all others are here already.
-    assert set(PARAMETER_ARGUMENTS) - set(got) <= {'input_reliability', 'input_depth'}
+    assert set(PARAMETER_ARGUMENTS) == set(got)   # every argument is a declared parameter
     assert got == {name: expected[name] for name in got}
     cli = subprocess.run([ros2_executable(), 'param', 'get', '--no-daemon', '--timeout', '30',
                           '/drive_node', 'precision'], capture_output=True, text=True,

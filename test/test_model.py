@@ -155,3 +155,114 @@ def test_initial_state_depends_on_the_first_frame():
         h1, _ = model.initial_state(frames(b=1, t=1, seed=1)[:, 0])
         h2, _ = model.initial_state(frames(b=1, t=1, seed=2)[:, 0])
     assert not torch.allclose(h1, h2)
+
+
+def _alpha_swap_changes_u(model, x) -> float:
+    """Max |u| change when the attention MLP is replaced by random positive maps."""
+    with torch.no_grad():
+        u_ref, _, _ = model(x)
+    g = torch.Generator().manual_seed(5)
+    saved = model.attention.forward
+
+    def random_positive_attention(feats, h, temperature):
+        a = torch.rand(feats.shape[:2], generator=g) + 1e-3
+        return a / a.sum(-1, keepdim=True)
+
+    model.attention.forward = random_positive_attention
+    try:
+        with torch.no_grad():
+            u_other, _, _ = model(x)
+    finally:
+        model.attention.forward = saved
+    return (u_ref - u_other).abs().max().item()
+
+
+@pytest.mark.parametrize('binarize,acts', [('deterministic', False), ('stochastic', False),
+                                           ('mean_field', True), ('gated', True)])
+def test_alpha_changes_u_at_inference_only_in_the_acting_modes(binarize, acts):
+    """The paper's sign model ignores alpha in eval mode; mean_field and gated do not."""
+    torch.manual_seed(0)
+    model = SteeringNet(tiny_config(binarize=binarize)).eval()
+    with torch.no_grad():   # conv5 of a fresh model is tiny: scale it into hardtanh's range
+        model.encoder.convs[-1].weight.mul_(20.0)
+    change = _alpha_swap_changes_u(model, frames(b=2, t=3))
+    if acts:
+        assert change > 1e-5
+    else:
+        assert change == 0.0
+
+
+def test_mean_field_draws_signs_in_training_and_uses_hardtanh_at_inference():
+    torch.manual_seed(0)
+    model = SteeringNet(tiny_config(binarize='mean_field', sign_kappa=2.0))
+    feats = torch.randn(1, NUM_LOCATIONS, 64) * 0.3
+    alpha = torch.softmax(torch.randn(1, NUM_LOCATIONS), -1)
+    z = feats[..., :32] * (alpha * NUM_LOCATIONS * 2.0)[..., None]
+    model.eval()
+    assert torch.allclose(model.sign_path(feats[..., :32], alpha), z.clamp(-1, 1))
+    model.train()
+    draws = torch.stack([model.sign_path(feats[..., :32], alpha) for _ in range(400)])
+    assert torch.allclose(draws.abs(), torch.ones_like(draws))   # +-1 (STE rounding aside)
+    # The mean of the draws is the expectation used at inference: hardtanh(z).
+    assert (draws.mean(0) - z.clamp(-1, 1)).abs().max() < 0.25
+    assert (draws.mean(0) - z.clamp(-1, 1)).abs().mean() < 0.05
+
+
+def test_gated_scales_the_binarized_signs_by_l_alpha():
+    torch.manual_seed(0)
+    model = SteeringNet(tiny_config(binarize='gated')).eval()
+    feats = torch.randn(1, NUM_LOCATIONS, 32)
+    alpha = torch.softmax(torch.randn(1, NUM_LOCATIONS), -1)
+    out = model.sign_path(feats, alpha)
+    expected = torch.where(feats >= 0, 1.0, -1.0) * (alpha * NUM_LOCATIONS)[..., None]
+    assert torch.allclose(out, expected)
+
+
+def test_sign_saturation_counts_hardtanh_saturated_inputs():
+    torch.manual_seed(0)
+    model = SteeringNet(tiny_config(binarize='mean_field')).eval()
+    x = frames(b=2, t=1)[:, 0]
+    low = model.sign_saturation(x)
+    model.config.sign_kappa = 1e6                   # every non-zero input saturates
+    high = model.sign_saturation(x)
+    assert low.shape == (2,) and ((low >= 0) & (low <= 1)).all()
+    assert (high > 0.99).all() and (high > low).all()
+    assert torch.isnan(SteeringNet(tiny_config(attention='soft')).sign_saturation(x)).all()
+
+
+@pytest.mark.parametrize('bad', [dict(sign_kappa=0.0), dict(sign_kappa=float('inf'))])
+def test_invalid_kappa_rejected(bad):
+    with pytest.raises(ValueError):
+        ModelConfig(**bad)
+
+
+def test_shipped_checkpoint_loads_and_reproduces_its_output():
+    """config/models/sim_sign_small.pt predates sign_kappa: defaults give the paper's mode."""
+    import json
+    from pathlib import Path
+    from signattn_driver import checkpoint
+    root = Path(__file__).resolve().parent.parent
+    ref = json.loads((root / 'test' / 'fixtures' / 'sim_sign_small_reference.json').read_text())
+    model, ckpt = checkpoint.load_model(root / 'config' / 'models' / 'sim_sign_small.pt',
+                                        map_location='cpu')
+    assert ckpt.config.binarize == 'deterministic' and ckpt.config.sign_kappa == 1.0
+    g = torch.Generator().manual_seed(ref['seed'])
+    x = torch.rand(*ref['shape'], generator=g) * 2 - 1
+    with torch.inference_mode():
+        u, _, _ = model.eval()(x)
+    assert torch.allclose(u, torch.tensor(ref['u']), rtol=1e-5, atol=1e-7)
+
+
+def test_old_checkpoint_dict_without_new_fields_loads(tmp_path):
+    from signattn_driver import checkpoint
+    torch.manual_seed(0)
+    model = SteeringNet(tiny_config()).eval()
+    path = checkpoint.save(tmp_path / 'old.pt', model)
+    payload = torch.load(path, weights_only=False)
+    del payload['model_config']['sign_kappa']          # as written before the field existed
+    torch.save(payload, path)
+    loaded, ckpt = checkpoint.load_model(path, map_location='cpu')
+    assert ckpt.config == tiny_config()
+    x = frames(b=1, t=2)
+    with torch.no_grad():
+        assert torch.equal(loaded.eval()(x)[0], model(x)[0])

@@ -10,9 +10,10 @@ def register(subparsers):
     """Add the `sweep` subcommand."""
     p = subparsers.add_parser(
         'sweep', help='train + evaluate one model per quantization width or temperature',
-        description='Sweep quant_bits (2..24 step 2) or the softmax temperature (0.1 0.5 1 2 '
-        '5): trains OUT/runs/<param>_<value>, evaluates all on the same frames '
-        '(OUT/report/) and writes OUT/sweep.md, sweep.json and sweep_<param>.png.')
+        description='Sweep quant_bits (2..24 step 2) or the softmax temperature (0.1 0.3 1 3 '
+        '10): trains OUT/runs/<param>_<value> in fp32 (no autocast), --jobs K at once, '
+        'evaluates all on the same frames (OUT/report/) and writes OUT/sweep.md, sweep.json '
+        'and sweep_<param>.png (output-change deletion AUC, random floor, MAE).')
     p.add_argument('parameter', choices=('bits', 'temperature'))
     p.add_argument('--data', nargs='+', required=True, metavar='DIR', help='training data')
     p.add_argument('--eval-data', type=Path, help='evaluation dataset (default: first --data, '
@@ -26,7 +27,12 @@ def register(subparsers):
                    '--tiny)')
     p.add_argument('--max-steps', type=int, help='training steps per value')
     p.add_argument('--model', choices=('sign', 'soft', 'none'), help='attention kind')
-    p.add_argument('--methods', default='attention')
+    p.add_argument('--binarize', help='sign-path binarizer: deterministic (paper), stochastic, '
+                   'mean_field, gated (docs/model.md)')
+    p.add_argument('--jobs', type=int, default=1,
+                   help='values trained in parallel processes on the same device')
+    p.add_argument('--methods', default='attention,random',
+                   help='the first is swept; random is the floor')
     p.add_argument('--device', default='auto')
     p.add_argument('--limit-frames', type=int)
     add_eval_arguments(p)
@@ -47,17 +53,18 @@ def run(args) -> int:
         raise CliError(f'--values: {err}') from err
     methods = parse_methods(args.methods)
     overrides = {'max_steps': args.max_steps, 'attention': args.model,
+                 'binarize': args.binarize,
                  'device': None if args.device == 'auto' else args.device, 'seed': args.seed}
     try:
         summary = sweep(args.parameter, args.data, args.out, values=values,
                         config_yaml=args.config, tiny=args.tiny, overrides=overrides,
                         eval_data=args.eval_data, methods=methods, device=args.device,
                         limit_frames=args.limit_frames, eval_config=eval_config(args, methods),
-                        progress=not args.no_progress)
+                        progress=not args.no_progress, jobs=args.jobs)
     except (SweepError, TrainingError, EvaluationError, CheckpointError, DatasetError) as err:
         raise CliError(str(err)) from err
     for r in summary['rows']:
-        print(f'{summary["parameter"]} {r["value"]}: AUC 0-25 % {r["auc_mean"]:.1f} '
-              f'+- {r["auc_sem"]:.1f}, MAE {r["mae_deg"]:.2f} deg')
+        print(f'{summary["parameter"]} {r["value"]}: output-change AUC 0-25 % '
+              f'{r["auc_mean"]:.1f} +- {r["auc_sem"]:.1f}, MAE {r["mae_deg"]:.2f} deg')
     print(f'report: {args.out / "sweep.md"}')
     return 0

@@ -2,10 +2,17 @@
 
 Deletion: rank the 80x160 pixels of frame t by a saliency map (descending; ties broken by a
 seeded random order), replace the top p% with a fill for p = 0, 1, ..., 100, and record the
-steering error |u(masked) - u_label| at each level. A faithful map makes the error rise fast, so
-a *higher* deletion AUC is better (the paper's Fig. 6). Insertion is the mirror image: start from
-the fill and reveal the top p% of the frame; a faithful map makes the error fall fast, so a
-*lower* insertion AUC is better.
+output u(masked) at each level. Two curves are read from these outputs:
+
+- the paper's error against the label, |u(masked) - u_label| (`deletion`, `insertion`): a
+  faithful map makes it rise fast, so a higher deletion AUC is better (Fig. 6). It mixes
+  faithfulness with accuracy: masking a region that pushes u *towards* the label lowers it, and
+  its AUC grows with the model's base error.
+- the output change, |u(masked) - u(unmasked)| (`output_change`): it measures only what the
+  model's output does when the ranked pixels go. Deletion: higher = more faithful (it starts at
+  0, so its AUC is the area above the zero-deletion baseline). Insertion: start from the fill
+  and reveal the top p%; the curve is the distance to the unmasked output, lower sooner =
+  better.
 
 Errors are multiplied by a per-frame `error_scale`; the evaluation passes the factor that turns
 u (1/m) into steering-wheel degrees at the frame's speed (eq. 3 inverted), so curves are in
@@ -64,8 +71,28 @@ class DeletionResult:
     """Per-frame curves; errors are |u - target| x error_scale (degrees in the evaluation)."""
 
     levels_percent: np.ndarray        # (K,) 0 .. 100
-    deletion: np.ndarray              # (N, K)
+    deletion: np.ndarray              # (N, K) |u_masked - target| x scale
     insertion: np.ndarray | None      # (N, K) or None
+    deletion_u: np.ndarray | None = None    # (N, K) raw outputs u (1/m)
+    insertion_u: np.ndarray | None = None   # (N, K) or None
+    error_scale: np.ndarray | None = None   # (N,)
+
+    def output_change(self, reference_u=None):
+        """Curves |u_masked - u_ref| x scale for deletion and insertion: ((N, K), (N, K) | None).
+
+        Args:
+            reference_u: (N,) unmasked outputs; default the deletion curve at 0 % (the
+                unmasked frame, same state, same batch arithmetic), so deletion starts at 0.
+        """
+        if self.deletion_u is None:
+            raise ValueError('this result holds no raw outputs')
+        ref = self.deletion_u[:, 0] if reference_u is None else np.asarray(reference_u)
+        scale = np.ones(len(ref)) if self.error_scale is None else self.error_scale
+        dele = np.abs(self.deletion_u - ref[:, None]) * scale[:, None]
+        ins = None
+        if self.insertion_u is not None:
+            ins = np.abs(self.insertion_u - ref[:, None]) * scale[:, None]
+        return dele, ins
 
 
 def levels_percent(step_percent: float = 1.0) -> np.ndarray:
@@ -187,6 +214,7 @@ def deletion_curves(model, inputs: torch.Tensor, maps: torch.Tensor, targets,
     per_frame = k * len(kinds)
     chunk = max(1, config.batch_images // per_frame)
     out = torch.empty(n, len(kinds), k, dtype=torch.float64, device=device)
+    raw = torch.empty_like(out)
     for start in range(0, n, chunk):
         sl = slice(start, min(start + chunk, n))
         images = torch.stack([perturb(inputs[sl], fills[sl], ranks[sl], counts, ins)
@@ -197,11 +225,17 @@ def deletion_curves(model, inputs: torch.Tensor, maps: torch.Tensor, targets,
         # One pass per chunk; a frame with more images than batch_images is split.
         for b in range(0, len(flat), config.batch_images):
             idx = slice(b, b + config.batch_images)
-            u = step(flat[idx], index_state(state, frame_of[idx]))[0]
-            err = (u.double() - targets[frame_of[idx]]).abs() * scale[frame_of[idx]]
+            u = step(flat[idx], index_state(state, frame_of[idx]))[0].double()
+            err = (u - targets[frame_of[idx]]).abs() * scale[frame_of[idx]]
             out.view(-1)[base + b:base + b + len(err)] = err
-    out = out.cpu().numpy()
-    return DeletionResult(levels, out[:, 0], out[:, 1] if config.insertion else None)
+            raw.view(-1)[base + b:base + b + len(err)] = u
+    return _result(levels, out, raw, scale, config.insertion)
+
+
+def _result(levels, out, raw, scale, insertion: bool) -> DeletionResult:
+    out, raw = out.cpu().numpy(), raw.cpu().numpy()
+    return DeletionResult(levels, out[:, 0], out[:, 1] if insertion else None, raw[:, 0],
+                          raw[:, 1] if insertion else None, scale.cpu().numpy())
 
 
 @torch.inference_mode()
@@ -232,13 +266,15 @@ def deletion_curves_sequence(model, inputs: torch.Tensor, maps: torch.Tensor, ta
     k = len(levels)
     state = expand_state(state, k * len(kinds))
     out = torch.empty(t_len, len(kinds) * k, dtype=torch.float64, device=device)
+    raw = torch.empty_like(out)
     for t in range(t_len):
         images = torch.cat([perturb(inputs[t:t + 1], fills[t:t + 1], ranks[t:t + 1], counts,
                                     ins)[0] for ins in kinds])            # (I*K, 3, H, W)
         u, _, state = step(images, state)
         out[t] = (u.double() - targets[t]).abs() * scale[t]
-    out = out.view(t_len, len(kinds), k).cpu().numpy()
-    return DeletionResult(levels, out[:, 0], out[:, 1] if config.insertion else None)
+        raw[t] = u.double()
+    return _result(levels, out.view(t_len, len(kinds), k), raw.view(t_len, len(kinds), k),
+                   scale, config.insertion)
 
 
 def auc(levels: np.ndarray, curves: np.ndarray, upto_percent: float = 100.0) -> np.ndarray:

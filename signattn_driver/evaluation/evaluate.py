@@ -17,6 +17,12 @@ per-frame AUC populations can be compared.
 Units: u in 1/m; errors in degrees of steering-wheel angle, |theta(u_pred) - theta_label| with
 theta from eq. 3 inverted at the frame's smoothed speed (Udacity's steering_wheel_angle, what the
 paper's MAE table reports); AUCs in degree x percentage point (x in percent masked).
+
+Curves (per method and per deletion fill): `deletion`/`insertion` are the paper's error against
+the label; `deletion_change`/`insertion_change` the output change |u_masked - u_unmasked|, the
+headline faithfulness measure. Methods are compared on per-frame paired differences with a block
+bootstrap over contiguous frames (`paired` in report.json; statistics.paired_block_bootstrap);
+Welch's unpaired test (`tests`) is kept only for the paper's comparison.
 """
 
 from dataclasses import asdict, dataclass, field, replace
@@ -32,19 +38,27 @@ import torch
 from signattn_driver import checkpoint as ckpt_io
 from signattn_driver.evaluation import report as report_io
 from signattn_driver.data.dataset import Dataset, DatasetError
-from signattn_driver.evaluation.deletion import auc, deletion_curves, deletion_curves_sequence, \
-    DeletionConfig
+from signattn_driver.evaluation.deletion import (auc, deletion_curves,
+                                                 deletion_curves_sequence, DeletionConfig,
+                                                 FILLS)
 from signattn_driver.device import resolve_device
 from signattn_driver.evaluation.explanations import (compute_maps, ExplainConfig, mass_inside,
                                                      METHODS)
 from signattn_driver.preprocessing import hsv_u8_to_input
 from signattn_driver.data.sequences import read_window, SequenceIndex
-from signattn_driver.evaluation.statistics import summary, welch_t_test
+from signattn_driver.evaluation.statistics import (paired_block_bootstrap, summary,
+                                                   welch_t_test)
 from signattn_driver.vehicle import steering_from_inverse_radius
 
 LOG = logging.getLogger(__name__)
 MODES = ('carried', 'sequence')
 AUC_LIMITS = (25.0, 100.0)   # the paper's Fig. 6 spans 0-25 % masked
+# Curve kinds: the paper's error against the label, and the output change (the headline).
+CURVES = ('deletion', 'insertion', 'deletion_change', 'insertion_change')
+HEADLINE = 'deletion_change'
+# Per-frame AUCs compared pairwise (curve kind, AUC limit).
+PAIRED_METRICS = (('deletion_change', 25), ('insertion_change', 25), ('deletion_change', 100),
+                  ('insertion_change', 100), ('deletion', 25))
 PAPER = {
     'mae_steering_deg': {'sign (proposed)': 4.67, 'soft (Kim & Canny)': 4.94, 'none': 4.77},
     'deletion_auc_25_deg_pct': {'sign attention (proposed)': 162, 'soft attention': 141,
@@ -70,7 +84,11 @@ class EvalConfig:
     warmup_frames: int = 100          # unmasked frames before a window (5 s at 20 Hz)
     mode: str = 'carried'             # 'sequence': mask every frame of a window (see deletion)
     deletion: DeletionConfig = field(default_factory=DeletionConfig)
+    # Deletion fills to score, each with its own curves; default (deletion.fill,). The first
+    # fill is the primary one whose curves also sit at the top of each method's entry.
+    fills: tuple | None = None
     explain: ExplainConfig = field(default_factory=ExplainConfig)
+    bootstrap_samples: int = 10000
     examples: int = 4                 # frames shown in the overlay figure
     figures: bool = True
 
@@ -84,6 +102,10 @@ class EvalConfig:
             raise EvaluationError(f'mode must be one of {MODES}, got {self.mode!r}')
         if self.limit_frames is not None and self.limit_frames < 1:
             raise EvaluationError('limit_frames must be >= 1')
+        self.fills = tuple(self.fills or (self.deletion.fill,))
+        bad = [f for f in self.fills if f not in FILLS]
+        if bad:
+            raise EvaluationError(f'unknown fills {bad}; choose from {list(FILLS)}')
 
 
 @dataclass
@@ -161,13 +183,15 @@ def _unmasked(model, x: torch.Tensor, state):
 
 def _evaluate_checkpoint(model, runs, index, device, config: EvalConfig, progress: bool):
     from tqdm import tqdm
-    per = {m: {'deletion': [], 'insertion': [], 'seconds': 0.0, 'mask_share': []}
+    per = {m: {'seconds': 0.0, 'mask_share': [],
+               'fills': {f: {k: [] for k in CURVES} for f in config.fills}}
            for m in config.methods}
     rows = {'u_label': [], 'u_pred': [], 'deg_per_u': [], 'drive': [], 'stamp_ns': [],
-            'mask_area': []}
+            'mask_area': [], 'run': [], 'sign_saturation': []}
     examples = {'hsv': [], 'maps': {m: [] for m in config.methods}}
     state = None
-    for r in tqdm(runs, desc='windows', unit='win', disable=not progress, leave=False):
+    for run_id, r in enumerate(tqdm(runs, desc='windows', unit='win', disable=not progress,
+                                    leave=False)):
         seg = r.segment
         drive = index.datasets[seg.dataset].drive(seg.drive)
         win = read_window(drive, seg.rows[r.warm:r.stop])
@@ -192,6 +216,9 @@ def _evaluate_checkpoint(model, runs, index, device, config: EvalConfig, progres
         rows['deg_per_u'] += deg_per_u.tolist()
         rows['drive'] += [seg.drive] * len(x)
         rows['stamp_ns'] += [int(v) for v in win['stamp_ns'][s:]]
+        # Windows are contiguous in time; the block bootstrap never crosses from one to another.
+        rows['run'] += [run_id] * len(x)
+        rows['sign_saturation'] += model.sign_saturation(x, before).double().cpu().tolist()
         need = config.examples - len(examples['hsv'])
         if need > 0:
             examples['hsv'] += list(hsv[:need])
@@ -201,37 +228,49 @@ def _evaluate_checkpoint(model, runs, index, device, config: EvalConfig, progres
             per[method]['seconds'] += secs
             if need > 0:
                 examples['maps'][method] += list(maps[:need].numpy())
-            if config.mode == 'carried':
-                res = deletion_curves(model, x, maps, u_label, before, config.deletion,
-                                      deg_per_u)
-            else:
-                res = deletion_curves_sequence(model, x, maps, u_label, None, config.deletion,
-                                               deg_per_u)
-            per[method]['deletion'].append(res.deletion)
-            if res.insertion is not None:
-                per[method]['insertion'].append(res.insertion)
+            for fill in config.fills:
+                dcfg = replace(config.deletion, fill=fill)
+                if config.mode == 'carried':
+                    res = deletion_curves(model, x, maps, u_label, before, dcfg, deg_per_u)
+                else:
+                    res = deletion_curves_sequence(model, x, maps, u_label, None, dcfg,
+                                                   deg_per_u)
+                change_del, change_ins = res.output_change()
+                curves = per[method]['fills'][fill]
+                curves['deletion'].append(res.deletion)
+                curves['deletion_change'].append(change_del)
+                if res.insertion is not None:
+                    curves['insertion'].append(res.insertion)
+                    curves['insertion_change'].append(change_ins)
             if masks is not None:
                 per[method]['mask_share'] += mass_inside(maps, masks).tolist()
             levels = res.levels_percent
     return per, rows, examples, levels
 
 
+def _curve_block(curves: np.ndarray, levels: np.ndarray) -> dict:
+    """Mean curve, per-frame AUCs and summaries of (N, K) curves in degrees."""
+    block = {'curve_deg': curves.mean(0).tolist(), 'curve_std_deg': curves.std(0).tolist()}
+    j = int(np.argmin(np.abs(levels - 25.0)))
+    for lim in AUC_LIMITS:
+        per_frame = auc(levels, curves, lim)
+        key = f'auc_{int(lim)}_deg_pct'
+        block[key] = float(auc(levels, curves.mean(0), lim))
+        block[f'{key}_per_frame'] = per_frame.tolist()
+        block[f'{key}_summary'] = summary(per_frame)
+        # Area above the zero-deletion level (0 for the output change, which starts at 0).
+        above = auc(levels, curves - curves[:, :1], lim)
+        block[f'{key}_above_baseline_summary'] = summary(above)
+    block['error_at_25_pct_deg'] = float(curves[:, j].mean())
+    return block
+
+
 def _method_summary(entry: dict, levels: np.ndarray, n_frames: int) -> dict:
-    out = {'seconds_per_frame': entry['seconds'] / max(1, n_frames)}
-    for kind in ('deletion', 'insertion'):
-        if not entry[kind]:
-            continue
-        curves = np.concatenate(entry[kind])                       # (N, K) degrees
-        block = {'curve_deg': curves.mean(0).tolist(), 'curve_std_deg': curves.std(0).tolist()}
-        for lim in AUC_LIMITS:
-            per_frame = auc(levels, curves, lim)
-            key = f'auc_{int(lim)}_deg_pct'
-            block[key] = float(auc(levels, curves.mean(0), lim))
-            block[f'{key}_per_frame'] = per_frame.tolist()
-            block[f'{key}_summary'] = summary(per_frame)
-        j = int(np.argmin(np.abs(levels - 25.0)))
-        block['error_at_25_pct_deg'] = float(curves[:, j].mean())
-        out[kind] = block
+    out = {'seconds_per_frame': entry['seconds'] / max(1, n_frames), 'fills': {}}
+    for fill, kinds in entry['fills'].items():
+        out['fills'][fill] = {kind: _curve_block(np.concatenate(c), levels)
+                              for kind, c in kinds.items() if c}
+    out.update(next(iter(out['fills'].values())))    # the primary fill, as before
     if entry['mask_share']:
         out['mask_share'] = summary(entry['mask_share'])
     return out
@@ -305,13 +344,18 @@ def evaluate(checkpoints, data_dir, methods=None, out_dir='reports/eval', device
         }
         if rows['mask_area']:
             entry['mask_area_share'] = summary(rows['mask_area'])
+        if ckpt.config.attention == 'sign':
+            # Share of |kappa L alpha x| >= 1 on the unmasked frames: hardtanh saturated in
+            # 'mean_field' (alpha inert there), a plain sign elsewhere.
+            entry['sign_saturation'] = summary(rows['sign_saturation'])
         report['checkpoints'][name] = entry
         report.setdefault('frames', {'drive': rows['drive'], 'stamp_ns': rows['stamp_ns'],
-                                     'u_label': rows['u_label']})
+                                     'u_label': rows['u_label'], 'run': rows['run']})
         all_examples[name] = examples
         del model
     report['levels_percent'] = levels.tolist()
     report['tests'] = _tests(report)
+    report['paired'] = _paired(report, config)
     if config.figures:
         report['figures'] = report_io.figures(report, all_examples, out_dir)
     (out_dir / 'report.json').write_text(json.dumps(_plain(report), indent=1))
@@ -319,12 +363,47 @@ def evaluate(checkpoints, data_dir, methods=None, out_dir='reports/eval', device
     return report
 
 
+def _paired(report: dict, config: EvalConfig) -> list:
+    """Paired block-bootstrap comparisons of per-frame AUCs on the same frames.
+
+    Within each checkpoint: every pair of methods, for every fill. Across checkpoints: the same
+    method and fill on every pair of checkpoints. `a - b` > 0 on deletion_change means a's
+    ranking moves the output more (more faithful); on insertion_change, less.
+    """
+    groups = report['frames']['run']
+    ckpts = report['checkpoints']
+    cases = []
+    for c, e in ckpts.items():
+        for ma, mb in itertools.combinations(list(e['methods']), 2):
+            cases += [((c, ma), (c, mb), f) for f in config.fills]
+    for ca, cb in itertools.combinations(list(ckpts), 2):
+        for m in config.methods:
+            cases += [((ca, m), (cb, m), f) for f in config.fills]
+    out = []
+    for (ca, ma), (cb, mb), fill in cases:
+        for kind, lim in PAIRED_METRICS:
+            key = f'auc_{lim}_deg_pct_per_frame'
+            pa = ckpts[ca]['methods'][ma]['fills'][fill].get(kind, {}).get(key)
+            pb = ckpts[cb]['methods'][mb]['fills'][fill].get(kind, {}).get(key)
+            if pa is None or pb is None:
+                continue
+            res = paired_block_bootstrap(pa, pb, groups, samples=config.bootstrap_samples,
+                                         seed=config.deletion.seed)
+            out.append({'metric': f'{kind}_auc_{lim}', 'fill': fill, 'a': f'{ca}/{ma}',
+                        'b': f'{cb}/{mb}', **res})
+    return out
+
+
 def _tests(report: dict) -> list:
-    """Welch's t-tests between every pair of (checkpoint, method) per-frame AUC populations."""
+    """Welch's t-tests (paper eq. 16, unpaired) on the paper's deletion AUC 0-25 % only.
+
+    Kept to reproduce the paper's comparison; the frames are paired and dependent, so use
+    `paired` (block bootstrap) for conclusions.
+    """
     entries = [(c, m) for c, e in report['checkpoints'].items() for m in e['methods']]
     tests = []
-    for metric in ('deletion', 'insertion'):
-        for lim in AUC_LIMITS:
+    for metric in ('deletion',):
+        for lim in (25.0,):
             key = f'auc_{int(lim)}_deg_pct_per_frame'
             for a, b in itertools.combinations(entries, 2):
                 pa = report['checkpoints'][a[0]]['methods'][a[1]].get(metric, {}).get(key)
@@ -333,7 +412,8 @@ def _tests(report: dict) -> list:
                     continue
                 res = welch_t_test(pa, pb)
                 tests.append({'metric': f'{metric}_auc_{int(lim)}', 'a': f'{a[0]}/{a[1]}',
-                              'b': f'{b[0]}/{b[1]}', **res})
+                              'b': f'{b[0]}/{b[1]}', 'test': 'welch, unpaired (paper eq. 16)',
+                              **res})
     return tests
 
 

@@ -14,10 +14,15 @@ larger = more important. These full-resolution maps are what the deletion metric
                  [u / output_scale] (one column) and LIME explains label 0 with its weighted
                  ridge model; the importance of a superpixel is |weight|. SLIC superpixels are
                  computed on the RGB view of the HSV frame (a regular grid when SLIC finds
-                 almost no regions, e.g. on noise); switched-off superpixels are black (HSV
-                 0,0,0, the deletion metric's default fill). Sampling is seeded.
+                 almost no regions, e.g. on noise). Switched-off superpixels take LIME's own
+                 default (`lime_hide` 'superpixel_mean': each superpixel's mean colour), or the
+                 image mean, never the deletion fill unless asked ('black'): a LIME fitted to
+                 the metric's own perturbation would be favoured by it. Sampling is seeded.
     'random'     uniform noise at 10x20, upsampled like attention (a floor with the same
-                 granularity), seeded per call.
+                 granularity as attention and Grad-CAM), seeded per call.
+    'random_superpixels'  one uniform random value per superpixel of LIME's segmentation (a
+                 floor at LIME's granularity: coarser rankings move the deletion curve
+                 differently, whatever the map says).
     'center'     a centred Gaussian prior (sigma = 1/4 of each side).
 
 A model is anything with `step(frames (B, 3, 80, 160), state) -> (u (B,), alpha (B, 10, 20) or
@@ -38,7 +43,8 @@ from signattn_driver.model import INPUT_HEIGHT, INPUT_WIDTH, MAP_HEIGHT, MAP_WID
 from signattn_driver.preprocessing import hsv_u8_to_input
 
 LOG = logging.getLogger(__name__)
-METHODS = ('attention', 'gradcam', 'lime', 'random', 'center')
+METHODS = ('attention', 'gradcam', 'lime', 'random', 'random_superpixels', 'center')
+LIME_HIDES = ('superpixel_mean', 'image_mean', 'black')
 
 
 class ExplanationError(RuntimeError):
@@ -53,8 +59,17 @@ class ExplainConfig:
     lime_segments: int = 50       # SLIC superpixels requested on the 80x160 frame
     lime_compactness: float = 10.0
     lime_batch: int = 250         # perturbed images per forward pass
+    # What switched-off superpixels become: LIME's own default ('superpixel_mean'), the frame's
+    # mean colour ('image_mean'), or 'black' (the deletion metric's default fill; biased).
+    lime_hide: str = 'superpixel_mean'
     seed: int = 0                 # LIME sampling and the random floor
     center_sigma: float = 0.25    # of height and width
+
+    def __post_init__(self):
+        """Reject an unknown LIME hide colour."""
+        if self.lime_hide not in LIME_HIDES:
+            raise ExplanationError(f'lime_hide must be one of {LIME_HIDES}, '
+                                   f'got {self.lime_hide!r}')
 
 
 State = tuple | None
@@ -159,9 +174,7 @@ def lime_maps(model, hsv_u8: np.ndarray, state: State, config: ExplainConfig = E
     Returns:
         (N, 80, 160) float32 maps on the CPU.
     """
-    import cv2
     from lime import lime_image
-    from skimage.segmentation import slic
 
     step = _step_fn(model)
     if device is None:
@@ -177,18 +190,13 @@ def lime_maps(model, hsv_u8: np.ndarray, state: State, config: ExplainConfig = E
             return (u.float() / output_scale).cpu().numpy()[:, None]
 
         def segment(image):
-            rgb = cv2.cvtColor(image, cv2.COLOR_HSV2RGB)
-            seg = slic(rgb, n_segments=config.lime_segments,
-                       compactness=config.lime_compactness, start_label=0)
-            if seg.max() + 1 < max(2, config.lime_segments // 4):
-                # SLIC merges texture-less or pure-noise frames into a few regions.
-                seg = grid_segments(config.lime_segments)
-            return seg
+            return lime_segmentation(image, config)
 
         explainer = lime_image.LimeImageExplainer(random_state=config.seed)
+        hide = _hide(frame, config)
         with _quiet_lime():
             exp = explainer.explain_instance(
-                frame, classifier_fn, labels=(0,), top_labels=None, hide_color=0,
+                frame, classifier_fn, labels=(0,), top_labels=None, hide_color=hide,
                 num_features=10 ** 6, num_samples=config.lime_samples,
                 batch_size=config.lime_batch, segmentation_fn=segment,
                 random_seed=config.seed)
@@ -197,6 +205,42 @@ def lime_maps(model, hsv_u8: np.ndarray, state: State, config: ExplainConfig = E
             weights[segment_id] = abs(w)
         maps.append(weights[exp.segments])
     return torch.from_numpy(np.stack(maps)).float()
+
+
+def _hide(frame: np.ndarray, config: ExplainConfig):
+    """Return LIME's hide_color: None (its own per-superpixel mean) or a uint8 HSV colour."""
+    if config.lime_hide == 'superpixel_mean':
+        return None
+    if config.lime_hide == 'image_mean':
+        return frame.reshape(-1, 3).mean(0).round().astype(np.uint8)
+    return 0                                   # HSV (0, 0, 0): the 'black' deletion fill
+
+
+def lime_segmentation(hsv_u8: np.ndarray, config: ExplainConfig = ExplainConfig()):
+    """SLIC superpixels of one (80, 160, 3) uint8 HSV frame, on its RGB view: (80, 160) int.
+
+    Falls back to a regular grid of about `lime_segments` cells when SLIC finds almost no
+    regions (texture-less or pure-noise frames).
+    """
+    import cv2
+    from skimage.segmentation import slic
+    rgb = cv2.cvtColor(np.ascontiguousarray(hsv_u8), cv2.COLOR_HSV2RGB)
+    seg = slic(rgb, n_segments=config.lime_segments, compactness=config.lime_compactness,
+               start_label=0)
+    if seg.max() + 1 < max(2, config.lime_segments // 4):
+        seg = grid_segments(config.lime_segments)
+    return seg
+
+
+def random_superpixel_maps(hsv_u8: np.ndarray, config: ExplainConfig = ExplainConfig(),
+                           seed: int = 0) -> torch.Tensor:
+    """One seeded uniform value per superpixel of LIME's segmentation: (N, 80, 160)."""
+    rng = np.random.default_rng(seed)
+    maps = []
+    for frame in np.asarray(hsv_u8):
+        seg = lime_segmentation(frame, config)
+        maps.append(rng.random(int(seg.max()) + 1).astype(np.float32)[seg])
+    return torch.from_numpy(np.stack(maps))
 
 
 def grid_segments(n_segments: int) -> np.ndarray:
@@ -232,7 +276,7 @@ def compute_maps(method: str, model, inputs: torch.Tensor, state: State,
         model: step interface; SteeringNet for 'attention' and 'gradcam'.
         inputs: (N, 3, 80, 160) network input on the model's device.
         state: LSTM state before these frames (tuple of (N, ...) tensors) or None.
-        hsv_u8: (N, 80, 160, 3) uint8 HSV frames; needed by 'lime'.
+        hsv_u8: (N, 80, 160, 3) uint8 HSV frames; needed by 'lime', 'random_superpixels'.
         config: ExplainConfig.
         seed_offset: added to the seed of 'random' so that batches differ.
 
@@ -257,6 +301,10 @@ def compute_maps(method: str, model, inputs: torch.Tensor, state: State,
         maps = lime_maps(model, hsv_u8, state, config, output_scale=scale, device=inputs.device)
     elif method == 'random':
         maps = random_maps(n, config.seed + seed_offset)
+    elif method == 'random_superpixels':
+        if hsv_u8 is None:
+            raise ExplanationError('random_superpixels needs the uint8 HSV frames (hsv_u8=)')
+        maps = random_superpixel_maps(hsv_u8, config, config.seed + seed_offset)
     else:
         maps = center_maps(n, config.center_sigma)
     sync()

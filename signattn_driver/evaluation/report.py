@@ -50,7 +50,11 @@ def figures(report: dict, examples: dict, out_dir: Path) -> list:
     out_dir = Path(out_dir)
     levels = np.asarray(report['levels_percent'])
     written = []
-    for kind in ('deletion', 'insertion'):
+    ylabels = {'deletion': 'steering error vs label [deg]',
+               'insertion': 'steering error vs label [deg]',
+               'deletion_change': '|u_masked - u_unmasked| [deg]',
+               'insertion_change': '|u_masked - u_unmasked| [deg]'}
+    for kind in ('deletion', 'insertion', 'deletion_change', 'insertion_change'):
         rows = [(c, m, s[kind]) for c, m, s in _entries(report) if kind in s]
         if not rows:
             continue
@@ -59,8 +63,9 @@ def figures(report: dict, examples: dict, out_dir: Path) -> list:
             keep = levels <= upto
             for c, m, s in rows:
                 ax.plot(levels[keep], np.asarray(s['curve_deg'])[keep], label=f'{c}: {m}')
-            ax.set_xlabel('pixels masked [%]' if kind == 'deletion' else 'pixels revealed [%]')
-            ax.set_ylabel('steering error [deg]')
+            ax.set_xlabel('pixels revealed [%]' if kind.startswith('insertion')
+                          else 'pixels masked [%]')
+            ax.set_ylabel(ylabels[kind])
             ax.set_title(f'{kind}, 0-{upto:g} %')
             ax.grid(alpha=0.3)
         axes[1].legend(fontsize=7)
@@ -69,15 +74,19 @@ def figures(report: dict, examples: dict, out_dir: Path) -> list:
         fig.savefig(out_dir / name, dpi=110)
         plt.close(fig)
         written.append(name)
-    rows = [(c, m, s['deletion']) for c, m, s in _entries(report) if 'deletion' in s]
+    rows = [(c, m, s) for c, m, s in _entries(report) if 'deletion' in s]
     if rows:
-        fig, ax = plt.subplots(figsize=(max(4, 0.9 * len(rows) + 2), 4))
-        means = [s['auc_25_deg_pct_summary']['mean'] for _, _, s in rows]
-        sems = [s['auc_25_deg_pct_summary']['sem'] for _, _, s in rows]
-        ax.bar(range(len(rows)), means, yerr=sems, capsize=3, color='tab:red')
-        ax.set_xticks(range(len(rows)), [f'{c}\n{m}' for c, m, _ in rows], fontsize=7)
-        ax.set_ylabel('deletion AUC 0-25 % [deg x %]')
-        ax.set_title('deletion AUC (mean of frames, +- SEM)')
+        fig, axes = plt.subplots(1, 2, figsize=(2 * max(4, 0.9 * len(rows) + 2), 4))
+        for ax, kind, title in ((axes[0], 'deletion_change', 'output change (headline)'),
+                                (axes[1], 'deletion', 'error vs label (paper)')):
+            means = [s.get(kind, {}).get('auc_25_deg_pct_summary', {}).get('mean', math.nan)
+                     for _, _, s in rows]
+            sems = [s.get(kind, {}).get('auc_25_deg_pct_summary', {}).get('sem', math.nan)
+                    for _, _, s in rows]
+            ax.bar(range(len(rows)), means, yerr=sems, capsize=3, color='tab:red')
+            ax.set_xticks(range(len(rows)), [f'{c}\n{m}' for c, m, _ in rows], fontsize=7)
+            ax.set_ylabel('deletion AUC 0-25 % [deg x %]')
+            ax.set_title(f'{title}: mean of frames +- SEM', fontsize=9)
         fig.tight_layout()
         fig.savefig(out_dir / 'auc_bars.png', dpi=110)
         plt.close(fig)
@@ -123,7 +132,8 @@ def markdown(report: dict) -> str:
         '# Evaluation report', '',
         f'Data: `{d["path"]}`, split(s) {", ".join(d["splits"])}, camera {d["camera"]}, '
         f'{n} frames in {d["runs"]} runs. Device: {report["device"]}.',
-        f'Deletion: fill {cfg["deletion"]["fill"]}, steps of {cfg["deletion"]["step_percent"]} %'
+        f'Deletion: fills {", ".join(cfg.get("fills") or [cfg["deletion"]["fill"]])}, '
+        f'steps of {cfg["deletion"]["step_percent"]} %'
         f', LSTM state mode {cfg["mode"]} ("carried": state from the unmasked previous frames; '
         '"sequence": whole window masked).', '',
         'Units: errors in degrees of steering-wheel angle (|theta(u_pred) - theta_label|, eq. 3 '
@@ -131,66 +141,140 @@ def markdown(report: dict) -> str:
         'percent masked. Deletion AUC: higher = the map found what the model uses. Insertion '
         'AUC (start from the fill, reveal the top pixels): lower = better.', '',
         '## Accuracy', '',
-        '| checkpoint | attention | bits | T | MAE [deg] | RMSE [deg] | MAE u [1/m] | '
-        'RMSE u [1/m] |', '|---|---|---|---|---|---|---|---|']
+        '| checkpoint | attention | binarize | bits | T | MAE [deg] | RMSE [deg] | MAE u [1/m] | '
+        'RMSE u [1/m] |', '|---|---|---|---|---|---|---|---|---|']
     for c, e in report['checkpoints'].items():
         a, mc = e['accuracy'], e['model_config']
-        lines.append(f'| {c} | {mc["attention"]} | {mc["quant_bits"]} | {mc["temperature"]} | '
+        lines.append(f'| {c} | {mc["attention"]} | {mc.get("binarize", "deterministic")} | '
+                     f'{mc["quant_bits"]} | {mc["temperature"]} | '
                      f'{_fmt(a["mae_steering_deg"])} | {_fmt(a["rmse_steering_deg"])} | '
                      f'{_fmt(a["mae_u_per_m"], 5)} | {_fmt(a["rmse_u_per_m"], 5)} |')
     lines += ['', 'Paper (Table 2, Udacity test set, 5,279 frames): MAE 4.67 deg (sign), '
-              '4.94 (soft), 4.77 (none).', '', '## Deletion and insertion', '',
-              '| checkpoint | method | del. AUC 0-25 % | +- SEM | del. AUC 0-100 % | '
-              'error at 25 % [deg] | ins. AUC 0-25 % | ins. AUC 0-100 % | ms / frame | '
-              'mass in mask |', '|---|---|---|---|---|---|---|---|---|---|']
-    for c, m, s in _entries(report):
-        de, ins = s.get('deletion', {}), s.get('insertion', {})
-        share = s.get('mask_share', {}).get('mean')
-        lines.append(
-            f'| {c} | {m} | {_fmt(de.get("auc_25_deg_pct"), 1)} | '
-            f'{_fmt(de.get("auc_25_deg_pct_summary", {}).get("sem"), 1)} | '
-            f'{_fmt(de.get("auc_100_deg_pct"), 0)} | {_fmt(de.get("error_at_25_pct_deg"))} | '
-            f'{_fmt(ins.get("auc_25_deg_pct"), 1)} | {_fmt(ins.get("auc_100_deg_pct"), 0)} | '
-            f'{_fmt(1e3 * s["seconds_per_frame"], 1)} | {_fmt(share, 3)} |')
+              '4.94 (soft), 4.77 (none).', '']
+    sat = {c: e['sign_saturation']['mean'] for c, e in report['checkpoints'].items()
+           if e.get('sign_saturation', {}).get('n')}
+    if sat:
+        lines += ['Sign saturation (share of |kappa L alpha x| >= 1 on the unmasked frames; in '
+                  'mode mean_field a saturated sign ignores alpha): ' + ', '.join(
+                      f'{c} {_fmt(v, 3)}' for c, v in sat.items()) + '.', '']
+    fills = cfg.get('fills') or [cfg['deletion']['fill']]
+    for fill in fills:
+        lines += _faithfulness_table(report, fill)
     areas = {c: e['mask_area_share']['mean'] for c, e in report['checkpoints'].items()
              if 'mask_area_share' in e}
     if areas:
         lines += ['', f'Mass in mask: share of the map inside the ground-truth mask; a uniform '
                   f'map scores the mask area, {_fmt(next(iter(areas.values())), 3)}.']
-    lines += ['', 'Paper (Fig. 6b, deletion AUC 0-25 %): 162 sign attention, 141 soft '
-              'attention, 140 Grad-CAM, 154 LIME; error at 25 %: 8.35, 7.43, 6.63, 6.33 deg.',
-              '', '## Welch\'s t-tests (per-frame deletion AUC 0-25 %)', '',
+    lines += ['', 'Paper (Fig. 6b, deletion AUC 0-25 % against the label): 162 sign attention, '
+              '141 soft attention, 140 Grad-CAM, 154 LIME; error at 25 %: 8.35, 7.43, 6.63, '
+              '6.33 deg.', '']
+    for metric, words in (('deletion_change_auc_25', 'output-change deletion AUC 0-25 %; '
+                           'diff > 0: a moves the output more'),
+                          ('insertion_change_auc_25', 'output-change insertion AUC 0-25 %; '
+                           'diff < 0: a restores the output sooner')):
+        for fill in (fills if metric.startswith('deletion') else fills[:1]):
+            lines += _paired_table(report, metric, fill, words)
+    lines += ['', "## Welch's t-tests (unpaired, the paper's eq. 16; per-frame deletion AUC "
+              '0-25 % against the label)', '',
+              'Kept only to reproduce the paper\'s comparison: the frames are shared and '
+              'dependent, so the paired block bootstrap above is the test to read.', '',
               '| a | b | mean a | mean b | t | df | p |', '|---|---|---|---|---|---|---|']
     for t in report['tests']:
         if t['metric'] == 'deletion_auc_25':
             lines.append(f'| {t["a"]} | {t["b"]} | {_fmt(t["mean_a"], 1)} | '
                          f'{_fmt(t["mean_b"], 1)} | {_fmt(t["t"])} | {_fmt(t["df"], 1)} | '
                          f'{_fmt(t["p"], 3)} |')
-    lines += ['', 'All pairs, also for AUC 0-100 % and insertion, are in report.json '
-              '("tests").', '']
+    lines += ['', 'All paired comparisons (also AUC 0-100 %, every fill, across checkpoints) are '
+              'in report.json ("paired").', '']
     for name in report.get('figures', []):
         lines += [f'![{name}]({name})', '']
     return '\n'.join(lines)
 
 
+def _faithfulness_table(report: dict, fill: str) -> list:
+    """Headline table of one deletion fill: output-change AUCs first, the paper's curve after."""
+    lines = ['', f'## Faithfulness, fill {fill}', '',
+             'Output change |u_masked - u_unmasked| (deletion: higher = more faithful; '
+             'insertion: lower = better), and the paper\'s error against the label. AUC 0-25 % '
+             'in deg x %, mean of per-frame AUCs +- SEM.', '',
+             '| checkpoint | method | Δu del. AUC 0-25 % | Δu del. AUC 0-100 % | '
+             'Δu ins. AUC 0-25 % | Δu ins. AUC 0-100 % | label del. AUC 0-25 % (paper) | '
+             'above 0 % level | error at 25 % [deg] | ms / frame | mass in mask |',
+             '|---|---|---|---|---|---|---|---|---|---|---|']
+
+    def pm(block, lim):
+        s = block.get(f'auc_{lim}_deg_pct_summary', {})
+        if not s:
+            return 'n/a'
+        return f'{_fmt(s.get("mean"), 1)} +- {_fmt(s.get("sem"), 1)}'
+
+    for c, m, s in _entries(report):
+        f = s.get('fills', {}).get(fill, s)
+        dc, ic = f.get('deletion_change', {}), f.get('insertion_change', {})
+        de = f.get('deletion', {})
+        above = de.get('auc_25_deg_pct_above_baseline_summary', {}).get('mean')
+        share = s.get('mask_share', {}).get('mean')
+        lines.append(f'| {c} | {m} | {pm(dc, 25)} | {pm(dc, 100)} | {pm(ic, 25)} | '
+                     f'{pm(ic, 100)} | {pm(de, 25)} | {_fmt(above, 1)} | '
+                     f'{_fmt(de.get("error_at_25_pct_deg"))} | '
+                     f'{_fmt(1e3 * s["seconds_per_frame"], 1)} | {_fmt(share, 3)} |')
+    return lines
+
+
+def _paired_table(report: dict, metric: str, fill: str, words: str) -> list:
+    """Paired block-bootstrap rows of one metric and fill (pairs within a checkpoint first)."""
+    def shown(t):
+        ca, ma = t['a'].split('/', 1)
+        cb, mb = t['b'].split('/', 1)
+        return ca == cb or ma == mb == 'attention'   # across checkpoints: attention only
+
+    rows = [t for t in report.get('paired', []) if t['metric'] == metric and t['fill'] == fill
+            and shown(t)]
+    if not rows:
+        return []
+    lines = ['', f'## Paired comparisons: {words} (fill {fill})', '',
+             'Per-frame differences a - b on the same frames; 95 % CI and p from a moving-block '
+             'bootstrap over contiguous frames (block length in frames); Wilcoxon signed-rank p '
+             'as a check (assumes independent frames).', '',
+             '| a | b | mean a | mean b | a - b | 95 % CI | p (block bootstrap) | block | '
+             'p (Wilcoxon) |', '|---|---|---|---|---|---|---|---|---|']
+    for t in rows:
+        lines.append(f'| {t["a"]} | {t["b"]} | {_fmt(t["mean_a"], 1)} | {_fmt(t["mean_b"], 1)} '
+                     f'| {_fmt(t["mean_diff"], 1)} | [{_fmt(t["ci_low"], 1)}, '
+                     f'{_fmt(t["ci_high"], 1)}] | {_fmt(t["p"], 4)} | {t["block"]} | '
+                     f'{_fmt(t["wilcoxon_p"], 4)} |')
+    return lines
+
+
 def sweep_figure(values: list, rows: list, xlabel: str, path: Path, log_x: bool = False):
-    """AUC and MAE against a swept parameter (paper Figs. 7 and 9).
+    """Faithfulness and accuracy against a swept parameter (like the paper's Figs. 7 and 9).
 
     Args:
         values: swept values (x).
-        rows: per value a dict with auc_mean, auc_sem, mae_deg.
+        rows: per value a dict with auc_mean/auc_sem (output-change deletion AUC of the
+            attention map), random_auc_mean/random_auc_sem (the floor), label_auc_mean/
+            label_auc_sem (the paper's AUC against the label) and mae_deg.
         xlabel: axis label.
         path: PNG to write.
         log_x: logarithmic x axis (temperature).
     """
     plt = _plt()
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
-    a.errorbar(values, [r['auc_mean'] for r in rows], yerr=[r['auc_sem'] for r in rows],
-               marker='o', capsize=3)
-    a.set_ylabel('deletion AUC 0-25 % [deg x %]')
-    b.plot(values, [r['mae_deg'] for r in rows], marker='o')
-    b.set_ylabel('MAE [deg]')
-    for ax, tag in ((a, '(a)'), (b, '(b)')):
+
+    def col(key):
+        return [math.nan if r.get(key) is None else r[key] for r in rows]
+
+    fig, (a, b, c) = plt.subplots(1, 3, figsize=(14, 3.8))
+    a.errorbar(values, col('auc_mean'), yerr=col('auc_sem'), marker='o', capsize=3,
+               label='attention')
+    a.errorbar(values, col('random_auc_mean'), yerr=col('random_auc_sem'), marker='s',
+               capsize=3, ls='--', color='grey', label='random floor')
+    a.set_ylabel('|Δu| deletion AUC 0-25 % [deg x %]')
+    a.legend(fontsize=8)
+    b.errorbar(values, col('label_auc_mean'), yerr=col('label_auc_sem'), marker='o', capsize=3)
+    b.set_ylabel('deletion AUC vs label 0-25 % [deg x %]')
+    c.plot(values, col('mae_deg'), marker='o')
+    c.set_ylabel('MAE [deg]')
+    for ax, tag in ((a, '(a) output change'), (b, '(b) paper metric'), (c, '(c) accuracy')):
         ax.set_xlabel(xlabel)
         ax.set_title(tag)
         ax.grid(alpha=0.3)
