@@ -23,6 +23,7 @@ Known inconsistencies of the paper and what this module does (see docs/model.md)
 """
 
 from dataclasses import asdict, dataclass
+import math
 
 import torch
 from torch import nn
