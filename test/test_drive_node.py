@@ -320,8 +320,8 @@ def test_bad_start_arguments_give_one_line_and_status_1(tiny_checkpoint, ros_dom
                    'slip_factor_s2_per_m2: 0\n')
     args = [a.format(bad=bad, inf=inf) for a in args]
     process = start_node(tiny_checkpoint, 'compressed', *args)
-    _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 1
+    assert process.wait(timeout_s=60) == 1
+    stderr = process.stderr_text()
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith('drive_node: error:'), stderr
     assert expected in lines[0]
@@ -368,7 +368,7 @@ def test_diagnostics_warn_on_silent_input_and_on_rejections_and_bombs_cost_nothi
     assert level == 1 and bad == 3 and received >= 4, message
     assert 'rejected (3: too_large 3)' in message
     assert float(client.latest_value('decode_p50_ms')) > 0
-    assert process.poll() is None
+    assert process.alive()
 
 
 def test_invalid_start_parameter_exits_with_the_reason(tiny_checkpoint, ros_domain_id):

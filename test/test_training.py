@@ -142,6 +142,23 @@ def test_resumed_run_equals_an_uninterrupted_one(line_set, tmp_path):
     assert steps == sorted(steps)
 
 
+def test_fine_tuning_starts_from_the_given_weights(trained, line_set, tmp_path):
+    result, model_config, _ = trained
+    start = checkpoint.load(result['best_checkpoint'])
+    # zero steps of learning (lr tiny, one step) must keep the weights near the start point,
+    # far closer than a fresh initialisation is
+    _, config = load_run_config(None, dict(TINY, lr=1e-12, max_steps=1, val_every=1,
+                                           init_checkpoint=str(result['best_checkpoint'])))
+    tuned = train(model_config, config, [line_set], tmp_path / 'tuned', progress=False)
+    got = checkpoint.load(tuned['last_checkpoint']).state_dict
+    for k, v in start.state_dict.items():
+        assert torch.allclose(got[k], v, atol=1e-6), k
+    bad_model, bad = load_run_config(None, dict(TINY, max_steps=1, init_checkpoint=str(
+        result['best_checkpoint']), lstm_hidden=TINY['lstm_hidden'] * 2))
+    with pytest.raises(TrainingError, match='do not fit'):
+        train(bad_model, bad, [line_set], tmp_path / 'bad', progress=False)
+
+
 def test_bad_configs_fail_clearly_before_any_work(tmp_path, line_set):
     bad = tmp_path / 'bad.yaml'
     bad.write_text('lstm_hiden: 64\n')
@@ -232,4 +249,5 @@ def test_sweep_without_config_trains_with_the_paper_config(monkeypatch, tmp_path
     monkeypatch.setattr(loop, 'train', stop)
     with pytest.raises(TrainingError, match='stop here'):
         sweeps.sweep('bits', [str(tmp_path)], tmp_path / 'sweep', values=[10])
-    assert seen == [(ModelConfig(quant_bits=10), TrainConfig())]
+    # sweeps always train in fp32 (amp off) so that Q, not bf16, is what is measured
+    assert seen == [(ModelConfig(quant_bits=10), TrainConfig(amp=False))]

@@ -29,6 +29,9 @@ def register(subparsers):
     p.add_argument('--max-steps', type=int, help='optimizer steps (overrides the config)')
     p.add_argument('--batch-size', type=int, help='episodes in parallel (per process)')
     p.add_argument('--num-workers', type=int, help='data loader worker processes')
+    p.add_argument('--init-checkpoint', type=Path, metavar='CKPT',
+                   help='start from these weights (fine-tuning, e.g. after `signattn simulate '
+                   '--policy`); the architecture must match')
     p.add_argument('--no-progress', action='store_true', help='no progress bar')
     p.set_defaults(func=run)
 
@@ -41,7 +44,8 @@ def run(args) -> int:
     overrides = {'attention': args.model, 'quant_bits': args.bits,
                  'temperature': args.temperature, 'device': args.device, 'seed': args.seed,
                  'max_steps': args.max_steps, 'batch_size': args.batch_size,
-                 'num_workers': args.num_workers}
+                 'num_workers': args.num_workers,
+                 'init_checkpoint': str(args.init_checkpoint) if args.init_checkpoint else None}
     try:
         model_config, train_config = load_run_config(
             args.config or config_path(PAPER_CONFIG), overrides)

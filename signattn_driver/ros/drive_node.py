@@ -13,6 +13,7 @@ publishers exist but no frame arrives, or when too many frames are dropped or re
 import collections
 import math
 import os
+import signal
 import sys
 import tempfile
 import threading
@@ -567,6 +568,9 @@ def main(args=None):
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        # `ros2 launch` forwards Ctrl-C while the terminal already sent it: a second SIGINT
+        # during teardown must not turn a clean exit into a KeyboardInterrupt traceback.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()

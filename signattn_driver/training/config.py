@@ -62,6 +62,7 @@ class TrainConfig:
     device: str = 'auto'
     amp: bool = True             # bf16 autocast on CUDA (ignored on the CPU)
     log_every: int = 50          # steps between metrics.csv rows of training loss
+    init_checkpoint: str = ''    # start from these weights (fine-tuning, DAgger); '' = random
 
     def __post_init__(self):
         """Coerce YAML-friendly values and reject impossible settings."""

@@ -48,6 +48,20 @@ __all__ = ['TrainConfig', 'TrainingError', 'load_run_config', 'train', 'predict_
 log = logging.getLogger(__name__)
 
 
+def _load_initial_weights(model: SteeringNet, path: str):
+    """Start from a checkpoint's weights; its architecture must match (config may differ)."""
+    try:
+        ckpt = checkpoint.load(path)
+    except checkpoint.CheckpointError as err:
+        raise TrainingError(f'init_checkpoint: {err}') from err
+    try:
+        model.load_state_dict(ckpt.state_dict)
+    except RuntimeError as err:
+        raise TrainingError(f'init_checkpoint {path}: its weights do not fit this model '
+                            f'({str(err).splitlines()[0]})') from err
+    log.info('initial weights from %s', path)
+
+
 def train(model_config: ModelConfig, train_config: TrainConfig, data_dirs: list, out_dir,
           resume: bool = False, progress: bool = True) -> dict:
     """Train a model and write the run folder.
@@ -88,6 +102,8 @@ def train(model_config: ModelConfig, train_config: TrainConfig, data_dirs: list,
     carry = None
     if dist.rank:
         torch.manual_seed(cfg.seed + dist.rank)   # own dropout masks per process
+    if cfg.init_checkpoint and resumed is None:
+        _load_initial_weights(model, cfg.init_checkpoint)
     if resumed is not None:
         ckpt = resumed['checkpoint']
         model.load_state_dict(ckpt.state_dict)
