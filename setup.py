@@ -54,7 +54,7 @@ class InstallDataWithLibexec(install_data):
 setup(
     name=package_name,
     version='0.1.0',
-    packages=find_packages(exclude=['test', 'test.*']),
+    packages=find_packages(include=['signattn_driver', 'signattn_driver.*']),  # not benchmarks
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
         ('share/' + package_name, ['package.xml']),

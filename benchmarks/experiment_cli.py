@@ -2,7 +2,7 @@
 
 The full `signattn` parser imports every subcommand module, and `convert` and `evaluate_live`
 import rosbags at module level; a GPU machine with torch but no rosbags/rclpy can still train,
-sweep and evaluate through this entry point (benchmarks/gpu_experiments.sh uses it):
+sweep and evaluate through this entry point (benchmarks/experiments.sh uses it):
 
     python3 benchmarks/experiment_cli.py train --config config/train_demo.yaml ...
 """
