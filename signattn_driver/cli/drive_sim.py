@@ -28,6 +28,9 @@ def register(subparsers):
     p.add_argument('--traffic', type=float, default=0.05, help='MetaDrive traffic density')
     p.add_argument('--no-baselines', action='store_true', help='skip expert and zero runs')
     p.add_argument('--device', default='cpu', help='in-process model device')
+    p.add_argument('--threads', type=int, default=0,
+                   help='torch CPU threads of the model, in-process or in the node (0: torch '
+                   'default)')
     p.add_argument('--out', type=Path, help='also write the results as JSON here')
     p.add_argument('--animation', type=Path, metavar='FILE.gif',
                    help='also drive one episode in-process with the checkpoint and write it '
@@ -61,6 +64,11 @@ def run(args) -> int:
         require()
     except SimulatorError as err:
         raise CliError(str(err)) from err
+    if args.threads < 0:
+        raise CliError(f'--threads must be >= 0, got {args.threads}')
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
     config = ClosedLoopConfig(max_seconds=args.max_seconds, takeover_s=args.takeover,
                               sim=SimConfig(traffic_density=args.traffic))
     if args.seeds:
@@ -71,7 +79,7 @@ def run(args) -> int:
         if args.checkpoint is not None:
             if args.through_ros:
                 from signattn_driver.ros.sim_controller import RosController
-                ros = RosController(args.checkpoint)
+                ros = RosController(args.checkpoint, num_threads=args.threads)
                 controllers.append(ros)
             else:
                 controllers.append(ModelController(args.checkpoint, device=args.device))

@@ -33,7 +33,8 @@ class RosController(InverseRadiusController):
     COMMAND_TOPIC = '/sim/steering/command'
     RESET_SERVICE = '/drive_node/reset_state'
 
-    def __init__(self, checkpoint_path, vehicle='metadrive', timeout_s: float = 30.0):
+    def __init__(self, checkpoint_path, vehicle='metadrive', timeout_s: float = 30.0,
+                 num_threads: int = 0):
         super().__init__(vehicle)
         self.timeout_s = timeout_s
         self._rclpy, self._msg = rclpy, CompressedImage
@@ -45,7 +46,8 @@ class RosController(InverseRadiusController):
                'from signattn_driver.ros.drive_node import main; '
                'sys.exit(main())', '--ros-args', '-p', f'checkpoint:={Path(checkpoint_path)}',
                '-p', 'device:=cpu', '-p', f'vehicle:={vehicle}', '-p',
-               'publish_attention:=false', '-r', f'image/compressed:={self.CAMERA_TOPIC}',
+               'publish_attention:=false', '-p', f'num_threads:={int(num_threads)}',
+               '-r', f'image/compressed:={self.CAMERA_TOPIC}',
                '-r', f'steering/command:={self.COMMAND_TOPIC}']
         self.process = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
                                         stderr=subprocess.PIPE, text=True)
