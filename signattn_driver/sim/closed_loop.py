@@ -244,8 +244,18 @@ def summarize(episodes: list) -> dict:
         'out_of_road_per_km': float(events / km) if km > 0 else float('nan'),
         'crashes': sum(e['end'] == 'crashed' for e in episodes),
         'steps_per_s': frames / wall if wall > 0 else float('nan'),
-        'per_episode': [{k: v for k, v in e.items() if k != 'offsets_m'} for e in episodes],
+        'per_episode': [_episode_report(e) for e in episodes],
     }
+
+
+def _episode_report(episode: dict) -> dict:
+    """Return an episode's measurements with its lateral offsets as mean and p95."""
+    report = {k: v for k, v in episode.items() if k != 'offsets_m'}
+    offsets = np.asarray(episode.get('offsets_m', ()), np.float64)
+    report['lateral_offset_mean_m'] = float(offsets.mean()) if len(offsets) else float('nan')
+    report['lateral_offset_p95_m'] = (float(np.percentile(offsets, 95)) if len(offsets)
+                                      else float('nan'))
+    return report
 
 
 # The goal a model is held to next to the expert on held-out maps (issue 13).
