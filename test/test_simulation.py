@@ -236,6 +236,9 @@ def test_closed_loop_metrics_of_expert_and_floor(tiny_checkpoint):
         tiny = summarize([drive_episode(sim, ModelController(tiny_checkpoint), 5001, config)])
     assert expert['out_of_road_events'] == 0 and expert['crashes'] == 0
     assert expert['lateral_offset_p95_m'] < 0.6
+    # the route turns at the T junction about a tenth of the way in
+    kind, fraction = expert['per_episode'][0]['route_junctions'][0]
+    assert kind == 't_junction' and 0.05 < fraction < 0.15
     # one episode: its own offsets are the summary's
     assert expert['per_episode'][0]['lateral_offset_p95_m'] == expert['lateral_offset_p95_m']
     assert 0.25 < expert['autonomous_completion'] < 0.5      # 20 s of a ~520 m route

@@ -25,7 +25,7 @@ from signattn_driver.attention_overlay import attention_overlay
 LANE, ROUTE_LANE, BACKGROUND = (90, 90, 90), (150, 140, 120), (30, 30, 30)
 TRACE_CONTROLLER, TRACE_TAKEOVER = (80, 200, 80), (0, 160, 255)
 EVENT, CAR, TEXT = (40, 40, 230), (255, 255, 255), (235, 235, 235)
-MAP_MARGIN_M = 10.0
+MAP_MARGIN_M = 30.0            # room for a car that leaves the map
 CAR_LENGTH_PX = 9.0             # the car marker's size, whatever the map's scale
 
 

@@ -14,6 +14,8 @@ Metrics per controller (over all episodes):
 - lateral_offset_mean_m / _p95_m: |distance to the nearest lane centre| over the frames the
   controller was in charge and on the road; off_road_share: the share of its frames off it.
 - out_of_road_per_km: events per km driven (km while the controller was in charge).
+Per episode also `route_junctions`: the junctions on the route (kind, route fraction where
+the junction starts), to see whether a controller fails where the route turns off.
 
 Controllers share the small `Controller` interface: `ExpertController` (MetaDrive's IDM, the
 ceiling), `ZeroController` (wheel held straight, the floor), `ModelController` (a checkpoint
@@ -163,6 +165,7 @@ def drive_episode(sim: MetaDriveSim, controller: Controller, seed: int,
             frame after the controller answered, with the state whose image it saw.
     """
     state = sim.reset(seed)
+    junctions = sim.route_junctions()
     controller.reset()
     encode = [cv2.IMWRITE_JPEG_QUALITY, int(config.jpeg_quality)]
     rate = config.sim.rate_hz
@@ -219,7 +222,7 @@ def drive_episode(sim: MetaDriveSim, controller: Controller, seed: int,
                                       else first_event_progress),
             'out_of_road_events': events, 'km_in_charge': km_in_charge,
             'frames_in_charge': frames_in_charge, 'frames_off_road': frames_off_road,
-            'offsets_m': offsets}
+            'route_junctions': junctions, 'offsets_m': offsets}
 
 
 def summarize(episodes: list) -> dict:

@@ -332,6 +332,26 @@ class MetaDriveSim:
         nodes = nav.checkpoints
         return [(a, b, float(graph[a][b][0].length)) for a, b in zip(nodes[:-1], nodes[1:])]
 
+    def route_junctions(self) -> list:
+        """Where the route crosses a junction, in route order.
+
+        Returns:
+            [(kind, route fraction where the junction block starts)], kind one of
+            'intersection', 't_junction', 'roundabout' (MetaDrive block IDs X, T, O).
+        """
+        kinds = {'X': 'intersection', 'T': 't_junction', 'O': 'roundabout'}
+        blocks = self._env.current_map.blocks
+        total = max(sum(length for _, _, length in self._route), 1e-6)
+        done, junctions, previous = 0.0, [], None
+        for start, end, length in self._route:
+            block = next((b for b in blocks if end in b.block_network.graph.get(start, {})),
+                         None)
+            if block is not None and block.ID in kinds and block is not previous:
+                junctions.append((kinds[block.ID], round(done / total, 4)))
+            previous = block
+            done += length
+        return junctions
+
     def lane_outlines(self, step_m: float = 2.0) -> list:
         """Every lane of the current map as a polygon, for top-down drawings.
 
