@@ -49,7 +49,8 @@ test: install
 demo: install
 	$(BIN)/signattn demo
 
-# The shipped checkpoint's recipe end to end (docs/simulation.md): simulate, train, evaluate.
+# The shipped checkpoint's recipe end to end (docs/simulation.md): simulate, train, evaluate,
+# drive the 10 held-out maps 5001-5010 next to the expert and animate map 5001.
 reproduce: install
 	$(BIN)/signattn simulate --out $(REPRODUCE)/sim --minutes $(SIM_MINUTES) --seed 100
 	$(BIN)/signattn train --data $(REPRODUCE)/sim/dataset --config config/train_demo.yaml \
@@ -57,7 +58,8 @@ reproduce: install
 	$(BIN)/signattn evaluate --checkpoint $(REPRODUCE)/run/best.pt --data $(REPRODUCE)/sim/dataset \
 	  --methods attention,gradcam,lime,random,center --limit-frames 60 --lime-samples 300 \
 	  --out $(REPRODUCE)/report
-	$(BIN)/signattn drive-sim --checkpoint $(REPRODUCE)/run/best.pt --out $(REPRODUCE)/drive_sim.json
+	$(BIN)/signattn drive-sim --checkpoint $(REPRODUCE)/run/best.pt --out $(REPRODUCE)/drive_sim.json \
+	  --animation $(REPRODUCE)/drive_sim_5001.gif
 
 bench: install
 	$(BIN)/signattn benchmark predictor --out docs/results/predictor_cpu.json

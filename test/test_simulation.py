@@ -23,6 +23,118 @@ needs_sim = pytest.mark.skipif(
 SMALL = dict(width_px=160, height_px=80, traffic_density=0.0)
 
 
+def _jpegs(frames, width=320):
+    return [cv2.imencode('.jpg', cv2.resize(f, (width, width // 2)))[1].tobytes()
+            for f in frames]
+
+
+def test_controllers_share_a_small_interface_not_the_expert():
+    from signattn_driver.sim.closed_loop import (Controller, ExpertController,
+                                                 InverseRadiusController, ModelController,
+                                                 ZeroController)
+    for cls in (ExpertController, ZeroController, InverseRadiusController, ModelController):
+        assert issubclass(cls, Controller)
+    # the floor is not a kind of expert, and a model is not either
+    assert not issubclass(ZeroController, ExpertController)
+    assert not issubclass(ModelController, ExpertController)
+    assert ZeroController().steer(b'', 0, 5.0, sim=None) == 0.0
+    with pytest.raises(NotImplementedError):
+        Controller().steer(b'', 0, 5.0, sim=None)
+
+
+def test_model_controller_starts_sequences_by_the_sequence_rule(tiny_checkpoint, camera_frames):
+    from signattn_driver.sim.closed_loop import ModelController
+    jpegs = _jpegs(camera_frames[:5])
+    controller = ModelController(tiny_checkpoint, keep_attention=True)
+    period_ns, t0 = 50_000_000, 10**18
+
+    def run(start_ns):
+        return [controller.steer(j, start_ns + i * period_ns, 8.0, None)
+                for i, j in enumerate(jpegs)]
+    first = run(t0)
+    assert controller.sequence_starts == 1
+    assert controller.attention.shape == (10, 20)
+    assert controller.attention.sum() == pytest.approx(1.0, abs=1e-4)
+    # stamps go on at 20 Hz: the LSTM state is kept, so the same frames steer differently
+    later = t0 + len(jpegs) * period_ns
+    kept = run(later)
+    assert controller.sequence_starts == 1
+    assert np.max(np.abs(np.subtract(kept, first))) > 1e-6
+    # an explicit reset (a new episode) starts again, even with contiguous stamps
+    controller.reset()
+    assert run(later + len(jpegs) * period_ns) == pytest.approx(first, abs=1e-6)
+    # a gap longer than the rule's, and a backward jump, start again too
+    assert run(t0 + 10**10) == pytest.approx(first, abs=1e-6)
+    assert run(t0) == pytest.approx(first, abs=1e-6)
+    assert controller.sequence_starts == 4
+
+
+def test_relative_to_expert_ratios_and_goal():
+    from signattn_driver.sim.closed_loop import relative_to_expert
+
+    def metrics(auto, route, per_km, p95):
+        return {'autonomous_completion': auto, 'route_completion': route,
+                'out_of_road_per_km': per_km, 'lateral_offset_p95_m': p95}
+    rel = relative_to_expert({'expert': metrics(0.8, 1.0, 2.0, 0.3),
+                              'model': metrics(0.4, 0.5, 4.0, 0.6),
+                              'good': metrics(0.76, 0.9, 2.2, 0.45),
+                              'zero': metrics(0.1, 0.5, float('nan'), float('nan'))})
+    assert rel['expert']['autonomous_completion_ratio'] == 1.0 and rel['expert']['meets_goal']
+    assert rel['model']['autonomous_completion_ratio'] == pytest.approx(0.5)
+    assert rel['model']['out_of_road_per_km_ratio'] == pytest.approx(2.0)
+    assert not rel['model']['meets_goal']
+    assert rel['good']['meets_goal']          # 0.95 x, 1.1 x, 0.45 m
+    assert rel['zero']['out_of_road_per_km_ratio'] is None and not rel['zero']['meets_goal']
+    # an expert without events: any event makes the ratio undefined, none makes it 1
+    rel = relative_to_expert({'expert': metrics(1.0, 1.0, 0.0, 0.3),
+                              'a': metrics(1.0, 1.0, 1.5, 0.3), 'b': metrics(1.0, 1.0, 0.0, 0.3)})
+    assert rel['a']['out_of_road_per_km_ratio'] is None and not rel['a']['meets_goal']
+    assert rel['b']['out_of_road_per_km_ratio'] == 1.0 and rel['b']['meets_goal']
+    assert relative_to_expert({'model': metrics(1, 1, 0, 0)}) == {}
+
+
+def test_episode_animation_draws_attention_and_trace(tmp_path, camera_frames):
+    from PIL import Image
+
+    from signattn_driver.sim.animation import EpisodeAnimation, TRACE_CONTROLLER, TRACE_TAKEOVER
+    from signattn_driver.sim.metadrive_adapter import SimState
+
+    class FakeSim:
+        def lane_outlines(self):
+            road = np.array([[0, -2], [100, -2], [100, 2], [0, 2]], np.float32)
+            side = np.array([[50, 0], [54, 0], [54, 60], [50, 60]], np.float32)
+            return [(road, True), (side, False)]
+    attention = np.zeros((10, 20), np.float32)
+    attention[6:9, 14:17] = 1.0 / 9           # the model looks low on the right
+    animation = EpisodeAnimation(FakeSim(), lambda: attention, stride=2, panel_px=128)
+    image = cv2.resize(camera_frames[0], (320, 160))
+    for i in range(40):
+        state = SimState(image_bgr=image, time_s=i * 0.05, steering=0.0,
+                         front_wheel_angle_rad=0.0, speed_mps=8.0, lateral_offset_m=0.0,
+                         route_progress_m=2.0 * i, route_length_m=100.0,
+                         out_of_road=20 <= i < 25, crashed=False, arrived=False,
+                         position_m=(2.0 * i, 0.0), heading_rad=0.0)
+        animation(state, 0.2, 0.1, in_charge=not 20 < i < 30)
+    assert len(animation.frames) == 20 and animation.events == 1
+    path = animation.save(tmp_path / 'episode.gif')
+    with Image.open(path) as gif:
+        assert gif.n_frames == 20 and gif.size == (256, 128)
+        assert gif.info['duration'] == 100        # 2 frames at 20 Hz: played in real time
+        gif.seek(19)
+        last = np.asarray(gif.convert('RGB'))[:, :, ::-1].astype(int)
+    camera, top_down = last[:64, :128], last[:, 128:]
+
+    def near(panel, bgr):
+        return int((np.abs(panel - np.array(bgr)).sum(axis=2) < 60).sum())
+    # the trace shows who drove: green while the controller had the wheel, orange after
+    assert near(top_down, TRACE_CONTROLLER) > 10 and near(top_down, TRACE_TAKEOVER) > 10
+    # the attention overlay is hot (red) where the model looked, cold (blue) on the left
+    redness = camera[:, :, 2] - camera[:, :, 0]
+    assert redness[36:54, 88:106].mean() > redness[:, :40].mean() + 80
+    with pytest.raises(ValueError):
+        EpisodeAnimation(FakeSim()).save(tmp_path / 'empty.gif')
+
+
 def test_adapter_reports_the_missing_extra():
     code = ("import sys\n"
             "sys.modules['metadrive'] = None\nsys.modules['panda3d'] = None\n"
@@ -124,11 +236,87 @@ def test_closed_loop_metrics_of_expert_and_floor(tiny_checkpoint):
         tiny = summarize([drive_episode(sim, ModelController(tiny_checkpoint), 5001, config)])
     assert expert['out_of_road_events'] == 0 and expert['crashes'] == 0
     assert expert['lateral_offset_p95_m'] < 0.6
+    # the route turns at the T junction about a tenth of the way in
+    kind, fraction = expert['per_episode'][0]['route_junctions'][0]
+    assert kind == 't_junction' and 0.05 < fraction < 0.15
+    # one episode: its own offsets are the summary's
+    assert expert['per_episode'][0]['lateral_offset_p95_m'] == expert['lateral_offset_p95_m']
     assert 0.25 < expert['autonomous_completion'] < 0.5      # 20 s of a ~520 m route
     assert zero['autonomous_completion'] < 0.6 * expert['autonomous_completion']
     assert zero['out_of_road_events'] >= 1 and zero['out_of_road_per_km'] > 1.0
     # an untrained model drives too: every frame went through it, the metrics are finite
     assert tiny['per_episode'][0]['frames'] == 40 and math.isfinite(tiny['route_completion'])
+
+
+@needs_sim
+@pytest.mark.slow
+def test_drive_sim_cli_reports_ratios_and_writes_the_animation(tmp_path, tiny_checkpoint,
+                                                               capsys):
+    import json
+
+    from PIL import Image
+
+    from signattn_driver.cli import main
+    out, gif = tmp_path / 'drive.json', tmp_path / 'episode.gif'
+    rc = main(['drive-sim', '--checkpoint', str(tiny_checkpoint), '--seeds', '5001',
+               '--max-seconds', '1.5', '--traffic', '0', '--out', str(out),
+               '--animation', str(gif), '--animation-stride', '3'])
+    assert rc == 0
+    results = json.loads(out.read_text())
+    assert set(results['controllers']) == {'expert', 'zero', 'model'}
+    rel = results['relative_to_expert']
+    expert, model = results['controllers']['expert'], results['controllers']['model']
+    assert rel['expert']['autonomous_completion_ratio'] == 1.0
+    assert rel['model']['autonomous_completion_ratio'] == pytest.approx(
+        model['autonomous_completion'] / expert['autonomous_completion'])
+    assert 'auto/exp' in capsys.readouterr().out
+    # 30 frames of the animated episode, every 3rd kept: camera + strip | top-down map
+    assert results['animation']['frames'] == 30 and results['animation']['animation_frames'] == 10
+    with Image.open(gif) as image:
+        assert image.n_frames == 10 and image.size == (512, 256)
+
+
+@needs_sim
+@pytest.mark.slow
+def test_dagger_drive_is_labelled_by_the_expert(tmp_path, tiny_checkpoint, monkeypatch):
+    from signattn_driver.sim import closed_loop, recording
+    log = {'expert': [], 'model': [], 'applied': []}
+
+    class LoggedSim(MetaDriveSim):
+        def expert_action(self):
+            action = super().expert_action()
+            log['expert'].append(action[0])
+            return action
+
+        def step(self, steering, throttle):
+            log['applied'].append(steering)
+            return super().step(steering, throttle)
+
+    class LoggedModel(closed_loop.ModelController):
+        def steer(self, jpeg, stamp_ns, speed_mps, sim):
+            log['model'].append(super().steer(jpeg, stamp_ns, speed_mps, sim))
+            return log['model'][-1]
+    monkeypatch.setattr(recording, 'MetaDriveSim', LoggedSim)
+    monkeypatch.setattr(closed_loop, 'ModelController', LoggedModel)
+    config = SimulationConfig(minutes=3 / 60, seed=3, sim=SimConfig(**SMALL),
+                              noise=NoiseConfig(amplitude=0.0), val_every=0, write_bags=False,
+                              policy=str(tiny_checkpoint), beta=0.25)
+    result = simulate(tmp_path / 'dagger', config)
+    drive_summary = result['drives'][0]
+    assert result['frames'] == 60 and drive_summary['policy_frames'] == 60
+    expert, model = np.array(log['expert']), np.array(log['model'])
+    assert len(expert) == len(model) == len(log['applied']) == 60
+    # the model steered: 3/4 of its command and 1/4 of the expert's were applied ...
+    np.testing.assert_allclose(log['applied'], 0.25 * expert + 0.75 * model, atol=1e-12)
+    assert drive_summary['policy_expert_mae'] == pytest.approx(np.mean(np.abs(model - expert)))
+    assert drive_summary['policy_expert_mae'] > 0.005
+    # ... and every visited frame is labelled with the expert's command, not the blend
+    labels = Dataset(tmp_path / 'dagger' / 'dataset').drive(drive_summary['name']).labels
+    profile = load_vehicle('metadrive')
+    np.testing.assert_allclose(labels['steering_wheel_rad'],
+                               [steering_wheel_rad(s, profile) for s in expert], atol=1e-9)
+    with pytest.raises(ValueError):
+        SimulationConfig(beta=1.5)
 
 
 def test_ros_controller_steers_like_the_in_process_model(tiny_checkpoint, camera_frames,
@@ -138,15 +326,30 @@ def test_ros_controller_steers_like_the_in_process_model(tiny_checkpoint, camera
     from signattn_driver.ros.sim_controller import RosController
     model = ModelController(tiny_checkpoint, vehicle='metadrive')
     ros = RosController(tiny_checkpoint, vehicle='metadrive')
+    jpegs = [cv2.imencode('.jpg', frame)[1].tobytes() for frame in camera_frames]
     try:
-        for i, frame in enumerate(camera_frames):
-            jpeg = cv2.imencode('.jpg', frame)[1].tobytes()
+        ros.reset()
+        model.reset()          # a new episode before the node has seen a frame: nothing to do
+        first = []
+        for i, jpeg in enumerate(jpegs):
             stamp_ns = 10**18 + i * 50_000_000
             through_node = ros.steer(jpeg, stamp_ns, 8.0, sim=None)
             in_process = model.steer(jpeg, stamp_ns, 8.0, sim=None)
             # same checkpoint, same JPEG, same preprocessing on the CPU: same command
             assert through_node == pytest.approx(in_process, abs=1e-4)
             assert in_process != 0.0
+            first.append(in_process)
+        # a new episode with contiguous stamps: both restart their LSTM (the node through
+        # its ~/reset_state service) and steer as at the first frames
+        ros.reset()
+        model.reset()
+        assert ros.resets == 1
+        for i, jpeg in enumerate(jpegs[:3]):
+            stamp_ns = 10**18 + (len(jpegs) + i) * 50_000_000
+            through_node = ros.steer(jpeg, stamp_ns, 8.0, sim=None)
+            assert through_node == pytest.approx(model.steer(jpeg, stamp_ns, 8.0, sim=None),
+                                                 abs=1e-4)
+            assert through_node == pytest.approx(first[i], abs=1e-4)
     finally:
         ros.close()
     assert ros.process.returncode is not None      # the node subprocess was stopped

@@ -13,19 +13,32 @@ def register(subparsers):
         description='Let a checkpoint steer the simulated car (in-process, or through the '
         'real drive node over DDS with --through-ros) on held-out maps; report route '
         'completion, lateral offset and out-of-road events per km next to the IDM expert and '
-        'a zero-steering floor. Metrics: docs/simulation.md.')
+        'a zero-steering floor, and each as a ratio to the expert. --animation writes a GIF '
+        'of one episode: the attention overlay beside the top-down route. Metrics: '
+        'docs/simulation.md.')
     p.add_argument('--checkpoint', type=Path, help='checkpoint to drive with (omit: '
                    'baselines only)')
     p.add_argument('--through-ros', action='store_true',
                    help='drive through drive_node (subprocess) instead of in-process')
-    p.add_argument('--seeds', type=int, nargs='+', help='map seeds (default: 5001 5002 5003)')
+    p.add_argument('--seeds', type=int, nargs='+',
+                   help='map seeds (default: 5001-5010, maps no training run has seen)')
     p.add_argument('--max-seconds', type=float, default=150.0, help='per episode')
     p.add_argument('--takeover', type=float, default=2.0,
                    help='seconds the expert drives after an out-of-road event')
     p.add_argument('--traffic', type=float, default=0.05, help='MetaDrive traffic density')
     p.add_argument('--no-baselines', action='store_true', help='skip expert and zero runs')
     p.add_argument('--device', default='cpu', help='in-process model device')
+    p.add_argument('--threads', type=int, default=0,
+                   help='torch CPU threads of the model, in-process or in the node (0: torch '
+                   'default)')
     p.add_argument('--out', type=Path, help='also write the results as JSON here')
+    p.add_argument('--animation', type=Path, metavar='FILE.gif',
+                   help='also drive one episode in-process with the checkpoint and write it '
+                   'as a GIF: attention overlay beside the top-down route and trace')
+    p.add_argument('--animation-seed', type=int,
+                   help='map of the animated episode (default: the first of --seeds)')
+    p.add_argument('--animation-stride', type=int, default=2,
+                   help='keep every Nth frame in the animation (2: 10 frames/s, real time)')
     p.set_defaults(func=run)
 
 
@@ -33,6 +46,7 @@ def run(args) -> int:
     """Build the controllers, drive, print a table and the JSON."""
     from tqdm import tqdm
 
+    from signattn_driver.sim.animation import animate_episode
     from signattn_driver.sim.closed_loop import (ClosedLoopConfig, ClosedLoopError,
                                                  evaluate_controllers, ExpertController,
                                                  ModelController, ZeroController)
@@ -40,12 +54,21 @@ def run(args) -> int:
 
     if args.checkpoint is None and args.no_baselines:
         raise CliError('nothing to drive: give --checkpoint or drop --no-baselines')
+    if args.animation is not None and args.checkpoint is None:
+        raise CliError('--animation needs --checkpoint (it shows the model\'s attention)')
+    if args.animation is not None and args.animation.suffix.lower() != '.gif':
+        raise CliError(f'--animation writes a GIF; got {args.animation}')
     if args.checkpoint is not None and not args.checkpoint.is_file():
         raise CliError(f'no checkpoint at {args.checkpoint}')
     try:
         require()
     except SimulatorError as err:
         raise CliError(str(err)) from err
+    if args.threads < 0:
+        raise CliError(f'--threads must be >= 0, got {args.threads}')
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
     config = ClosedLoopConfig(max_seconds=args.max_seconds, takeover_s=args.takeover,
                               sim=SimConfig(traffic_density=args.traffic))
     if args.seeds:
@@ -56,7 +79,7 @@ def run(args) -> int:
         if args.checkpoint is not None:
             if args.through_ros:
                 from signattn_driver.ros.sim_controller import RosController
-                ros = RosController(args.checkpoint)
+                ros = RosController(args.checkpoint, num_threads=args.threads)
                 controllers.append(ros)
             else:
                 controllers.append(ModelController(args.checkpoint, device=args.device))
@@ -71,18 +94,43 @@ def run(args) -> int:
                 bar.set_postfix_str(f'{name} map {seed}')
             results = evaluate_controllers(controllers, config, progress=progress)
             bar.update(bar.total - bar.n)
+        if args.animation is not None:
+            seed = config.seeds[0] if args.animation_seed is None else args.animation_seed
+            animated = ModelController(args.checkpoint, device=args.device,
+                                       keep_attention=True)
+            results['animation'] = animate_episode(animated, seed, config, args.animation,
+                                                   stride=args.animation_stride)
     except (SimulatorError, ClosedLoopError) as err:
         raise CliError(str(err)) from err
     finally:
         if ros is not None:
             ros.close()
-    print(f'{"controller":<10} {"route":>6} {"auto":>6} {"lat mean":>9} {"lat p95":>8} '
-          f'{"oor/km":>7} {"off":>5} {"crash":>5}')
-    for name, m in results['controllers'].items():
-        print(f'{name:<10} {m["route_completion"]:>6.2f} {m["autonomous_completion"]:>6.2f} '
-              f'{m["lateral_offset_mean_m"]:>8.2f}m {m["lateral_offset_p95_m"]:>7.2f}m '
-              f'{m["out_of_road_per_km"]:>7.2f} {m["off_road_share"]:>5.2f} {m["crashes"]:>5d}')
+    print(format_table(results))
+    if 'animation' in results:
+        print(f'animation: {results["animation"]["animation"]} (map '
+              f'{results["animation"]["seed"]}, {results["animation"]["animation_frames"]} '
+              'frames)')
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2, sort_keys=True) + '\n')
     return 0
+
+
+def _fmt(value, spec):
+    return '-' if value is None else format(value, spec)
+
+
+def format_table(results: dict) -> str:
+    """Return the metrics table: per controller, with auto completion and events/km / expert."""
+    relative = results.get('relative_to_expert', {})
+    lines = [f'{"controller":<10} {"route":>6} {"auto":>6} {"auto/exp":>8} {"lat mean":>9} '
+             f'{"lat p95":>8} {"oor/km":>7} {"/exp":>5} {"off":>5} {"crash":>5} {"steps/s":>7}']
+    for name, m in results['controllers'].items():
+        r = relative.get(name, {})
+        lines.append(
+            f'{name:<10} {m["route_completion"]:>6.2f} {m["autonomous_completion"]:>6.2f} '
+            f'{_fmt(r.get("autonomous_completion_ratio"), ".2f"):>8} '
+            f'{m["lateral_offset_mean_m"]:>8.2f}m {m["lateral_offset_p95_m"]:>7.2f}m '
+            f'{m["out_of_road_per_km"]:>7.2f} {_fmt(r.get("out_of_road_per_km_ratio"), ".1f"):>5} '
+            f'{m["off_road_share"]:>5.2f} {m["crashes"]:>5d} {m["steps_per_s"]:>7.1f}')
+    return '\n'.join(lines)

@@ -11,7 +11,10 @@ def register(subparsers):
         'simulate', help='record simulated drives (MetaDrive; needs `pip install .[sim]`)',
         description='Drive MetaDrive maps with its IDM expert, perturb the steering with '
         'triangular pulses so recovery is in the data, and write ROS 2 bags (bag_layout) and a '
-        'training dataset with lane-marking/road-edge masks. Layout: docs/simulation.md.')
+        'training dataset with lane-marking/road-edge masks (DART-style noise injection: the '
+        'label is always the expert\'s command). With --policy a checkpoint steers, blended '
+        'with the expert by --beta, and the expert labels every visited frame (DAgger-style '
+        'aggregation). Layout: docs/simulation.md.')
     p.add_argument('--out', type=Path, required=True, help='output folder')
     p.add_argument('--minutes', type=float, default=1.0, help='minutes of driving (20 Hz)')
     p.add_argument('--seed', type=int, default=0, help='first map seed; drive k uses seed + k')
@@ -27,6 +30,14 @@ def register(subparsers):
     p.add_argument('--max-drive-seconds', type=float, default=180.0)
     p.add_argument('--val-every', type=int, default=5,
                    help="every Nth drive goes to the 'val' split (0: none)")
+    p.add_argument('--policy', type=Path, metavar='CHECKPOINT',
+                   help='DAgger: this model steers (blended with the expert by --beta); the '
+                   'expert still labels every frame')
+    p.add_argument('--beta', type=float, default=0.5,
+                   help="DAgger: the expert's share of the applied steering, 0..1 (default 0.5)")
+    p.add_argument('--takeover', type=float, default=2.0,
+                   help='DAgger: seconds the expert alone drives after an out-of-road event')
+    p.add_argument('--device', default='cpu', help='DAgger: device of the --policy model')
     p.add_argument('--no-dataset', action='store_true', help='write the bags only')
     p.add_argument('--no-bags', action='store_true', help='write the dataset only')
     p.add_argument('--force', action='store_true', help='replace existing output')
@@ -40,6 +51,8 @@ def run(args) -> int:
     from signattn_driver.sim.metadrive_adapter import require, SimConfig, SimulatorError
     from signattn_driver.sim.recording import (NoiseConfig, simulate, SimulationConfig,
                                                SimulationError)
+    if args.policy is not None and not args.policy.is_file():
+        raise CliError(f'no checkpoint at {args.policy}')
     try:
         require()
         config = SimulationConfig(
@@ -50,7 +63,9 @@ def run(args) -> int:
                               duration_s=args.noise_duration),
             jpeg_quality=args.jpeg_quality, max_drive_s=args.max_drive_seconds,
             write_bags=not args.no_bags, write_dataset=not args.no_dataset,
-            val_every=args.val_every)
+            val_every=args.val_every,
+            policy=None if args.policy is None else str(args.policy), beta=args.beta,
+            takeover_s=args.takeover, policy_device=args.device)
         total = int(round(args.minutes * 60 * config.sim.rate_hz))
         with tqdm(total=total, unit='frame', desc='simulate') as bar:
             def progress(done):

@@ -12,6 +12,7 @@ from geometry_msgs.msg import Vector3Stamped
 import rclpy
 from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage
+from std_srvs.srv import Trigger
 
 from signattn_driver.data.labels import stamp_ns_of
 from signattn_driver.ros.node_process import NodeProcess, NodeProcessError
@@ -22,14 +23,18 @@ class RosController(InverseRadiusController):
     """The real drive node: frames out on a CompressedImage topic, `steering/command` back.
 
     Lock-step: each frame is published and the node's command for that frame's stamp is
-    awaited, so the simulation never runs ahead of the node.
+    awaited, so the simulation never runs ahead of the node. The node applies the sequence rule
+    (`signattn_driver.data.sequence_rule`) itself: a stamp gap or backward jump restarts its
+    LSTM; `reset()` (a new episode) calls its `~/reset_state` service, the explicit reset.
     """
 
     name = 'ros'
     CAMERA_TOPIC = '/sim/center_camera/image_color/compressed'
     COMMAND_TOPIC = '/sim/steering/command'
+    RESET_SERVICE = '/drive_node/reset_state'
 
-    def __init__(self, checkpoint_path, vehicle='metadrive', timeout_s: float = 30.0):
+    def __init__(self, checkpoint_path, vehicle='metadrive', timeout_s: float = 30.0,
+                 num_threads: int = 0):
         super().__init__(vehicle)
         self.timeout_s = timeout_s
         self._rclpy, self._msg = rclpy, CompressedImage
@@ -39,7 +44,8 @@ class RosController(InverseRadiusController):
             env.pop('PYTHONUTF8')      # Panda3D sets 'on', which Python refuses at start-up
         self.node_process = NodeProcess(
             parameters={'checkpoint': Path(checkpoint_path), 'device': 'cpu',
-                        'vehicle': vehicle, 'publish_attention': False},
+                        'vehicle': vehicle, 'publish_attention': False,
+                        'num_threads': int(num_threads)},
             remaps={'image/compressed': self.CAMERA_TOPIC,
                     'steering/command': self.COMMAND_TOPIC}, env=env)
         self.process = self.node_process.process
@@ -49,6 +55,9 @@ class RosController(InverseRadiusController):
         self._pub = self.node.create_publisher(CompressedImage, self.CAMERA_TOPIC, 10)
         self._answers = {}
         self.node.create_subscription(Vector3Stamped, self.COMMAND_TOPIC, self._on_command, 10)
+        self._reset_client = self.node.create_client(Trigger, self.RESET_SERVICE)
+        self._answered = False      # the node has answered a frame since it started
+        self.resets = 0
         self._executor = rclpy.executors.SingleThreadedExecutor(context=self._context)
         self._executor.add_node(self.node)
 
@@ -60,6 +69,31 @@ class RosController(InverseRadiusController):
             self.node_process.check_alive()
         except NodeProcessError as err:
             raise ClosedLoopError(str(err)) from err
+
+    def reset(self):
+        """Make the node start a new sequence at the next frame (its ~/reset_state service).
+
+        Before the node has answered any frame there is no state to forget: its first frame
+        starts a sequence.
+        """
+        if not self._answered:
+            return
+        deadline = time.monotonic() + self.timeout_s
+        while not self._reset_client.service_is_ready():
+            self._check_alive()
+            if time.monotonic() > deadline:
+                raise ClosedLoopError(f'drive_node offers no {self.RESET_SERVICE}')
+            self._executor.spin_once(timeout_sec=0.05)
+        future = self._reset_client.call_async(Trigger.Request())
+        while not future.done():
+            self._check_alive()
+            if time.monotonic() > deadline:
+                raise ClosedLoopError(f'no answer from {self.RESET_SERVICE} in '
+                                      f'{self.timeout_s} s')
+            self._executor.spin_once(timeout_sec=0.01)
+        if not future.result().success:
+            raise ClosedLoopError(f'{self.RESET_SERVICE} failed: {future.result().message}')
+        self.resets += 1
 
     def steer(self, jpeg, stamp_ns, speed_mps, sim) -> float:
         """Publish the frame, wait for the node's command with the same stamp."""
@@ -83,6 +117,7 @@ class RosController(InverseRadiusController):
             self._executor.spin_once(timeout_sec=0.01)
         u = self._answers.pop(stamp_ns)
         self._answers.clear()
+        self._answered = True
         return self.command(u, speed_mps)
 
     def close(self):

@@ -14,10 +14,17 @@ Metrics per controller (over all episodes):
 - lateral_offset_mean_m / _p95_m: |distance to the nearest lane centre| over the frames the
   controller was in charge and on the road; off_road_share: the share of its frames off it.
 - out_of_road_per_km: events per km driven (km while the controller was in charge).
+Per episode also `route_junctions`: the junctions on the route (kind, route fraction where
+the junction starts), to see whether a controller fails where the route turns off.
 
-Controllers: `ExpertController` (MetaDrive's IDM, the ceiling), `ZeroController` (wheel held
-straight, the floor), `ModelController` (a checkpoint through `Predictor`, in-process) and
-`signattn_driver.ros.sim_controller.RosController` (the real drive node over DDS).
+Controllers share the small `Controller` interface: `ExpertController` (MetaDrive's IDM, the
+ceiling), `ZeroController` (wheel held straight, the floor), `ModelController` (a checkpoint
+through `Predictor`, in-process) and `signattn_driver.ros.sim_controller.RosController` (the
+real drive node over DDS). The model controllers start an LSTM sequence where
+`signattn_driver.data.sequence_rule` says: at each episode start (explicit reset) and at a stamp
+gap or backward jump, as in training and in the node.
+
+`relative_to_expert` puts each controller next to the expert as ratios (model / expert).
 """
 
 from dataclasses import asdict, dataclass, field
@@ -28,12 +35,14 @@ import time
 import cv2
 import numpy as np
 
+from signattn_driver.data.sequence_rule import SequenceTracker
 from signattn_driver.sim.metadrive_adapter import (front_wheel_rad_to_steering, MetaDriveSim,
                                                    SimConfig)
 from signattn_driver.vehicle import load_vehicle, steering_from_inverse_radius
 
-# Maps signattn simulate does not visit by default (its drives start at --seed, 0 or 100).
-HELD_OUT_SEEDS = (5001, 5002, 5003)
+# Maps no training run has visited: `signattn simulate` drives maps --seed, --seed + 1, ...;
+# the shipped models were trained on maps 100-111 and 1000-1029.
+HELD_OUT_SEEDS = tuple(range(5001, 5011))
 STAMP_ORIGIN_NS = 1_700_000_000 * 10**9
 
 log = logging.getLogger(__name__)
@@ -59,20 +68,30 @@ class ClosedLoopConfig:
         return asdict(self)
 
 
-class ExpertController:
-    """MetaDrive's IDM expert (the ceiling)."""
+class Controller:
+    """What drives the car in `drive_episode`: a steering command per camera frame."""
+
+    name = 'controller'
+
+    def reset(self):
+        """Start a new episode (a new map); the next frame begins a new sequence."""
+
+    def steer(self, jpeg: bytes, stamp_ns: int, speed_mps: float, sim: MetaDriveSim) -> float:
+        """Return the steering command in [-1, 1] (+ = left) for this frame."""
+        raise NotImplementedError
+
+
+class ExpertController(Controller):
+    """MetaDrive's IDM expert (the ceiling); it sees the map, not the camera."""
 
     name = 'expert'
 
-    def reset(self):
-        """Nothing to forget."""
-
-    def steer(self, jpeg: bytes, stamp_ns: int, speed_mps: float, sim: MetaDriveSim) -> float:
+    def steer(self, jpeg, stamp_ns, speed_mps, sim) -> float:
         """Return the expert's steering command."""
         return sim.expert_action()[0]
 
 
-class ZeroController(ExpertController):
+class ZeroController(Controller):
     """Wheel held straight (the floor)."""
 
     name = 'zero'
@@ -82,7 +101,7 @@ class ZeroController(ExpertController):
         return 0.0
 
 
-class InverseRadiusController(ExpertController):
+class InverseRadiusController(Controller):
     """Shared: turn the model's u (1/m) into a MetaDrive command for the simulated car."""
 
     def __init__(self, vehicle='metadrive'):
@@ -97,31 +116,56 @@ class InverseRadiusController(ExpertController):
 
 
 class ModelController(InverseRadiusController):
-    """A checkpoint driving in-process through `Predictor` (same preprocessing as the node)."""
+    """A checkpoint driving in-process through `Predictor` (same preprocessing as the node).
+
+    The LSTM state restarts where the sequence rule says (`SequenceTracker`): at the first
+    frame after `reset()` and at a stamp gap or backward jump. With `keep_attention` the
+    attention map of the last frame is kept in `attention` (for animations).
+    """
 
     name = 'model'
 
-    def __init__(self, checkpoint_path, device='cpu', vehicle='metadrive'):
+    def __init__(self, checkpoint_path, device='cpu', vehicle='metadrive',
+                 keep_attention: bool = False):
         super().__init__(vehicle)
         from signattn_driver.predictor import Predictor
         from signattn_driver.preprocessing import decode_image
         self._decode = decode_image
         self.predictor = Predictor(checkpoint_path, device=device)
+        self.tracker = SequenceTracker()
+        self.keep_attention = keep_attention
+        self.attention = None
+        self.sequence_starts = 0
 
     def reset(self):
-        """Start a new sequence (a new map)."""
-        self.predictor.reset()
+        """Start a new sequence at the next frame (a new map)."""
+        self.tracker.request_reset()
 
     def steer(self, jpeg, stamp_ns, speed_mps, sim) -> float:
         """Run the network on the decoded frame."""
-        u, _ = self.predictor.step(self._decode(jpeg), 'bgr', want_attention=False)
+        if self.tracker.observe(stamp_ns):
+            self.predictor.reset()
+            self.sequence_starts += 1
+        u, self.attention = self.predictor.step(self._decode(jpeg), 'bgr',
+                                                want_attention=self.keep_attention)
         return self.command(u, speed_mps)
 
 
-def drive_episode(sim: MetaDriveSim, controller, seed: int, config: ClosedLoopConfig,
-                  episode_index: int = 0) -> dict:
-    """Drive one map with `controller`; return the episode's raw measurements."""
+def drive_episode(sim: MetaDriveSim, controller: Controller, seed: int,
+                  config: ClosedLoopConfig, episode_index: int = 0, observer=None) -> dict:
+    """Drive one map with `controller`; return the episode's raw measurements.
+
+    Args:
+        sim: the simulator (reset to map `seed` here).
+        controller: what steers while it is in charge.
+        seed: map seed.
+        config: limits and takeover.
+        episode_index: stamps of episode k start k hours after STAMP_ORIGIN_NS.
+        observer: optional callable(state, command, expert_steering, in_charge) called each
+            frame after the controller answered, with the state whose image it saw.
+    """
     state = sim.reset(seed)
+    junctions = sim.route_junctions()
     controller.reset()
     encode = [cv2.IMWRITE_JPEG_QUALITY, int(config.jpeg_quality)]
     rate = config.sim.rate_hz
@@ -150,6 +194,8 @@ def drive_episode(sim: MetaDriveSim, controller, seed: int, config: ClosedLoopCo
         else:
             takeover_left -= 1
             command = expert_steering
+        if observer is not None:
+            observer(state, command, expert_steering, in_charge)
         state = sim.step(command, throttle)
         if in_charge:
             km_in_charge += state.speed_mps / rate / 1000.0
@@ -176,7 +222,7 @@ def drive_episode(sim: MetaDriveSim, controller, seed: int, config: ClosedLoopCo
                                       else first_event_progress),
             'out_of_road_events': events, 'km_in_charge': km_in_charge,
             'frames_in_charge': frames_in_charge, 'frames_off_road': frames_off_road,
-            'offsets_m': offsets}
+            'route_junctions': junctions, 'offsets_m': offsets}
 
 
 def summarize(episodes: list) -> dict:
@@ -201,15 +247,69 @@ def summarize(episodes: list) -> dict:
         'out_of_road_per_km': float(events / km) if km > 0 else float('nan'),
         'crashes': sum(e['end'] == 'crashed' for e in episodes),
         'steps_per_s': frames / wall if wall > 0 else float('nan'),
-        'per_episode': [{k: v for k, v in e.items() if k != 'offsets_m'} for e in episodes],
+        'per_episode': [_episode_report(e) for e in episodes],
     }
+
+
+def _episode_report(episode: dict) -> dict:
+    """Return an episode's measurements with its lateral offsets as mean and p95."""
+    report = {k: v for k, v in episode.items() if k != 'offsets_m'}
+    offsets = np.asarray(episode.get('offsets_m', ()), np.float64)
+    report['lateral_offset_mean_m'] = float(offsets.mean()) if len(offsets) else float('nan')
+    report['lateral_offset_p95_m'] = (float(np.percentile(offsets, 95)) if len(offsets)
+                                      else float('nan'))
+    return report
+
+
+# The goal a model is held to next to the expert on held-out maps (issue 13).
+GOAL = {'autonomous_completion_ratio_min': 0.9, 'out_of_road_per_km_ratio_max': 1.2,
+        'lateral_offset_p95_m_max': 0.5}
+
+
+def _ratio(value: float, reference: float):
+    """Return value / reference; None where undefined (0 / 0 gives 1: both perfect)."""
+    if not (math.isfinite(value) and math.isfinite(reference)):
+        return None
+    if reference == 0:
+        return 1.0 if value == 0 else None
+    return value / reference
+
+
+def relative_to_expert(controllers: dict) -> dict:
+    """Each controller's metrics as ratios to the expert's, and whether it meets `GOAL`.
+
+    Args:
+        controllers: {name: summarize() output}, with an 'expert' entry.
+
+    Returns:
+        {name: {'autonomous_completion_ratio', 'route_completion_ratio',
+        'out_of_road_per_km_ratio' (None where the expert had no event and the controller
+        had some), 'lateral_offset_p95_m', 'meets_goal'}}; {} without an expert.
+    """
+    expert = controllers.get('expert')
+    if expert is None:
+        return {}
+    out = {}
+    for name, m in controllers.items():
+        auto = _ratio(m['autonomous_completion'], expert['autonomous_completion'])
+        per_km = _ratio(m['out_of_road_per_km'], expert['out_of_road_per_km'])
+        p95 = m['lateral_offset_p95_m']
+        out[name] = {
+            'autonomous_completion_ratio': auto,
+            'route_completion_ratio': _ratio(m['route_completion'], expert['route_completion']),
+            'out_of_road_per_km_ratio': per_km, 'lateral_offset_p95_m': p95,
+            'meets_goal': bool(auto is not None and auto >= GOAL['autonomous_completion_ratio_min']
+                               and per_km is not None
+                               and per_km <= GOAL['out_of_road_per_km_ratio_max']
+                               and math.isfinite(p95) and p95 <= GOAL['lateral_offset_p95_m_max'])}
+    return out
 
 
 def evaluate_controllers(controllers: list, config: ClosedLoopConfig, progress=None) -> dict:
     """Drive every controller over the same maps; return {controller name: metrics}.
 
     Args:
-        controllers: objects with .name, .reset() and .steer(jpeg, stamp_ns, speed_mps, sim).
+        controllers: `Controller`s (.name, .reset(), .steer(jpeg, stamp_ns, speed_mps, sim)).
         config: maps, limits, takeover.
         progress: optional callable(controller_name, seed) called before each episode.
     """
@@ -224,4 +324,5 @@ def evaluate_controllers(controllers: list, config: ClosedLoopConfig, progress=N
             results[controller.name] = summarize(episodes)
             log.info('%s: %s', controller.name, {k: v for k, v in results[controller.name]
                                                  .items() if k != 'per_episode'})
-    return {'config': config.to_dict(), 'controllers': results}
+    return {'config': config.to_dict(), 'controllers': results,
+            'relative_to_expert': relative_to_expert(results), 'goal': GOAL}

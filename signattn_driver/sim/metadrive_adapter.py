@@ -328,6 +328,48 @@ class MetaDriveSim:
         nodes = nav.checkpoints
         return [(a, b, float(graph[a][b][0].length)) for a, b in zip(nodes[:-1], nodes[1:])]
 
+    def route_junctions(self) -> list:
+        """Where the route crosses a junction, in route order.
+
+        Returns:
+            [(kind, route fraction where the junction block starts)], kind one of
+            'intersection', 't_junction', 'roundabout' (MetaDrive block IDs X, T, O).
+        """
+        kinds = {'X': 'intersection', 'T': 't_junction', 'O': 'roundabout'}
+        blocks = self._env.current_map.blocks
+        total = max(sum(length for _, _, length in self._route), 1e-6)
+        done, junctions, previous = 0.0, [], None
+        for start, end, length in self._route:
+            block = next((b for b in blocks if end in b.block_network.graph.get(start, {})),
+                         None)
+            if block is not None and block.ID in kinds and block is not previous:
+                junctions.append((kinds[block.ID], round(done / total, 4)))
+            previous = block
+            done += length
+        return junctions
+
+    def lane_outlines(self, step_m: float = 2.0) -> list:
+        """Every lane of the current map as a polygon, for top-down drawings.
+
+        Returns:
+            [(polygon (N, 2) float32 Panda3D world x, y in m (as `SimState.position_m`),
+            on_route bool)], one per lane.
+        """
+        graph = self._env.current_map.road_network.graph
+        route = {(a, b) for a, b, _ in self._route or ()}
+        outlines = []
+        for start, ends in graph.items():
+            for end, lanes in ends.items():
+                for lane in lanes:
+                    s = np.linspace(0.0, lane.length, max(2, int(lane.length / step_m) + 1))
+                    half = lane.width_at(0) / 2
+                    left = [lane.position(si, -half) for si in s]
+                    right = [lane.position(si, half) for si in s[::-1]]
+                    xy = np.array(left + right, np.float32)
+                    xy[:, 1] *= -1      # MetaDrive's 2-D frame flips Panda3D's y
+                    outlines.append((xy, (start, end) in route))
+        return outlines
+
     def _route_progress(self) -> tuple:
         """Return (metres along the route to the car, route length)."""
         nav = self.vehicle.navigation

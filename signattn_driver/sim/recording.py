@@ -5,7 +5,15 @@ Each drive is one procedural map (one seed) from its start to its destination. E
 an occasional triangular steering pulse (`NoiseConfig`), so the car drifts and the expert's
 next commands steer it back: recovery is in the data, as in the camera-offset augmentation of
 end-to-end driving. The label of a frame is the expert's command for that frame, never the
-noise, so a model learns to recover, not to swerve.
+noise, so a model learns to recover, not to swerve. This is DART-style noise injection
+(Laskey et al. 2017: perturb the supervisor while it drives, label with its intended action).
+
+With a `policy` checkpoint the drives are DAgger-style aggregation (Ross et al. 2011): the
+model steers, blended with the expert as beta * s_e + (1 - beta) * s_model, so the car visits
+the states the model's own mistakes lead to, and every visited frame is still labelled with
+the expert's command s_e. After an out-of-road event the expert alone drives for `takeover_s`,
+so a drive goes on instead of ending off the road. Train on the new dataset together with the
+earlier ones (`signattn train --data OLD NEW ...`) and repeat with the new model.
 
     OUT/
       simulation.json               config, per-drive summary, wall time
@@ -108,6 +116,16 @@ class SimulationConfig:
     write_dataset: bool = True
     val_every: int = 5            # every Nth drive goes to the 'val' split (0: all 'train')
     storage: str = 'mcap'
+    policy: str | None = None     # DAgger: checkpoint that steers with the expert; None: expert
+    beta: float = 0.5             # DAgger: the expert's share of the applied command
+    takeover_s: float = 2.0       # DAgger: the expert alone drives this long after an event
+    policy_device: str = 'cpu'
+
+    def __post_init__(self):
+        """Reject a blend weight outside [0, 1] or a negative takeover."""
+        if not 0.0 <= self.beta <= 1.0 or self.takeover_s < 0:
+            raise ValueError(f'beta must be in [0, 1] and takeover_s >= 0, got {self.beta}, '
+                             f'{self.takeover_s}')
 
     def to_dict(self) -> dict:
         """Plain dict for simulation.json and the dataset manifest."""
@@ -145,6 +163,11 @@ def simulate(out_dir, config: SimulationConfig, overwrite: bool = False,
     out.mkdir(parents=True, exist_ok=True)
     if config.write_bags and bags.exists():
         shutil.rmtree(bags)
+    policy = None
+    if config.policy is not None:
+        from signattn_driver.sim.closed_loop import ModelController
+        policy = ModelController(config.policy, device=config.policy_device,
+                                 vehicle=config.vehicle)
     dataset = (DatasetWriter(out / 'dataset', profile, config.smoothing_alpha,
                              overwrite=overwrite) if config.write_dataset else None)
     drives, frames_done, started = [], 0, time.perf_counter()
@@ -157,7 +180,7 @@ def simulate(out_dir, config: SimulationConfig, overwrite: bool = False,
                          config.val_every - 1 else 'train')
                 summary = _record_drive(sim, seed, k, split, config, profile, out, dataset,
                                         limit=target - frames_done, progress=progress,
-                                        done_before=frames_done)
+                                        done_before=frames_done, policy=policy)
                 k += 1
                 if summary is None:
                     continue
@@ -180,12 +203,18 @@ def simulate(out_dir, config: SimulationConfig, overwrite: bool = False,
 
 
 def _record_drive(sim, seed, index, split, config, profile, out, dataset, limit, progress,
-                  done_before):
-    """Drive one map; write its bag and dataset drive; return its summary or None."""
+                  done_before, policy=None):
+    """Drive one map; write its bag and dataset drive; return its summary or None.
+
+    `policy` (a closed_loop ModelController or None) steers with the expert (DAgger).
+    """
     name = f'sim_{seed:05d}'
     rng = np.random.default_rng([config.seed, seed])
     noise = SteeringNoise(config.noise, rng, sim.dt_s)
     state = sim.reset(seed)
+    if policy is not None:
+        policy.reset()
+    mixing = _PolicyMix(policy, config, sim.dt_s)
     drive = dataset.drive(name, split) if dataset is not None else None
     bag = None
     if config.write_bags:
@@ -223,10 +252,13 @@ def _record_drive(sim, seed, index, split, config, profile, out, dataset, limit,
             n += 1
             if progress is not None:
                 progress(done_before + n)
-            state = sim.step(expert + noise(), throttle)
+            applied = mixing(expert, data, stamp_ns, state.speed_mps, sim)
+            state = sim.step(applied + noise(), throttle)
             km += state.speed_mps * sim.dt_s / 1000.0
             off_road_frames = off_road_frames + 1 if state.out_of_road else 0
             out_events += int(state.out_of_road and not was_off)
+            if state.out_of_road and not was_off:
+                mixing.take_over()
             was_off = state.out_of_road
             if state.arrived:
                 end = 'arrived'
@@ -256,7 +288,44 @@ def _record_drive(sim, seed, index, split, config, profile, out, dataset, limit,
                'steps_per_s': n / wall_s,
                'expert_front_wheel_rms_deg': math.degrees(steering_to_front_wheel_rad(
                    math.sqrt(float(np.mean(np.square(expert_log))))))}
+    summary.update(mixing.summary())
     if drive is not None:
         dataset.close_drive(drive, seed=seed, end=end, source='metadrive')
     log.info('%s: %d frames, %.2f km, %s, %.1f steps/s', name, n, km, end, n / wall_s)
     return summary
+
+
+class _PolicyMix:
+    """The command applied each frame: the expert's, or the DAgger blend with a model's."""
+
+    def __init__(self, policy, config: SimulationConfig, dt_s: float):
+        self.policy, self.beta = policy, config.beta
+        self.takeover_frames = int(round(config.takeover_s / dt_s))
+        self.takeover_left = 0
+        self.model_frames = 0       # frames the model had a share of the wheel
+        self.abs_error = []         # |model - expert| command, every frame
+
+    def __call__(self, expert, jpeg, stamp_ns, speed_mps, sim) -> float:
+        """Return the command to apply for this frame (before noise)."""
+        if self.policy is None:
+            return expert
+        # the model sees every frame, takeovers included, so its LSTM state stays current
+        model = self.policy.steer(jpeg, stamp_ns, speed_mps, sim)
+        self.abs_error.append(abs(model - expert))
+        if self.takeover_left > 0:
+            self.takeover_left -= 1
+            return expert
+        self.model_frames += int(self.beta < 1.0)
+        return self.beta * expert + (1.0 - self.beta) * model
+
+    def take_over(self):
+        """Hand the wheel to the expert alone for a while (the car left the road)."""
+        if self.policy is not None:
+            self.takeover_left = self.takeover_frames
+
+    def summary(self) -> dict:
+        """Per-drive DAgger figures ({} when the expert drove alone)."""
+        if self.policy is None:
+            return {}
+        return {'policy_frames': self.model_frames,
+                'policy_expert_mae': float(np.mean(self.abs_error)) if self.abs_error else 0.0}
