@@ -41,7 +41,7 @@ from signattn_driver.sim.metadrive_adapter import (front_wheel_rad_to_steering, 
 from signattn_driver.vehicle import load_vehicle, steering_from_inverse_radius
 
 # Maps no training run has visited: `signattn simulate` drives maps --seed, --seed + 1, ...;
-# the shipped models were trained on maps 100-111 and 1000-1029.
+# the shipped model was trained on maps 100-111, the experiment models on maps 1000-1020.
 HELD_OUT_SEEDS = tuple(range(5001, 5011))
 STAMP_ORIGIN_NS = 1_700_000_000 * 10**9
 
