@@ -47,8 +47,12 @@ def test_demo_on_a_short_drive(tmp_path, camera_frames, ros_domain_id, monkeypat
     gif = tmp_path / 'demo' / 'live' / 'attention.gif'
     assert gif.read_bytes()[:6] in (b'GIF87a', b'GIF89a')
     assert (tmp_path / 'demo' / 'explanations' / 'deletion_curves.png').is_file()
+    assert summary['offline']['deletion_plot'].endswith('deletion_change_curves.png')
+    assert (tmp_path / 'demo' / 'explanations' / 'deletion_change_curves.png').is_file()
     methods = summary['offline']['methods']
     assert set(methods) == {'attention', 'gradcam', 'random'}
+    # the headline metric is the output change; it is a non-negative area
+    assert all(v['output_change_auc_25_deg_pct'] >= 0 for v in methods.values())
     saved = json.loads((tmp_path / 'demo' / 'summary.json').read_text())
     assert saved['offline']['frames'] == summary['offline']['frames'] > 0
     assert 'deletion AUC' in (tmp_path / 'demo' / 'summary.md').read_text()

@@ -51,8 +51,10 @@ def _run(args) -> int:
           f'{live["zero_steering_mae_deg"]:.2f}), latency p50 '
           f'{live["latency_p50_ms"]:.1f} ms, p99 {live["latency_p99_ms"]:.1f} ms')
     for method, v in off['methods'].items():
-        print(f'deletion AUC 0-25 % {method:>9}: {v["deletion_auc_25_deg_pct"]:7.1f} deg x %')
+        print(f'deletion AUC 0-25 % {method:>9}: output change '
+              f'{v["output_change_auc_25_deg_pct"]:7.1f}, vs label (paper) '
+              f'{v["deletion_auc_25_deg_pct"]:7.1f} deg x %')
     print(f'\nLook at: {args.out / "summary.md"}\n'
           f'         {live["attention_gif"]}  (attention overlays from the node)\n'
-          f'         {off["deletion_plot"]}  (deletion curves)')
+          f'         {off["deletion_plot"]}  (output-change deletion curves)')
     return 0

@@ -111,7 +111,8 @@ def _zero_steering_mae_deg(dataset) -> float:
 
 def _summary(cfg, checkpoint, ckpt, bag, live, offline, out, seconds) -> dict:
     (name, entry), = offline['checkpoints'].items()
-    methods = {m: {'deletion_auc_25_deg_pct': s['deletion']['auc_25_deg_pct'],
+    methods = {m: {'output_change_auc_25_deg_pct': s['deletion_change']['auc_25_deg_pct'],
+                   'deletion_auc_25_deg_pct': s['deletion']['auc_25_deg_pct'],
                    'time_per_frame_ms': 1e3 * s['seconds_per_frame']}
                for m, s in entry['methods'].items()}
     lat = live.get('latency_ms') or {}
@@ -127,7 +128,8 @@ def _summary(cfg, checkpoint, ckpt, bag, live, offline, out, seconds) -> dict:
                  'attention_gif': live.get('attention_gif')},
         'offline': {'frames': entry['frames'], 'accuracy': entry['accuracy'],
                     'methods': methods, 'report': str(out / 'explanations' / 'report.md'),
-                    'deletion_plot': str(out / 'explanations' / 'deletion_curves.png')},
+                    'deletion_plot': str(out / 'explanations' /
+                                         'deletion_change_curves.png')},
     }
 
 
@@ -148,11 +150,14 @@ def _markdown(s: dict) -> str:
         f'- attention overlays as the node published them: `{live["attention_gif"]}`',
         f'- full report: `{live["report"]}`', '',
         '## Offline explanation quality (deletion metric, 0-25 % masked)', '',
-        '| method | deletion AUC [deg x %] (higher = more faithful) | time per frame [ms] |',
-        '|---|---|---|',
+        'Output change |u_masked - u_unmasked| (higher = the map found what the model uses) '
+        'and, for comparison with the paper, the error against the label.', '',
+        '| method | output-change AUC [deg x %] | paper\'s AUC vs label [deg x %] | '
+        'time per frame [ms] |',
+        '|---|---|---|---|',
     ]
     for m, v in off['methods'].items():
-        lines.append(f'| {m} | {v["deletion_auc_25_deg_pct"]:.1f} | '
-                     f'{v["time_per_frame_ms"]:.1f} |')
+        lines.append(f'| {m} | {v["output_change_auc_25_deg_pct"]:.1f} | '
+                     f'{v["deletion_auc_25_deg_pct"]:.1f} | {v["time_per_frame_ms"]:.1f} |')
     lines += ['', f'Deletion curves: `{off["deletion_plot"]}`; report: `{off["report"]}`', '']
     return '\n'.join(lines)
