@@ -17,7 +17,7 @@ ROS2_EXTRAS ?= ../shared/ros2-extras
 REPRODUCE ?= outputs/reproduce
 SIM_MINUTES ?= 15
 
-.PHONY: venv ros2-extras install test demo reproduce bench soak clean
+.PHONY: venv ros2-extras install test demo reproduce experiments bench soak clean
 
 $(BIN)/.deps-stamp: requirements.txt constraints.txt requirements-sim.txt
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,36 @@ reproduce: install
 	  --out $(REPRODUCE)/report
 	$(BIN)/signattn drive-sim --checkpoint $(REPRODUCE)/run/best.pt --out $(REPRODUCE)/drive_sim.json \
 	  --animation $(REPRODUCE)/drive_sim_5001.gif
+
+# The explanation experiments on a 2-core CPU (docs/experiments.md#results): 30 min of
+# simulated driving on new maps, five models from scratch (400 steps each), the bits and
+# temperature sweeps and the mean_field/gated variants fine-tuned from the shipped model
+# (100 steps each), then the faithfulness tables. About 1.5 h on a quiet 2-core machine.
+EXPERIMENTS ?= outputs/experiments
+EXP_ENV = PATH=$(abspath $(BIN)):$$PATH PYTHONPATH=$(CURDIR) DEVICE=cpu
+EXP_SWEEP = --config $(EXPERIMENTS)/work/configs/sweep.yaml --max-steps 100 --device cpu \
+  --methods attention,random --split val --limit-frames 60 --step-percent 2 --fill black \
+  --bootstrap-samples 2000 --no-progress
+EXP_EVAL = --data $(EXPERIMENTS)/sim/dataset --split val --limit-frames 60 --step-percent 2 \
+  --device cpu
+experiments: install
+	$(BIN)/signattn simulate --out $(EXPERIMENTS)/sim --minutes 30 --seed 1000 --no-bags
+	$(EXP_ENV) STEPS=400 BATCH=8 JOBS=2 SWEEP_STEPS=100 SWEEP_INIT=config/models/sim_sign_small.pt \
+	  BITS=2,4,6,8,10,16,24 TEMPS=0.1,1,10 EVAL_FRAMES=60 STEP_PERCENT=2 \
+	  WORK=$(EXPERIMENTS)/work bash benchmarks/experiments.sh $(EXPERIMENTS)/sim/dataset \
+	  $(EXPERIMENTS)/out
+	for b in mean_field gated; do $(EXP_ENV) $(BIN)/python benchmarks/experiment_cli.py sweep \
+	  bits --data $(EXPERIMENTS)/sim/dataset --out $(EXPERIMENTS)/ft/$$b --values 10 \
+	  --binarize $$b --jobs 1 $(EXP_SWEEP); done
+	$(BIN)/signattn evaluate --checkpoint config/models/sim_sign_small.pt $(EXP_EVAL) \
+	  --methods attention,gradcam,lime,random,random_superpixels --fill black,mean,blur \
+	  --lime-samples 300 --out $(EXPERIMENTS)/eval_shipped
+	$(BIN)/signattn evaluate --checkpoint $(EXPERIMENTS)/work/sweep_bits/runs/quant_bits_10/best.pt \
+	  $(EXPERIMENTS)/ft/mean_field/runs/quant_bits_10/best.pt $(EXPERIMENTS)/ft/gated/runs/quant_bits_10/best.pt \
+	  $(EXP_EVAL) --methods attention,gradcam,random,random_superpixels --fill black \
+	  --out $(EXPERIMENTS)/eval_finetuned
+	$(BIN)/signattn evaluate --checkpoint $(foreach m,sign mean_field gated soft none,$(EXPERIMENTS)/work/runs/$(m)/best.pt) \
+	  $(EXP_EVAL) --methods attention,random --fill black --out $(EXPERIMENTS)/eval_scratch
 
 bench: install
 	$(BIN)/signattn benchmark predictor --out docs/results/predictor_cpu.json

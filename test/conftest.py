@@ -85,7 +85,8 @@ def pip_prefix(tmp_path_factory) -> Path:
     root = Path(__file__).resolve().parent.parent
     result = subprocess.run(
         [sys.executable, '-m', 'pip', 'install', '-q', '--no-deps', '--no-build-isolation',
-         '--no-warn-script-location', '--prefix', str(prefix), str(root)],
+         # --ignore-installed: never uninstall the copy `make install` put in the venv
+         '--ignore-installed', '--no-warn-script-location', '--prefix', str(prefix), str(root)],
         capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     return prefix
