@@ -58,4 +58,4 @@ def test_demo_on_a_short_drive(tmp_path, camera_frames, ros_domain_id, monkeypat
     assert all(v['output_change_auc_25_deg_pct'] >= 0 for v in methods.values())
     saved = json.loads((tmp_path / 'demo' / 'summary.json').read_text())
     assert saved['offline']['frames'] == summary['offline']['frames'] > 0
-    assert 'deletion AUC' in (tmp_path / 'demo' / 'summary.md').read_text()
+    assert 'output-change AUC' in (tmp_path / 'demo' / 'summary.md').read_text()
