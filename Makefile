@@ -49,17 +49,22 @@ test: install
 demo: install
 	$(BIN)/signattn demo
 
-# The shipped checkpoint's recipe end to end (docs/simulation.md): simulate, train, evaluate,
-# drive the 10 held-out maps 5001-5010 next to the expert and animate map 5001.
+# The shipped checkpoint's recipe end to end (docs/simulation.md): the first model (maps 100-111),
+# its mean_field fine-tune on maps 1000-1020 (config/models/sim_mean_field.pt), evaluate, drive
+# the 10 held-out maps 5001-5010 next to the expert and animate map 5001. About 2 h on 2 cores.
 reproduce: install
 	$(BIN)/signattn simulate --out $(REPRODUCE)/sim --minutes $(SIM_MINUTES) --seed 100
 	$(BIN)/signattn train --data $(REPRODUCE)/sim/dataset --config config/train_demo.yaml \
 	  --out $(REPRODUCE)/run
-	$(BIN)/signattn evaluate --checkpoint $(REPRODUCE)/run/best.pt --data $(REPRODUCE)/sim/dataset \
-	  --methods attention,gradcam,lime,random,center --limit-frames 60 --lime-samples 300 \
-	  --out $(REPRODUCE)/report
-	$(BIN)/signattn drive-sim --checkpoint $(REPRODUCE)/run/best.pt --out $(REPRODUCE)/drive_sim.json \
-	  --animation $(REPRODUCE)/drive_sim_5001.gif
+	$(BIN)/signattn simulate --out $(REPRODUCE)/sim_new --minutes 30 --seed 1000 --no-bags
+	$(BIN)/signattn train --data $(REPRODUCE)/sim_new/dataset --config config/train_finetune.yaml \
+	  --init-checkpoint $(REPRODUCE)/run/best.pt --out $(REPRODUCE)/finetune
+	$(BIN)/signattn evaluate --checkpoint $(REPRODUCE)/finetune/best.pt \
+	  --data $(REPRODUCE)/sim_new/dataset --split val --limit-frames 60 --step-percent 2 \
+	  --methods attention,gradcam,lime,random,random_superpixels --fill black,mean,blur \
+	  --lime-samples 300 --out $(REPRODUCE)/report
+	$(BIN)/signattn drive-sim --checkpoint $(REPRODUCE)/finetune/best.pt --max-seconds 120 \
+	  --out $(REPRODUCE)/drive_sim.json --animation $(REPRODUCE)/drive_sim_5001.gif
 
 # The explanation experiments on a 2-core CPU (docs/experiments.md#results): 30 min of
 # simulated driving on new maps, five models from scratch (400 steps each), the bits and

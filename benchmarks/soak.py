@@ -21,7 +21,7 @@ import numpy as np
 def add_arguments(parser):
     """Options of `signattn benchmark soak`."""
     parser.add_argument('--checkpoint', help='checkpoint (default: the shipped '
-                        'config/models/sim_sign_small.pt)')
+                        'config/models/sim_mean_field.pt)')
     parser.add_argument('--frames', type=int, default=6000, help='frames to publish')
     parser.add_argument('--rate', type=float, default=50.0, help='camera rate (Hz)')
     parser.add_argument('--precision', default='fp32')
@@ -53,7 +53,7 @@ def run(args) -> dict:
                ROS_DOMAIN_ID=os.environ.get('ROS_DOMAIN_ID', '42'))
     checkout = str(Path(__file__).resolve().parent.parent)
     env['PYTHONPATH'] = os.pathsep.join(filter(None, [checkout, env.get('PYTHONPATH')]))
-    path = args.checkpoint or str(config_path('models', 'sim_sign_small.pt'))
+    path = args.checkpoint or str(config_path('models', 'sim_mean_field.pt'))
     duration_s = args.frames / args.rate
     node_proc = subprocess.Popen(
         [sys.executable, '-m', 'signattn_driver.ros.drive_node', '--ros-args',
@@ -112,7 +112,7 @@ def run(args) -> dict:
     slope = np.polyfit(t[t >= args.warmup_s], after, 1)[0] * 60 if len(after) > 2 else 0.0
     return {
         'machine': f'{os.cpu_count()} CPU cores, {platform.processor() or "cpu"}',
-        'checkpoint': args.checkpoint or 'config/models/sim_sign_small.pt (shipped)',
+        'checkpoint': args.checkpoint or 'config/models/sim_mean_field.pt (shipped)',
         'precision': args.precision, 'threads': args.threads, 'rate_hz': args.rate,
         'frames_published': int(json.loads(published)['soak']),
         'commands_received': counts['commands'], 'attention_received': counts['attention'],

@@ -2,7 +2,7 @@
 
 Usage: ros2 launch signattn_driver drive.launch.py [checkpoint:=/path/model.pt] [rviz:=true]
 
-Without `checkpoint` the node loads the shipped demo model (config/models/sim_sign_small.pt,
+Without `checkpoint` the node loads the shipped demo model (config/models/sim_mean_field.pt,
 trained on simulated drives); pass your own for real cameras. `--show-args` lists the rest.
 
 The launch ends with the node: if drive_node exits with an error (bad checkpoint, bad
@@ -56,7 +56,7 @@ def generate_launch_description():
     arguments = [
         DeclareLaunchArgument('checkpoint',
                               default_value=PathJoinSubstitution(
-                                  [share, 'config', 'models', 'sim_sign_small.pt']),
+                                  [share, 'config', 'models', 'sim_mean_field.pt']),
                               description='checkpoint written by `signattn train` (default: '
                               'the shipped model trained on simulated drives)'),
         DeclareLaunchArgument('camera_topic',

@@ -117,7 +117,7 @@ def test_default_checkpoint_is_the_installed_shipped_model(described, share):
     from signattn_driver.checkpoint import load
     declared, _, _ = described
     default = Path(resolve(declared['checkpoint']['default_value'], {}, share))
-    assert default == share / 'config' / 'models' / 'sim_sign_small.pt'
+    assert default == share / 'config' / 'models' / 'sim_mean_field.pt'
     assert load(default).config.attention == 'sign'
 
 

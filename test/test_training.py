@@ -228,6 +228,10 @@ def test_shipped_configs_load():
     assert (paper_model.lstm_hidden, paper_model.dropout, paper.lr) == (1024, 0.5, 1e-4)
     tiny_model, tiny = load_run_config(config_path('train_tiny.yaml'), {'attention': 'soft'})
     assert tiny_model.attention == 'soft' and tiny_model.lstm_hidden < 1024
+    # the shipped model's fine-tune recipe builds the shipped checkpoint's architecture
+    tuned_model, tuned = load_run_config(config_path('train_finetune.yaml'), {})
+    shipped = checkpoint.load(config_path('models', 'sim_mean_field.pt'))
+    assert tuned_model == shipped.config and not tuned.amp
 
 
 def test_paper_config_is_the_dataclass_defaults_by_value():

@@ -24,7 +24,7 @@ from signattn_driver.checkpoint import load
 from signattn_driver.paths import config_path
 
 log = logging.getLogger(__name__)
-DEFAULT_CHECKPOINT = ('models', 'sim_sign_small.pt')
+DEFAULT_CHECKPOINT = ('models', 'sim_mean_field.pt')
 DEFAULT_BAG = ('sample_drive',)
 
 
@@ -37,7 +37,7 @@ class DemoConfig:
     """Options of `signattn demo`."""
 
     out_dir: Path = Path('outputs/demo')
-    checkpoint: Path | None = None      # default: config/models/sim_sign_small.pt
+    checkpoint: Path | None = None      # default: config/models/sim_mean_field.pt
     bag: Path | None = None             # default: config/sample_drive (ROS 2 bag)
     deletion_frames: int = 48           # frames scored by the deletion metric
     gif_frames: int = 80                # attention overlays in the animation
