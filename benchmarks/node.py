@@ -357,18 +357,27 @@ def _measure(variant_cmd: list, schedule: list, env: dict) -> dict:
             'highest_rate_without_drops_hz': max(sustained) if sustained else None}
 
 
+def child_env() -> dict:
+    """Return the environment of the benchmark's child processes.
+
+    Loopback DDS, the large-data transport, and this checkout on PYTHONPATH (the camera and
+    naive-node children import `benchmarks.node`).
+    """
+    env = dict(os.environ, FASTDDS_BUILTIN_TRANSPORTS='LARGE_DATA',
+               ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
+               ROS_DOMAIN_ID=os.environ.get('ROS_DOMAIN_ID', '42'))
+    checkout = str(Path(__file__).resolve().parent.parent)
+    env['PYTHONPATH'] = os.pathsep.join(filter(None, [checkout, env.get('PYTHONPATH')]))
+    return env
+
+
 def run(args) -> dict:
     """Measure each variant with the same schedule; report p50/p99, drops, CPU and ratios."""
     import torch
     from signattn_driver import checkpoint
     from signattn_driver.model import ModelConfig, SteeringNet
 
-    env = dict(os.environ, FASTDDS_BUILTIN_TRANSPORTS='LARGE_DATA',
-               ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
-               ROS_DOMAIN_ID=os.environ.get('ROS_DOMAIN_ID', '42'))
-    # The camera and naive-node children import `benchmarks.node` from this checkout.
-    checkout = str(Path(__file__).resolve().parent.parent)
-    env['PYTHONPATH'] = os.pathsep.join(filter(None, [checkout, env.get('PYTHONPATH')]))
+    env = child_env()
     torch.set_num_threads(1)   # this process only listens
     schedule = [['warmup', 5, args.warmup], ['20hz', 20, args.duration]]
     schedule += [[f'{r}hz', float(r), args.step_duration] for r in args.rates.split(',')]

@@ -45,14 +45,10 @@ def run(args) -> dict:
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import QoSProfile
     from sensor_msgs.msg import Image
-    from benchmarks.node import _camera
+    from benchmarks.node import _camera, child_env
     from signattn_driver.paths import config_path
 
-    env = dict(os.environ, FASTDDS_BUILTIN_TRANSPORTS='LARGE_DATA',
-               ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
-               ROS_DOMAIN_ID=os.environ.get('ROS_DOMAIN_ID', '42'))
-    checkout = str(Path(__file__).resolve().parent.parent)
-    env['PYTHONPATH'] = os.pathsep.join(filter(None, [checkout, env.get('PYTHONPATH')]))
+    env = child_env()
     path = args.checkpoint or str(config_path('models', 'sim_mean_field.pt'))
     duration_s = args.frames / args.rate
     node_proc = subprocess.Popen(
