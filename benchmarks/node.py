@@ -28,6 +28,7 @@ import time
 
 import numpy as np
 
+from signattn_driver.data.labels import stamp_ns_of
 from signattn_driver.ros.node_process import node_command, NodeProcess
 
 FRAME_SIZE_HW = (480, 640)
@@ -188,6 +189,17 @@ def _camera(schedule: list, env: dict, mode: str = 'jpeg') -> subprocess.Popen:
          json.dumps(schedule), mode], env=env, stdout=subprocess.PIPE, text=True)
 
 
+def _close(executor, node, context, camera: subprocess.Popen):
+    """Tear down a listener (executor, node, its rclpy context) and stop the camera process."""
+    import rclpy
+    executor.shutdown(timeout_sec=1.0)
+    node.destroy_node()
+    rclpy.try_shutdown(context=context)
+    if camera.poll() is None:
+        camera.terminate()
+        camera.wait(timeout=20)
+
+
 def _listen(schedule: list, env: dict, mode: str, reliable: bool) -> tuple[dict, list]:
     """Run a camera and subscribe to its frames directly: (published per phase, receipts)."""
     import rclpy
@@ -205,7 +217,7 @@ def _listen(schedule: list, env: dict, mode: str, reliable: bool) -> tuple[dict,
     def on_frame(msg):
         now = time.time_ns()
         phase, seq = msg.header.frame_id.split('/')
-        stamp = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
+        stamp = stamp_ns_of(msg.header)
         received.append((phase, int(seq), (now - stamp) * 1e-6))
     qos = QoSProfile(history=qos_profile_sensor_data.history, depth=10,
                      reliability=ReliabilityPolicy.RELIABLE if reliable
@@ -217,12 +229,7 @@ def _listen(schedule: list, env: dict, mode: str, reliable: bool) -> tuple[dict,
             executor.spin_once(timeout_sec=0.01)
         published = json.loads(camera.stdout.read().strip().splitlines()[-1])
     finally:
-        executor.shutdown(timeout_sec=1.0)
-        node.destroy_node()
-        rclpy.try_shutdown(context=context)
-        if camera.poll() is None:
-            camera.terminate()
-            camera.wait(timeout=20)
+        _close(executor, node, context, camera)
     return published, received
 
 
@@ -297,7 +304,7 @@ def _measure(variant_cmd: list, schedule: list, env: dict) -> dict:
     def on_command(msg):
         now = time.time_ns()
         phase, seq = msg.header.frame_id.split('/')
-        stamp = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
+        stamp = stamp_ns_of(msg.header)
         received.append((phase, int(seq), (now - stamp) * 1e-6, time.perf_counter()))
     node.create_subscription(Vector3Stamped, 'steering/command', on_command,
                              QoSProfile(depth=1000))
@@ -318,12 +325,7 @@ def _measure(variant_cmd: list, schedule: list, env: dict) -> dict:
             executor.spin_once(timeout_sec=0.01)
         published = json.loads(camera.stdout.read().strip().splitlines()[-1])
     finally:
-        executor.shutdown(timeout_sec=1.0)
-        node.destroy_node()
-        rclpy.try_shutdown(context=context)
-        if camera.poll() is None:
-            camera.terminate()
-            camera.wait(timeout=20)
+        _close(executor, node, context, camera)
         node_proc.close()
     cpu_t, cpu_s = np.array(cpu).T if cpu else (np.zeros(1), np.zeros(1))
     phases = {}

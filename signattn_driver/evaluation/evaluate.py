@@ -21,12 +21,11 @@ paper's MAE table reports); AUCs in degree x percentage point (x in percent mask
 Curves (per method and per deletion fill): `deletion`/`insertion` are the paper's error against
 the label; `deletion_change`/`insertion_change` the output change |u_masked - u_unmasked|, the
 headline faithfulness measure. Methods are compared on per-frame paired differences with a block
-bootstrap over contiguous frames (`paired` in report.json; statistics.paired_block_bootstrap);
+bootstrap over contiguous frames (`paired` in report.json; evaluation.comparisons);
 Welch's unpaired test (`tests`) is kept only for the paper's comparison.
 """
 
 from dataclasses import asdict, dataclass, field, replace
-import itertools
 import json
 import logging
 import math
@@ -37,6 +36,7 @@ import torch
 
 from signattn_driver import checkpoint as ckpt_io
 from signattn_driver.evaluation import report as report_io
+from signattn_driver.evaluation.comparisons import paired_comparisons, welch_tests
 from signattn_driver.data.dataset import Dataset, DatasetError
 from signattn_driver.evaluation.deletion import (auc, deletion_curves,
                                                  deletion_curves_sequence, DeletionConfig,
@@ -46,8 +46,7 @@ from signattn_driver.evaluation.explanations import (compute_maps, ExplainConfig
                                                      METHODS)
 from signattn_driver.preprocessing import hsv_u8_to_input
 from signattn_driver.data.sequences import read_window, SequenceIndex
-from signattn_driver.evaluation.statistics import (paired_block_bootstrap, summary,
-                                                   welch_t_test)
+from signattn_driver.evaluation.statistics import summary
 from signattn_driver.vehicle import steering_from_inverse_radius
 
 LOG = logging.getLogger(__name__)
@@ -56,9 +55,6 @@ AUC_LIMITS = (25.0, 100.0)   # the paper's Fig. 6 spans 0-25 % masked
 # Curve kinds: the paper's error against the label, and the output change (the headline).
 CURVES = ('deletion', 'insertion', 'deletion_change', 'insertion_change')
 HEADLINE = 'deletion_change'
-# Per-frame AUCs compared pairwise (curve kind, AUC limit).
-PAIRED_METRICS = (('deletion_change', 25), ('insertion_change', 25), ('deletion_change', 100),
-                  ('insertion_change', 100), ('deletion', 25))
 PAPER = {
     'mae_steering_deg': {'sign (proposed)': 4.67, 'soft (Kim & Canny)': 4.94, 'none': 4.77},
     'deletion_auc_25_deg_pct': {'sign attention (proposed)': 162, 'soft attention': 141,
@@ -354,67 +350,14 @@ def evaluate(checkpoints, data_dir, methods=None, out_dir='reports/eval', device
         all_examples[name] = examples
         del model
     report['levels_percent'] = levels.tolist()
-    report['tests'] = _tests(report)
-    report['paired'] = _paired(report, config)
+    report['tests'] = welch_tests(report)
+    report['paired'] = paired_comparisons(report, config.fills, config.methods,
+                                          config.bootstrap_samples, config.deletion.seed)
     if config.figures:
         report['figures'] = report_io.figures(report, all_examples, out_dir)
     (out_dir / 'report.json').write_text(json.dumps(_plain(report), indent=1))
     (out_dir / 'report.md').write_text(report_io.markdown(report))
     return report
-
-
-def _paired(report: dict, config: EvalConfig) -> list:
-    """Paired block-bootstrap comparisons of per-frame AUCs on the same frames.
-
-    Within each checkpoint: every pair of methods, for every fill. Across checkpoints: the same
-    method and fill on every pair of checkpoints. `a - b` > 0 on deletion_change means a's
-    ranking moves the output more (more faithful); on insertion_change, less.
-    """
-    groups = report['frames']['run']
-    ckpts = report['checkpoints']
-    cases = []
-    for c, e in ckpts.items():
-        for ma, mb in itertools.combinations(list(e['methods']), 2):
-            cases += [((c, ma), (c, mb), f) for f in config.fills]
-    for ca, cb in itertools.combinations(list(ckpts), 2):
-        for m in config.methods:
-            cases += [((ca, m), (cb, m), f) for f in config.fills]
-    out = []
-    for (ca, ma), (cb, mb), fill in cases:
-        for kind, lim in PAIRED_METRICS:
-            key = f'auc_{lim}_deg_pct_per_frame'
-            pa = ckpts[ca]['methods'][ma]['fills'][fill].get(kind, {}).get(key)
-            pb = ckpts[cb]['methods'][mb]['fills'][fill].get(kind, {}).get(key)
-            if pa is None or pb is None:
-                continue
-            res = paired_block_bootstrap(pa, pb, groups, samples=config.bootstrap_samples,
-                                         seed=config.deletion.seed)
-            out.append({'metric': f'{kind}_auc_{lim}', 'fill': fill, 'a': f'{ca}/{ma}',
-                        'b': f'{cb}/{mb}', **res})
-    return out
-
-
-def _tests(report: dict) -> list:
-    """Welch's t-tests (paper eq. 16, unpaired) on the paper's deletion AUC 0-25 % only.
-
-    Kept to reproduce the paper's comparison; the frames are paired and dependent, so use
-    `paired` (block bootstrap) for conclusions.
-    """
-    entries = [(c, m) for c, e in report['checkpoints'].items() for m in e['methods']]
-    tests = []
-    for metric in ('deletion',):
-        for lim in (25.0,):
-            key = f'auc_{int(lim)}_deg_pct_per_frame'
-            for a, b in itertools.combinations(entries, 2):
-                pa = report['checkpoints'][a[0]]['methods'][a[1]].get(metric, {}).get(key)
-                pb = report['checkpoints'][b[0]]['methods'][b[1]].get(metric, {}).get(key)
-                if pa is None or pb is None:
-                    continue
-                res = welch_t_test(pa, pb)
-                tests.append({'metric': f'{metric}_auc_{int(lim)}', 'a': f'{a[0]}/{a[1]}',
-                              'b': f'{b[0]}/{b[1]}', 'test': 'welch, unpaired (paper eq. 16)',
-                              **res})
-    return tests
 
 
 def _plain(obj):

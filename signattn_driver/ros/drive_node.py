@@ -21,12 +21,11 @@ import time
 
 import numpy as np
 import rclpy
-from rcl_interfaces.msg import ParameterDescriptor, ParameterType, SetParametersResult
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.qos import (DurabilityPolicy, HistoryPolicy, qos_profile_sensor_data, QoSProfile,
-                       ReliabilityPolicy)
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, qos_profile_sensor_data, QoSProfile
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import TwistStamped, Vector3Stamped
@@ -36,7 +35,10 @@ from std_srvs.srv import Trigger
 
 from signattn_driver.attention_overlay import attention_overlay
 from signattn_driver.checkpoint import CheckpointError
-from signattn_driver.data.sequence_rule import DEFAULT_MAX_GAP_S, SequenceRule, SequenceTracker
+from signattn_driver.data.labels import stamp_ns_of
+from signattn_driver.data.sequence_rule import SequenceRule, SequenceTracker
+from signattn_driver.ros.drive_parameters import (descriptor, PARAMETERS, RELIABILITIES,
+                                                  TYPE_NAMES, validate)
 from signattn_driver.ros.image_conversion import (array_to_image_msg, compressed_msg_to_array,
                                                   image_msg_to_array, ImageConversionError,
                                                   working_cv_bridge)
@@ -53,9 +55,6 @@ try:  # optional: ros-<distro>-ackermann-msgs
 except ImportError:
     AckermannDriveStamped = None
 
-TRANSPORTS = ('raw', 'compressed')
-RELIABILITIES = {'best_effort': ReliabilityPolicy.BEST_EFFORT,
-                 'reliable': ReliabilityPolicy.RELIABLE}
 REJECTION_KINDS = ('encoding', 'zero_size', 'step', 'truncated', 'corrupt', 'too_large',
                    'stale', 'future', 'non_finite_output', 'cuda_oom')
 LATENCY_WINDOW = 1000  # frames kept for the p50/p99 in /diagnostics
@@ -69,96 +68,6 @@ class NodeStartupError(RuntimeError):
     """A configuration the node cannot start with (checkpoint, device, parameters)."""
 
 
-def _descriptor(description: str, kind: int, read_only: bool = False) -> ParameterDescriptor:
-    return ParameterDescriptor(description=description, type=kind, read_only=read_only)
-
-
-_S, _B, _I, _D = (ParameterType.PARAMETER_STRING, ParameterType.PARAMETER_BOOL,
-                  ParameterType.PARAMETER_INTEGER, ParameterType.PARAMETER_DOUBLE)
-_TYPE_NAMES = {_S: 'a string', _B: 'true or false', _I: 'an integer',
-               _D: 'a floating-point number (e.g. 1.0)'}
-# name -> (default, type, read-only, description); config/drive.yaml mirrors this table.
-PARAMETERS = {
-    'checkpoint': ('', _S, True, 'checkpoint file written by `signattn train` (required)'),
-    'device': ('auto', _S, True, 'auto | cpu | cuda | cuda:N (auto = CUDA when present)'),
-    'precision': ('fp32', _S, True, 'fp32 | bf16 (autocast) | int8 (dynamic, CPU only)'),
-    'input_transport': ('compressed', _S, True,
-                        'compressed: subscribe image/compressed (CompressedImage); '
-                        'raw: subscribe image (Image)'),
-    'input_reliability': ('best_effort', _S, True,
-                          'best_effort (sensor-data QoS, REP-2003) | reliable: the input '
-                          'subscription\'s reliability; raw 640x480 images need reliable '
-                          'over Fast DDS LARGE_DATA (docs/node.md)'),
-    'input_depth': (1, _I, True, 'input subscription queue depth (>= 1; the node always '
-                    'works on the newest frame)'),
-    'num_threads': (0, _I, True, 'torch CPU threads (0 = torch default)'),
-    'vehicle': ('mkz', _S, False, 'vehicle profile name (config/vehicles) or YAML path; '
-                'd_w, K_s, K_slip for the Ackermann front-wheel angle (eq. 3)'),
-    'speed_topic': ('', _S, True, 'geometry_msgs/TwistStamped topic whose linear.x (m/s) is '
-                    'the speed for the Ackermann angle, e.g. /vehicle/twist (empty = off)'),
-    'assumed_speed_mps': (0.0, _D, False, 'speed for the Ackermann angle while no speed_topic '
-                          'message has arrived (or without speed_topic), m/s >= 0'),
-    'publish_attention': (True, _B, False, 'publish `attention` while someone subscribes'),
-    'attention_every_n': (1, _I, False, 'publish the attention map every n-th frame (>= 1)'),
-    'attention_raw': (False, _B, False, 'publish the raw 10x20 map (32FC1) instead of the '
-                      'bgr8 overlay on the camera image'),
-    'attention_alpha': (0.5, _D, False, 'heat-map weight of the overlay, 0..1'),
-    'max_input_pixels': (4096 * 4096, _I, False, 'reject frames with more pixels than this, '
-                         'read from the raw header or the JPEG/PNG header before decoding '
-                         '(0 = no limit)'),
-    'max_future_s': (1.0, _D, False, 'reject frames stamped more than this ahead of the node '
-                     'clock (0 = off)'),
-    'stale_input_s': (2.0, _D, False, '/diagnostics warns when the input topic has publishers '
-                      'but no frame arrived for this long (0 = off)'),
-    'max_drop_fraction': (0.2, _D, False, '/diagnostics warns when more than this share of '
-                          'the frames received in the last 10 s was dropped or rejected'),
-    'max_frame_age_s': (0.0, _D, False, 'reject frames whose header stamp is older than this '
-                        'against the node clock (0 = off; use_sim_time with bags)'),
-    'reset_gap_s': (DEFAULT_MAX_GAP_S, _D, False, 'reset the LSTM state when consecutive frame '
-                    'stamps are further apart than this (s > 0; the gap training cuts '
-                    'sequences at); it also resets when time jumps back'),
-}
-
-
-def _validate(name: str, value) -> str | None:
-    """Return why `value` is not acceptable for parameter `name`, or None when it is."""
-    if name == 'checkpoint' and not value:
-        return 'checkpoint is required (path of a file written by `signattn train`)'
-    if name == 'device' and not (value in ('auto', 'cpu', 'cuda') or (
-            value.startswith('cuda:') and value[5:].isdigit())):
-        return f'device must be auto, cpu, cuda or cuda:N, got {value!r}'
-    if name == 'precision' and value not in ('fp32', 'bf16', 'int8'):
-        return f'precision must be fp32, bf16 or int8, got {value!r}'
-    if name == 'input_transport' and value not in TRANSPORTS:
-        return f'input_transport must be raw or compressed, got {value!r}'
-    if name == 'input_reliability' and value not in RELIABILITIES:
-        return f'input_reliability must be best_effort or reliable, got {value!r}'
-    if name == 'input_depth' and value < 1:
-        return f'input_depth must be >= 1, got {value}'
-    if name in ('num_threads', 'max_input_pixels') and value < 0:
-        return f'{name} must be >= 0, got {value}'
-    if name in ('max_future_s', 'stale_input_s') and not (math.isfinite(value) and value >= 0):
-        return f'{name} must be >= 0 (0 = off), got {value}'
-    if name == 'max_drop_fraction' and not 0.0 <= value <= 1.0:
-        return f'max_drop_fraction must be in [0, 1], got {value}'
-    if name == 'attention_every_n' and value < 1:
-        return f'attention_every_n must be >= 1, got {value}'
-    if name == 'attention_alpha' and not 0.0 <= value <= 1.0:
-        return f'attention_alpha must be in [0, 1], got {value}'
-    if name == 'max_frame_age_s' and not (math.isfinite(value) and value >= 0.0):
-        return f'max_frame_age_s must be >= 0 (0 = off), got {value}'
-    if name == 'assumed_speed_mps' and not (math.isfinite(value) and value >= 0.0):
-        return f'assumed_speed_mps must be >= 0, got {value}'
-    if name == 'reset_gap_s' and not (math.isfinite(value) and value > 0.0):
-        return f'reset_gap_s must be > 0, got {value}'
-    if name == 'vehicle':
-        try:
-            load_vehicle(value)
-        except (OSError, ValueError, TypeError) as err:   # load_vehicle's ValueError: bad YAML
-            return f'vehicle {value!r}: {str(err).splitlines()[0]}'
-    return None
-
-
 class DriveNode(Node):
     """Steer from the front camera; see the module docstring and docs/node.md."""
 
@@ -167,14 +76,14 @@ class DriveNode(Node):
         self.add_on_set_parameters_callback(self._on_set_parameters)
         try:
             for name, (default, kind, read_only, text) in PARAMETERS.items():
-                self.declare_parameter(name, default, _descriptor(text, kind, read_only))
+                self.declare_parameter(name, default, descriptor(text, kind, read_only))
         except InvalidParameterValueException as err:
             reason = str(err.args[0]).split('Reason: ', 1)[-1].removesuffix(f': {name}')
             raise NodeStartupError(f'parameter {name}: {reason}') from err
         except InvalidParameterTypeException as err:   # e.g. -p attention_every_n:=abc
             given = getattr(self, '_parameter_overrides', {}).get(name)
             got = repr(given.value) if given is not None else 'another type'
-            raise NodeStartupError(f'parameter {name}: expected {_TYPE_NAMES[kind]}, got '
+            raise NodeStartupError(f'parameter {name}: expected {TYPE_NAMES[kind]}, got '
                                    f'{got}') from err
         value = {name: self.get_parameter(name).value for name in PARAMETERS}
         self._settings = dict(value)
@@ -238,7 +147,7 @@ class DriveNode(Node):
         import torch
         from signattn_driver.predictor import Predictor
         for name in ('checkpoint', 'device', 'precision'):
-            reason = _validate(name, value[name])
+            reason = validate(name, value[name])
             if reason:
                 raise NodeStartupError(reason)
         if value['num_threads']:
@@ -256,7 +165,7 @@ class DriveNode(Node):
         vehicle = None
         for param in params:
             if param.name in PARAMETERS:
-                reason = _validate(param.name, param.value)
+                reason = validate(param.name, param.value)
                 if reason:
                     return SetParametersResult(successful=False, reason=reason)
             if param.name == 'vehicle':   # loaded once here: the file may change in between
@@ -339,7 +248,7 @@ class DriveNode(Node):
         import torch
         start = time.perf_counter()
         received = start if received is None else received
-        stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        stamp_ns = stamp_ns_of(msg.header)
         settings = self._settings
         now_ns = self.get_clock().now().nanoseconds
         max_age = settings['max_frame_age_s']

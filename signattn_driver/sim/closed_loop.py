@@ -38,7 +38,7 @@ import numpy as np
 from signattn_driver.data.sequence_rule import SequenceTracker
 from signattn_driver.sim.metadrive_adapter import (front_wheel_rad_to_steering, MetaDriveSim,
                                                    SimConfig)
-from signattn_driver.vehicle import load_vehicle, steering_from_inverse_radius
+from signattn_driver.vehicle import front_wheel_angle_rad, load_vehicle
 
 # Maps no training run has visited: `signattn simulate` drives maps --seed, --seed + 1, ...;
 # the shipped model was trained on maps 100-111, the experiment models on maps 1000-1020.
@@ -111,8 +111,8 @@ class InverseRadiusController(Controller):
         """Eq. 3 inverted for the simulated car, then its 40 deg lock."""
         if not math.isfinite(u_per_m):
             return 0.0
-        theta = float(steering_from_inverse_radius(u_per_m, speed_mps, self.profile))
-        return front_wheel_rad_to_steering(theta / self.profile.steering_ratio)
+        return front_wheel_rad_to_steering(
+            float(front_wheel_angle_rad(u_per_m, speed_mps, self.profile)))
 
 
 class ModelController(InverseRadiusController):

@@ -1,0 +1,102 @@
+"""The drive node's parameters: defaults, types, descriptions and validation, in one table.
+
+`config/drive.yaml`, the launch file's arguments and docs/node.md mirror `PARAMETERS` by value
+(test/test_parameter_defaults.py).
+"""
+
+import math
+
+from rcl_interfaces.msg import ParameterDescriptor, ParameterType
+from rclpy.qos import ReliabilityPolicy
+
+from signattn_driver.data.sequence_rule import DEFAULT_MAX_GAP_S
+
+TRANSPORTS = ('raw', 'compressed')
+RELIABILITIES = {'best_effort': ReliabilityPolicy.BEST_EFFORT,
+                 'reliable': ReliabilityPolicy.RELIABLE}
+
+
+def descriptor(description: str, kind: int, read_only: bool = False) -> ParameterDescriptor:
+    """Return the ParameterDescriptor of one entry of PARAMETERS."""
+    return ParameterDescriptor(description=description, type=kind, read_only=read_only)
+
+
+_S, _B, _I, _D = (ParameterType.PARAMETER_STRING, ParameterType.PARAMETER_BOOL,
+                  ParameterType.PARAMETER_INTEGER, ParameterType.PARAMETER_DOUBLE)
+TYPE_NAMES = {_S: 'a string', _B: 'true or false', _I: 'an integer',
+              _D: 'a floating-point number (e.g. 1.0)'}
+# name -> (default, type, read-only, description); config/drive.yaml mirrors this table.
+PARAMETERS = {
+    'checkpoint': ('', _S, True, 'checkpoint file written by `signattn train` (required)'),
+    'device': ('auto', _S, True, 'auto | cpu | cuda | cuda:N (auto = CUDA when present)'),
+    'precision': ('fp32', _S, True, 'fp32 | bf16 (autocast) | int8 (dynamic, CPU only)'),
+    'input_transport': ('compressed', _S, True,
+                        'compressed: subscribe image/compressed (CompressedImage); '
+                        'raw: subscribe image (Image)'),
+    'input_reliability': ('best_effort', _S, True,
+                          'best_effort (sensor-data QoS, REP-2003) | reliable: the input '
+                          'subscription\'s reliability; raw 640x480 images need reliable '
+                          'over Fast DDS LARGE_DATA (docs/node.md)'),
+    'input_depth': (1, _I, True, 'input subscription queue depth (>= 1; the node always '
+                    'works on the newest frame)'),
+    'num_threads': (0, _I, True, 'torch CPU threads (0 = torch default)'),
+    'vehicle': ('mkz', _S, False, 'vehicle profile name (config/vehicles) or YAML path; '
+                'd_w, K_s, K_slip for the Ackermann front-wheel angle (eq. 3)'),
+    'speed_topic': ('', _S, True, 'geometry_msgs/TwistStamped topic whose linear.x (m/s) is '
+                    'the speed for the Ackermann angle, e.g. /vehicle/twist (empty = off)'),
+    'assumed_speed_mps': (0.0, _D, False, 'speed for the Ackermann angle while no speed_topic '
+                          'message has arrived (or without speed_topic), m/s >= 0'),
+    'publish_attention': (True, _B, False, 'publish `attention` while someone subscribes'),
+    'attention_every_n': (1, _I, False, 'publish the attention map every n-th frame (>= 1)'),
+    'attention_raw': (False, _B, False, 'publish the raw 10x20 map (32FC1) instead of the '
+                      'bgr8 overlay on the camera image'),
+    'attention_alpha': (0.5, _D, False, 'heat-map weight of the overlay, 0..1'),
+    'max_input_pixels': (4096 * 4096, _I, False, 'reject frames with more pixels than this, '
+                         'read from the raw header or the JPEG/PNG header before decoding '
+                         '(0 = no limit)'),
+    'max_future_s': (1.0, _D, False, 'reject frames stamped more than this ahead of the node '
+                     'clock (0 = off)'),
+    'stale_input_s': (2.0, _D, False, '/diagnostics warns when the input topic has publishers '
+                      'but no frame arrived for this long (0 = off)'),
+    'max_drop_fraction': (0.2, _D, False, '/diagnostics warns when more than this share of '
+                          'the frames received in the last 10 s was dropped or rejected'),
+    'max_frame_age_s': (0.0, _D, False, 'reject frames whose header stamp is older than this '
+                        'against the node clock (0 = off; use_sim_time with bags)'),
+    'reset_gap_s': (DEFAULT_MAX_GAP_S, _D, False, 'reset the LSTM state when consecutive frame '
+                    'stamps are further apart than this (s > 0; the gap training cuts '
+                    'sequences at); it also resets when time jumps back'),
+}
+
+
+def validate(name: str, value) -> str | None:
+    """Return why `value` is not acceptable for parameter `name`, or None when it is."""
+    if name == 'checkpoint' and not value:
+        return 'checkpoint is required (path of a file written by `signattn train`)'
+    if name == 'device' and not (value in ('auto', 'cpu', 'cuda') or (
+            value.startswith('cuda:') and value[5:].isdigit())):
+        return f'device must be auto, cpu, cuda or cuda:N, got {value!r}'
+    if name == 'precision' and value not in ('fp32', 'bf16', 'int8'):
+        return f'precision must be fp32, bf16 or int8, got {value!r}'
+    if name == 'input_transport' and value not in TRANSPORTS:
+        return f'input_transport must be raw or compressed, got {value!r}'
+    if name == 'input_reliability' and value not in RELIABILITIES:
+        return f'input_reliability must be best_effort or reliable, got {value!r}'
+    if name == 'input_depth' and value < 1:
+        return f'input_depth must be >= 1, got {value}'
+    if name in ('num_threads', 'max_input_pixels') and value < 0:
+        return f'{name} must be >= 0, got {value}'
+    if name in ('max_future_s', 'stale_input_s') and not (math.isfinite(value) and value >= 0):
+        return f'{name} must be >= 0 (0 = off), got {value}'
+    if name == 'max_drop_fraction' and not 0.0 <= value <= 1.0:
+        return f'max_drop_fraction must be in [0, 1], got {value}'
+    if name == 'attention_every_n' and value < 1:
+        return f'attention_every_n must be >= 1, got {value}'
+    if name == 'attention_alpha' and not 0.0 <= value <= 1.0:
+        return f'attention_alpha must be in [0, 1], got {value}'
+    if name == 'max_frame_age_s' and not (math.isfinite(value) and value >= 0.0):
+        return f'max_frame_age_s must be >= 0 (0 = off), got {value}'
+    if name == 'assumed_speed_mps' and not (math.isfinite(value) and value >= 0.0):
+        return f'assumed_speed_mps must be >= 0, got {value}'
+    if name == 'reset_gap_s' and not (math.isfinite(value) and value > 0.0):
+        return f'reset_gap_s must be > 0, got {value}'
+    return None   # `vehicle` is checked by loading it, once, where it is applied
