@@ -101,7 +101,7 @@ bench: install
 	$(BIN)/signattn benchmark convert --out docs/results/convert_cpu.json
 	$(BIN)/signattn benchmark train --out docs/results/train_cpu_tiny.json
 	$(BIN)/signattn benchmark evaluate --out docs/results/evaluate_cpu.json
-	$(BIN)/signattn benchmark node --out docs/results/node_cpu.json
+	$(BIN)/signattn benchmark node --inputs compressed,raw --repeats 3 --out docs/results/node_cpu.json
 
 # The drive node's memory over a long run (docs/benchmarks.md#soak): attention subscribed.
 SOAK_FRAMES ?= 6000

@@ -9,12 +9,17 @@ schedule runs against each variant: the product node at each precision, and a na
 (per-frame numpy float64 preprocessing, CPU tensors re-created per frame, synchronous `.item()`
 on every output, all in the ROS callback) whose p50/p99 are the ratio to beat.
 
-Latency down to its parts, in the same run: the torch thread count is chosen first by timing
-`Predictor.step` with 1 and 2 threads; that step, a JPEG decode and one DDS hop of the same
-camera message (camera -> listener, no node) make the floor the node's p50 is compared with
-(`ratio_node_over_floor_p50`), and the node's own per-stage p50s (from /diagnostics) show where
-the rest goes. A short probe also counts raw 640x480 bgr8 frames that arrive over Fast DDS
-LARGE_DATA for each input reliability.
+Latency down to its parts, in the same run: `Predictor.step` and a JPEG decode are timed at
+the node's 20 Hz cadence (and back to back, for reference), with 1 and 2 torch threads, the
+faster counting; the node's thread count is the one (1 or 2) with the lower p50 in a short
+20 Hz run of the node itself. That step, the decode and one DDS hop of the same camera
+message (camera -> listener, no node) make the floor the node's p50 is compared with
+(`ratio_node_over_floor_<precision>_p50`), and the node's own per-stage p50s (from
+/diagnostics) show where the rest goes. Floor and variants are measured in turn `--repeats`
+times; the summary is the median over repeats. `--inputs compressed,raw` adds the node on raw
+640x480 bgr8 frames (sent reliable; its floor is the step plus one hop of the raw frame). A
+short probe also counts raw frames that arrive over Fast DDS LARGE_DATA for each input
+reliability.
 """
 
 import json
@@ -43,16 +48,24 @@ def add_arguments(parser):
                         help='product-node variants to measure (comma separated)')
     parser.add_argument('--no-naive', action='store_true', help='skip the naive node')
     parser.add_argument('--threads', default='auto',
-                        help='torch threads in the node: a number, or auto = the faster of 1 '
-                        'and 2 for Predictor.step at each precision, timed first')
+                        help='torch threads in the node: a number, or auto = the one (1 or 2) '
+                        'with the lower node p50 in a short 20 Hz probe of each precision')
+    parser.add_argument('--probe-duration', type=float, default=6.0,
+                        help='seconds at 20 Hz per thread count in the auto thread probe')
     parser.add_argument('--no-qos-probe', action='store_true',
                         help='skip counting raw 640x480 frames per input reliability')
-    parser.add_argument('--device', default='cpu')
+    parser.add_argument('--device', default='cpu',
+                        help="the node's device; on cuda use --precisions fp32,bf16")
+    parser.add_argument('--inputs', default='compressed',
+                        help='input transports to measure: compressed (640x480 JPEG, best '
+                        'effort) and/or raw (640x480 bgr8, reliable), comma separated')
     parser.add_argument('--duration', type=float, default=10.0, help='seconds at 20 Hz')
     parser.add_argument('--rates', default='30,40,60', help='faster fixed rates to try (Hz)')
     parser.add_argument('--step-duration', type=float, default=4.0,
                         help='seconds per faster rate and flat out')
     parser.add_argument('--warmup', type=float, default=3.0, help='seconds at 5 Hz first')
+    parser.add_argument('--repeats', type=int, default=3,
+                        help='measure the floor and every variant this many times in turn')
 
 
 # -- camera process -------------------------------------------------------------------------
@@ -245,46 +258,83 @@ def qos_probe(env: dict, frames: int = 40) -> dict:
     return out
 
 
-def dds_hop_ms(env: dict, duration_s: float) -> dict:
-    """One DDS hop of the benchmark's 640x480 JPEG at 20 Hz, camera -> listener (no node)."""
-    _, received = _listen([['warmup', 5, 2.0], ['20hz', 20, duration_s]], env, 'jpeg', False)
+def dds_hop_ms(env: dict, duration_s: float, mode: str = 'jpeg') -> dict:
+    """One DDS hop of the benchmark's 640x480 frame at 20 Hz, camera -> listener (no node).
+
+    mode: 'jpeg' (CompressedImage, best effort) or 'raw-reliable' (bgr8 Image, reliable).
+    """
+    _, received = _listen([['warmup', 5, 2.0], ['20hz', 20, duration_s]], env, mode,
+                          mode == 'raw-reliable')
     lat = np.array([r[2] for r in received if r[0] == '20hz'] or [np.nan])
     return {'p50_ms': float(np.percentile(lat, 50)), 'p99_ms': float(np.percentile(lat, 99)),
             'received': int(np.isfinite(lat).sum())}
 
 
-def floor_parts(path: str, precisions: list, thread_choice: str, steps: int = 150) -> dict:
-    """Time Predictor.step (1 and 2 threads unless fixed) and the JPEG decode in this process."""
+def _paced_ms(work, n: int, rate_hz: float, warmup: int = 10) -> np.ndarray:
+    """Time work(i) for i in range(n); with rate_hz, start each call on a rate_hz grid.
+
+    At a camera's rate the CPU idles between frames: caches cool, and OpenMP's worker threads
+    stop spinning and sleep, so a paced call costs more than one of a back-to-back loop.
+    """
+    period = 1.0 / rate_hz if rate_hz else 0.0
+    times = []
+    start = time.perf_counter()
+    for i in range(warmup + n):
+        if period:
+            target = start + i * period
+            while time.perf_counter() < target:
+                time.sleep(min(0.002, max(target - time.perf_counter(), 0)))
+        t0 = time.perf_counter()
+        work(i)
+        if i >= warmup:
+            times.append((time.perf_counter() - t0) * 1e3)
+    return np.array(times)
+
+
+def _summary(ms: np.ndarray) -> dict:
+    return {'p50_ms': float(np.median(ms)), 'p99_ms': float(np.percentile(ms, 99))}
+
+
+def floor_parts(path: str, precisions: list, thread_choice: str, device: str = 'cpu',
+                rate_hz: float = 20.0, steps: int = 150) -> dict:
+    """Time Predictor.step and the JPEG decode in this process, paced at rate_hz and back to back.
+
+    The step is timed with 1 and 2 torch threads (unless fixed); the floor takes the faster
+    (`fastest_threads`), whatever thread count the node then runs with. Each part's `p50_ms`
+    is its paced p50 (the floor: the node runs at the camera's rate, not back to back);
+    `back_to_back` holds the loop figures.
+    """
     import cv2
     import torch
-    from benchmarks.predictor import _frames, _time_steps
+    from benchmarks.predictor import _frames
     from signattn_driver.predictor import Predictor
     frames = _frames(32)
     jpegs = _jpeg_frames(32)
-    out = {'step': {}}
+    out = {'rate_hz': rate_hz, 'step': {}}
     candidates = (1, 2) if thread_choice == 'auto' else (int(thread_choice),)
     for precision in precisions:
-        predictor = Predictor(path, device='cpu', precision=precision)
+        predictor = Predictor(path, device=device, precision=precision)
+
+        def step(i):
+            predictor.step(frames[i % len(frames)], want_attention=False)
         timed = {}
         for threads in candidates:
             torch.set_num_threads(threads)
-            _, ms = _time_steps(predictor, frames, steps, warmup=20)
-            timed[threads] = {'p50_ms': float(np.median(ms)),
-                              'p99_ms': float(np.percentile(ms, 99))}
+            predictor.reset()
+            timed[threads] = {**_summary(_paced_ms(step, steps, rate_hz)),
+                              'back_to_back': _summary(_paced_ms(step, steps, 0))}
         best = min(timed, key=lambda t: timed[t]['p50_ms'])
-        out['step'][precision] = {'by_threads': timed, 'chosen_threads': best, **timed[best]}
+        out['step'][precision] = {'by_threads': timed, 'fastest_threads': best, **timed[best]}
     torch.set_num_threads(1)
-    decode = []
-    for i in range(200):
-        t0 = time.perf_counter()
+
+    def decode(i):
         cv2.imdecode(np.frombuffer(jpegs[i % len(jpegs)], np.uint8), cv2.IMREAD_COLOR)
-        decode.append((time.perf_counter() - t0) * 1e3)
-    out['jpeg_decode'] = {'p50_ms': float(np.median(decode)),
-                          'p99_ms': float(np.percentile(decode, 99))}
+    out['jpeg_decode'] = {**_summary(_paced_ms(decode, steps, rate_hz)),
+                          'back_to_back': _summary(_paced_ms(decode, 200, 0))}
     return out
 
 
-def _measure(variant_cmd: list, schedule: list, env: dict) -> dict:
+def _measure(variant_cmd: list, schedule: list, env: dict, camera_mode: str = 'jpeg') -> dict:
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
     from geometry_msgs.msg import Vector3Stamped
@@ -292,7 +342,7 @@ def _measure(variant_cmd: list, schedule: list, env: dict) -> dict:
     from rclpy.qos import QoSProfile
 
     node_proc = NodeProcess(command=variant_cmd, env=env)
-    camera = _camera(schedule, env)
+    camera = _camera(schedule, env, camera_mode)
     context = rclpy.Context()
     rclpy.init(context=context)
     node = rclpy.create_node('benchmark_listener', context=context)
@@ -373,8 +423,106 @@ def child_env() -> dict:
     return env
 
 
+def _thread_probe(args, path: str, env: dict, precisions: list) -> dict:
+    """Return the node's 20 Hz p50 (ms) per thread count: {precision: {threads: p50}}.
+
+    Chosen on the node itself: OpenMP workers that sleep between frames make a thread count
+    that wins back to back lose at 20 Hz, and a paced step alone is too close to call.
+    """
+    schedule = [['warmup', 5, 2.0], ['20hz', 20, args.probe_duration]]
+    probe = {}
+    for precision in precisions:
+        probe[precision] = {}
+        for threads in (1, 2):
+            cmd = node_command({'checkpoint': path, 'precision': precision,
+                                'device': args.device, 'num_threads': threads,
+                                'publish_attention': False})
+            phase = _measure(cmd, schedule, env)['phases']['20hz']
+            probe[precision][threads] = phase['latency_p50_ms']
+    return probe
+
+
+def _one_run(args, path: str, env: dict, schedule: list, precisions: list) -> dict:
+    """Floor parts, then every variant on the same schedule, then the ratios: one repeat.
+
+    A variant is the naive node or the product node at one precision and input transport
+    (`node_<precision>` for JPEG, `node_<precision>_raw` for raw bgr8 sent reliable). The raw
+    floor has no decode: it is the step plus one hop of the raw frame.
+    """
+    inputs = args.inputs.split(',')
+    out = {'load_average_1min_at_start': os.getloadavg()[0], 'variants': {}}
+    floor = floor_parts(path, precisions, args.threads, args.device)
+    floor['dds_hop'] = dds_hop_ms(env, args.duration)
+    if 'raw' in inputs:
+        floor['dds_hop_raw'] = dds_hop_ms(env, args.duration, 'raw-reliable')
+    out['floor'] = floor
+    if args.threads == 'auto':
+        out['thread_probe'] = _thread_probe(args, path, env, precisions)
+        threads = {p: min(probe, key=lambda t: probe[t]) for p, probe in
+                   out['thread_probe'].items()}
+    else:
+        threads = {p: int(args.threads) for p in precisions}
+    out['threads'] = threads
+    variants = {}   # name -> (command, camera mode)
+    if not args.no_naive:
+        variants['naive_fp32'] = ([sys.executable, '-c', 'from benchmarks.node import '
+                                   'naive_main; naive_main()', path, str(threads.get('fp32', 1))],
+                                  'jpeg')
+    for precision in precisions:
+        for transport in inputs:
+            raw = transport == 'raw'
+            variants[f'node_{precision}' + ('_raw' if raw else '')] = (node_command({
+                'checkpoint': path, 'precision': precision, 'device': args.device,
+                'num_threads': threads[precision], 'publish_attention': False,
+                'input_transport': transport,
+                'input_reliability': 'reliable' if raw else 'best_effort'}),
+                'raw-reliable' if raw else 'jpeg')
+    for name, (cmd, mode) in variants.items():
+        load_before = os.getloadavg()[0]
+        out['variants'][name] = _measure(cmd, schedule, env, mode)
+        out['variants'][name]['load_average_1min'] = [load_before, os.getloadavg()[0]]
+    v = out['variants']
+    for precision in precisions:
+        for transport in inputs:
+            tag = precision + ('_raw' if transport == 'raw' else '')
+            step = floor['step'][precision]
+            if transport == 'raw':
+                hop, decode, decode_loop = floor['dds_hop_raw']['p50_ms'], 0.0, 0.0
+            else:
+                hop = floor['dds_hop']['p50_ms']
+                decode = floor['jpeg_decode']['p50_ms']
+                decode_loop = floor['jpeg_decode']['back_to_back']['p50_ms']
+            node_p50 = v[f'node_{tag}']['phases']['20hz']['latency_p50_ms']
+            out[f'floor_{tag}_p50_ms'] = step['p50_ms'] + decode + hop
+            out[f'ratio_node_over_floor_{tag}_p50'] = node_p50 / out[f'floor_{tag}_p50_ms']
+            # The parts timed back to back (warm caches, spinning OpenMP workers): a lower
+            # floor than a 20 Hz node can reach, reported beside the paced one.
+            loop = step['back_to_back']['p50_ms'] + decode_loop + hop
+            out[f'floor_back_to_back_{tag}_p50_ms'] = loop
+            out[f'ratio_node_over_back_to_back_floor_{tag}_p50'] = node_p50 / loop
+            # The same floor from the node's own stages in the 20 Hz phase (step = preprocess
+            # + network, decode, hop = age at receipt): immune to load changing between parts.
+            stages = v[f'node_{tag}']['phases']['20hz'].get('node_stages_p50_ms')
+            if stages:
+                own = sum(stages[k] for k in ('preprocess', 'network', 'decode',
+                                              'age_at_receipt'))
+                out[f'ratio_node_over_stage_floor_{tag}_p50'] = node_p50 / own
+    if 'naive_fp32' in v:
+        for name in v:
+            if name != 'naive_fp32':
+                a, b = v['naive_fp32']['phases']['20hz'], v[name]['phases']['20hz']
+                out[f'ratio_naive_over_{name}_p50'] = a['latency_p50_ms'] / b['latency_p50_ms']
+                out[f'ratio_naive_over_{name}_p99'] = a['latency_p99_ms'] / b['latency_p99_ms']
+    return out
+
+
 def run(args) -> dict:
-    """Measure each variant with the same schedule; report p50/p99, drops, CPU and ratios."""
+    """Repeat (floor, every variant) --repeats times; report each repeat and the medians.
+
+    A repeat measures the floor's parts and then each variant in turn, so load that changes
+    during a repeat shows up as the spread between repeats; the summary is the median of each
+    ratio and latency over the repeats.
+    """
     import torch
     from signattn_driver import checkpoint
     from signattn_driver.model import ModelConfig, SteeringNet
@@ -385,9 +533,10 @@ def run(args) -> dict:
     schedule += [[f'{r}hz', float(r), args.step_duration] for r in args.rates.split(',')]
     schedule += [['flat_out', 0, args.step_duration]]
     results = {'machine': f'{os.cpu_count()} CPU cores, {platform.processor() or "cpu"}',
-               'torch': torch.__version__, 'threads': args.threads, 'device': args.device,
-               'frame': '640x480 JPEG (quality 90)', 'schedule': schedule, 'variants': {},
-               'load_average_1min_at_start': os.getloadavg()[0]}
+               'torch': torch.__version__, 'device': args.device,
+               'frame': '640x480 JPEG (quality 90); raw: 640x480 bgr8, reliable',
+               'inputs': args.inputs.split(','), 'schedule': schedule,
+               'repeats': []}
     precisions = args.precisions.split(',')
     with tempfile.TemporaryDirectory() as tmp:
         path = args.checkpoint
@@ -396,43 +545,23 @@ def run(args) -> dict:
             path = str(checkpoint.save(Path(tmp) / 'paper_size.pt',
                                        SteeringNet(ModelConfig(lstm_hidden=args.lstm_hidden))))
         results['checkpoint'] = args.checkpoint or f'random, lstm_hidden {args.lstm_hidden}'
-        floor = floor_parts(path, precisions, args.threads)
-        floor['dds_hop'] = dds_hop_ms(env, args.duration)
-        results['floor'] = floor
-        threads = {p: floor['step'][p]['chosen_threads'] for p in precisions}
-        results['threads'] = threads
         if not args.no_qos_probe:
             results['raw_640x480_large_data_qos_probe'] = qos_probe(env)
-        variants = {}
-        if not args.no_naive:
-            variants['naive_fp32'] = [sys.executable, '-c', 'from benchmarks.'
-                                      'node import naive_main; naive_main()', path,
-                                      str(threads.get('fp32', 1))]
-        for precision in precisions:
-            variants[f'node_{precision}'] = node_command({
-                'checkpoint': path, 'precision': precision, 'device': args.device,
-                'num_threads': threads[precision], 'publish_attention': False})
-        for name, cmd in variants.items():
-            load_before = os.getloadavg()[0]
-            results['variants'][name] = _measure(cmd, schedule, env)
-            results['variants'][name]['load_average_1min'] = [load_before, os.getloadavg()[0]]
-    v = results['variants']
-    for precision in precisions:
-        parts = (floor['step'][precision]['p50_ms'], floor['jpeg_decode']['p50_ms'],
-                 floor['dds_hop']['p50_ms'])
-        node_p50 = v[f'node_{precision}']['phases']['20hz']['latency_p50_ms']
-        results[f'floor_{precision}_p50_ms'] = sum(parts)
-        results[f'ratio_node_over_floor_{precision}_p50'] = node_p50 / sum(parts)
-        # The same floor from the node's own stages in the 20 Hz phase (step = preprocess +
-        # network, decode, hop = age at receipt): immune to load changing between the parts.
-        stages = v[f'node_{precision}']['phases']['20hz'].get('node_stages_p50_ms')
-        if stages:
-            own = sum(stages[k] for k in ('preprocess', 'network', 'decode', 'age_at_receipt'))
-            results[f'ratio_node_over_stage_floor_{precision}_p50'] = node_p50 / own
-    if 'naive_fp32' in v:
-        for name in v:
-            if name != 'naive_fp32':
-                a, b = v['naive_fp32']['phases']['20hz'], v[name]['phases']['20hz']
-                results[f'ratio_naive_over_{name}_p50'] = a['latency_p50_ms'] / b['latency_p50_ms']
-                results[f'ratio_naive_over_{name}_p99'] = a['latency_p99_ms'] / b['latency_p99_ms']
+        for _ in range(args.repeats):
+            results['repeats'].append(_one_run(args, path, env, schedule, precisions))
+    results['median_over_repeats'] = _medians(results['repeats'])
     return results
+
+
+def _medians(repeats: list) -> dict:
+    """Median over repeats of every top-level figure and of each variant's 20 Hz p50/p99."""
+    summary = {}
+    for key in repeats[0]:
+        if key.startswith(('ratio_', 'floor_')):
+            summary[key] = float(np.median([r[key] for r in repeats if key in r]))
+    for name in repeats[0]['variants']:
+        for stat in ('latency_p50_ms', 'latency_p99_ms'):
+            summary[f'{name}_20hz_{stat}'] = float(np.median(
+                [r['variants'][name]['phases']['20hz'][stat] for r in repeats]))
+    summary['threads_chosen'] = [r['threads'] for r in repeats]
+    return summary

@@ -196,6 +196,9 @@ class DriveNode(Node):
                 self.stats['dropped'] += 1
             self._pending = (msg, received, received_ns)
             self._cond.notify()
+        # Give the GIL up now: the woken worker starts on the frame at once instead of waiting
+        # for the executor's own bookkeeping after this callback (0.45 -> 0.10 ms p50, node.md).
+        time.sleep(0)
 
     def _on_speed(self, msg):
         self._speed_mps = msg.twist.linear.x

@@ -39,7 +39,7 @@ PARAMETERS = {
                           'over Fast DDS LARGE_DATA (docs/node.md)'),
     'input_depth': (1, _I, True, 'input subscription queue depth (>= 1; the node always '
                     'works on the newest frame)'),
-    'num_threads': (0, _I, True, 'torch CPU threads (0 = torch default)'),
+    'num_threads': (1, _I, True, 'torch CPU threads (0 = torch default: one per core)'),
     'vehicle': ('mkz', _S, False, 'vehicle profile name (config/vehicles) or YAML path; '
                 'd_w, K_s, K_slip for the Ackermann front-wheel angle (eq. 3)'),
     'speed_topic': ('', _S, True, 'geometry_msgs/TwistStamped topic whose linear.x (m/s) is '

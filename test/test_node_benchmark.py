@@ -1,0 +1,48 @@
+"""The node benchmark's pacing and its summary over repeats (benchmarks/node.py, no DDS)."""
+
+from pathlib import Path
+import sys
+import time
+
+import numpy as np
+import pytest
+
+CHECKOUT = Path(__file__).resolve().parent.parent
+if not (CHECKOUT / 'benchmarks' / 'node.py').is_file():
+    pytest.skip('benchmarks/ is not in this tree (it lives in a source checkout)',
+                allow_module_level=True)
+sys.path.insert(0, str(CHECKOUT))
+from benchmarks.node import _medians, _paced_ms  # noqa: E402
+
+
+def test_paced_calls_start_on_the_rate_grid_and_warmup_is_not_timed():
+    starts = []
+    times = _paced_ms(lambda i: starts.append((i, time.perf_counter())), n=5, rate_hz=50.0,
+                      warmup=2)
+    assert len(times) == 5                       # the 2 warm-up calls are not reported
+    assert [i for i, _ in starts] == list(range(7))
+    gaps = np.diff([t for _, t in starts])
+    assert gaps.min() >= 0.02 - 1e-4             # never earlier than the 50 Hz grid
+
+
+def test_back_to_back_calls_do_not_wait():
+    starts = []
+    _paced_ms(lambda i: starts.append(time.perf_counter()), n=20, rate_hz=0, warmup=0)
+    assert starts[-1] - starts[0] < 0.02 * 19    # far less than any pacing would take
+
+
+def _repeat(ratio: float, p50: float, threads: int) -> dict:
+    phase = {'20hz': {'latency_p50_ms': p50, 'latency_p99_ms': 2 * p50}}
+    return {'ratio_node_over_floor_int8_p50': ratio, 'floor_int8_p50_ms': p50 - 1.0,
+            'load_average_1min_at_start': 9.0, 'threads': {'int8': threads},
+            'variants': {'node_int8': {'phases': phase}}}
+
+
+def test_summary_is_the_median_of_each_figure_over_repeats():
+    summary = _medians([_repeat(1.1, 8.0, 1), _repeat(2.0, 12.0, 2), _repeat(1.2, 9.0, 1)])
+    assert summary['ratio_node_over_floor_int8_p50'] == pytest.approx(1.2)
+    assert summary['node_int8_20hz_latency_p50_ms'] == pytest.approx(9.0)
+    assert summary['node_int8_20hz_latency_p99_ms'] == pytest.approx(18.0)
+    assert summary['floor_int8_p50_ms'] == pytest.approx(8.0)
+    assert 'load_average_1min_at_start' not in summary
+    assert summary['threads_chosen'] == [{'int8': 1}, {'int8': 2}, {'int8': 1}]
