@@ -26,17 +26,16 @@ import json
 import os
 from pathlib import Path
 import platform
-import subprocess
 import sys
 import tempfile
 import time
 
 import numpy as np
 
+from benchmarks.node_processes import (jpeg_frames, child_env, close_listener,
+                                       open_listener, start_camera)
 from signattn_driver.data.labels import stamp_ns_of
 from signattn_driver.ros.node_process import node_command, NodeProcess
-
-FRAME_SIZE_HW = (480, 640)
 
 
 def add_arguments(parser):
@@ -68,127 +67,6 @@ def add_arguments(parser):
                         help='measure the floor and every variant this many times in turn')
 
 
-# -- camera process -------------------------------------------------------------------------
-
-def _jpeg_frames(n: int) -> list:
-    import cv2
-    from benchmarks.predictor import _frames
-    return [cv2.imencode('.jpg', f, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
-            for f in _frames(n)]
-
-
-def camera_main():
-    """Publish the phase schedule given as JSON in argv[1]; print frame counts as JSON.
-
-    argv[2] (optional): 'raw-reliable' or 'raw-best_effort' publishes 640x480 bgr8 Images on
-    `image` with that reliability instead of JPEGs (sensor-data QoS) on `image/compressed`.
-    """
-    import rclpy
-    from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
-    from sensor_msgs.msg import CompressedImage, Image
-    schedule = json.loads(sys.argv[1])
-    mode = sys.argv[2] if len(sys.argv) > 2 else 'jpeg'
-    rclpy.init()
-    node = rclpy.create_node('benchmark_camera')
-    qos = QoSProfile(history=qos_profile_sensor_data.history, depth=1,
-                     reliability=qos_profile_sensor_data.reliability)
-    if mode == 'jpeg':
-        frames = _jpeg_frames(32)
-        pub = node.create_publisher(CompressedImage, 'image/compressed', qos)
-        msg = CompressedImage(format='jpeg')
-    else:
-        from benchmarks.predictor import _frames
-        frames = [f.tobytes() for f in _frames(4)]
-        if mode == 'raw-reliable':
-            qos.reliability = ReliabilityPolicy.RELIABLE
-        pub = node.create_publisher(Image, 'image', qos)
-        msg = Image(height=FRAME_SIZE_HW[0], width=FRAME_SIZE_HW[1], encoding='bgr8',
-                    step=FRAME_SIZE_HW[1] * 3)
-    deadline = time.monotonic() + 120
-    while pub.get_subscription_count() == 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(1.0)
-    counts = {}
-    for name, rate_hz, duration_s in schedule:
-        start = time.perf_counter()
-        seq = 0
-        while time.perf_counter() - start < duration_s:
-            if rate_hz:
-                target = start + seq / rate_hz
-                while time.perf_counter() < target:
-                    time.sleep(min(0.002, max(target - time.perf_counter(), 0)))
-            msg.data = frames[seq % len(frames)]
-            msg.header.frame_id = f'{name}/{seq}'
-            msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(time.time_ns(), 10**9)
-            pub.publish(msg)
-            seq += 1
-        counts[name] = seq
-        time.sleep(0.5)
-    print(json.dumps(counts), flush=True)
-    node.destroy_node()
-    rclpy.shutdown()
-
-
-# -- naive node -----------------------------------------------------------------------------
-
-def _naive_hsv_input(bgr: np.ndarray) -> np.ndarray:
-    """Float64 numpy preprocessing, as first written (resize, HSV, scale) -> (3, 80, 160)."""
-    import cv2
-    x = cv2.resize(bgr.astype(np.float64), (160, 80), interpolation=cv2.INTER_AREA)
-    x = np.round(x)
-    b, g, r = x[..., 0], x[..., 1], x[..., 2]
-    v = x.max(axis=-1)
-    delta = v - x.min(axis=-1)
-    s = np.where(v > 0, 255.0 * delta / np.where(v > 0, v, 1), 0)
-    safe = np.where(delta > 0, delta, 1)
-    h = np.where(v == r, 60 * (g - b) / safe,
-                 np.where(v == g, 120 + 60 * (b - r) / safe, 240 + 60 * (r - g) / safe))
-    h = np.where(delta > 0, h, 0) % 360 / 2
-    hsv = np.stack([np.round(h) % 180, np.round(s), v], axis=-1)
-    return (hsv / np.array([179.0, 255.0, 255.0]) * 2 - 1).transpose(2, 0, 1)
-
-
-def naive_main():
-    """Run the naive node: argv = checkpoint, torch threads."""
-    import cv2
-    import rclpy
-    from geometry_msgs.msg import Vector3Stamped
-    from rclpy.qos import qos_profile_sensor_data, QoSProfile
-    from sensor_msgs.msg import CompressedImage
-    import torch
-    from signattn_driver.checkpoint import load_model
-
-    torch.set_num_threads(int(sys.argv[2]))
-    model, _ = load_model(sys.argv[1])
-    rclpy.init()
-    node = rclpy.create_node('naive_drive_node')
-    pub = node.create_publisher(Vector3Stamped, 'steering/command', 10)
-    state = [None]
-
-    def on_image(msg):
-        bgr = cv2.imdecode(np.frombuffer(bytes(msg.data), np.uint8), cv2.IMREAD_COLOR)
-        x = torch.tensor(_naive_hsv_input(bgr)[None]).float()
-        with torch.no_grad():
-            u, alpha, new_state = model.step(x, state[0])
-        values = [a.item() for a in alpha.flatten()]             # every output, synchronously
-        if np.isfinite(u.item()) and np.isfinite(sum(values)):
-            state[0] = tuple(t.clone() for t in new_state)
-        out = Vector3Stamped()
-        out.header = msg.header
-        out.vector.x = u.item()
-        pub.publish(out)
-    qos = QoSProfile(history=qos_profile_sensor_data.history, depth=1,
-                     reliability=qos_profile_sensor_data.reliability)
-    node.create_subscription(CompressedImage, 'image/compressed', on_image, qos)
-    try:
-        rclpy.spin(node)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-
-
 # -- orchestration ---------------------------------------------------------------------------
 
 def _cpu_seconds(pid: int) -> float:
@@ -196,35 +74,12 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
 
 
-def _camera(schedule: list, env: dict, mode: str = 'jpeg') -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, '-c', 'from benchmarks.node import camera_main; camera_main()',
-         json.dumps(schedule), mode], env=env, stdout=subprocess.PIPE, text=True)
-
-
-def _close(executor, node, context, camera: subprocess.Popen):
-    """Tear down a listener (executor, node, its rclpy context) and stop the camera process."""
-    import rclpy
-    executor.shutdown(timeout_sec=1.0)
-    node.destroy_node()
-    rclpy.try_shutdown(context=context)
-    if camera.poll() is None:
-        camera.terminate()
-        camera.wait(timeout=20)
-
-
 def _listen(schedule: list, env: dict, mode: str, reliable: bool) -> tuple[dict, list]:
     """Run a camera and subscribe to its frames directly: (published per phase, receipts)."""
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import CompressedImage, Image
-    camera = _camera(schedule, env, mode)
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    node = rclpy.create_node('benchmark_hop_listener', context=context)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(node)
+    camera = start_camera(schedule, env, mode)
+    executor, node, context = open_listener('benchmark_hop_listener')
     received = []   # (phase, seq, latency_ms)
 
     def on_frame(msg):
@@ -242,7 +97,7 @@ def _listen(schedule: list, env: dict, mode: str, reliable: bool) -> tuple[dict,
             executor.spin_once(timeout_sec=0.01)
         published = json.loads(camera.stdout.read().strip().splitlines()[-1])
     finally:
-        _close(executor, node, context, camera)
+        close_listener(executor, node, context, camera)
     return published, received
 
 
@@ -309,7 +164,7 @@ def floor_parts(path: str, precisions: list, thread_choice: str, device: str = '
     from benchmarks.predictor import _frames
     from signattn_driver.predictor import Predictor
     frames = _frames(32)
-    jpegs = _jpeg_frames(32)
+    jpegs = jpeg_frames(32)
     out = {'rate_hz': rate_hz, 'step': {}}
     candidates = (1, 2) if thread_choice == 'auto' else (int(thread_choice),)
     for precision in precisions:
@@ -335,19 +190,13 @@ def floor_parts(path: str, precisions: list, thread_choice: str, device: str = '
 
 
 def _measure(variant_cmd: list, schedule: list, env: dict, camera_mode: str = 'jpeg') -> dict:
-    import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
     from geometry_msgs.msg import Vector3Stamped
-    from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import QoSProfile
 
     node_proc = NodeProcess(command=variant_cmd, env=env)
-    camera = _camera(schedule, env, camera_mode)
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    node = rclpy.create_node('benchmark_listener', context=context)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(node)
+    camera = start_camera(schedule, env, camera_mode)
+    executor, node, context = open_listener('benchmark_listener')
     received = []   # (phase, seq, latency_ms, receipt perf)
     cpu = []        # (perf, node cpu seconds)
 
@@ -375,7 +224,7 @@ def _measure(variant_cmd: list, schedule: list, env: dict, camera_mode: str = 'j
             executor.spin_once(timeout_sec=0.01)
         published = json.loads(camera.stdout.read().strip().splitlines()[-1])
     finally:
-        _close(executor, node, context, camera)
+        close_listener(executor, node, context, camera)
         node_proc.close()
     cpu_t, cpu_s = np.array(cpu).T if cpu else (np.zeros(1), np.zeros(1))
     phases = {}
@@ -407,20 +256,6 @@ def _measure(variant_cmd: list, schedule: list, env: dict, camera_mode: str = 'j
     sustained = [p['rate_hz'] for p in fixed if p['dropped'] == 0]
     return {'phases': phases,
             'highest_rate_without_drops_hz': max(sustained) if sustained else None}
-
-
-def child_env() -> dict:
-    """Return the environment of the benchmark's child processes.
-
-    Loopback DDS, the large-data transport, and this checkout on PYTHONPATH (the camera and
-    naive-node children import `benchmarks.node`).
-    """
-    env = dict(os.environ, FASTDDS_BUILTIN_TRANSPORTS='LARGE_DATA',
-               ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
-               ROS_DOMAIN_ID=os.environ.get('ROS_DOMAIN_ID', '42'))
-    checkout = str(Path(__file__).resolve().parent.parent)
-    env['PYTHONPATH'] = os.pathsep.join(filter(None, [checkout, env.get('PYTHONPATH')]))
-    return env
 
 
 def _thread_probe(args, path: str, env: dict, precisions: list) -> dict:
@@ -465,9 +300,9 @@ def _one_run(args, path: str, env: dict, schedule: list, precisions: list) -> di
     out['threads'] = threads
     variants = {}   # name -> (command, camera mode)
     if not args.no_naive:
-        variants['naive_fp32'] = ([sys.executable, '-c', 'from benchmarks.node import '
-                                   'naive_main; naive_main()', path, str(threads.get('fp32', 1))],
-                                  'jpeg')
+        variants['naive_fp32'] = ([sys.executable, '-c', 'from benchmarks.node_processes '
+                                   'import naive_main; naive_main()', path,
+                                   str(threads.get('fp32', 1))], 'jpeg')
     for precision in precisions:
         for transport in inputs:
             raw = transport == 'raw'

@@ -12,7 +12,6 @@ import os
 from pathlib import Path
 import platform
 import subprocess
-import sys
 import time
 
 import numpy as np
@@ -40,27 +39,22 @@ def _rss_mib(pid: int) -> float:
 
 def run(args) -> dict:
     """Publish `frames` at `rate`, sample the node's RSS; return the curve and its summary."""
-    import rclpy
     from geometry_msgs.msg import Vector3Stamped
-    from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import QoSProfile
     from sensor_msgs.msg import Image
-    from benchmarks.node import _camera, child_env
+    from benchmarks.node_processes import (child_env, close_listener, open_listener,
+                                           start_camera)
     from signattn_driver.paths import config_path
+    from signattn_driver.ros.node_process import node_command
 
     env = child_env()
     path = args.checkpoint or str(config_path('models', 'sim_mean_field.pt'))
     duration_s = args.frames / args.rate
     node_proc = subprocess.Popen(
-        [sys.executable, '-m', 'signattn_driver.ros.drive_node', '--ros-args',
-         '-p', f'checkpoint:={path}', '-p', 'device:=cpu', '-p', f'precision:={args.precision}',
-         '-p', f'num_threads:={args.threads}', '-p', 'publish_attention:=true'],
+        node_command({'checkpoint': path, 'device': 'cpu', 'precision': args.precision,
+                      'num_threads': args.threads, 'publish_attention': True}),
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    node = rclpy.create_node('benchmark_soak_listener', context=context)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(node)
+    executor, node, context = open_listener('benchmark_soak_listener')
     counts = {'commands': 0, 'attention': 0}
 
     def count(key):
@@ -73,7 +67,7 @@ def run(args) -> dict:
     deadline = time.monotonic() + 120
     while node.count_publishers('/attention') == 0 and time.monotonic() < deadline:
         executor.spin_once(timeout_sec=0.1)
-    camera = _camera([['soak', args.rate, duration_s]], env)
+    camera = start_camera([['soak', args.rate, duration_s]], env)
     samples = []   # [seconds since start, node RSS MiB, commands, attention images]
     start = time.monotonic()
     next_sample = start
@@ -95,13 +89,10 @@ def run(args) -> dict:
                         counts['commands'], counts['attention']])
         published = camera.stdout.read().strip().splitlines()[-1]
     finally:
-        executor.shutdown(timeout_sec=1.0)
-        node.destroy_node()
-        rclpy.try_shutdown(context=context)
-        for proc in (camera, node_proc):
-            if proc.poll() is None:
-                proc.terminate()
-                proc.wait(timeout=20)
+        close_listener(executor, node, context, camera)
+        if node_proc.poll() is None:
+            node_proc.terminate()
+            node_proc.wait(timeout=20)
     load.append(os.getloadavg()[0])
     t, rss = np.array([s[0] for s in samples]), np.array([s[1] for s in samples])
     after = rss[t >= args.warmup_s] if (t >= args.warmup_s).any() else rss
