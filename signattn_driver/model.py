@@ -304,7 +304,7 @@ class SteeringNet(nn.Module):
         return torch.as_tensor(command, device=device).long().reshape(-1).expand(batch)
 
     def _step(self, feats: torch.Tensor, state: State, command: torch.Tensor | None):
-        """One step's parts: u (B,), alpha (B, L), gated X^ (B, D_in), route (B,) or None, state."""
+        """One step's parts: u (B,), alpha (B, L), gated X^ (B, D_in), route (B,)|None, state."""
         h, c = state
         route = self._route(command, len(feats), feats.device)
         if self.config.attention == 'none':

@@ -118,7 +118,7 @@ def test_predictor_returns_phi_on_request(tmp_path, camera_frames):
         assert out.u_per_m == u and np.array_equal(out.attention, attention)
         assert out.contribution_per_m.shape == (10, 20)
         assert out.contribution_per_m.dtype == np.float32
-        assert out.contribution_per_m.sum() + out.bias_per_m == pytest.approx(u, rel=1e-4,
-                                                                             abs=1e-9)
+        rebuilt = out.contribution_per_m.sum() + out.bias_per_m
+        assert rebuilt == pytest.approx(u, rel=1e-4, abs=1e-9)
     skipped = p.step_full(camera_frames[0], want_attention=False)
     assert skipped.attention is None and skipped.contribution_per_m is None
