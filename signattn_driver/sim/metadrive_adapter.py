@@ -33,6 +33,7 @@ import os
 import numpy as np
 
 from signattn_driver.sim.lane_masks import build_quads, map_lines, project_quads
+from signattn_driver.sim.maps import map_config, parse_blocks
 
 SIM_VERSION = '0.2.6.0'
 INSTALL_HINT = ('install the simulator extra: `pip install .[sim]` (requirements-sim.txt; '
@@ -56,7 +57,9 @@ class SimConfig:
     height_px: int = 160
     rate_hz: float = 20.0        # camera and control rate (Udacity cameras: 20 Hz)
     physics_substeps: int = 5    # physics steps per frame (0.01 s at 20 Hz)
-    map_blocks: int = 7          # procedural road blocks per map (curves, ramps, roundabouts)
+    # procedural road blocks per map (curves, ramps, junctions), or a PG block sequence such as
+    # 'CSCCSCC' (straights and curves only); sim/maps.py
+    map_blocks: int | str = 7
     lane_width_m: float = 3.5
     lane_num: int = 2            # lanes per direction
     traffic_density: float = 0.05  # MetaDrive default 0.1; each visible car costs render time
@@ -67,7 +70,8 @@ class SimConfig:
         if self.width_px != 2 * self.height_px:
             raise ValueError('MetaDrive camera images are 2:1 (its lens aspect ratio); got '
                              f'{self.width_px}x{self.height_px}')
-        if not (self.rate_hz > 0 and self.physics_substeps >= 1 and self.map_blocks >= 1):
+        self.map_blocks = parse_blocks(self.map_blocks)
+        if not (self.rate_hz > 0 and self.physics_substeps >= 1):
             raise ValueError(f'invalid simulator config {self}')
 
     def to_dict(self) -> dict:
@@ -136,7 +140,6 @@ def _load() -> dict:
     try:
         # gym and MetaDrive print banners on import.
         with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
-            from metadrive.component.map.pg_map import MapGenerateMethod
             from metadrive.constants import DrivableAreaProperty, LineType
             from metadrive.engine.core import engine_core
             from metadrive.envs.metadrive_env import MetaDriveEnv
@@ -159,7 +162,6 @@ def _load() -> dict:
 
     engine_core.loadPrcFileData = load_prc_file_data
     _MD.update(p3d=p3d, MetaDriveEnv=MetaDriveEnv, IDMPolicy=IDMPolicy, LineType=LineType,
-               block_num=MapGenerateMethod.BIG_BLOCK_NUM,
                stripe_m=DrivableAreaProperty.STRIPE_LENGTH)
     return _MD
 
@@ -197,8 +199,7 @@ class MetaDriveSim:
             vehicle_config=dict(rgb_camera=(c.width_px, c.height_px), show_navi_mark=False),
             physics_world_step_size=1.0 / (c.rate_hz * c.physics_substeps),
             decision_repeat=c.physics_substeps,
-            map_config=dict(type=md['block_num'], config=c.map_blocks,
-                            lane_width=c.lane_width_m, lane_num=c.lane_num),
+            map_config=map_config(c.map_blocks, c.lane_width_m, c.lane_num),
             traffic_density=c.traffic_density, start_seed=0, environment_num=1_000_000,
             random_spawn_lane_index=False)
         try:
