@@ -180,3 +180,23 @@ def load_model(path, map_location='cpu') -> tuple[SteeringNet, Checkpoint]:
     model = ckpt.build_model()
     model.eval()
     return model, ckpt
+
+
+def initial_weights(ckpt: Checkpoint, model: SteeringNet) -> dict:
+    """A checkpoint's weights shaped to start training `model` from (`--init-checkpoint`).
+
+    A camera-only checkpoint (num_commands 0) into a route-command model: every command's head
+    row is a copy of the camera-only head and the command embeddings are zero, so the command
+    model starts out steering exactly as the checkpoint did, whatever the command (conditional
+    imitation fine-tuning then separates the branches). Otherwise the weights are returned
+    as saved; `load_state_dict` says whether they fit.
+    """
+    commands = model.config.num_commands
+    if ckpt.config.num_commands or not commands:
+        return ckpt.state_dict
+    state = dict(ckpt.state_dict)
+    state['head.weight'] = state['head.weight'].repeat(commands, 1)    # (commands, d_in)
+    state['head.bias'] = state['head.bias'].repeat(commands)
+    state.update({k: torch.zeros_like(v) for k, v in model.state_dict().items()
+                  if k.startswith('command_')})
+    return state

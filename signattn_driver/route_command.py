@@ -10,6 +10,8 @@ LEFT = 1          # take the left exit at the next junction
 STRAIGHT = 2      # go straight through the next junction
 RIGHT = 3         # take the right exit at the next junction
 ROUTE_COMMANDS = ('follow_lane', 'left', 'straight', 'right')  # index = value
+# index = value; the command of the mirror image (left-right flip augmentation)
+MIRRORED = (FOLLOW_LANE, RIGHT, STRAIGHT, LEFT)
 
 
 def route_command_name(value: int) -> str:

@@ -1,14 +1,32 @@
-"""Route commands from MetaDrive's route, and the --blocks map choice."""
+"""Route commands: from MetaDrive's route, --blocks maps, datasets, bags and training."""
 
+import csv
 import math
 
+import cv2
+import numpy as np
 import pytest
+from rosbags.highlevel import AnyReader
+from rosbags.rosbag2 import Reader
+import torch
 
+from conftest import tiny_config, tiny_settings
+from signattn_driver import checkpoint
+from signattn_driver.data.bag_dataset import dataset_from_bags
+from signattn_driver.data.bag_layout import (DriveBagWriter, read_ground_truth,
+                                             ROUTE_COMMAND_TOPIC, route_commands_at)
+from signattn_driver.data.dataset import Dataset, DatasetWriter, open_datasets
+from signattn_driver.data.labels import stamp_ns_of
+from signattn_driver.data.sequences import DriveSequences, make_episodes, SequenceIndex
+from signattn_driver.model import SteeringNet
+from signattn_driver.preprocessing import hsv_u8_to_input, to_hsv_u8
 from signattn_driver.route_command import FOLLOW_LANE, LEFT, RIGHT, STRAIGHT
 from signattn_driver.sim.maps import map_config, MapSpecError, parse_blocks, PG_BLOCKS
 from signattn_driver.sim.metadrive_adapter import is_available, SimConfig
 from signattn_driver.sim.route import (heading_change_rad, Junction, RouteCommands, RouteConfig,
                                        turn_command)
+from signattn_driver.training.augment import mirror_route_commands
+from signattn_driver.vehicle import load_vehicle
 
 needs_sim = pytest.mark.skipif(
     not is_available(), reason='MetaDrive not installed (pip install .[sim], '
@@ -132,3 +150,132 @@ def test_straights_and_curves_have_no_junctions():
         sim.reset(seed=1)
         assert [b.ID for b in sim.vehicle.navigation.map.blocks] == ['I', 'C', 'S', 'C']
         assert junctions_of_route(sim.vehicle.navigation) == []
+
+
+# -- the command in datasets, bags and training ---------------------------------------------
+
+def _road(rng) -> np.ndarray:
+    img = np.full((80, 160, 3), (70, 75, 70), np.uint8)
+    img[:30] = (200, 160, 120)
+    noise = rng.integers(-10, 11, img.shape)
+    return to_hsv_u8(np.clip(img.astype(int) + noise, 0, 255).astype(np.uint8))
+
+
+def _command_set(root, commands_per_drive, steering_of=(0.0, 1.0, 0.0, -1.0), seed=0):
+    """Drives of look-alike road frames whose steering is set by the command alone."""
+    rng = np.random.default_rng(seed)
+    writer = DatasetWriter(root, vehicle=load_vehicle('mkz'), smoothing_alpha=1.0,
+                           chunk_frames=64)
+    for d, commands in enumerate(commands_per_drive):
+        drive = writer.drive(f'drive{d}')
+        for i, c in enumerate(commands):
+            drive.append(_road(rng), 10**9 + i * 50_000_000, steering_of[c], 10.0,
+                         route_command=int(c))
+        writer.close_drive(drive)
+    return writer.finalize()
+
+
+def test_dataset_round_trips_commands_and_old_sets_read_as_follow_lane(tmp_path):
+    commands = [FOLLOW_LANE, LEFT, LEFT, STRAIGHT, RIGHT, FOLLOW_LANE]
+    root = _command_set(tmp_path / 'set', [commands])
+    drive = Dataset(root).drive('drive0')
+    assert drive.labels['route_command'].dtype == np.uint8
+    assert drive.labels['route_command'].tolist() == commands
+    # a set written before the column existed: same labels, follow-lane everywhere
+    labels = root / 'drive0' / 'labels.csv'
+    with open(labels, newline='') as f:
+        rows = [r[:-1] for r in csv.reader(f)]
+    assert rows[0][-1] == 'inverse_radius_per_m'
+    with open(labels, 'w', newline='') as f:
+        csv.writer(f).writerows(rows)
+    old = Dataset(root).drive('drive0')
+    assert old.labels['route_command'].tolist() == [FOLLOW_LANE] * len(commands)
+    np.testing.assert_array_equal(old.labels['inverse_radius_per_m'],
+                                  drive.labels['inverse_radius_per_m'])
+    writer = DatasetWriter(tmp_path / 'bad', vehicle=load_vehicle('mkz'), smoothing_alpha=1.0)
+    with pytest.raises(ValueError, match='route command'):
+        writer.drive('d').append(np.zeros((80, 160, 3), np.uint8), 0, 0.0, 0.0, route_command=4)
+    writer.abort()
+
+
+def test_commands_are_held_from_their_stamp():
+    stamps = np.array([100, 200, 300], np.int64)
+    values = np.array([LEFT, FOLLOW_LANE, RIGHT], np.uint8)
+    held = route_commands_at(stamps, values, [50, 100, 150, 299, 300, 10**6])
+    assert held.tolist() == [FOLLOW_LANE, LEFT, LEFT, FOLLOW_LANE, RIGHT, RIGHT]
+    assert route_commands_at(stamps[:0], values[:0], [1, 2]).tolist() == [FOLLOW_LANE] * 2
+
+
+def test_bags_carry_the_command_per_frame_and_bags_without_it_read_as_follow_lane(tmp_path):
+    commands = [FOLLOW_LANE, LEFT, LEFT, RIGHT, STRAIGHT]
+    jpeg = cv2.imencode('.jpg', np.full((80, 160, 3), 90, np.uint8))[1].tobytes()
+    for name, with_commands in (('nav', True), ('plain', False)):
+        with DriveBagWriter(tmp_path / name) as bag:
+            for i, c in enumerate(commands):
+                stamp = 10**9 + i * 50_000_000
+                bag.write_image(stamp, jpeg)
+                bag.write_ground_truth(stamp, 0.1, 10.0, 0.01)
+                if with_commands:
+                    bag.write_route_command(stamp, c)
+    with AnyReader([tmp_path / 'nav']) as reader:
+        conn = next(c for c in reader.connections if c.topic == ROUTE_COMMAND_TOPIC)
+        assert conn.msgtype == 'sensor_msgs/msg/Joy' and conn.msgcount == len(commands)
+        msgs = [reader.deserialize(raw, conn.msgtype)
+                for _, _, raw in reader.messages(connections=[conn])]
+    assert [int(m.buttons[0]) for m in msgs] == commands
+    assert [stamp_ns_of(m.header) for m in msgs] == [10**9 + i * 50_000_000 for i in range(5)]
+    assert read_ground_truth(tmp_path / 'nav')['route_command'].tolist() == commands
+    assert read_ground_truth(tmp_path / 'plain')['route_command'].tolist() == [FOLLOW_LANE] * 5
+    with Reader(tmp_path / 'plain') as reader:      # no navigator, no topic
+        assert ROUTE_COMMAND_TOPIC not in {c.topic for c in reader.connections}
+    out = dataset_from_bags([tmp_path / 'nav'], tmp_path / 'set', load_vehicle('mkz'))
+    assert Dataset(out).drive('nav').labels['route_command'].tolist() == commands
+
+
+def test_training_windows_carry_commands_and_mirroring_swaps_left_and_right(tmp_path):
+    root = _command_set(tmp_path / 'set', [[LEFT] * 5 + [RIGHT] * 3])
+    index = SequenceIndex(open_datasets([root]))
+    episodes = make_episodes(index.segments, sequence_length=6)
+    windows = DriveSequences(index, index.segments, episodes)
+    assert windows[0]['route_command'].tolist() == [LEFT] * 5 + [RIGHT]
+    assert windows[1]['route_command'].tolist() == [RIGHT] * 2 + [FOLLOW_LANE] * 4  # padding
+    commands = torch.tensor([[FOLLOW_LANE, LEFT, STRAIGHT, RIGHT]] * 2, dtype=torch.uint8)
+    mirrored = mirror_route_commands(commands, torch.tensor([True, False]))
+    assert mirrored.tolist() == [[FOLLOW_LANE, RIGHT, STRAIGHT, LEFT],
+                                 [FOLLOW_LANE, LEFT, STRAIGHT, RIGHT]]
+
+
+def test_a_camera_only_checkpoint_starts_a_command_model_that_learns_the_commands(
+        tmp_path, tiny_checkpoint):
+    """--init-checkpoint of a camera-only model: the command model first steers as it did for
+    every command, then a short training on frames that look alike tells the commands apart."""
+    from signattn_driver.training.loop import load_run_config, train
+    base = checkpoint.load(tiny_checkpoint)
+    model = SteeringNet(tiny_config(num_commands=4)).eval()
+    model.load_state_dict(checkpoint.initial_weights(base, model))
+    camera_only = base.build_model().eval()
+    x = torch.rand(1, 5, 3, 80, 160) * 2 - 1
+    with torch.no_grad():
+        expected = camera_only(x)[0]
+        for c in range(4):
+            assert torch.allclose(model(x, commands=torch.full((1, 5), c))[0], expected,
+                                  atol=1e-6)
+    blocks = [LEFT, FOLLOW_LANE, RIGHT, STRAIGHT, RIGHT, LEFT]
+    data = _command_set(tmp_path / 'set', [np.repeat(blocks, 20), np.repeat(blocks[::-1], 20)])
+    torch.manual_seed(0)
+    model_config, config = load_run_config(None, tiny_settings(
+        num_commands=4, dropout=0.0, lr=3e-3, max_steps=40, val_every=40, log_every=10,
+        sequence_length=10, block_s=2.0, guard_s=0.5, val_fraction=0.2, num_workers=0,
+        device='cpu', flip=True, init_checkpoint=str(tiny_checkpoint)))
+    result = train(model_config, config, [data], tmp_path / 'run', progress=False)
+    trained = checkpoint.load(result['last_checkpoint']).build_model().eval()
+    frames = hsv_u8_to_input(torch.from_numpy(
+        np.stack([_road(np.random.default_rng(9)) for _ in range(10)])))[None]
+    with torch.no_grad():
+        u = {c: float(trained(frames, commands=torch.full((1, 10), c))[0][0, -1])
+             for c in (LEFT, FOLLOW_LANE, RIGHT)}
+    label = float(Dataset(data).drive('drive0').labels['inverse_radius_per_m'][0])  # LEFT's u
+    # a few steps only: the branches have moved apart in the labels' order (mirrored frames
+    # train LEFT with RIGHT's labels unless the commands are mirrored too)
+    assert u[LEFT] > u[FOLLOW_LANE] > u[RIGHT], (u, label)
+    assert u[LEFT] - u[RIGHT] > 0.25 * (2 * label), (u, label)

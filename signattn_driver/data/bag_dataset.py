@@ -6,6 +6,8 @@ evaluate a checkpoint offline on a drive that was only kept as a bag (`signattn 
 Labels come from the bag's raw steering-wheel angle and speed, interpolated to each frame stamp
 by data.labels (as the converter does), and the writer applies eq. 2 and eq. 3 exactly as the
 converter does: a converted Udacity drive turned back into a dataset has bit-identical labels.
+Each frame's route command is the bag's latest /vehicle/route_command at or before its stamp
+(follow-lane in bags without one).
 """
 
 import logging
@@ -13,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from signattn_driver.data.bag_layout import iter_camera_frames, read_ground_truth
+from signattn_driver.data.bag_layout import (iter_camera_frames, read_ground_truth,
+                                             read_route_commands, route_commands_at)
 from signattn_driver.data.dataset import DatasetWriter
 from signattn_driver.data.labels import DEFAULT_SMOOTHING, LabelTrack
 from signattn_driver.preprocessing import compressed_to_hsv_u8, PreprocessingError
@@ -60,6 +63,7 @@ def dataset_from_bags(bags, out, vehicle: VehicleProfile, smoothing_alpha=DEFAUL
                                       f'(/vehicle/steering_wheel_angle, /vehicle/twist)')
             track = LabelTrack(t, np.column_stack([truth['steering_wheel_rad'],
                                                    truth['speed_mps']]))
+            commands = read_route_commands(bag)      # empty: follow-lane throughout
             drive = writer.drive(bag.name, split=split)
             outside = corrupt = 0
             for stamp_ns, data in iter_camera_frames(bag, camera):
@@ -72,7 +76,8 @@ def dataset_from_bags(bags, out, vehicle: VehicleProfile, smoothing_alpha=DEFAUL
                 except PreprocessingError:
                     corrupt += 1
                     continue
-                drive.append(hsv, stamp_ns, *label, camera=camera)
+                command = int(route_commands_at(*commands, [stamp_ns])[0])
+                drive.append(hsv, stamp_ns, *label, camera=camera, route_command=command)
                 done += 1
                 if progress:
                     progress(done)

@@ -13,8 +13,16 @@ CDR. Ground truth uses common_interfaces types and carries the source header sta
 | /vehicle/twist                        | geometry_msgs/TwistStamped  | linear.x = v (m/s),     |
 |                                       |                             | angular.z = u v (rad/s) |
 | /vehicle/inverse_turning_radius       | geometry_msgs/Vector3Stamped| vector.x = u (1/m)      |
+| /vehicle/route_command                | sensor_msgs/Joy             | buttons [command]       |
 
 Signs follow REP-103 (+ = left). u is eq. 3 of the smoothed (eq. 2) angle and speed.
+
+The route command (route_command.py: 0 follow-lane, 1 left, 2 straight, 3 right) is recorded
+per frame where a navigator gave one (simulated drives); bags without the topic, e.g. converted
+Udacity drives, read as follow-lane. The drive node's live input `route/command` is
+std_msgs/UInt8, which has no header; in bags the command must carry its frame's header stamp,
+so it is a sensor_msgs/Joy (the common_interfaces message for a stamped discrete operator
+input) with `buttons = [command]` and no axes.
 The drive node's own output `steering/command` uses the same Vector3Stamped convention, so
 ground truth and prediction compare field by field.
 """
@@ -26,11 +34,14 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import get_typestore, Stores
 
 from signattn_driver.data.labels import LabelTrack, stamp_ns_of
+from signattn_driver.route_command import FOLLOW_LANE, route_command_name
 
 CAMERAS = ('center', 'left', 'right')
 STEERING_TOPIC = '/vehicle/steering_wheel_angle'
 TWIST_TOPIC = '/vehicle/twist'
 INVERSE_RADIUS_TOPIC = '/vehicle/inverse_turning_radius'
+ROUTE_COMMAND_TOPIC = '/vehicle/route_command'
+ROUTE_COMMAND_TYPE = 'sensor_msgs/msg/Joy'
 STEERING_JOINT = 'steering_wheel'
 STORAGES = {'mcap': StoragePlugin.MCAP, 'sqlite3': StoragePlugin.SQLITE3}
 
@@ -137,6 +148,20 @@ class DriveBagWriter:
         self.write(TWIST_TOPIC, stamp_ns, twist)
         self.write(INVERSE_RADIUS_TOPIC, stamp_ns, u)
 
+    def write_route_command(self, stamp_ns: int, command: int, frame_id: str = 'base_link'):
+        """Write the route command (route_command.py) in force at the frame `stamp_ns`.
+
+        The topic is registered on the first call, so bags without a navigator lack it.
+        """
+        route_command_name(command)     # ValueError for values outside the command set
+        if ROUTE_COMMAND_TOPIC not in self._conns:
+            self._conns[ROUTE_COMMAND_TOPIC] = self._writer.add_connection(
+                ROUTE_COMMAND_TOPIC, ROUTE_COMMAND_TYPE, typestore=TYPESTORE)
+        msg = _T[ROUTE_COMMAND_TYPE](header=_header(stamp_ns, frame_id),
+                                     axes=np.zeros(0, np.float32),
+                                     buttons=np.array([int(command)], np.int32))
+        self.write(ROUTE_COMMAND_TOPIC, stamp_ns, msg)
+
 
 def read_ground_truth(path) -> dict:
     """Read a bag's ground truth (the layout above) into arrays sorted by header stamp.
@@ -145,14 +170,15 @@ def read_ground_truth(path) -> dict:
         {'stamp_ns': (N,) int64 stamps of /vehicle/inverse_turning_radius,
          'inverse_radius_per_m': (N,), 'steering_wheel_rad': (N,), 'speed_mps': (N,)}; angle
         and speed are interpolated to the u stamps (data.labels.LabelTrack; NaN where the bag
-        lacks that topic or outside its stamps).
+        lacks that topic or outside its stamps), and 'route_command': (N,) uint8, the command
+        in force at each stamp (`route_commands_at`; FOLLOW_LANE without the topic).
         Empty arrays when the bag has no ground truth.
     """
     from rosbags.rosbag2 import Reader
     series = {STEERING_TOPIC: {}, TWIST_TOPIC: {}, INVERSE_RADIUS_TOPIC: {}}
     with Reader(Path(path)) as reader:
         conns = [c for c in reader.connections if c.topic in series]
-        for conn, _, raw in reader.messages(connections=conns):
+        for conn, _, raw in reader.messages(connections=conns) if conns else ():
             msg = TYPESTORE.deserialize_cdr(raw, conn.msgtype)
             if conn.topic == STEERING_TOPIC:
                 value = float(msg.position[list(msg.name).index(STEERING_JOINT)])
@@ -173,7 +199,44 @@ def read_ground_truth(path) -> dict:
     return {'stamp_ns': stamps,
             'inverse_radius_per_m': np.array([series[INVERSE_RADIUS_TOPIC][s] for s in stamps]),
             'steering_wheel_rad': at_stamps(STEERING_TOPIC),
-            'speed_mps': at_stamps(TWIST_TOPIC)}
+            'speed_mps': at_stamps(TWIST_TOPIC),
+            'route_command': route_commands_at(*read_route_commands(path), stamps)}
+
+
+def read_route_commands(path) -> tuple:
+    """Read a bag's route commands: ((N,) int64 header stamps, (N,) uint8 commands), sorted.
+
+    Both are empty when the bag has no /vehicle/route_command topic.
+    """
+    from rosbags.rosbag2 import Reader
+    known = {}
+    with Reader(Path(path)) as reader:
+        conns = [c for c in reader.connections if c.topic == ROUTE_COMMAND_TOPIC]
+        # rosbags reads every topic when given no connections
+        for conn, _, raw in reader.messages(connections=conns) if conns else ():
+            msg = TYPESTORE.deserialize_cdr(raw, conn.msgtype)
+            known[stamp_ns_of(msg.header)] = int(msg.buttons[0])
+    stamps = np.array(sorted(known), np.int64)
+    return stamps, np.array([known[s] for s in stamps], np.uint8)
+
+
+def route_commands_at(stamps_ns: np.ndarray, commands: np.ndarray,
+                      query_ns: np.ndarray) -> np.ndarray:
+    """The command in force at each query stamp: the latest at or before it (zero-order hold).
+
+    Args:
+        stamps_ns: (N,) sorted int64 stamps of the commands.
+        commands: (N,) their values.
+        query_ns: (M,) int64 stamps to look up.
+
+    Returns:
+        (M,) uint8; FOLLOW_LANE before the first command or when there is none.
+    """
+    query_ns = np.asarray(query_ns, np.int64)
+    i = np.searchsorted(np.asarray(stamps_ns, np.int64), query_ns, side='right') - 1
+    held = np.asarray(commands, np.uint8)[np.clip(i, 0, None)] if len(commands) else \
+        np.zeros(len(query_ns), np.uint8)
+    return np.where(i >= 0, held, FOLLOW_LANE).astype(np.uint8)
 
 
 def iter_camera_frames(path, camera: str = 'center'):
@@ -182,6 +245,6 @@ def iter_camera_frames(path, camera: str = 'center'):
     topic = camera_topic(camera)
     with Reader(Path(path)) as reader:
         conns = [c for c in reader.connections if c.topic == topic]
-        for conn, _, raw in reader.messages(connections=conns):
+        for conn, _, raw in reader.messages(connections=conns) if conns else ():
             msg = TYPESTORE.deserialize_cdr(raw, conn.msgtype)
             yield stamp_ns_of(msg.header), msg.data.tobytes()

@@ -11,7 +11,9 @@ Layout (DATASET_VERSION 1), one folder per dataset:
 
 Frames are NumPy .npy chunks, opened with mmap_mode='r' (no copy until a slice is read).
 Labels: raw and smoothed (eq. 2) steering-wheel angle and speed, u from eq. 3, the source
-camera, the drive and a split ('train' | 'val' | 'test').
+camera, the drive, a split ('train' | 'val' | 'test') and the navigator's route command
+(route_command.py values; FOLLOW_LANE where the source has none, e.g. Udacity drives). Sets
+written before the route command existed load with FOLLOW_LANE in every row.
 
 The writer builds the dataset in a hidden sibling folder and renames it into place in
 `finalize`, so an interrupted run never leaves a set that looks complete.
@@ -29,6 +31,7 @@ import numpy as np
 
 from signattn_driver.model import INPUT_HEIGHT, INPUT_WIDTH
 from signattn_driver.preprocessing import PREPROCESSING
+from signattn_driver.route_command import FOLLOW_LANE, route_command_name
 from signattn_driver.data.labels import smooth
 from signattn_driver.vehicle import inverse_radius_from_steering, VehicleProfile
 
@@ -41,7 +44,10 @@ LABEL_COLUMNS = (
     'steering_wheel_rad', 'speed_mps',                    # raw, interpolated to the frame stamp
     'steering_wheel_smoothed_rad', 'speed_smoothed_mps',  # eq. 2
     'inverse_radius_per_m',                               # eq. 3 from the smoothed values
+    'route_command',                                      # uint8, route_command.py
 )
+# Columns an older set may lack, with the value its rows get.
+OPTIONAL_COLUMNS = {'route_command': FOLLOW_LANE}
 SPLITS = ('train', 'val', 'test')
 FRAME_SHAPE = (INPUT_HEIGHT, INPUT_WIDTH, 3)
 
@@ -64,8 +70,13 @@ class DriveWriter:
         self._has_masks = None
 
     def append(self, hsv_u8: np.ndarray, stamp_ns: int, steering_wheel_rad: float,
-               speed_mps: float, camera: str = 'center', mask_u8: np.ndarray | None = None):
-        """Add one preprocessed frame (80, 160, 3) uint8 with its raw labels at `stamp_ns`."""
+               speed_mps: float, camera: str = 'center', mask_u8: np.ndarray | None = None,
+               route_command: int = FOLLOW_LANE):
+        """Add one preprocessed frame (80, 160, 3) uint8 with its raw labels at `stamp_ns`.
+
+        `route_command` is the navigator's command for this frame (route_command.py).
+        """
+        route_command_name(route_command)    # ValueError for values outside the command set
         if hsv_u8.shape != FRAME_SHAPE or hsv_u8.dtype != np.uint8:
             raise ValueError(f'frame must be {FRAME_SHAPE} uint8, got {hsv_u8.shape} '
                              f'{hsv_u8.dtype}')
@@ -76,7 +87,8 @@ class DriveWriter:
         self._frames.append(hsv_u8)
         if mask_u8 is not None:
             self._masks.append(np.asarray(mask_u8, np.uint8).reshape(INPUT_HEIGHT, INPUT_WIDTH))
-        self._rows.append((int(stamp_ns), camera, float(steering_wheel_rad), float(speed_mps)))
+        self._rows.append((int(stamp_ns), camera, float(steering_wheel_rad), float(speed_mps),
+                           int(route_command)))
         if len(self._frames) >= self.chunk_frames:
             self._flush()
 
@@ -113,7 +125,8 @@ class DriveWriter:
                 # repr of a Python float round-trips exactly.
                 w.writerow([i, int(stamps[i]), cameras[i], self.name, self.split,
                             *(repr(float(v)) for v in (raw[i, 0], raw[i, 1], smoothed[i, 0],
-                                                       smoothed[i, 1], u[i]))])
+                                                       smoothed[i, 1], u[i])),
+                            self._rows[i][4]])
         return {'frames': n, 'chunks': self._chunks, 'split': self.split,
                 'cameras': sorted(set(cameras.tolist())), 'masks': bool(self._has_masks),
                 'first_stamp_ns': int(stamps.min()) if n else None,
@@ -272,7 +285,8 @@ def _read_labels(path: Path) -> dict:
     with open(path, newline='') as f:
         rows = list(csv.reader(f))
     header, body = rows[0], rows[1:]
-    if tuple(header[:len(LABEL_COLUMNS)]) != LABEL_COLUMNS:
+    required = tuple(c for c in LABEL_COLUMNS if c not in OPTIONAL_COLUMNS)
+    if tuple(c for c in header if c not in OPTIONAL_COLUMNS)[:len(required)] != required:
         raise DatasetError(f'{path}: unexpected columns {header}')
     columns = {}
     for j, name in enumerate(header):
@@ -281,8 +295,13 @@ def _read_labels(path: Path) -> dict:
             columns[name] = np.array(values, dtype=str)
         elif name in ('index', 'stamp_ns'):
             columns[name] = np.array(values, dtype=np.int64)
+        elif name == 'route_command':
+            columns[name] = np.array(values, dtype=np.int64).astype(np.uint8)
         else:
             columns[name] = np.array(values, dtype=np.float64)
+    for name, value in OPTIONAL_COLUMNS.items():
+        if name not in columns:
+            columns[name] = np.full(len(body), value, np.uint8)
     return columns
 
 

@@ -140,7 +140,8 @@ class SequenceIndex:
         Returns:
             dict of numpy arrays: frames (n, 80, 160, 3) uint8 HSV, inverse_radius_per_m (n,)
             float64 (label u, 1/m), speed_smoothed_mps (n,) and steering_wheel_smoothed_rad
-            (n,) float64 (eq. 2; the dataset's columns of the same names), stamp_ns (n,) int64.
+            (n,) float64 (eq. 2; the dataset's columns of the same names), stamp_ns (n,) int64,
+            route_command (n,) uint8 (route_command.py; follow-lane in sets without it).
         """
         return read_window(self.datasets[segment.dataset].drive(segment.drive),
                            segment.rows[start:stop])
@@ -266,7 +267,8 @@ def _labels(drive, rows: np.ndarray) -> dict:
     return {'inverse_radius_per_m': labels['inverse_radius_per_m'][rows],
             'speed_smoothed_mps': labels['speed_smoothed_mps'][rows],
             'steering_wheel_smoothed_rad': labels['steering_wheel_smoothed_rad'][rows],
-            'stamp_ns': labels['stamp_ns'][rows]}
+            'stamp_ns': labels['stamp_ns'][rows],
+            'route_command': labels['route_command'][rows]}
 
 
 def make_episodes(segments: list, sequence_length: int, episode_windows: int = 0) -> Episodes:
@@ -296,7 +298,8 @@ class DriveSequences(torch.utils.data.Dataset):
     An item key is a window id, or a tuple (window id, brightness gain, flip) from a sampler
     that plans augmentation; window id -1 is an all-padding window (empty lane). Items are dicts
     of tensors: frames (T, 80, 160, 3) uint8, inverse_radius_per_m (T,), speed_smoothed_mps (T,),
-    valid (T,) bool, gain () float32, flip () bool. Augmentation itself runs on the device.
+    route_command (T,) uint8 (padding: follow-lane), valid (T,) bool, gain () float32, flip ()
+    bool. Augmentation itself runs on the device.
     """
 
     def __init__(self, index: SequenceIndex, segments: list, episodes: Episodes):
@@ -325,6 +328,7 @@ class DriveSequences(torch.utils.data.Dataset):
         item = {'frames': np.zeros((t, *FRAME_SHAPE), np.uint8),
                 'inverse_radius_per_m': np.zeros(t, np.float32),
                 'speed_smoothed_mps': np.zeros(t, np.float32),
+                'route_command': np.zeros(t, np.uint8),
                 'valid': np.zeros(t, bool)}
         if wid >= 0:
             if self._datasets is None:
@@ -332,7 +336,7 @@ class DriveSequences(torch.utils.data.Dataset):
             d, name, rows = self.windows[wid]
             w = read_window(self._datasets[d].drive(name), rows)
             n = len(rows)
-            for k in ('frames', 'inverse_radius_per_m', 'speed_smoothed_mps'):
+            for k in ('frames', 'inverse_radius_per_m', 'speed_smoothed_mps', 'route_command'):
                 item[k][:n] = w[k]
             item['valid'][:n] = True
         out = {k: torch.from_numpy(v) for k, v in item.items()}

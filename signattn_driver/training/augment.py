@@ -2,6 +2,8 @@
 
 import torch
 
+from signattn_driver.route_command import MIRRORED
+
 
 def augment(frames: torch.Tensor, u: torch.Tensor, gain: torch.Tensor, flip: torch.Tensor):
     """Label-honest augmentation on the device.
@@ -17,3 +19,13 @@ def augment(frames: torch.Tensor, u: torch.Tensor, gain: torch.Tensor, flip: tor
         frames = torch.where(flip.view(-1, 1, 1, 1, 1), frames.flip(-2), frames)
         u = torch.where(flip[:, None], -u, u)
     return frames, u
+
+
+def mirror_route_commands(commands: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
+    """Route commands (B, T) of lanes whose frames `augment` mirrored: left and right swap.
+
+    Returns (B, T) int64; lanes with flip (B,) False keep their commands.
+    """
+    commands = commands.long()
+    mirrored = torch.as_tensor(MIRRORED, device=commands.device)[commands]
+    return torch.where(flip.view(-1, 1), mirrored, commands)

@@ -33,7 +33,7 @@ from signattn_driver import checkpoint
 from signattn_driver.data.sequences import DriveSequences
 from signattn_driver.model import ModelConfig, SteeringNet
 from signattn_driver.preprocessing import hsv_u8_to_input
-from signattn_driver.training.augment import augment
+from signattn_driver.training.augment import augment, mirror_route_commands
 from signattn_driver.training.config import (config_to_yaml, load_run_config, TrainConfig,
                                              TrainingError)
 from signattn_driver.training.data import make_loader, prepare_data
@@ -55,7 +55,7 @@ def _load_initial_weights(model: SteeringNet, path: str):
     except checkpoint.CheckpointError as err:
         raise TrainingError(f'init_checkpoint: {err}') from err
     try:
-        model.load_state_dict(ckpt.state_dict)
+        model.load_state_dict(checkpoint.initial_weights(ckpt, model))
     except RuntimeError as err:
         raise TrainingError(f'init_checkpoint {path}: its weights do not fit this model '
                             f'({str(err).splitlines()[0]})') from err
@@ -195,8 +195,12 @@ class _Trainer:
         frames, u = augment(frames, u, batch['gain'].to(device), batch['flip'].to(device))
         x = hsv_u8_to_input(frames)                                   # (B, T, 3, 80, 160)
         state = None if new_group or self.carry is None else self.carry
+        commands = None
+        if self.model.config.num_commands:       # (B, T); a mirrored road swaps left and right
+            commands = mirror_route_commands(batch['route_command'].to(device),
+                                             batch['flip'].to(device))
         with autocast(device, cfg.amp):
-            pred, attention, state = self.net(x, state)
+            pred, attention, state = self.net(x, state, commands=commands)
         weight = valid.float()
         n = weight.sum().clamp_min(1.0)
         loss_u = ((pred.float() - u).abs() * weight).sum() / n       # L1 on u (1/m)

@@ -41,7 +41,8 @@ def predict_segments(model: SteeringNet, index: SequenceIndex, segments: list,
     for (ids, k), batch in zip(plan, make_loader(data, batches, config, device)):
         x = hsv_u8_to_input(batch['frames'].to(device, non_blocking=True))   # (B, T, 3, 80, 160)
         with autocast(device, config.amp):
-            u, attention, state = model(x, None if k == 0 else state)
+            commands = batch['route_command'].to(device) if model.config.num_commands else None
+            u, attention, state = model(x, None if k == 0 else state, commands=commands)
         valid = batch['valid']
         u = u.float().cpu()
         for lane, e in enumerate(ids):
