@@ -6,8 +6,7 @@
 
 from pathlib import Path
 
-from signattn_driver.cli import CliError
-from signattn_driver.udacity.convert import (ConvertConfig, convert_udacity, ConverterError,
+from signattn_driver.udacity.convert import (ConvertConfig, convert_udacity,
                                              DEFAULT_ASSUMED_SPEED_MPS, DEFAULT_MAX_GAP_S)
 from signattn_driver.data.labels import DEFAULT_SMOOTHING
 
@@ -71,10 +70,7 @@ def run(args) -> int:
         def progress(done, total):
             bar.total = total
             bar.update(done - bar.n)
-        try:
-            result = convert_udacity(args.inputs, config, progress=progress)
-        except ConverterError as err:
-            raise CliError(str(err)) from err
+        result = convert_udacity(args.inputs, config, progress=progress)
     print(f'converted {len(result.converted)} drive(s) ({result.frames} frames), kept '
           f'{len(result.kept)} up to date: {result.dataset} and {result.bags}')
     return 0
@@ -84,15 +80,11 @@ def run_bag(args) -> int:
     """Turn bags into a dataset with a progress bar."""
     from tqdm import tqdm
 
-    from signattn_driver.data.bag_dataset import BagDatasetError, dataset_from_bags
-    from signattn_driver.data.dataset import DatasetError
+    from signattn_driver.data.bag_dataset import dataset_from_bags
     from signattn_driver.vehicle import load_vehicle
     with tqdm(unit='frame', dynamic_ncols=True) as bar:
-        try:
-            out = dataset_from_bags(args.bags, args.out, load_vehicle(args.vehicle),
-                                    args.smoothing, split=args.split, overwrite=args.force,
-                                    progress=lambda n: bar.update(n - bar.n))
-        except (BagDatasetError, DatasetError) as err:
-            raise CliError(str(err)) from err
+        out = dataset_from_bags(args.bags, args.out, load_vehicle(args.vehicle), args.smoothing,
+                                split=args.split, overwrite=args.force,
+                                progress=lambda n: bar.update(n - bar.n))
     print(f'wrote {out}')
     return 0

@@ -4,8 +4,6 @@ import os
 from pathlib import Path
 import random
 
-from signattn_driver.cli import CliError
-
 
 def isolate_dds(environ=os.environ):
     """Keep DDS on loopback with a domain of our own unless the caller chose one.
@@ -34,17 +32,12 @@ def register(subparsers):
 
 
 def _run(args) -> int:
-    from signattn_driver.checkpoint import CheckpointError
-    from signattn_driver.ros.demo import DemoConfig, DemoError, run_demo
-    from signattn_driver.ros.live_evaluation import LiveEvaluationError
+    from signattn_driver.ros.demo import DemoConfig, run_demo
     cfg = DemoConfig(out_dir=args.out, checkpoint=args.checkpoint, bag=args.bag,
                      deletion_frames=args.deletion_frames, gif_frames=args.gif_frames,
                      device=args.device)
     isolate_dds()
-    try:
-        summary = run_demo(cfg, announce=print)
-    except (DemoError, CheckpointError, LiveEvaluationError) as err:
-        raise CliError(str(err)) from err
+    summary = run_demo(cfg, announce=print)
     live, off = summary['live'], summary['offline']
     print(f'\nlive: {live["commands_received"]}/{live["frames_published"]} frames answered, '
           f'MAE {live["mae_steering_wheel_deg"]:.2f} deg steering wheel (always straight: '

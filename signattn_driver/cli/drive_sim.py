@@ -47,10 +47,10 @@ def run(args) -> int:
     from tqdm import tqdm
 
     from signattn_driver.sim.animation import animate_episode
-    from signattn_driver.sim.closed_loop import (ClosedLoopConfig, ClosedLoopError,
-                                                 evaluate_controllers, ExpertController,
-                                                 ModelController, ZeroController)
-    from signattn_driver.sim.metadrive_adapter import require, SimConfig, SimulatorError
+    from signattn_driver.sim.closed_loop import (ClosedLoopConfig, evaluate_controllers,
+                                                 ExpertController, ModelController,
+                                                 ZeroController)
+    from signattn_driver.sim.metadrive_adapter import require, SimConfig
 
     if args.checkpoint is None and args.no_baselines:
         raise CliError('nothing to drive: give --checkpoint or drop --no-baselines')
@@ -60,10 +60,7 @@ def run(args) -> int:
         raise CliError(f'--animation writes a GIF; got {args.animation}')
     if args.checkpoint is not None and not args.checkpoint.is_file():
         raise CliError(f'no checkpoint at {args.checkpoint}')
-    try:
-        require()
-    except SimulatorError as err:
-        raise CliError(str(err)) from err
+    require()
     if args.threads < 0:
         raise CliError(f'--threads must be >= 0, got {args.threads}')
     if args.threads:
@@ -100,8 +97,6 @@ def run(args) -> int:
                                        keep_attention=True)
             results['animation'] = animate_episode(animated, seed, config, args.animation,
                                                    stride=args.animation_stride)
-    except (SimulatorError, ClosedLoopError) as err:
-        raise CliError(str(err)) from err
     finally:
         if ros is not None:
             ros.close()

@@ -77,18 +77,12 @@ def parse_methods(text: str) -> tuple:
 
 def run(args) -> int:
     """Evaluate and print where the report is."""
-    from signattn_driver.checkpoint import CheckpointError
-    from signattn_driver.data.dataset import DatasetError
-    from signattn_driver.evaluation.evaluate import evaluate, EvaluationError
-    from signattn_driver.evaluation.explanations import ExplanationError
+    from signattn_driver.evaluation.evaluate import evaluate
     methods = parse_methods(args.methods)
-    try:
-        config = eval_config(args, methods)
-        report = evaluate(args.checkpoint, args.data, methods, args.out, device=args.device,
-                          limit_frames=args.limit_frames, config=config,
-                          progress=not args.no_progress)
-    except (EvaluationError, ExplanationError, CheckpointError, DatasetError) as err:
-        raise CliError(str(err)) from err
+    config = eval_config(args, methods)
+    report = evaluate(args.checkpoint, args.data, methods, args.out, device=args.device,
+                      limit_frames=args.limit_frames, config=config,
+                      progress=not args.no_progress)
     for name, entry in report['checkpoints'].items():
         aucs = ', '.join(
             f'{m} {s["deletion_change"]["auc_25_deg_pct_summary"]["mean"]:.1f}'

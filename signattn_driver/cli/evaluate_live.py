@@ -34,9 +34,7 @@ def register(subparsers):
 
 
 def _run(args) -> int:
-    from signattn_driver.ros.live_evaluation import (evaluate_live, LiveEvaluationConfig,
-                                                     LiveEvaluationError)
-    from signattn_driver.ros.replay import ReplayError
+    from signattn_driver.ros.live_evaluation import evaluate_live, LiveEvaluationConfig
     if args.checkpoint is not None and not args.checkpoint.is_file():
         raise CliError(f'checkpoint not found: {args.checkpoint}')
     cfg = LiveEvaluationConfig(
@@ -44,10 +42,7 @@ def _run(args) -> int:
         vehicle=args.vehicle, camera_topic=args.camera_topic, command_topic=args.command_topic,
         node_name=args.node_name, device=args.device, precision=args.precision,
         startup_timeout_s=args.startup_timeout, attention_gif_frames=args.attention_gif)
-    try:
-        report = evaluate_live(cfg)
-    except (LiveEvaluationError, ReplayError) as err:
-        raise CliError(str(err)) from err
+    report = evaluate_live(cfg)
     lat = report['latency_ms'] or {}
     print(f'{report["commands_received"]}/{report["frames_published"]} frames answered, '
           f'MAE u {report["mae_inverse_radius_per_m"]}, MAE steering wheel '

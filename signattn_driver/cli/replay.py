@@ -2,8 +2,6 @@
 
 from pathlib import Path
 
-from signattn_driver.cli import CliError
-
 
 def register(subparsers):
     """Add the `replay` subcommand."""
@@ -23,12 +21,9 @@ def register(subparsers):
 
 
 def _run(args) -> int:
-    from signattn_driver.ros.replay import replay_bag, ReplayError
-    try:
-        stats = replay_bag(args.bag, rate=args.rate, loop=args.loop, clock=args.clock,
-                           topics=args.topics, wait_for_subscribers_s=args.wait_subscribers)
-    except ReplayError as err:
-        raise CliError(str(err)) from err
+    from signattn_driver.ros.replay import replay_bag
+    stats = replay_bag(args.bag, rate=args.rate, loop=args.loop, clock=args.clock,
+                       topics=args.topics, wait_for_subscribers_s=args.wait_subscribers)
     total = sum(stats.counts.values())
     print(f'replayed {total} messages on {len(stats.counts)} topics in {stats.wall_s:.2f} s '
           f'(bag {stats.bag_s:.2f} s, rate {args.rate})')

@@ -48,31 +48,27 @@ def run(args) -> int:
     """Build the configuration, simulate with a progress bar, print the summary."""
     from tqdm import tqdm
 
-    from signattn_driver.sim.metadrive_adapter import require, SimConfig, SimulatorError
-    from signattn_driver.sim.recording import (NoiseConfig, simulate, SimulationConfig,
-                                               SimulationError)
+    from signattn_driver.sim.metadrive_adapter import require, SimConfig
+    from signattn_driver.sim.recording import NoiseConfig, simulate, SimulationConfig
     if args.policy is not None and not args.policy.is_file():
         raise CliError(f'no checkpoint at {args.policy}')
-    try:
-        require()
-        config = SimulationConfig(
-            minutes=args.minutes, seed=args.seed,
-            sim=SimConfig(width_px=args.width, height_px=args.width // 2,
-                          traffic_density=args.traffic, map_blocks=args.blocks),
-            noise=NoiseConfig(amplitude=args.noise, interval_s=args.noise_interval,
-                              duration_s=args.noise_duration),
-            jpeg_quality=args.jpeg_quality, max_drive_s=args.max_drive_seconds,
-            write_bags=not args.no_bags, write_dataset=not args.no_dataset,
-            val_every=args.val_every,
-            policy=None if args.policy is None else str(args.policy), beta=args.beta,
-            takeover_s=args.takeover, policy_device=args.device)
-        total = int(round(args.minutes * 60 * config.sim.rate_hz))
-        with tqdm(total=total, unit='frame', desc='simulate') as bar:
-            def progress(done):
-                bar.update(done - bar.n)
-            result = simulate(args.out, config, overwrite=args.force, progress=progress)
-    except (SimulatorError, SimulationError) as err:
-        raise CliError(str(err)) from err
+    require()
+    config = SimulationConfig(
+        minutes=args.minutes, seed=args.seed,
+        sim=SimConfig(width_px=args.width, height_px=args.width // 2,
+                      traffic_density=args.traffic, map_blocks=args.blocks),
+        noise=NoiseConfig(amplitude=args.noise, interval_s=args.noise_interval,
+                          duration_s=args.noise_duration),
+        jpeg_quality=args.jpeg_quality, max_drive_s=args.max_drive_seconds,
+        write_bags=not args.no_bags, write_dataset=not args.no_dataset,
+        val_every=args.val_every,
+        policy=None if args.policy is None else str(args.policy), beta=args.beta,
+        takeover_s=args.takeover, policy_device=args.device)
+    total = int(round(args.minutes * 60 * config.sim.rate_hz))
+    with tqdm(total=total, unit='frame', desc='simulate') as bar:
+        def progress(done):
+            bar.update(done - bar.n)
+        result = simulate(args.out, config, overwrite=args.force, progress=progress)
     print(f'{len(result["drives"])} drives, {result["frames"]} frames '
           f'({result["seconds_driven"] / 60:.1f} min) in {result["wall_s"]:.0f} s '
           f'({result["wall_s_per_minute_driven"]:.0f} s per simulated minute) -> {args.out}')

@@ -41,11 +41,7 @@ def register(subparsers):
 
 def run(args) -> int:
     """Run the sweep and print the summary table's location."""
-    from signattn_driver.checkpoint import CheckpointError
-    from signattn_driver.data.dataset import DatasetError
-    from signattn_driver.evaluation.evaluate import EvaluationError
-    from signattn_driver.evaluation.sweeps import sweep, SweepError
-    from signattn_driver.training.loop import TrainingError
+    from signattn_driver.evaluation.sweeps import sweep
     cast = int if args.parameter == 'bits' else float
     try:
         values = [cast(v) for v in args.values.split(',')] if args.values else None
@@ -55,14 +51,11 @@ def run(args) -> int:
     overrides = {'max_steps': args.max_steps, 'attention': args.model,
                  'binarize': args.binarize,
                  'device': None if args.device == 'auto' else args.device, 'seed': args.seed}
-    try:
-        summary = sweep(args.parameter, args.data, args.out, values=values,
-                        config_yaml=args.config, tiny=args.tiny, overrides=overrides,
-                        eval_data=args.eval_data, methods=methods, device=args.device,
-                        limit_frames=args.limit_frames, eval_config=eval_config(args, methods),
-                        progress=not args.no_progress, jobs=args.jobs)
-    except (SweepError, TrainingError, EvaluationError, CheckpointError, DatasetError) as err:
-        raise CliError(str(err)) from err
+    summary = sweep(args.parameter, args.data, args.out, values=values,
+                    config_yaml=args.config, tiny=args.tiny, overrides=overrides,
+                    eval_data=args.eval_data, methods=methods, device=args.device,
+                    limit_frames=args.limit_frames, eval_config=eval_config(args, methods),
+                    progress=not args.no_progress, jobs=args.jobs)
     for r in summary['rows']:
         print(f'{summary["parameter"]} {r["value"]}: output-change AUC 0-25 % '
               f'{r["auc_mean"]:.1f} +- {r["auc_sem"]:.1f}, MAE {r["mae_deg"]:.2f} deg')

@@ -3,8 +3,6 @@
 import os
 from pathlib import Path
 
-from signattn_driver.cli import CliError
-
 
 def register(subparsers):
     """Add the `train` subcommand."""
@@ -40,19 +38,16 @@ def run(args) -> int:
     """Resolve the config, train, print where the checkpoints are."""
     from signattn_driver.paths import config_path
     from signattn_driver.training.config import PAPER_CONFIG
-    from signattn_driver.training.loop import load_run_config, train, TrainingError
+    from signattn_driver.training.loop import load_run_config, train
     overrides = {'attention': args.model, 'quant_bits': args.bits,
                  'temperature': args.temperature, 'device': args.device, 'seed': args.seed,
                  'max_steps': args.max_steps, 'batch_size': args.batch_size,
                  'num_workers': args.num_workers,
                  'init_checkpoint': str(args.init_checkpoint) if args.init_checkpoint else None}
-    try:
-        model_config, train_config = load_run_config(
-            args.config or config_path(PAPER_CONFIG), overrides)
-        result = train(model_config, train_config, args.data, args.out, resume=args.resume,
-                       progress=not args.no_progress)
-    except TrainingError as err:
-        raise CliError(str(err)) from err
+    model_config, train_config = load_run_config(
+        args.config or config_path(PAPER_CONFIG), overrides)
+    result = train(model_config, train_config, args.data, args.out, resume=args.resume,
+                   progress=not args.no_progress)
     if os.environ.get('RANK', '0') != '0':   # torchrun: one report is enough
         return 0
     metrics = result['metrics']

@@ -21,6 +21,7 @@ from pathlib import Path
 import time
 
 from signattn_driver.checkpoint import load
+from signattn_driver.errors import RosError
 from signattn_driver.paths import config_path
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ DEFAULT_CHECKPOINT = ('models', 'sim_mean_field.pt')
 DEFAULT_BAG = ('sample_drive',)
 
 
-class DemoError(RuntimeError):
+class DemoError(RosError):
     """The demo's inputs are missing or one of its steps failed."""
 
 

@@ -36,6 +36,7 @@ import cv2
 import numpy as np
 
 from signattn_driver.data.sequence_rule import SequenceTracker
+from signattn_driver.errors import SimulationError
 from signattn_driver.sim.metadrive_adapter import (front_wheel_rad_to_steering, MetaDriveSim,
                                                    SimConfig)
 from signattn_driver.vehicle import front_wheel_angle_rad, load_vehicle
@@ -48,7 +49,7 @@ STAMP_ORIGIN_NS = 1_700_000_000 * 10**9
 log = logging.getLogger(__name__)
 
 
-class ClosedLoopError(RuntimeError):
+class ClosedLoopError(SimulationError):
     """A controller that cannot start or stopped answering."""
 
 

@@ -32,6 +32,7 @@ import os
 
 import numpy as np
 
+from signattn_driver.errors import ConfigError, SimulationError
 from signattn_driver.sim.lane_masks import build_quads, map_lines, project_quads
 
 SIM_VERSION = '0.2.6.0'
@@ -44,7 +45,7 @@ log = logging.getLogger(__name__)
 _MD = {}
 
 
-class SimulatorError(RuntimeError):
+class SimulatorError(SimulationError):
     """The simulator is missing, cannot start, or was used out of order."""
 
 
@@ -65,10 +66,10 @@ class SimConfig:
     def __post_init__(self):
         """Reject settings MetaDrive would misbehave with."""
         if self.width_px != 2 * self.height_px:
-            raise ValueError('MetaDrive camera images are 2:1 (its lens aspect ratio); got '
-                             f'{self.width_px}x{self.height_px}')
+            raise ConfigError('MetaDrive camera images are 2:1 (its lens aspect ratio); got '
+                              f'{self.width_px}x{self.height_px}')
         if not (self.rate_hz > 0 and self.physics_substeps >= 1 and self.map_blocks >= 1):
-            raise ValueError(f'invalid simulator config {self}')
+            raise ConfigError(f'invalid simulator config {self}')
 
     def to_dict(self) -> dict:
         """Plain dict for manifests."""

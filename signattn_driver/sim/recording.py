@@ -40,6 +40,7 @@ import numpy as np
 from signattn_driver.data.bag_layout import DriveBagWriter
 from signattn_driver.data.dataset import DatasetWriter
 from signattn_driver.data.labels import DEFAULT_SMOOTHING, Smoother
+from signattn_driver.errors import ConfigError, SimulationError
 from signattn_driver.preprocessing import compressed_to_hsv_u8
 from signattn_driver.sim.metadrive_adapter import (MetaDriveSim, SimConfig,
                                                    steering_to_front_wheel_rad)
@@ -49,10 +50,6 @@ STAMP_ORIGIN_NS = 1_600_000_000 * 10**9  # drive k starts at this stamp + k hour
 MIN_DRIVE_FRAMES = 40                    # shorter drives (a crash at the start) are dropped
 
 log = logging.getLogger(__name__)
-
-
-class SimulationError(RuntimeError):
-    """An output that exists, or a simulation that produced nothing."""
 
 
 @dataclass
@@ -66,7 +63,7 @@ class NoiseConfig:
     def __post_init__(self):
         """Reject negative or zero timings."""
         if self.amplitude < 0 or self.interval_s <= 0 or self.duration_s <= 0:
-            raise ValueError(f'invalid noise {self}')
+            raise ConfigError(f'invalid noise {self}')
 
 
 class SteeringNoise:
@@ -124,8 +121,8 @@ class SimulationConfig:
     def __post_init__(self):
         """Reject a blend weight outside [0, 1] or a negative takeover."""
         if not 0.0 <= self.beta <= 1.0 or self.takeover_s < 0:
-            raise ValueError(f'beta must be in [0, 1] and takeover_s >= 0, got {self.beta}, '
-                             f'{self.takeover_s}')
+            raise ConfigError(f'beta must be in [0, 1] and takeover_s >= 0, got {self.beta}, '
+                              f'{self.takeover_s}')
 
     def to_dict(self) -> dict:
         """Plain dict for simulation.json and the dataset manifest."""
