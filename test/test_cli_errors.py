@@ -127,8 +127,11 @@ def test_a_user_error_is_one_line_and_exit_2(inputs, tmp_path, capsys, case):
 
 def test_a_bug_keeps_its_traceback(inputs, tmp_path, monkeypatch):
     """A bare ValueError from the library is not a usage error: it reaches the caller."""
+    import functools
+
     from signattn_driver.evaluation import evaluate
 
+    @functools.wraps(evaluate.evaluate)   # the parser reads the defaults off its signature
     def broken(*args, **kwargs):
         raise ValueError('a bug')
     monkeypatch.setattr(evaluate, 'evaluate', broken)

@@ -41,7 +41,7 @@ class LiveEvaluationConfig:
     """Options of `signattn evaluate-live` (see the CLI for their help)."""
 
     bag: Path
-    out_dir: Path
+    out_dir: Path = Path('outputs/live_evaluation')
     checkpoint: Path | None = None    # None: attach to a running node
     rate: float = 1.0
     vehicle: str = 'mkz'

@@ -36,6 +36,8 @@ from signattn_driver.errors import ConfigError, SimulationError
 from signattn_driver.sim.lane_masks import build_quads, map_lines, project_quads
 
 SIM_VERSION = '0.2.6.0'
+# Simulated frames go through JPEG at this quality, as in the bags and over ROS.
+CAMERA_JPEG_QUALITY = 75
 INSTALL_HINT = ('install the simulator extra: `pip install .[sim]` (requirements-sim.txt; '
                 'metadrive-simulator==0.2.6.0 with --no-deps) and apt packages libegl1 libgl1 '
                 'libegl-mesa0 libgl1-mesa-dri')

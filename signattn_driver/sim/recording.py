@@ -42,7 +42,7 @@ from signattn_driver.data.dataset import DatasetWriter
 from signattn_driver.data.labels import DEFAULT_SMOOTHING, Smoother
 from signattn_driver.errors import ConfigError, SimulationError
 from signattn_driver.preprocessing import compressed_to_hsv_u8
-from signattn_driver.sim.metadrive_adapter import (MetaDriveSim, SimConfig,
+from signattn_driver.sim.metadrive_adapter import (CAMERA_JPEG_QUALITY, MetaDriveSim, SimConfig,
                                                    steering_to_front_wheel_rad)
 from signattn_driver.vehicle import inverse_radius_from_steering, load_vehicle
 
@@ -106,7 +106,7 @@ class SimulationConfig:
     noise: NoiseConfig = field(default_factory=NoiseConfig)
     vehicle: str = 'metadrive'    # profile name or YAML path (eq. 3 constants)
     smoothing_alpha: float = DEFAULT_SMOOTHING
-    jpeg_quality: int = 75
+    jpeg_quality: int = CAMERA_JPEG_QUALITY
     max_drive_s: float = 180.0
     max_off_road_s: float = 2.0   # a drive ends when the expert cannot get back within this
     write_bags: bool = True
