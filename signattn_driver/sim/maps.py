@@ -12,6 +12,8 @@ are its BaseMap.GENERATE_TYPE / GENERATE_CONFIG with BigGenerateMethod 'block_nu
 'block_sequence' (metadrive/component/map/pg_map.py).
 """
 
+from signattn_driver.errors import ConfigError
+
 PG_BLOCKS = {
     'S': 'straight', 'C': 'curve',
     'X': 'intersection', 'T': 't_junction', 'O': 'roundabout',
@@ -20,7 +22,7 @@ PG_BLOCKS = {
 }
 
 
-class MapSpecError(ValueError):
+class MapSpecError(ConfigError):
     """A --blocks value that is neither a positive count nor a sequence of PG block letters."""
 
 

@@ -21,6 +21,7 @@ grow clockwise and are negated here.
 from dataclasses import dataclass
 import math
 
+from signattn_driver.errors import ConfigError
 from signattn_driver.route_command import FOLLOW_LANE, LEFT, RIGHT, STRAIGHT
 
 JUNCTION_KINDS = {'X': 'intersection', 'T': 't_junction', 'O': 'roundabout'}
@@ -36,7 +37,7 @@ class RouteConfig:
     def __post_init__(self):
         """Reject a negative distance or a tolerance that leaves no turn."""
         if self.announce_m < 0 or not 0 < self.straight_tolerance_deg < 90:
-            raise ValueError(f'invalid route config {self} (announce_m >= 0, '
+            raise ConfigError(f'invalid route config {self} (announce_m >= 0, '
                              f'0 < straight_tolerance_deg < 90)')
 
 
