@@ -108,21 +108,23 @@ def test_our_block_letters_and_map_keys_are_metadrives():
 @needs_sim
 def test_commands_of_a_real_route_match_the_turns_the_expert_drives():
     """On map 'XTO' seed 0 the expert's own heading change through each junction has the
-    command's direction, and the command follows the announce/hold rule along the drive."""
+    command's direction, and SimState's command follows the announce/hold rule."""
     from signattn_driver.sim.metadrive_adapter import MetaDriveSim
-    from signattn_driver.sim.route import junctions_of_route
-    config = RouteConfig(announce_m=30.0)
-    sim_config = SimConfig(width_px=160, height_px=80, traffic_density=0.0, map_blocks='XTO')
+    config = RouteConfig(announce_m=25.0)
+    sim_config = SimConfig(width_px=160, height_px=80, traffic_density=0.0, map_blocks='XTO',
+                           route=config)
     with MetaDriveSim(sim_config) as sim:
         state = sim.reset(seed=0)
-        commands = RouteCommands(junctions_of_route(sim.vehicle.navigation), config)
+        commands = sim.route_commands
+        assert [kind for kind, _ in sim.route_junctions()] == ['intersection', 't_junction',
+                                                               'roundabout']
         assert [j.kind for j in commands.junctions] == ['intersection', 't_junction',
                                                         'roundabout']
         progress, headings, issued = [], [], []
         for _ in range(2000):
             progress.append(state.route_progress_m)
             headings.append(state.heading_rad)
-            issued.append(commands.at(state.route_progress_m))
+            issued.append(state.route_command)
             if state.arrived or state.crashed:   # the expert leaves the road in places
                 break
             state = sim.step(*sim.expert_action())
@@ -136,7 +138,7 @@ def test_commands_of_a_real_route_match_the_turns_the_expert_drives():
                      if junction.entry_m - config.announce_m <= m < junction.exit_m]
         assert set(announced) == {command}
     first = commands.junctions[0]
-    assert {c for m, c in zip(progress, issued) if m < first.entry_m - 31} == {FOLLOW_LANE}
+    assert {c for m, c in zip(progress, issued) if m < first.entry_m - 26} == {FOLLOW_LANE}
     assert issued[-1] == FOLLOW_LANE          # past the last junction's turning lanes
     assert len(set(commands.commands)) > 1    # this map has more than one kind of exit
 

@@ -24,7 +24,7 @@ Images come back BGR (Panda3D's RAM image order), as OpenCV and our preprocessin
 """
 
 import contextlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 import io
 import logging
 import math
@@ -34,7 +34,9 @@ import numpy as np
 
 from signattn_driver.errors import ConfigError, SimulationError
 from signattn_driver.sim.lane_masks import build_quads, map_lines, project_quads
+from signattn_driver.route_command import FOLLOW_LANE
 from signattn_driver.sim.maps import map_config, parse_blocks
+from signattn_driver.sim.route import junctions_of_route, RouteCommands, RouteConfig
 
 SIM_VERSION = '0.2.6.0'
 # Simulated frames go through JPEG at this quality, as in the bags and over ROS.
@@ -70,6 +72,7 @@ class SimConfig:
     lane_num: int = 2            # lanes per direction
     traffic_density: float = 0.05  # MetaDrive default 0.1; each visible car costs render time
     target_speed_kmh: float = 30.0  # IDM expert's cruise speed (MetaDrive's NORMAL_SPEED)
+    route: RouteConfig = field(default_factory=RouteConfig)  # the navigator's commands
 
     def __post_init__(self):
         """Reject settings MetaDrive would misbehave with."""
@@ -105,6 +108,7 @@ class SimState:
     arrived: bool                   # reached the route's destination
     position_m: tuple               # (x, y) in Panda3D world (right-handed, z up)
     heading_rad: float              # in the same frame, + = counter-clockwise
+    route_command: int = FOLLOW_LANE  # the navigator's command here (sim/route.py)
 
     @property
     def route_completion(self) -> float:
@@ -219,6 +223,7 @@ class MetaDriveSim:
         self._quads = None      # painted lines as world-space quads (lane_masks.build_quads)
         self._step = 0
         self._route = None
+        self.route_commands = None    # sim/route.RouteCommands of the current map's route
         self._steering = 0.0
         self.seed = None
 
@@ -280,6 +285,8 @@ class MetaDriveSim:
         self._steering = 0.0
         self._quads = build_quads(self._map_lines())
         self._route = self._route_segments()
+        self.route_commands = RouteCommands(junctions_of_route(self.vehicle.navigation),
+                                            self.config.route)
         self._camera = self.vehicle.image_sensors['rgb_camera']
         self._camera.track(self.vehicle)
         engine.graphicsEngine.renderFrame()
@@ -326,7 +333,8 @@ class MetaDriveSim:
             out_of_road=bool(self._env._is_out_of_road(v) or not v.on_lane),
             crashed=bool(v.crash_vehicle or v.crash_object or v.crash_building),
             arrived=bool(v.arrive_destination), position_m=(float(pos[0]), float(pos[1])),
-            heading_rad=float(math.atan2(math.sin(heading), math.cos(heading))))
+            heading_rad=float(math.atan2(math.sin(heading), math.cos(heading))),
+            route_command=self.route_commands.at(progress))
 
     # -- route bookkeeping -------------------------------------------------------------------
     def _route_segments(self) -> list:
@@ -340,20 +348,11 @@ class MetaDriveSim:
 
         Returns:
             [(kind, route fraction where the junction block starts)], kind one of
-            'intersection', 't_junction', 'roundabout' (MetaDrive block IDs X, T, O).
+            'intersection', 't_junction', 'roundabout' (MetaDrive block IDs X, T, O);
+            `route_commands` has their commands and extents in metres.
         """
-        kinds = {'X': 'intersection', 'T': 't_junction', 'O': 'roundabout'}
-        blocks = self._env.current_map.blocks
         total = max(sum(length for _, _, length in self._route), 1e-6)
-        done, junctions, previous = 0.0, [], None
-        for start, end, length in self._route:
-            block = next((b for b in blocks if end in b.block_network.graph.get(start, {})),
-                         None)
-            if block is not None and block.ID in kinds and block is not previous:
-                junctions.append((kinds[block.ID], round(done / total, 4)))
-            previous = block
-            done += length
-        return junctions
+        return [(j.kind, round(j.entry_m / total, 4)) for j in self.route_commands.junctions]
 
     def lane_outlines(self, step_m: float = 2.0) -> list:
         """Every lane of the current map as a polygon, for top-down drawings.
