@@ -281,3 +281,14 @@ def test_a_camera_only_checkpoint_starts_a_command_model_that_learns_the_command
     # train LEFT with RIGHT's labels unless the commands are mirrored too)
     assert u[LEFT] > u[FOLLOW_LANE] > u[RIGHT], (u, label)
     assert u[LEFT] - u[RIGHT] > 0.25 * (2 * label), (u, label)
+
+
+@needs_sim
+@pytest.mark.parametrize('subcommand', ['simulate', 'drive-sim'])
+def test_cli_rejects_an_unknown_block_letter_in_one_line(subcommand, capsys, tmp_path):
+    from signattn_driver.cli import main
+    out = ['--out', str(tmp_path / 'out')] if subcommand == 'simulate' else []
+    assert main([subcommand, *out, '--blocks', 'CQ']) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "unknown MetaDrive block letter(s) ['Q']" in err
+    assert not (tmp_path / 'out').exists()

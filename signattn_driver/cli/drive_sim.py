@@ -32,6 +32,10 @@ def register(subparsers):
            help='seconds the expert drives after an out-of-road event')
     option(p, '--traffic', type=float, owner=SimConfig, name='traffic_density',
            help='MetaDrive traffic density')
+    option(p, '--blocks', owner=SimConfig, name='map_blocks',
+           help='road blocks per map: a number (procedural maps from MetaDrive\'s default '
+           'block mix) or a MetaDrive block sequence such as CSCCSCC (S straight, C curve, '
+           'X intersection, T T-junction, O roundabout, r/R ramps; sim/maps.py)')
     p.add_argument('--no-baselines', action='store_true', help='skip expert and zero runs')
     option(p, '--device', owner=ModelController, help=f'in-process model device: {DEVICE_HELP}')
     p.add_argument('--threads', type=int,
@@ -81,7 +85,7 @@ def run(args) -> int:
         torch.set_num_threads(args.threads)
     device = given(device=args.device)
     config = ClosedLoopConfig(
-        sim=SimConfig(**given(traffic_density=args.traffic)),
+        sim=SimConfig(**given(traffic_density=args.traffic, map_blocks=args.blocks)),
         **given(seeds=tuple(args.seeds) if args.seeds else None, max_seconds=args.max_seconds,
                 takeover_s=args.takeover))
     controllers = [] if args.no_baselines else [ExpertController(), ZeroController()]

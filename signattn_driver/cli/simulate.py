@@ -36,8 +36,10 @@ def register(subparsers):
            help='JPEG quality of the recorded frames')
     option(p, '--traffic', type=float, owner=SimConfig, name='traffic_density',
            help='MetaDrive traffic density')
-    option(p, '--blocks', type=int, owner=SimConfig, name='map_blocks',
-           help='road blocks per map')
+    option(p, '--blocks', owner=SimConfig, name='map_blocks',
+           help='road blocks per map: a number (procedural maps from MetaDrive\'s default '
+           'block mix) or a MetaDrive block sequence such as CSCCSCC (S straight, C curve, '
+           'X intersection, T T-junction, O roundabout, r/R ramps; sim/maps.py)')
     option(p, '--max-drive-seconds', type=float, owner=SimulationConfig, name='max_drive_s',
            help='longest drive on one map')
     option(p, '--val-every', type=int, owner=SimulationConfig,
