@@ -292,3 +292,35 @@ def test_cli_rejects_an_unknown_block_letter_in_one_line(subcommand, capsys, tmp
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "unknown MetaDrive block letter(s) ['Q']" in err
     assert not (tmp_path / 'out').exists()
+
+
+def test_the_animation_shows_the_route_command(camera_frames):
+    from signattn_driver.sim.animation import COMMAND, EpisodeAnimation
+    from signattn_driver.sim.metadrive_adapter import SimState
+
+    class FakeSim:
+        def lane_outlines(self):
+            return [(np.array([[0, -2], [100, -2], [100, 2], [0, 2]], np.float32), True)]
+    animation = EpisodeAnimation(FakeSim(), stride=1, panel_px=128)
+    image = cv2.resize(camera_frames[0], (320, 160))
+    commands = [FOLLOW_LANE, LEFT, STRAIGHT, RIGHT]
+    for i, command in enumerate(commands):
+        animation(SimState(image_bgr=image, time_s=i * 0.05, steering=0.0,
+                           front_wheel_angle_rad=0.0, speed_mps=8.0, lateral_offset_m=0.0,
+                           route_progress_m=2.0 * i, route_length_m=100.0, out_of_road=False,
+                           crashed=False, arrived=False, position_m=(50.0, 0.0),
+                           heading_rad=0.0, route_command=command), 0.0, 0.0, in_charge=True)
+    signs = []
+    for frame in animation.frames:
+        rgb = np.asarray(frame.convert('RGB'))[:, :, ::-1].astype(int)
+        corner = rgb[:30, 128:128 + 30]                   # the top-down panel's corner
+        yellow = np.abs(corner - np.array(COMMAND)).sum(axis=2) < 60
+        signs.append(yellow)
+    assert not signs[0].any()                              # follow-lane: no turn sign
+    # the arrow's mass lies to the side (or above) the command names
+    ys, xs = np.nonzero(signs[1])
+    assert xs.mean() < 13                                  # left
+    ys, xs = np.nonzero(signs[3])
+    assert xs.mean() > 17                                  # right
+    ys, xs = np.nonzero(signs[2])
+    assert 12 <= xs.mean() <= 18 and ys.mean() < 14        # ahead

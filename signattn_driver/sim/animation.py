@@ -4,10 +4,12 @@ Each frame of the animation has two panels:
 - left: the camera frame the model saw with its attention map blended over it
   (`attention_overlay`, as the drive node publishes it), and below it a strip with the time,
   who is driving, the model's and the expert's steering commands as bars, the out-of-road
-  events so far and the route completion;
+  events so far, the route completion and the navigator's route command;
 - right: the map from above (lanes grey, the route's lanes lighter), the car's trace so far
   (green while the controller drives, orange while the expert has taken over), a red ring at
-  each out-of-road event, and the car as a triangle.
+  each out-of-road event, the car as a triangle, and in its top-left corner the route command
+  as a sign: an arrow to the left, ahead or to the right (yellow) before and through a
+  junction, two lane lines for follow-lane.
 
 The map comes from the simulator's lane geometry (`MetaDriveSim.lane_outlines`), the trace from
 the recorded positions; nothing here imports MetaDrive. Frames are written as a GIF (Pillow).
@@ -20,11 +22,14 @@ import cv2
 import numpy as np
 
 from signattn_driver.attention_overlay import attention_overlay
+from signattn_driver.route_command import (FOLLOW_LANE, LEFT, RIGHT, route_command_name,
+                                           STRAIGHT)
 
 # BGR colours
 LANE, ROUTE_LANE, BACKGROUND = (90, 90, 90), (150, 140, 120), (30, 30, 30)
 TRACE_CONTROLLER, TRACE_TAKEOVER = (80, 200, 80), (0, 160, 255)
 EVENT, CAR, TEXT = (40, 40, 230), (255, 255, 255), (235, 235, 235)
+COMMAND = (0, 215, 255)        # a turn command's sign (yellow)
 MAP_MARGIN_M = 30.0            # room for a car that leaves the map
 CAR_LENGTH_PX = 9.0             # the car marker's size, whatever the map's scale
 
@@ -111,6 +116,7 @@ class EpisodeAnimation:
         _status_strip(strip, state, command, expert_steering, in_charge, self.events)
         top_down = self._trace.copy()
         _draw_car(top_down, self._view, state)
+        _draw_command(top_down, state.route_command)
         left = np.vstack([camera, strip])
         return np.hstack([left, top_down])
 
@@ -172,6 +178,26 @@ def _status_strip(strip: np.ndarray, state, command, expert_steering, in_charge,
                       color, -1)
         cv2.putText(strip, name, (2, top + line // 2), font, 0.7 * scale + 0.1, TEXT, 1,
                     cv2.LINE_AA)
+    route = route_command_name(state.route_command).replace('_', ' ')
+    cv2.putText(strip, f'route command: {route}', (int(6 * scale) + 2, height - 4), font,
+                0.9 * scale + 0.1, TEXT if state.route_command == FOLLOW_LANE else COMMAND, 1,
+                cv2.LINE_AA)
+
+
+def _draw_command(image: np.ndarray, command: int):
+    """Draw the route command as a sign in the top-left corner of a top-down panel."""
+    size = max(24, image.shape[0] // 6)
+    cv2.rectangle(image, (2, 2), (size + 2, size + 2), BACKGROUND, -1)
+    cv2.rectangle(image, (2, 2), (size + 2, size + 2), LANE, 1)
+    c, r = size // 2 + 2, size // 2 - 2
+    if command == FOLLOW_LANE:
+        for x in (c - r // 2, c + r // 2):
+            cv2.line(image, (x, c + r), (x, c - r), TEXT, 2, cv2.LINE_AA)
+        return
+    # the stem comes up from the bottom; the arrow head points where the route goes
+    cv2.line(image, (c, c + r), (c, c), COMMAND, 3, cv2.LINE_AA)
+    tip = {LEFT: (c - r, c), STRAIGHT: (c, c - r), RIGHT: (c + r, c)}[command]
+    cv2.arrowedLine(image, (c, c), tip, COMMAND, 3, cv2.LINE_AA, tipLength=0.5)
 
 
 def animate_episode(controller, seed: int, config, path, stride: int = 2,
