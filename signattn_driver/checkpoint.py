@@ -184,7 +184,7 @@ def load_model(path, map_location='cpu') -> tuple[SteeringNet, Checkpoint]:
 
 
 def initial_weights(ckpt: Checkpoint, model: SteeringNet) -> dict:
-    """A checkpoint's weights shaped to start training `model` from (`--init-checkpoint`).
+    """Return a checkpoint's weights shaped to start training `model` (`--init-checkpoint`).
 
     A camera-only checkpoint (num_commands 0) into a route-command model: every command's head
     row is a copy of the camera-only head and the command embeddings are zero, so the command

@@ -107,8 +107,11 @@ def test_our_block_letters_and_map_keys_are_metadrives():
 
 @needs_sim
 def test_commands_of_a_real_route_match_the_turns_the_expert_drives():
-    """On map 'XTO' seed 0 the expert's own heading change through each junction has the
-    command's direction, and SimState's command follows the announce/hold rule."""
+    """Check SimState's commands against the turns the expert drives on map 'XTO' seed 0.
+
+    The expert's own heading change through each junction has the command's direction, and
+    the command follows the announce/hold rule.
+    """
     from signattn_driver.sim.metadrive_adapter import MetaDriveSim
     config = RouteConfig(announce_m=25.0)
     sim_config = SimConfig(width_px=160, height_px=80, traffic_density=0.0, map_blocks='XTO',
@@ -249,8 +252,11 @@ def test_training_windows_carry_commands_and_mirroring_swaps_left_and_right(tmp_
 
 def test_a_camera_only_checkpoint_starts_a_command_model_that_learns_the_commands(
         tmp_path, tiny_checkpoint):
-    """--init-checkpoint of a camera-only model: the command model first steers as it did for
-    every command, then a short training on frames that look alike tells the commands apart."""
+    """Start a command model from a camera-only checkpoint (--init-checkpoint), then train.
+
+    The command model first steers as the checkpoint did for every command; a short training
+    on frames that look alike then tells the commands apart.
+    """
     from signattn_driver.training.loop import load_run_config, train
     base = checkpoint.load(tiny_checkpoint)
     model = SteeringNet(tiny_config(num_commands=4)).eval()

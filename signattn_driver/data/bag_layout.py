@@ -222,7 +222,9 @@ def read_route_commands(path) -> tuple:
 
 def route_commands_at(stamps_ns: np.ndarray, commands: np.ndarray,
                       query_ns: np.ndarray) -> np.ndarray:
-    """The command in force at each query stamp: the latest at or before it (zero-order hold).
+    """Return the command in force at each query stamp: the latest at or before it.
+
+    A zero-order hold, as a navigator's command stays in force until the next one.
 
     Args:
         stamps_ns: (N,) sorted int64 stamps of the commands.

@@ -59,7 +59,7 @@ def parse_blocks(value) -> int | str:
 
 
 def map_config(blocks, lane_width_m: float, lane_num: int) -> dict:
-    """MetaDrive's `map_config` for a block count or a block sequence (see `parse_blocks`)."""
+    """Return MetaDrive's `map_config` for a block count or sequence (see `parse_blocks`)."""
     blocks = parse_blocks(blocks)
     kind = 'block_num' if isinstance(blocks, int) else 'block_sequence'
     return {'type': kind, 'config': blocks, 'lane_width': lane_width_m, 'lane_num': lane_num}

@@ -38,7 +38,7 @@ class RouteConfig:
         """Reject a negative distance or a tolerance that leaves no turn."""
         if self.announce_m < 0 or not 0 < self.straight_tolerance_deg < 90:
             raise ConfigError(f'invalid route config {self} (announce_m >= 0, '
-                             f'0 < straight_tolerance_deg < 90)')
+                              f'0 < straight_tolerance_deg < 90)')
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ def wrap_rad(angle_rad: float) -> float:
 
 
 def heading_change_rad(headings_rad) -> float:
-    """Summed turn along a chain of headings, each step wrapped to [-pi, pi).
+    """Return the summed turn along a chain of headings, each step wrapped to [-pi, pi).
 
     Args:
         headings_rad: headings in rad along the route in order (e.g. every lane's start and end
