@@ -403,14 +403,14 @@ def test_non_finite_output_is_counted_and_not_published(node_in_process, camera_
     assert node.process(msg) is not None and len(published) == 1
     node.predictor.step_input = lambda x: (torch.tensor([float('nan')]), torch.zeros(1, 10, 20))
     assert node.process(msg) is None
-    assert len(published) == 1 and node.rejections['non_finite_output'] == 1
+    assert len(published) == 1 and node.counters.rejections['non_finite_output'] == 1
 
 
 def test_future_stamps_are_rejected_and_stages_are_timed(node_in_process, camera_frames):
     node, published = node_in_process
     now_ns = node.get_clock().now().nanoseconds
     assert node.process(jpeg_msg(camera_frames[0], now_ns + 3600 * 10**9)) is None
-    assert node.rejections['future'] == 1 and not published
+    assert node.counters.rejections['future'] == 1 and not published
     assert node.process(jpeg_msg(camera_frames[0], now_ns + 10**8)) is not None   # in tolerance
     node.set_parameters([NodeParameter('max_future_s', value=0.0)])   # off
     assert node.process(jpeg_msg(camera_frames[1], now_ns + 3600 * 10**9)) is not None
@@ -428,7 +428,7 @@ def test_raw_pixel_limit_is_a_run_time_parameter(node_in_process, camera_frames)
     refused = node.set_parameters([NodeParameter('max_input_pixels', value=-1)])
     assert not refused[0].successful and 'max_input_pixels must be >= 0' in refused[0].reason
     node.set_parameters([NodeParameter('max_input_pixels', value=640 * 479)])
-    assert node.process(msg) is None and node.rejections['too_large'] == 1
+    assert node.process(msg) is None and node.counters.rejections['too_large'] == 1
     node.set_parameters([NodeParameter('max_input_pixels', value=640 * 480)])
     assert node.process(msg) is not None and len(published) == 1
 
@@ -444,7 +444,8 @@ def test_cuda_out_of_memory_falls_back_to_cpu(node_in_process, camera_frames):
     node.predictor.step_input = out_of_memory
     msg = jpeg_msg(camera_frames[0], 10**9)
     assert node.process(msg) is None and not published
-    assert node.rejections['cuda_oom'] == 1 and 'CUDA ran out of memory' in node.device_note
+    assert node.counters.rejections['cuda_oom'] == 1
+    assert 'CUDA ran out of memory' in node.device_note
     assert node.predictor.device.type == 'cpu'
     assert node.process(msg) is not None and len(published) == 1
 
@@ -470,9 +471,9 @@ def test_node_training_and_evaluation_start_sequences_at_the_same_frames(
     node, _ = node_in_process
     starts = []
     for i, stamp in enumerate(DRIVE_NS):
-        before = node.stats['state_resets']
+        before = node.counters.frames['state_resets']
         assert node.process(jpeg_msg(camera_frames[i % 8], int(stamp))) is not None
-        if node.stats['state_resets'] > before:
+        if node.counters.frames['state_resets'] > before:
             starts.append(i)
     assert starts == DRIVE_STARTS
     # training and evaluation (data/sequences.py) cut a stored drive at the same frames; a

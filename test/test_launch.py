@@ -135,7 +135,7 @@ def test_drive_node_parameters_and_remaps(described, share):
         params = yaml.safe_load(f)['drive_node']['ros__parameters']
     assert set(params) == set(PARAMETERS)
     for name, value in params.items():
-        default = PARAMETERS[name][0]
+        default = PARAMETERS[name].default
         assert type(value) is type(default), f'{name}: {value!r} vs default {default!r}'
     assert overrides == {'checkpoint': '/models/m.pt', 'device': 'auto', 'precision': 'fp32',
                          'input_transport': 'compressed', 'input_reliability': 'best_effort',

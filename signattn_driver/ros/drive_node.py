@@ -1,29 +1,24 @@
 """The drive node: camera frames in, steering command and attention map out.
 
 Thin glue around `Predictor`: the network, its LSTM state and (on CUDA) the preprocessing stay
-on the device. The subscription callback only hands the newest frame to a worker thread; a frame
-that arrives before the previous one was taken is dropped and counted, so the node always works
-on the newest picture. Topics, parameters and figures: docs/node.md.
+on the device. The subscription callback only hands the newest frame to a worker thread
+(frame_gate.NewestFrameSlot); a frame that arrives before the previous one was taken is dropped
+and counted, so the node always works on the newest picture. Topics, parameters and figures:
+docs/node.md.
 
-Each frame's time is kept per stage (`STAGES`: age at receipt, wait for the worker, decode,
-preprocess, network, publish) and its p50/p99 go to /diagnostics, which also turns WARN when
-publishers exist but no frame arrives, or when too many frames are dropped or rejected.
+The logic that needs no ROS lives beside it and is tested without a graph: the stamp gates
+(frame_gate.py), the counters, per-stage times and the health verdict for /diagnostics
+(node_health.py), the parameter table and its validation (drive_parameters.py).
 """
 
-import collections
 import math
-import os
-import signal
 import sys
-import tempfile
 import threading
 import time
 
 import numpy as np
-import rclpy
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, qos_profile_sensor_data, QoSProfile
 
@@ -37,12 +32,15 @@ from signattn_driver.attention_overlay import attention_overlay
 from signattn_driver.checkpoint import CheckpointError
 from signattn_driver.data.labels import stamp_ns_of
 from signattn_driver.data.sequence_rule import SequenceRule, SequenceTracker
-from signattn_driver.ros.drive_parameters import (descriptor, PARAMETERS, RELIABILITIES,
-                                                  TYPE_NAMES, validate)
+from signattn_driver.preprocessing import PreprocessingError
+from signattn_driver.ros.drive_parameters import PARAMETERS, RELIABILITIES, TYPE_NAMES, validate
+from signattn_driver.ros.frame_gate import attention_due, NewestFrameSlot, stamp_rejection
 from signattn_driver.ros.image_conversion import (array_to_image_msg, compressed_msg_to_array,
                                                   image_msg_to_array, ImageConversionError,
                                                   working_cv_bridge)
-from signattn_driver.preprocessing import PreprocessingError
+from signattn_driver.ros.node_health import (diagnostic_values, FrameCounters, HealthMonitor,
+                                             InputView, StageTimes)
+from signattn_driver.ros.node_startup import NodeStartupError, run_node
 from signattn_driver.vehicle import front_wheel_angle_rad, load_vehicle
 
 try:  # Iron and later; Humble has the same class in rclpy.qos_event
@@ -55,59 +53,46 @@ try:  # optional: ros-<distro>-ackermann-msgs
 except ImportError:
     AckermannDriveStamped = None
 
-REJECTION_KINDS = ('encoding', 'zero_size', 'step', 'truncated', 'corrupt', 'too_large',
-                   'stale', 'future', 'non_finite_output', 'cuda_oom')
-LATENCY_WINDOW = 1000  # frames kept for the p50/p99 in /diagnostics
-# Per-frame stages timed in /diagnostics (ms): node clock at receipt minus the header stamp,
-# receipt to the worker taking the frame, decoding, preprocessing, network, publishing.
-STAGES = ('age_at_receipt', 'wait', 'decode', 'preprocess', 'network', 'publish')
-DROP_WINDOW_S = 10  # diagnostics ticks (1 s) over which max_drop_fraction is judged
-
-
-class NodeStartupError(RuntimeError):
-    """A configuration the node cannot start with (checkpoint, device, parameters)."""
-
 
 class DriveNode(Node):
     """Steer from the front camera; see the module docstring and docs/node.md."""
 
     def __init__(self, **kwargs):
         super().__init__('drive_node', **kwargs)
+        self.started = False   # predictor, publishers and worker exist; updates apply to them
         self.add_on_set_parameters_callback(self._on_set_parameters)
+        self._declare_parameters()
+        self._settings = {name: self.get_parameter(name).value for name in PARAMETERS}
+        self._start()
+        self._open_input()
+
+    def _declare_parameters(self):
+        """Declare PARAMETERS; a bad start value becomes one NodeStartupError."""
         try:
-            for name, (default, kind, read_only, text) in PARAMETERS.items():
-                self.declare_parameter(name, default, descriptor(text, kind, read_only))
+            for name, row in PARAMETERS.items():
+                self.declare_parameter(name, row.default, row.descriptor())
         except InvalidParameterValueException as err:
             reason = str(err.args[0]).split('Reason: ', 1)[-1].removesuffix(f': {name}')
             raise NodeStartupError(f'parameter {name}: {reason}') from err
         except InvalidParameterTypeException as err:   # e.g. -p attention_every_n:=abc
             given = getattr(self, '_parameter_overrides', {}).get(name)
             got = repr(given.value) if given is not None else 'another type'
-            raise NodeStartupError(f'parameter {name}: expected {TYPE_NAMES[kind]}, got '
+            raise NodeStartupError(f'parameter {name}: expected {TYPE_NAMES[row.kind]}, got '
                                    f'{got}') from err
-        value = {name: self.get_parameter(name).value for name in PARAMETERS}
-        self._settings = dict(value)
+
+    def _start(self):
+        """Load the vehicle and the network, create the publishers and the worker thread."""
+        value = self._settings
         self.vehicle = load_vehicle(value['vehicle'])
         self.predictor = self._load_predictor(value)
         self.device_note = ''
-
-        self.stats = collections.Counter({k: 0 for k in (
-            'received', 'processed', 'dropped', 'rejected', 'state_resets',
-            'attention_published')})
-        self.rejections = collections.Counter({k: 0 for k in REJECTION_KINDS})
-        self.stage_ms = {name: collections.deque(maxlen=LATENCY_WINDOW)
-                         for name in ('latency', 'compute', *STAGES)}
-        self.latency_ms = self.stage_ms['latency']   # receipt -> published
-        self.compute_ms = self.stage_ms['compute']   # conversion + network + publishing
-        self._window = collections.deque([(0, 0, 0, dict(self.rejections))],
-                                         maxlen=DROP_WINDOW_S + 1)   # counter snapshots
-        self._last_frame_mono = self._publishers_since = time.monotonic()
+        self.counters = FrameCounters()
+        self.stage_times = StageTimes()
+        self.health_monitor = HealthMonitor(self.counters, time.monotonic())
         self.incompatible_qos = 0
         self._tracker = SequenceTracker(SequenceRule(value['reset_gap_s']))
-        self._pending = None
-        self._cond = threading.Condition()
-        self._stopping = False
-
+        self._tracker_lock = threading.Lock()
+        self._slot = NewestFrameSlot()
         self._bridge = working_cv_bridge()
         reliable = QoSProfile(depth=10)
         self.pub_radius = self.create_publisher(Float32, 'steering/inverse_turning_radius',
@@ -116,11 +101,20 @@ class DriveNode(Node):
         self.pub_ackermann = (self.create_publisher(AckermannDriveStamped, 'steering/ackermann',
                                                     reliable) if AckermannDriveStamped else None)
         self._speed_mps = None   # last speed_topic linear.x; None until one arrives
+        self.pub_attention = self.create_publisher(Image, 'attention', reliable)
+        self.pub_diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', reliable)
+        self.create_service(Trigger, '~/reset_state', self._on_reset_state)
+        self._worker = threading.Thread(target=self._work, name='drive_node_inference',
+                                        daemon=True)
+        self._worker.start()
+        self.started = True
+
+    def _open_input(self):
+        """Subscribe to the camera (and the speed), start the diagnostics timer."""
+        value = self._settings
         if self.pub_ackermann is not None and value['speed_topic']:
             self.create_subscription(TwistStamped, value['speed_topic'], self._on_speed,
                                      qos_profile_sensor_data)
-        self.pub_attention = self.create_publisher(Image, 'attention', reliable)
-        self.pub_diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', reliable)
         # REP-2003 sensor data (best effort, volatile, keep last) unless input_reliability says
         # reliable: Fast DDS LARGE_DATA loses raw 640x480 frames sent best effort (node.md).
         sensor = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=value['input_depth'],
@@ -131,11 +125,7 @@ class DriveNode(Node):
                        if value['input_transport'] == 'compressed' else (Image, 'image'))
         self.input = self.create_subscription(kind, topic, self._on_image, sensor,
                                               event_callbacks=events)
-        self.create_service(Trigger, '~/reset_state', self._on_reset_state)
         self.create_timer(1.0, self._publish_diagnostics)
-        self._worker = threading.Thread(target=self._work, name='drive_node_inference',
-                                        daemon=True)
-        self._worker.start()
         self.get_logger().info(
             f'steering with {value["checkpoint"]} on {self.predictor.device} '
             f'({value["precision"]}), input {value["input_transport"]} '
@@ -174,7 +164,7 @@ class DriveNode(Node):
                 except Exception as err:   # never let a profile file stop the node
                     return SetParametersResult(successful=False, reason=f'vehicle '
                                                f'{param.value!r}: {str(err).splitlines()[0]}')
-        if hasattr(self, '_settings'):   # after start: apply to the running node
+        if self.started:   # before: declared values are read when the node starts
             for param in params:
                 if param.name == 'vehicle':
                     self.vehicle = vehicle
@@ -189,13 +179,10 @@ class DriveNode(Node):
         """Hand the newest frame to the worker; one still waiting is dropped (counted)."""
         received = time.perf_counter()
         received_ns = self.get_clock().now().nanoseconds
-        with self._cond:
-            self.stats['received'] += 1
-            self._last_frame_mono = time.monotonic()
-            if self._pending is not None:
-                self.stats['dropped'] += 1
-            self._pending = (msg, received, received_ns)
-            self._cond.notify()
+        self.counters.frames['received'] += 1
+        self.health_monitor.frame_arrived(time.monotonic())
+        if self._slot.put((msg, received, received_ns)):
+            self.counters.frames['dropped'] += 1
         # Give the GIL up now: the woken worker starts on the frame at once instead of waiting
         # for the executor's own bookkeeping after this callback (0.45 -> 0.10 ms p50, node.md).
         time.sleep(0)
@@ -212,29 +199,22 @@ class DriveNode(Node):
 
     def _on_reset_state(self, request, response):
         """Forget the LSTM state before the next frame (std_srvs/Trigger)."""
-        with self._cond:
+        with self._tracker_lock:
             self._tracker.request_reset()
         response.success = True
         response.message = 'LSTM state resets before the next frame'
         return response
 
     def _work(self):
-        while True:
-            with self._cond:
-                while self._pending is None and not self._stopping:
-                    self._cond.wait()
-                if self._stopping:
-                    return
-                (msg, received, received_ns), self._pending = self._pending, None
+        while (item := self._slot.take()) is not None:
             try:
-                self.process(msg, received, received_ns)
+                self.process(*item)
             except Exception as err:  # never let one frame stop the node
                 self.get_logger().error(f'frame skipped: {type(err).__name__}: {err}')
                 self._reject('corrupt')
 
     def _reject(self, kind: str, detail: str = ''):
-        self.stats['rejected'] += 1
-        self.rejections[kind] += 1
+        self.counters.reject(kind)
         if detail:
             self.get_logger().warning(f'frame rejected ({kind}): {detail}',
                                       throttle_duration_sec=5.0)
@@ -248,25 +228,15 @@ class DriveNode(Node):
             received: perf_counter() at receipt (for the latency statistics).
             received_ns: node clock at receipt (for the age of the frame at receipt).
         """
-        import torch
         start = time.perf_counter()
         received = start if received is None else received
         stamp_ns = stamp_ns_of(msg.header)
         settings = self._settings
-        now_ns = self.get_clock().now().nanoseconds
-        max_age = settings['max_frame_age_s']
-        if max_age > 0:
-            age_s = (now_ns - stamp_ns) * 1e-9
-            if age_s > max_age:
-                self._reject('stale', f'frame {age_s:.3f} s old > max_frame_age_s {max_age}')
-                return None
-        max_future = settings['max_future_s']
-        if max_future > 0 and now_ns > 0:   # now 0: use_sim_time before the first /clock
-            ahead_s = (stamp_ns - now_ns) * 1e-9
-            if ahead_s > max_future:
-                self._reject('future', f'frame stamped {ahead_s:.3f} s ahead of the node clock '
-                             f'> max_future_s {max_future}')
-                return None
+        refused = stamp_rejection(stamp_ns, self.get_clock().now().nanoseconds,
+                                  settings['max_frame_age_s'], settings['max_future_s'])
+        if refused:
+            self._reject(refused.kind, refused.detail)
+            return None
         times = {'wait': (start - received) * 1e3}
         if received_ns:
             times['age_at_receipt'] = (received_ns - stamp_ns) * 1e-6
@@ -278,23 +248,39 @@ class DriveNode(Node):
         except ImageConversionError as err:
             self._reject(err.kind, str(err))
             return None
-        decoded = time.perf_counter()
-        times['decode'] = (decoded - start) * 1e3
-        with self._cond:
+        times['decode'] = (time.perf_counter() - start) * 1e3
+        with self._tracker_lock:
             starts = self._tracker.observe(stamp_ns)   # data.sequence_rule: gap, jump, reset
         if starts:
             self.predictor.reset()
-            self.stats['state_resets'] += 1
-        index = self.stats['processed'] + self.rejections['non_finite_output']
-        want = (settings['publish_attention'] and index % settings['attention_every_n'] == 0
-                and self.pub_attention.get_subscription_count() > 0)
+            self.counters.frames['state_resets'] += 1
+        frames = self.counters.frames
+        want = attention_due(frames['processed'] + self.counters.rejections['non_finite_output'],
+                             settings['attention_every_n'], settings['publish_attention'],
+                             self.pub_attention.get_subscription_count())
+        result = self._infer(image, order, want, times)
+        if result is None:
+            return None
+        u, alpha = result
+        published = time.perf_counter()
+        self._publish(msg.header, u, image, order, alpha)
+        done = time.perf_counter()
+        frames['processed'] += 1
+        times.update(publish=(done - published) * 1e3, compute=(done - start) * 1e3,
+                     latency=(done - received) * 1e3)
+        self.stage_times.add(times)
+        return u
+
+    def _infer(self, image, order: str, want_attention: bool, times: dict):
+        """Step the network on one image; return (u, alpha or None), or None when rejected."""
+        import torch
         try:
             prepared = time.perf_counter()
             x = self.predictor.preprocess(image, order)
             stepped = time.perf_counter()
             u_tensor, alpha_tensor = self.predictor.step_input(x)
             u = float(u_tensor[0])   # the one synchronisation per frame
-            alpha = alpha_tensor[0].cpu().numpy() if want else None
+            alpha = alpha_tensor[0].cpu().numpy() if want_attention else None
             times['preprocess'] = (stepped - prepared) * 1e3
             times['network'] = (time.perf_counter() - stepped) * 1e3
         except torch.cuda.OutOfMemoryError:
@@ -309,15 +295,7 @@ class DriveNode(Node):
         if not math.isfinite(u):
             self._reject('non_finite_output', f'network output {u} (state kept)')
             return None
-        published = time.perf_counter()
-        self._publish(msg.header, u, image, order, alpha)
-        done = time.perf_counter()
-        self.stats['processed'] += 1
-        times.update(publish=(done - published) * 1e3, compute=(done - start) * 1e3,
-                     latency=(done - received) * 1e3)
-        for name, value in times.items():
-            self.stage_ms[name].append(value)
-        return u
+        return u, alpha
 
     def _publish(self, header, u: float, image, order: str, alpha):
         command = Vector3Stamped()
@@ -342,85 +320,35 @@ class DriveNode(Node):
                     attention_overlay(bgr, alpha, self._settings['attention_alpha']),
                     'bgr8', header)
             self.pub_attention.publish(out)
-            self.stats['attention_published'] += 1
+            self.counters.frames['attention_published'] += 1
 
     # -- diagnostics --------------------------------------------------------------------------
 
     def latency_stats(self) -> dict:
-        """Return node-internal latency percentiles (ms) over the last frames.
+        """Return the p50/p99 of each timed stage, ms (node_health.StageTimes.summary)."""
+        return self.stage_times.summary()
 
-        `latency` runs from the message's arrival in the node to the last publish, including
-        the wait for the worker; `compute` is image conversion, network and publishing; the
-        `STAGES` split it: `age_at_receipt` (node clock at receipt minus the header stamp:
-        transport, when the camera stamps with the same clock), `wait` (receipt until the
-        worker takes the frame), `decode`, `preprocess`, `network` (including reading u back),
-        `publish`.
-        """
-        out = {}
-        for name, values in self.stage_ms.items():
-            arr = np.array(values) if values else np.array([math.nan])
-            out[f'{name}_p50_ms'] = float(np.percentile(arr, 50))
-            out[f'{name}_p99_ms'] = float(np.percentile(arr, 99))
-        return out
-
-    def health(self) -> tuple[int, str]:
-        """Judge the input: (DiagnosticStatus level, message with the counts).
-
-        WARN when the input topic has publishers but no frame arrived for `stale_input_s`, when
-        more than `max_drop_fraction` of the frames received in the last DROP_WINDOW_S
-        diagnostics ticks was dropped or rejected, or after a CUDA fallback.
-        """
-        settings, now = self._settings, time.monotonic()
-        problems = [self.device_note] if self.device_note else []
-        snapshot = (self.stats['received'], self.stats['dropped'], self.stats['rejected'],
-                    dict(self.rejections))
-        self._window.append(snapshot)
-        publishers = self.count_publishers(self.input.topic_name)
-        if not publishers:
-            self._publishers_since = now
-        silent_s = now - max(self._last_frame_mono, self._publishers_since)
-        stale = settings['stale_input_s']
-        if publishers and stale > 0 and silent_s > stale:
-            hint = ('; large raw frames sent best effort are lost with Fast DDS LARGE_DATA: try '
-                    'input_reliability:=reliable' if settings['input_reliability'] ==
-                    'best_effort' else '')
-            if self.incompatible_qos:
-                hint = f'; {self.incompatible_qos} publisher(s) with incompatible QoS'
-            problems.append(f'no frame for {silent_s:.1f} s from {publishers} publisher(s) on '
-                            f'{self.input.topic_name} (frames_received {snapshot[0]}){hint}')
-        old = self._window[0]
-        received = snapshot[0] - old[0]
-        dropped, rejected = snapshot[1] - old[1], snapshot[2] - old[2]
-        if received and (dropped + rejected) / received > settings['max_drop_fraction']:
-            kinds = ', '.join(f'{k} {v - old[3][k]}' for k, v in snapshot[3].items()
-                              if v > old[3][k])
-            problems.append(f'{dropped + rejected} of {received} frames in the last '
-                            f'{len(self._window) - 1} s dropped ({dropped}) or rejected '
-                            f'({rejected}{": " + kinds if kinds else ""}) > max_drop_fraction '
-                            f'{settings["max_drop_fraction"]}')
-        if problems:
-            return DiagnosticStatus.WARN, '; '.join(problems)
-        return DiagnosticStatus.OK, 'ok'
+    def health(self) -> tuple[bytes, str]:
+        """Judge the input now: (DiagnosticStatus level, message); see HealthMonitor.judge."""
+        settings = self._settings
+        view = InputView(self.input.topic_name, self.count_publishers(self.input.topic_name),
+                         self.incompatible_qos, settings['input_reliability'] == 'best_effort')
+        level, message = self.health_monitor.judge(
+            time.monotonic(), view, settings['stale_input_s'], settings['max_drop_fraction'],
+            self.device_note)
+        return bytes([level]), message
 
     def _publish_diagnostics(self):
         status = DiagnosticStatus(name='drive_node: steering inference',
                                   hardware_id=str(self.predictor.device))
         status.level, status.message = self.health()
-        values = {
-            **{f'frames_{k}': self.stats[k] for k in ('received', 'processed', 'dropped',
-                                                      'rejected')},
-            'state_resets': self.stats['state_resets'],
-            'attention_published': self.stats['attention_published'],
-            'input_publishers': self.count_publishers(self.input.topic_name),
-            'input_qos_incompatible': self.incompatible_qos,
-            **{f'rejected_{k}': v for k, v in self.rejections.items()},
-            **{k: f'{v:.3f}' for k, v in self.latency_stats().items()},
-            'device': str(self.predictor.device) + (f' ({self.device_note})'
+        device = str(self.predictor.device)
+        values = diagnostic_values(
+            self.counters, self.latency_stats(), self.count_publishers(self.input.topic_name),
+            self.incompatible_qos, device=device + (f' ({self.device_note})'
                                                     if self.device_note else ''),
-            'precision': self._settings['precision'],
-            'checkpoint': self._settings['checkpoint'],
-            'checkpoint_sha256': self.predictor.checkpoint.file_sha256,
-        }
+            precision=self._settings['precision'], checkpoint=self._settings['checkpoint'],
+            checkpoint_sha256=self.predictor.checkpoint.file_sha256)
         status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
         array = DiagnosticArray(status=[status])
         array.header.stamp = self.get_clock().now().to_msg()
@@ -428,65 +356,15 @@ class DriveNode(Node):
 
     def destroy_node(self):
         """Stop the worker thread, then the node."""
-        worker = getattr(self, '_worker', None)   # absent when the start failed
-        if worker is not None:
-            with self._cond:
-                self._stopping = True
-                self._cond.notify()
-            worker.join(timeout=5.0)
+        if self.started:
+            self._slot.close()
+            self._worker.join(timeout=5.0)
         return super().destroy_node()
-
-
-def _init_rclpy(args):
-    """rclpy.init, with a malformed `--ros-args` turned into one NodeStartupError.
-
-    rcl logs its own parse error to stderr before raising: that output is held back and shown
-    only when the start succeeds, so a bad argument gives the one `drive_node: error:` line.
-    """
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as held:
-        os.dup2(held.fileno(), 2)
-        try:
-            rclpy.init(args=args)
-        except Exception as err:   # rclpy raises its C extension's RCLError
-            text = str(err).split(', at ', 1)[0].replace('. Error: error not set', '')
-            text = text.removeprefix('failed to initialize rcl: ')
-            raise NodeStartupError(f'invalid ROS arguments: {text} (a parameter needs a '
-                                   f'value: -p name:=value)') from err
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            held.seek(0)
-            output = held.read()
-        sys.stderr.buffer.write(output)
-        sys.stderr.flush()
 
 
 def main(args=None):
     """Run the drive node until shut down; a bad configuration exits with one line (status 1)."""
-    try:
-        _init_rclpy(args)
-    except NodeStartupError as err:
-        print(f'drive_node: error: {err}', file=sys.stderr)
-        return 1
-    node = None
-    try:
-        node = DriveNode()
-        rclpy.spin(node)
-    except NodeStartupError as err:
-        print(f'drive_node: error: {err}', file=sys.stderr)
-        return 1
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        # `ros2 launch` forwards Ctrl-C while the terminal already sent it: a second SIGINT
-        # during teardown must not turn a clean exit into a KeyboardInterrupt traceback.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(DriveNode, args)
 
 
 if __name__ == '__main__':

@@ -4,6 +4,7 @@
 (test/test_parameter_defaults.py).
 """
 
+from dataclasses import dataclass
 import math
 
 from rcl_interfaces.msg import ParameterDescriptor, ParameterType
@@ -16,55 +17,90 @@ RELIABILITIES = {'best_effort': ReliabilityPolicy.BEST_EFFORT,
                  'reliable': ReliabilityPolicy.RELIABLE}
 
 
-def descriptor(description: str, kind: int, read_only: bool = False) -> ParameterDescriptor:
-    """Return the ParameterDescriptor of one entry of PARAMETERS."""
-    return ParameterDescriptor(description=description, type=kind, read_only=read_only)
+@dataclass(frozen=True)
+class NodeParameter:
+    """One row of PARAMETERS: a drive node parameter's default, type and description.
+
+    Attributes:
+        default: the value the node starts with (its Python type is the ROS type).
+        kind: rcl_interfaces ParameterType constant.
+        read_only: fixed at start (rclpy refuses later changes).
+        description: what the parameter does, shown by `ros2 param describe`.
+    """
+
+    default: object
+    kind: int
+    read_only: bool
+    description: str
+
+    def descriptor(self) -> ParameterDescriptor:
+        """Return this parameter's ParameterDescriptor."""
+        return ParameterDescriptor(description=self.description, type=self.kind,
+                                   read_only=self.read_only)
 
 
-_S, _B, _I, _D = (ParameterType.PARAMETER_STRING, ParameterType.PARAMETER_BOOL,
-                  ParameterType.PARAMETER_INTEGER, ParameterType.PARAMETER_DOUBLE)
-TYPE_NAMES = {_S: 'a string', _B: 'true or false', _I: 'an integer',
-              _D: 'a floating-point number (e.g. 1.0)'}
-# name -> (default, type, read-only, description); config/drive.yaml mirrors this table.
+STRING, BOOL, INTEGER, DOUBLE = (ParameterType.PARAMETER_STRING, ParameterType.PARAMETER_BOOL,
+                                 ParameterType.PARAMETER_INTEGER,
+                                 ParameterType.PARAMETER_DOUBLE)
+TYPE_NAMES = {STRING: 'a string', BOOL: 'true or false', INTEGER: 'an integer',
+              DOUBLE: 'a floating-point number (e.g. 1.0)'}
+# name -> row; config/drive.yaml mirrors this table (test/test_parameter_defaults.py).
 PARAMETERS = {
-    'checkpoint': ('', _S, True, 'checkpoint file written by `signattn train` (required)'),
-    'device': ('auto', _S, True, 'auto | cpu | cuda | cuda:N (auto = CUDA when present)'),
-    'precision': ('fp32', _S, True, 'fp32 | bf16 (autocast) | int8 (dynamic, CPU only)'),
-    'input_transport': ('compressed', _S, True,
-                        'compressed: subscribe image/compressed (CompressedImage); '
-                        'raw: subscribe image (Image)'),
-    'input_reliability': ('best_effort', _S, True,
-                          'best_effort (sensor-data QoS, REP-2003) | reliable: the input '
-                          'subscription\'s reliability; raw 640x480 images need reliable '
-                          'over Fast DDS LARGE_DATA (docs/node.md)'),
-    'input_depth': (1, _I, True, 'input subscription queue depth (>= 1; the node always '
-                    'works on the newest frame)'),
-    'num_threads': (1, _I, True, 'torch CPU threads (0 = torch default: one per core)'),
-    'vehicle': ('mkz', _S, False, 'vehicle profile name (config/vehicles) or YAML path; '
-                'd_w, K_s, K_slip for the Ackermann front-wheel angle (eq. 3)'),
-    'speed_topic': ('', _S, True, 'geometry_msgs/TwistStamped topic whose linear.x (m/s) is '
-                    'the speed for the Ackermann angle, e.g. /vehicle/twist (empty = off)'),
-    'assumed_speed_mps': (0.0, _D, False, 'speed for the Ackermann angle while no speed_topic '
-                          'message has arrived (or without speed_topic), m/s >= 0'),
-    'publish_attention': (True, _B, False, 'publish `attention` while someone subscribes'),
-    'attention_every_n': (1, _I, False, 'publish the attention map every n-th frame (>= 1)'),
-    'attention_raw': (False, _B, False, 'publish the raw 10x20 map (32FC1) instead of the '
-                      'bgr8 overlay on the camera image'),
-    'attention_alpha': (0.5, _D, False, 'heat-map weight of the overlay, 0..1'),
-    'max_input_pixels': (4096 * 4096, _I, False, 'reject frames with more pixels than this, '
-                         'read from the raw header or the JPEG/PNG header before decoding '
-                         '(0 = no limit)'),
-    'max_future_s': (1.0, _D, False, 'reject frames stamped more than this ahead of the node '
-                     'clock (0 = off)'),
-    'stale_input_s': (2.0, _D, False, '/diagnostics warns when the input topic has publishers '
-                      'but no frame arrived for this long (0 = off)'),
-    'max_drop_fraction': (0.2, _D, False, '/diagnostics warns when more than this share of '
-                          'the frames received in the last 10 s was dropped or rejected'),
-    'max_frame_age_s': (0.0, _D, False, 'reject frames whose header stamp is older than this '
-                        'against the node clock (0 = off; use_sim_time with bags)'),
-    'reset_gap_s': (DEFAULT_MAX_GAP_S, _D, False, 'reset the LSTM state when consecutive frame '
-                    'stamps are further apart than this (s > 0; the gap training cuts '
-                    'sequences at); it also resets when time jumps back'),
+    'checkpoint': NodeParameter(
+        '', STRING, True, 'checkpoint file written by `signattn train` (required)'),
+    'device': NodeParameter(
+        'auto', STRING, True, 'auto | cpu | cuda | cuda:N (auto = CUDA when present)'),
+    'precision': NodeParameter(
+        'fp32', STRING, True, 'fp32 | bf16 (autocast) | int8 (dynamic, CPU only)'),
+    'input_transport': NodeParameter(
+        'compressed', STRING, True, 'compressed: subscribe image/compressed (CompressedImage); '
+        'raw: subscribe image (Image)'),
+    'input_reliability': NodeParameter(
+        'best_effort', STRING, True, 'best_effort (sensor-data QoS, REP-2003) | reliable: the '
+        'input subscription\'s reliability; raw 640x480 images need reliable over Fast DDS '
+        'LARGE_DATA (docs/node.md)'),
+    'input_depth': NodeParameter(
+        1, INTEGER, True, 'input subscription queue depth (>= 1; the node always works on the '
+        'newest frame)'),
+    'num_threads': NodeParameter(
+        1, INTEGER, True, 'torch CPU threads (0 = torch default: one per core)'),
+    'vehicle': NodeParameter(
+        'mkz', STRING, False, 'vehicle profile name (config/vehicles) or YAML path; d_w, K_s, '
+        'K_slip for the Ackermann front-wheel angle (eq. 3)'),
+    'speed_topic': NodeParameter(
+        '', STRING, True, 'geometry_msgs/TwistStamped topic whose linear.x (m/s) is the speed '
+        'for the Ackermann angle, e.g. /vehicle/twist (empty = off)'),
+    'assumed_speed_mps': NodeParameter(
+        0.0, DOUBLE, False, 'speed for the Ackermann angle while no speed_topic message has '
+        'arrived (or without speed_topic), m/s >= 0'),
+    'publish_attention': NodeParameter(
+        True, BOOL, False, 'publish `attention` while someone subscribes'),
+    'attention_every_n': NodeParameter(
+        1, INTEGER, False, 'publish the attention map every n-th frame (>= 1)'),
+    'attention_raw': NodeParameter(
+        False, BOOL, False, 'publish the raw 10x20 map (32FC1) instead of the bgr8 overlay on '
+        'the camera image'),
+    'attention_alpha': NodeParameter(
+        0.5, DOUBLE, False, 'heat-map weight of the overlay, 0..1'),
+    'max_input_pixels': NodeParameter(
+        4096 * 4096, INTEGER, False, 'reject frames with more pixels than this, read from the '
+        'raw header or the JPEG/PNG header before decoding (0 = no limit)'),
+    'max_future_s': NodeParameter(
+        1.0, DOUBLE, False, 'reject frames stamped more than this ahead of the node clock '
+        '(0 = off)'),
+    'stale_input_s': NodeParameter(
+        2.0, DOUBLE, False, '/diagnostics warns when the input topic has publishers but no '
+        'frame arrived for this long (0 = off)'),
+    'max_drop_fraction': NodeParameter(
+        0.2, DOUBLE, False, '/diagnostics warns when more than this share of the frames '
+        'received in the last 10 s was dropped or rejected'),
+    'max_frame_age_s': NodeParameter(
+        0.0, DOUBLE, False, 'reject frames whose header stamp is older than this against the '
+        'node clock (0 = off; use_sim_time with bags)'),
+    'reset_gap_s': NodeParameter(
+        DEFAULT_MAX_GAP_S, DOUBLE, False, 'reset the LSTM state when consecutive frame stamps '
+        'are further apart than this (s > 0; the gap training cuts sequences at); it also '
+        'resets when time jumps back'),
 }
 
 
