@@ -121,3 +121,11 @@ def test_the_node_logic_imports_no_rclpy():
     code = ('import sys, signattn_driver.ros.node_health, signattn_driver.ros.frame_gate; '
             'sys.exit("rclpy" in sys.modules)')
     assert subprocess.run([sys.executable, '-c', code], timeout=120).returncode == 0
+
+
+def test_a_node_that_is_not_steering_says_why():
+    from signattn_driver.ros.node_health import ERROR, idle_verdict
+    assert idle_verdict(False) == (OK, 'unconfigured: not steering (configure, then activate)')
+    assert idle_verdict(True)[0] == OK and idle_verdict(True)[1].startswith('inactive')
+    assert idle_verdict(False, 'checkpoint not found: /m.pt') == (
+        ERROR, 'unconfigured: configure failed: checkpoint not found: /m.pt')

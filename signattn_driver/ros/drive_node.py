@@ -39,7 +39,7 @@ from signattn_driver.ros.image_conversion import (array_to_image_msg, compressed
                                                   image_msg_to_array, ImageConversionError,
                                                   working_cv_bridge)
 from signattn_driver.ros.node_health import (diagnostic_values, FrameCounters, HealthMonitor,
-                                             InputView, StageTimes)
+                                             idle_verdict, InputView, StageTimes)
 from signattn_driver.ros.node_startup import NodeStartupError, run_node
 from signattn_driver.vehicle import front_wheel_angle_rad, load_vehicle
 
@@ -55,16 +55,32 @@ except ImportError:
 
 
 class DriveNode(Node):
-    """Steer from the front camera; see the module docstring and docs/node.md."""
+    """Steer from the front camera; see the module docstring and docs/node.md.
+
+    The plain node starts at once. Its steps are the lifecycle's transitions, which
+    ManagedDriveNode (ros/managed_drive_node.py) calls one by one: `_start` (configure: load
+    the network, create the publishers and the worker), `_open_input` (activate: subscribe and
+    publish), `_close_input` (deactivate), `_stop` (cleanup: free the network).
+    """
+
+    START_AT_ONCE = True   # the managed node waits for configure and activate
 
     def __init__(self, **kwargs):
         super().__init__('drive_node', **kwargs)
         self.started = False   # predictor, publishers and worker exist; updates apply to them
+        self.active = False    # subscribed; frames are steered on and answered
+        self.input = self._speed_input = self.predictor = None
+        self.start_error = ''  # why the last start failed (managed node: shown in diagnostics)
+        self._publish_lock = threading.Lock()   # `active` changes between whole publishes
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._declare_parameters()
-        self._settings = {name: self.get_parameter(name).value for name in PARAMETERS}
-        self._start()
-        self._open_input()
+        self.pub_diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics',
+                                                     QoSProfile(depth=10))
+        self.create_timer(1.0, self._publish_diagnostics)
+        self.create_service(Trigger, '~/reset_state', self._on_reset_state)
+        if self.START_AT_ONCE:
+            self._start()
+            self._open_input()
 
     def _declare_parameters(self):
         """Declare PARAMETERS; a bad start value becomes one NodeStartupError."""
@@ -80,41 +96,49 @@ class DriveNode(Node):
             raise NodeStartupError(f'parameter {name}: expected {TYPE_NAMES[row.kind]}, got '
                                    f'{got}') from err
 
+    def _create_output(self, kind, topic: str):
+        """Create one output publisher (the managed node makes lifecycle publishers)."""
+        return self.create_publisher(kind, topic, QoSProfile(depth=10))
+
     def _start(self):
-        """Load the vehicle and the network, create the publishers and the worker thread."""
-        value = self._settings
-        self.vehicle = load_vehicle(value['vehicle'])
+        """Load the vehicle and the network, create the publishers and the worker thread.
+
+        Raises:
+            NodeStartupError: the checkpoint, device, precision or vehicle is unusable; then
+                nothing was created.
+        """
+        self._settings = value = {name: self.get_parameter(name).value for name in PARAMETERS}
+        try:
+            vehicle = load_vehicle(value['vehicle'])
+        except Exception as err:   # checked when set; the file may have changed since
+            raise NodeStartupError(f'vehicle {value["vehicle"]!r}: '
+                                   f'{str(err).splitlines()[0]}') from err
         self.predictor = self._load_predictor(value)
-        self.device_note = ''
+        self.vehicle, self.device_note, self.incompatible_qos = vehicle, '', 0
         self.counters = FrameCounters()
         self.stage_times = StageTimes()
         self.health_monitor = HealthMonitor(self.counters, time.monotonic())
-        self.incompatible_qos = 0
         self._tracker = SequenceTracker(SequenceRule(value['reset_gap_s']))
         self._tracker_lock = threading.Lock()
         self._slot = NewestFrameSlot()
         self._bridge = working_cv_bridge()
-        reliable = QoSProfile(depth=10)
-        self.pub_radius = self.create_publisher(Float32, 'steering/inverse_turning_radius',
-                                                reliable)
-        self.pub_command = self.create_publisher(Vector3Stamped, 'steering/command', reliable)
-        self.pub_ackermann = (self.create_publisher(AckermannDriveStamped, 'steering/ackermann',
-                                                    reliable) if AckermannDriveStamped else None)
+        self.pub_radius = self._create_output(Float32, 'steering/inverse_turning_radius')
+        self.pub_command = self._create_output(Vector3Stamped, 'steering/command')
+        self.pub_ackermann = (self._create_output(AckermannDriveStamped, 'steering/ackermann')
+                              if AckermannDriveStamped else None)
         self._speed_mps = None   # last speed_topic linear.x; None until one arrives
-        self.pub_attention = self.create_publisher(Image, 'attention', reliable)
-        self.pub_diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', reliable)
-        self.create_service(Trigger, '~/reset_state', self._on_reset_state)
+        self.pub_attention = self._create_output(Image, 'attention')
         self._worker = threading.Thread(target=self._work, name='drive_node_inference',
                                         daemon=True)
         self._worker.start()
-        self.started = True
+        self.started, self.start_error = True, ''
 
     def _open_input(self):
-        """Subscribe to the camera (and the speed), start the diagnostics timer."""
+        """Subscribe to the camera (and the speed): from now on frames are answered."""
         value = self._settings
         if self.pub_ackermann is not None and value['speed_topic']:
-            self.create_subscription(TwistStamped, value['speed_topic'], self._on_speed,
-                                     qos_profile_sensor_data)
+            self._speed_input = self.create_subscription(
+                TwistStamped, value['speed_topic'], self._on_speed, qos_profile_sensor_data)
         # REP-2003 sensor data (best effort, volatile, keep last) unless input_reliability says
         # reliable: Fast DDS LARGE_DATA loses raw 640x480 frames sent best effort (node.md).
         sensor = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=value['input_depth'],
@@ -123,14 +147,38 @@ class DriveNode(Node):
         events = SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_qos)
         kind, topic = ((CompressedImage, 'image/compressed')
                        if value['input_transport'] == 'compressed' else (Image, 'image'))
+        with self._publish_lock:
+            self.active = True
         self.input = self.create_subscription(kind, topic, self._on_image, sensor,
                                               event_callbacks=events)
-        self.create_timer(1.0, self._publish_diagnostics)
         self.get_logger().info(
             f'steering with {value["checkpoint"]} on {self.predictor.device} '
             f'({value["precision"]}), input {value["input_transport"]} '
             f'({value["input_reliability"]}, depth {value["input_depth"]}), '
             f'cv_bridge {"in use" if self._bridge else "not usable: built-in converter"}')
+
+    def _close_input(self):
+        """Stop answering: once this returns, no command is published until `_open_input`."""
+        with self._publish_lock:   # waits for a publish under way
+            self.active = False
+        for subscription in (self.input, self._speed_input):
+            if subscription is not None:
+                self.destroy_subscription(subscription)
+        self.input = self._speed_input = None
+        self._slot.clear()
+        with self._tracker_lock:   # the next drive starts with a fresh LSTM state
+            self._tracker.request_reset()
+
+    def _stop(self):
+        """Stop the worker, remove the publishers and free the network."""
+        self._slot.close()
+        self._worker.join(timeout=5.0)
+        for name in ('pub_radius', 'pub_command', 'pub_ackermann', 'pub_attention'):
+            publisher = getattr(self, name)
+            if publisher is not None:
+                self.destroy_publisher(publisher)
+            setattr(self, name, None)
+        self.started, self.predictor, self.vehicle = False, None, None
 
     def _load_predictor(self, value: dict):
         """Build the Predictor once at start; every failure becomes one NodeStartupError."""
@@ -199,6 +247,9 @@ class DriveNode(Node):
 
     def _on_reset_state(self, request, response):
         """Forget the LSTM state before the next frame (std_srvs/Trigger)."""
+        if not self.started:
+            response.success, response.message = False, 'not configured: no LSTM state'
+            return response
         with self._tracker_lock:
             self._tracker.request_reset()
         response.success = True
@@ -263,7 +314,10 @@ class DriveNode(Node):
             return None
         u, alpha = result
         published = time.perf_counter()
-        self._publish(msg.header, u, image, order, alpha)
+        with self._publish_lock:
+            if not self.active:   # deactivated while this frame was computed
+                return None
+            self._publish(msg.header, u, image, order, alpha)
         done = time.perf_counter()
         frames['processed'] += 1
         times.update(publish=(done - published) * 1e3, compute=(done - start) * 1e3,
@@ -329,7 +383,14 @@ class DriveNode(Node):
         return self.stage_times.summary()
 
     def health(self) -> tuple[bytes, str]:
-        """Judge the input now: (DiagnosticStatus level, message); see HealthMonitor.judge."""
+        """Judge the node now: (DiagnosticStatus level, message).
+
+        While steering, HealthMonitor.judge on the input; otherwise node_health.idle_verdict
+        (a managed node before activate, or after a failed configure: ERROR with the reason).
+        """
+        if not self.active:
+            level, message = idle_verdict(self.started, self.start_error)
+            return bytes([level]), message
         settings = self._settings
         view = InputView(self.input.topic_name, self.count_publishers(self.input.topic_name),
                          self.incompatible_qos, settings['input_reliability'] == 'best_effort')
@@ -339,16 +400,19 @@ class DriveNode(Node):
         return bytes([level]), message
 
     def _publish_diagnostics(self):
-        status = DiagnosticStatus(name='drive_node: steering inference',
-                                  hardware_id=str(self.predictor.device))
+        status = DiagnosticStatus(name='drive_node: steering inference')
         status.level, status.message = self.health()
-        device = str(self.predictor.device)
-        values = diagnostic_values(
-            self.counters, self.latency_stats(), self.count_publishers(self.input.topic_name),
-            self.incompatible_qos, device=device + (f' ({self.device_note})'
-                                                    if self.device_note else ''),
-            precision=self._settings['precision'], checkpoint=self._settings['checkpoint'],
-            checkpoint_sha256=self.predictor.checkpoint.file_sha256)
+        values = {'state': ('active' if self.active else 'inactive' if self.started
+                            else 'unconfigured')}
+        if self.started:
+            status.hardware_id = device = str(self.predictor.device)
+            topic = self.input.topic_name if self.input is not None else None
+            values.update(diagnostic_values(
+                self.counters, self.latency_stats(), self.count_publishers(topic) if topic else 0,
+                self.incompatible_qos, device=device + (f' ({self.device_note})'
+                                                        if self.device_note else ''),
+                precision=self._settings['precision'], checkpoint=self._settings['checkpoint'],
+                checkpoint_sha256=self.predictor.checkpoint.file_sha256))
         status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
         array = DiagnosticArray(status=[status])
         array.header.stamp = self.get_clock().now().to_msg()
@@ -363,8 +427,16 @@ class DriveNode(Node):
 
 
 def main(args=None):
-    """Run the drive node until shut down; a bad configuration exits with one line (status 1)."""
-    return run_node(DriveNode, args)
+    """Run the drive node until shut down; a bad configuration exits with one line (status 1).
+
+    `drive_node --lifecycle --ros-args ...` runs it as a managed node (ManagedDriveNode).
+    """
+    argv = sys.argv if args is None else list(args)
+    own = argv[1:argv.index('--ros-args')] if '--ros-args' in argv else argv[1:]
+    if '--lifecycle' in own:
+        from signattn_driver.ros.managed_drive_node import ManagedDriveNode
+        return run_node(ManagedDriveNode, argv)
+    return run_node(DriveNode, argv)
 
 
 if __name__ == '__main__':

@@ -150,6 +150,20 @@ class HealthMonitor:
         return OK, 'ok'
 
 
+def idle_verdict(started: bool, start_error: str = '') -> tuple[int, str]:
+    """Return (level, message) of a node that is not steering (a managed node, not active).
+
+    Args:
+        started: configured (network loaded) but not active.
+        start_error: why the last configure failed ('' = it did not fail): ERROR.
+    """
+    if start_error:
+        return ERROR, f'unconfigured: configure failed: {start_error}'
+    if started:
+        return OK, 'inactive: configured, not steering (activate to steer)'
+    return OK, 'unconfigured: not steering (configure, then activate)'
+
+
 def diagnostic_values(counters: FrameCounters, latency_ms: dict, input_publishers: int,
                       input_qos_incompatible: int, **about) -> dict:
     """Return the key -> value pairs of the node's /diagnostics status, in their order.
