@@ -88,6 +88,10 @@ def generate_launch_description():
                               'speed_topic message has arrived, m/s'),
         DeclareLaunchArgument('ackermann_topic', default_value='steering/ackermann',
                               description='AckermannDriveStamped output, e.g. /ackermann_cmd'),
+        DeclareLaunchArgument('route_command_topic', default_value='route/command',
+                              description='std_msgs/UInt8 route command from the navigator '
+                              '(0 follow-lane, 1 left, 2 straight, 3 right; reliable, '
+                              'transient local); used by checkpoints trained with commands'),
         DeclareLaunchArgument('use_sim_time', default_value='false',
                               description='use /clock (e.g. `signattn replay BAG --clock`)'),
         DeclareLaunchArgument('rviz', default_value='false',
@@ -118,7 +122,8 @@ def generate_launch_description():
             },
         ],
         remappings=[('image/compressed', camera_topic), ('image', camera_topic),
-                    ('steering/ackermann', LaunchConfiguration('ackermann_topic'))],
+                    ('steering/ackermann', LaunchConfiguration('ackermann_topic')),
+                    ('route/command', LaunchConfiguration('route_command_topic'))],
     )
     drive_node = Node(**node_settings, condition=UnlessCondition(lifecycle))
     managed_drive_node = LifecycleNode(**node_settings, namespace='', arguments=['--lifecycle'],

@@ -55,7 +55,8 @@ DEFAULT_CAMERA = '/center_camera/image_color/compressed'
 PARAMETER_ARGUMENTS = ('checkpoint', 'device', 'precision', 'input_transport',
                        'input_reliability', 'input_depth', 'speed_topic', 'assumed_speed_mps',
                        'use_sim_time')
-OTHER_ARGUMENTS = ('camera_topic', 'ackermann_topic', 'rviz', 'lifecycle')
+OTHER_ARGUMENTS = ('camera_topic', 'ackermann_topic', 'rviz', 'lifecycle',
+                   'route_command_topic')
 
 
 def ros2_executable() -> str:

@@ -109,10 +109,11 @@ def test_arguments_are_declared_with_descriptions(described):
     declared, _, _ = described
     assert {'checkpoint', 'camera_topic', 'input_transport', 'input_reliability', 'input_depth',
             'device', 'precision', 'speed_topic', 'assumed_speed_mps', 'ackermann_topic',
-            'use_sim_time', 'rviz', 'lifecycle'} == set(declared)
+            'use_sim_time', 'rviz', 'lifecycle', 'route_command_topic'} == set(declared)
     assert all(kw.get('description') for kw in declared.values())
     assert declared['camera_topic']['default_value'] == camera_topic('center')
     assert declared['ackermann_topic']['default_value'] == 'steering/ackermann'   # no remap
+    assert declared['route_command_topic']['default_value'] == 'route/command'   # no remap
 
 
 def test_default_checkpoint_is_the_installed_shipped_model(described, share):
@@ -128,7 +129,8 @@ def test_drive_node_parameters_and_remaps(described, share):
     declared, nodes, _ = described
     node = resolve(nodes['drive_node'], launch_arguments(
         declared, checkpoint='/models/m.pt', camera_topic='/cam/image/compressed',
-        ackermann_topic='/ackermann_cmd', input_depth='3', assumed_speed_mps='12'), share)
+        ackermann_topic='/ackermann_cmd', input_depth='3', assumed_speed_mps='12',
+        route_command_topic='/navigator/command'), share)
     assert (node['package'], node['executable']) == (PACKAGE, 'drive_node')
 
     parameter_file, overrides = node['parameters']
@@ -146,6 +148,7 @@ def test_drive_node_parameters_and_remaps(described, share):
     assert all(type(v) is type(params.get(k, v)) for k, v in overrides.items())
     assert sorted(node['remappings']) == [('image', '/cam/image/compressed'),
                                           ('image/compressed', '/cam/image/compressed'),
+                                          ('route/command', '/navigator/command'),
                                           ('steering/ackermann', '/ackermann_cmd')]
 
 

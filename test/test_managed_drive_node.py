@@ -173,8 +173,9 @@ def test_ros2_lifecycle_set_and_get(managed):
     manager, _ = managed
 
     def lifecycle(*args) -> str:
-        result = subprocess.run([ros2, 'lifecycle', *args], capture_output=True, text=True,
-                                timeout=120)
+        # No daemon (none left behind); spin long enough to discover the node on a busy CPU.
+        result = subprocess.run([ros2, 'lifecycle', *args, '--no-daemon', '--spin-time', '5'],
+                                capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, result.stdout + result.stderr
         return result.stdout.strip()
     assert lifecycle('get', '/drive_node') == 'unconfigured [1]'

@@ -107,9 +107,9 @@ def test_diagnostic_values_name_every_counter_and_format_times():
     times.add({'latency': 1.23456})
     values = diagnostic_values(counters, times.summary(), 2, 1, device='cpu', precision='fp32')
     keys = list(values)
-    assert keys[:8] == ['frames_received', 'frames_processed', 'frames_dropped',
+    assert keys[:9] == ['frames_received', 'frames_processed', 'frames_dropped',
                         'frames_rejected', 'state_resets', 'attention_published',
-                        'input_publishers', 'input_qos_incompatible']
+                        'contribution_published', 'input_publishers', 'input_qos_incompatible']
     assert keys[-2:] == ['device', 'precision']
     assert {f'rejected_{k}' for k in REJECTION_KINDS} <= set(keys)
     assert values['frames_received'] == 5 and values['rejected_corrupt'] == 1

@@ -11,7 +11,6 @@ The logic that needs no ROS lives beside it and is tested without a graph: the s
 (node_health.py), the parameter table and its validation (drive_parameters.py).
 """
 
-import math
 import sys
 import threading
 import time
@@ -20,27 +19,31 @@ import numpy as np
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, qos_profile_sensor_data, QoSProfile
+from rclpy.qos import (DurabilityPolicy, HistoryPolicy, qos_profile_sensor_data, QoSProfile,
+                       ReliabilityPolicy)
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import TwistStamped, Vector3Stamped
 from sensor_msgs.msg import CompressedImage, Image
-from std_msgs.msg import Float32
+from std_msgs.msg import Float32, UInt8
 from std_srvs.srv import Trigger
 
 from signattn_driver.attention_overlay import attention_overlay
 from signattn_driver.checkpoint import CheckpointError
+from signattn_driver.contribution_overlay import contribution_overlay, contribution_scale_per_m
 from signattn_driver.data.labels import stamp_ns_of
 from signattn_driver.data.sequence_rule import SequenceRule, SequenceTracker
-from signattn_driver.preprocessing import PreprocessingError
 from signattn_driver.ros.drive_parameters import PARAMETERS, RELIABILITIES, TYPE_NAMES, validate
-from signattn_driver.ros.frame_gate import attention_due, NewestFrameSlot, stamp_rejection
+from signattn_driver.ros.frame_gate import (attention_due, NewestFrameSlot, Rejection,
+                                            stamp_rejection)
 from signattn_driver.ros.image_conversion import (array_to_image_msg, compressed_msg_to_array,
                                                   image_msg_to_array, ImageConversionError,
                                                   working_cv_bridge)
 from signattn_driver.ros.node_health import (diagnostic_values, FrameCounters, HealthMonitor,
                                              idle_verdict, InputView, StageTimes)
 from signattn_driver.ros.node_startup import NodeStartupError, run_node
+from signattn_driver.ros.route_input import RouteInput
+from signattn_driver.ros.steering_step import SteeringResult, SteeringStep
 from signattn_driver.vehicle import front_wheel_angle_rad, load_vehicle
 
 try:  # Iron and later; Humble has the same class in rclpy.qos_event
@@ -69,7 +72,7 @@ class DriveNode(Node):
         super().__init__('drive_node', **kwargs)
         self.started = False   # predictor, publishers and worker exist; updates apply to them
         self.active = False    # subscribed; frames are steered on and answered
-        self.input = self._speed_input = self.predictor = None
+        self.input = self._speed_input = self._route_input = self.predictor = None
         self.start_error = ''  # why the last start failed (managed node: shown in diagnostics)
         self._publish_lock = threading.Lock()   # `active` changes between whole publishes
         self.add_on_set_parameters_callback(self._on_set_parameters)
@@ -114,7 +117,11 @@ class DriveNode(Node):
             raise NodeStartupError(f'vehicle {value["vehicle"]!r}: '
                                    f'{str(err).splitlines()[0]}') from err
         self.predictor = self._load_predictor(value)
-        self.vehicle, self.device_note, self.incompatible_qos = vehicle, '', 0
+        self.steering = SteeringStep(self.predictor)
+        self.vehicle, self.incompatible_qos, self.contribution_scale_per_m = vehicle, 0, 0.0
+        self.route = RouteInput(value['route_command_timeout_s'],
+                                used=self.predictor.config.num_commands > 0)
+        self._route_ignored_logged = False
         self.counters = FrameCounters()
         self.stage_times = StageTimes()
         self.health_monitor = HealthMonitor(self.counters, time.monotonic())
@@ -128,6 +135,7 @@ class DriveNode(Node):
                               if AckermannDriveStamped else None)
         self._speed_mps = None   # last speed_topic linear.x; None until one arrives
         self.pub_attention = self._create_output(Image, 'attention')
+        self.pub_contribution = self._create_output(Image, 'attention/contribution')
         self._worker = threading.Thread(target=self._work, name='drive_node_inference',
                                         daemon=True)
         self._worker.start()
@@ -147,6 +155,11 @@ class DriveNode(Node):
         events = SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_qos)
         kind, topic = ((CompressedImage, 'image/compressed')
                        if value['input_transport'] == 'compressed' else (Image, 'image'))
+        # The navigator's command: reliable and latched, so a late joiner gets the current one.
+        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self._route_input = self.create_subscription(UInt8, 'route/command',
+                                                     self._on_route_command, latched)
         with self._publish_lock:
             self.active = True
         self.input = self.create_subscription(kind, topic, self._on_image, sensor,
@@ -161,10 +174,10 @@ class DriveNode(Node):
         """Stop answering: once this returns, no command is published until `_open_input`."""
         with self._publish_lock:   # waits for a publish under way
             self.active = False
-        for subscription in (self.input, self._speed_input):
+        for subscription in (self.input, self._speed_input, self._route_input):
             if subscription is not None:
                 self.destroy_subscription(subscription)
-        self.input = self._speed_input = None
+        self.input = self._speed_input = self._route_input = None
         self._slot.clear()
         with self._tracker_lock:   # the next drive starts with a fresh LSTM state
             self._tracker.request_reset()
@@ -173,12 +186,13 @@ class DriveNode(Node):
         """Stop the worker, remove the publishers and free the network."""
         self._slot.close()
         self._worker.join(timeout=5.0)
-        for name in ('pub_radius', 'pub_command', 'pub_ackermann', 'pub_attention'):
+        for name in ('pub_radius', 'pub_command', 'pub_ackermann', 'pub_attention',
+                     'pub_contribution'):
             publisher = getattr(self, name)
             if publisher is not None:
                 self.destroy_publisher(publisher)
             setattr(self, name, None)
-        self.started, self.predictor, self.vehicle = False, None, None
+        self.started, self.predictor, self.steering, self.vehicle = False, None, None, None
 
     def _load_predictor(self, value: dict):
         """Build the Predictor once at start; every failure becomes one NodeStartupError."""
@@ -218,6 +232,8 @@ class DriveNode(Node):
                     self.vehicle = vehicle
                 if param.name == 'reset_gap_s':
                     self._tracker.rule = SequenceRule(param.value)
+                if param.name == 'route_command_timeout_s':
+                    self.route.timeout_s = param.value
                 self._settings[param.name] = param.value
         return SetParametersResult(successful=True)
 
@@ -237,6 +253,17 @@ class DriveNode(Node):
 
     def _on_speed(self, msg):
         self._speed_mps = msg.twist.linear.x
+
+    def _on_route_command(self, msg):
+        reason = self.route.receive(msg.data, time.monotonic())
+        if reason:
+            self.get_logger().warning(f'route/command refused (follow-lane until a valid one): '
+                                      f'{reason}', throttle_duration_sec=5.0)
+        elif not self.route.used and not self._route_ignored_logged:
+            self._route_ignored_logged = True
+            self.get_logger().info('route/command ignored: the checkpoint takes no route '
+                                   'command (ModelConfig.num_commands 0); steering follows '
+                                   'the lane (logged once)')
 
     def _on_incompatible_qos(self, event):
         self.incompatible_qos = event.total_count
@@ -305,53 +332,33 @@ class DriveNode(Node):
         if starts:
             self.predictor.reset()
             self.counters.frames['state_resets'] += 1
-        frames = self.counters.frames
-        want = attention_due(frames['processed'] + self.counters.rejections['non_finite_output'],
-                             settings['attention_every_n'], settings['publish_attention'],
-                             self.pub_attention.get_subscription_count())
-        result = self._infer(image, order, want, times)
-        if result is None:
+        frames, every_n = self.counters.frames, settings['attention_every_n']
+        index = frames['processed'] + self.counters.rejections['non_finite_output']
+        result = self.steering(
+            image, order, times, command=self.route.state(time.monotonic()).command,
+            want_attention=attention_due(index, every_n, settings['publish_attention'],
+                                         self.pub_attention.get_subscription_count()),
+            want_contribution=attention_due(index, every_n, settings['publish_contribution'],
+                                            self.pub_contribution.get_subscription_count()))
+        if isinstance(result, Rejection):
+            if result.kind == 'cuda_oom':
+                self.get_logger().error(result.detail)
+            self._reject(result.kind, result.detail)
             return None
-        u, alpha = result
         published = time.perf_counter()
         with self._publish_lock:
             if not self.active:   # deactivated while this frame was computed
                 return None
-            self._publish(msg.header, u, image, order, alpha)
+            self._publish(msg.header, result, image if order == 'bgr' else image[..., ::-1])
         done = time.perf_counter()
         frames['processed'] += 1
         times.update(publish=(done - published) * 1e3, compute=(done - start) * 1e3,
                      latency=(done - received) * 1e3)
         self.stage_times.add(times)
-        return u
+        return result.u_per_m
 
-    def _infer(self, image, order: str, want_attention: bool, times: dict):
-        """Step the network on one image; return (u, alpha or None), or None when rejected."""
-        import torch
-        try:
-            prepared = time.perf_counter()
-            x = self.predictor.preprocess(image, order)
-            stepped = time.perf_counter()
-            u_tensor, alpha_tensor = self.predictor.step_input(x)
-            u = float(u_tensor[0])   # the one synchronisation per frame
-            alpha = alpha_tensor[0].cpu().numpy() if want_attention else None
-            times['preprocess'] = (stepped - prepared) * 1e3
-            times['network'] = (time.perf_counter() - stepped) * 1e3
-        except torch.cuda.OutOfMemoryError:
-            self.predictor.to('cpu')
-            self.device_note = 'fell back to the CPU after CUDA ran out of memory'
-            self.get_logger().error(f'CUDA out of memory: {self.device_note}')
-            self._reject('cuda_oom')
-            return None
-        except PreprocessingError as err:
-            self._reject('corrupt', str(err))
-            return None
-        if not math.isfinite(u):
-            self._reject('non_finite_output', f'network output {u} (state kept)')
-            return None
-        return u, alpha
-
-    def _publish(self, header, u: float, image, order: str, alpha):
+    def _publish(self, header, result: SteeringResult, image_bgr):
+        u, settings = result.u_per_m, self._settings
         command = Vector3Stamped()
         command.header = header
         command.vector.x = u
@@ -361,20 +368,25 @@ class DriveNode(Node):
             ackermann = AckermannDriveStamped()
             ackermann.header = header
             speed = self._speed_mps
-            speed = self._settings['assumed_speed_mps'] if speed is None else speed
+            speed = settings['assumed_speed_mps'] if speed is None else speed
             # speed / acceleration / jerk stay 0: the network commands steering only
             ackermann.drive.steering_angle = float(front_wheel_angle_rad(u, speed, self.vehicle))
             self.pub_ackermann.publish(ackermann)
-        if alpha is not None:
-            if self._settings['attention_raw']:
-                out = array_to_image_msg(alpha.astype(np.float32), '32FC1', header)
-            else:
-                bgr = image if order == 'bgr' else image[..., ::-1]
-                out = array_to_image_msg(
-                    attention_overlay(bgr, alpha, self._settings['attention_alpha']),
-                    'bgr8', header)
-            self.pub_attention.publish(out)
+        if result.attention is not None:
+            self.pub_attention.publish(array_to_image_msg(
+                result.attention.astype(np.float32), '32FC1', header)
+                if settings['attention_raw'] else array_to_image_msg(attention_overlay(
+                    image_bgr, result.attention, settings['attention_alpha']), 'bgr8', header))
             self.counters.frames['attention_published'] += 1
+        phi = result.contribution_per_m
+        if phi is not None:
+            self.contribution_scale_per_m = scale = contribution_scale_per_m(
+                phi, settings['contribution_scale_per_m'])
+            self.pub_contribution.publish(array_to_image_msg(
+                phi.astype(np.float32), '32FC1', header) if settings['contribution_raw']
+                else array_to_image_msg(contribution_overlay(
+                    image_bgr, phi, scale, settings['attention_alpha']), 'bgr8', header))
+            self.counters.frames['contribution_published'] += 1
 
     # -- diagnostics --------------------------------------------------------------------------
 
@@ -396,7 +408,7 @@ class DriveNode(Node):
                          self.incompatible_qos, settings['input_reliability'] == 'best_effort')
         level, message = self.health_monitor.judge(
             time.monotonic(), view, settings['stale_input_s'], settings['max_drop_fraction'],
-            self.device_note)
+            self.steering.device_note)
         return bytes([level]), message
 
     def _publish_diagnostics(self):
@@ -406,13 +418,16 @@ class DriveNode(Node):
                             else 'unconfigured')}
         if self.started:
             status.hardware_id = device = str(self.predictor.device)
+            note, settings = self.steering.device_note, self._settings
             topic = self.input.topic_name if self.input is not None else None
             values.update(diagnostic_values(
                 self.counters, self.latency_stats(), self.count_publishers(topic) if topic else 0,
-                self.incompatible_qos, device=device + (f' ({self.device_note})'
-                                                        if self.device_note else ''),
-                precision=self._settings['precision'], checkpoint=self._settings['checkpoint'],
-                checkpoint_sha256=self.predictor.checkpoint.file_sha256))
+                self.incompatible_qos, device=device + (f' ({note})' if note else ''),
+                precision=settings['precision'], checkpoint=settings['checkpoint'],
+                checkpoint_sha256=self.predictor.checkpoint.file_sha256,
+                contribution_scale_per_m=f'{self.contribution_scale_per_m:.6g}',
+                route_command=self.route.state(time.monotonic()).describe(),
+                route_commands_invalid=self.route.invalid))
         status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
         array = DiagnosticArray(status=[status])
         array.header.stamp = self.get_clock().now().to_msg()

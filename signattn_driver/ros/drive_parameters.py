@@ -82,6 +82,15 @@ PARAMETERS = {
         'the camera image'),
     'attention_alpha': NodeParameter(
         0.5, DOUBLE, False, 'heat-map weight of the overlay, 0..1'),
+    'publish_contribution': NodeParameter(
+        True, BOOL, False, 'publish `attention/contribution` while someone subscribes (every '
+        'attention_every_n-th frame, as `attention`)'),
+    'contribution_raw': NodeParameter(
+        False, BOOL, False, 'publish the raw 10x20 contribution map phi (32FC1, 1/m) instead '
+        'of the bgr8 overlay on the camera image'),
+    'contribution_scale_per_m': NodeParameter(
+        0.0, DOUBLE, False, '|phi| (1/m) drawn at full strength in the contribution overlay; '
+        '0 = each frame\'s own max |phi| (the scale in use is in /diagnostics)'),
     'max_input_pixels': NodeParameter(
         4096 * 4096, INTEGER, False, 'reject frames with more pixels than this, read from the '
         'raw header or the JPEG/PNG header before decoding (0 = no limit)'),
@@ -101,6 +110,9 @@ PARAMETERS = {
         DEFAULT_MAX_GAP_S, DOUBLE, False, 'reset the LSTM state when consecutive frame stamps '
         'are further apart than this (s > 0; the gap training cuts sequences at); it also '
         'resets when time jumps back'),
+    'route_command_timeout_s': NodeParameter(
+        2.0, DOUBLE, False, 'a route/command holds this long after it arrived, s (> 0); none '
+        'or an older one means follow-lane'),
 }
 
 
@@ -133,6 +145,9 @@ def validate(name: str, value) -> str | None:
         return f'max_frame_age_s must be >= 0 (0 = off), got {value}'
     if name == 'assumed_speed_mps' and not (math.isfinite(value) and value >= 0.0):
         return f'assumed_speed_mps must be >= 0, got {value}'
-    if name == 'reset_gap_s' and not (math.isfinite(value) and value > 0.0):
-        return f'reset_gap_s must be > 0, got {value}'
+    if name in ('reset_gap_s', 'route_command_timeout_s') and not (
+            math.isfinite(value) and value > 0.0):
+        return f'{name} must be > 0, got {value}'
+    if name == 'contribution_scale_per_m' and not (math.isfinite(value) and value >= 0.0):
+        return f'contribution_scale_per_m must be >= 0 (0 = per frame), got {value}'
     return None   # `vehicle` is checked by loading it, once, where it is applied

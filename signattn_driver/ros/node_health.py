@@ -14,7 +14,7 @@ import numpy as np
 # diagnostic_msgs/DiagnosticStatus levels (bytes there; plain ints here)
 OK, WARN, ERROR = 0, 1, 2
 FRAME_KEYS = ('received', 'processed', 'dropped', 'rejected', 'state_resets',
-              'attention_published')
+              'attention_published', 'contribution_published')
 REJECTION_KINDS = ('encoding', 'zero_size', 'step', 'truncated', 'corrupt', 'too_large',
                    'stale', 'future', 'non_finite_output', 'cuda_oom')
 LATENCY_WINDOW = 1000  # frames kept for the p50/p99 in /diagnostics
@@ -180,6 +180,7 @@ def diagnostic_values(counters: FrameCounters, latency_ms: dict, input_publisher
         **{f'frames_{k}': frames[k] for k in ('received', 'processed', 'dropped', 'rejected')},
         'state_resets': frames['state_resets'],
         'attention_published': frames['attention_published'],
+        'contribution_published': frames['contribution_published'],
         'input_publishers': input_publishers,
         'input_qos_incompatible': input_qos_incompatible,
         **{f'rejected_{k}': v for k, v in counters.rejections.items()},
