@@ -388,7 +388,7 @@ def node_in_process(tiny_checkpoint, ros_domain_id):
         NodeParameter('checkpoint', value=str(tiny_checkpoint)),
         NodeParameter('device', value='cpu')])
     published = []
-    node.pub_command.publish = published.append
+    node.outputs.command.publish = published.append
     try:
         yield node, published
     finally:
@@ -505,10 +505,10 @@ def test_contribution_map_published_as_overlay_or_raw_phi_with_its_scale(
         node_in_process, camera_frames, tiny_checkpoint):
     node, published = node_in_process
     maps = []
-    node.pub_contribution.publish = maps.append
+    node.outputs.contribution.publish = maps.append
     msg = jpeg_msg(camera_frames[0], 10**9)
     assert node.process(msg) is not None and not maps       # nobody listens: not computed
-    node.pub_contribution.get_subscription_count = lambda: 1
+    node.outputs.contribution.get_subscription_count = lambda: 1
     node._on_reset_state(Trigger.Request(), Trigger.Response())
     u = node.process(jpeg_msg(camera_frames[0], 2 * 10**9))
     overlay = maps[-1]
@@ -517,7 +517,8 @@ def test_contribution_map_published_as_overlay_or_raw_phi_with_its_scale(
     phi, u_alone = contribution_of_first_frame(tiny_checkpoint, camera_frames[0])
     assert u == pytest.approx(u_alone, abs=1e-6)
     # the stated scale: this frame's max |phi|, or the parameter when it is > 0
-    assert node.contribution_scale_per_m == pytest.approx(float(np.abs(phi).max()), rel=1e-5)
+    assert node.outputs.contribution_scale_per_m == pytest.approx(float(np.abs(phi).max()),
+                                                                  rel=1e-5)
     assert not node.set_parameters([NodeParameter('contribution_scale_per_m',
                                                   value=-1.0)])[0].successful
     node.set_parameters([NodeParameter('contribution_scale_per_m', value=0.25),
@@ -528,7 +529,7 @@ def test_contribution_map_published_as_overlay_or_raw_phi_with_its_scale(
     assert (raw.encoding, raw.height, raw.width) == ('32FC1', 10, 20)
     values = np.frombuffer(bytes(raw.data), np.float32).reshape(10, 20)
     np.testing.assert_allclose(values, phi, rtol=1e-5, atol=1e-8)   # phi itself, 1/m
-    assert node.contribution_scale_per_m == 0.25
+    assert node.outputs.contribution_scale_per_m == 0.25
     assert node.counters.frames['contribution_published'] == 2
     node.set_parameters([NodeParameter('publish_contribution', value=False)])
     node.process(jpeg_msg(camera_frames[1], 4 * 10**9))

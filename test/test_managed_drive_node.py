@@ -207,7 +207,7 @@ def test_inactive_node_computes_nothing_it_publishes_and_cleanup_frees_the_netwo
     assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
     assert node.started and not node.active
     published = []
-    node.pub_command.publish = published.append
+    node.outputs.command.publish = published.append
     msg = jpeg_msg(camera_frames[0], 10 * SECOND)
     assert node.process(msg) is None and not published          # inactive: no command
     assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
@@ -217,4 +217,4 @@ def test_inactive_node_computes_nothing_it_publishes_and_cleanup_frees_the_netwo
     assert len(published) == 1
     worker = node._worker
     assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
-    assert node.predictor is None and node.pub_command is None and not worker.is_alive()
+    assert node.predictor is None and node.outputs is None and not worker.is_alive()

@@ -26,13 +26,15 @@ def test_a_command_holds_for_timeout_s_then_expires_to_follow_lane():
 def test_an_invalid_value_is_counted_refused_and_forgets_the_last_command():
     route = RouteInput(timeout_s=2.0)
     route.receive(LEFT, now_s=0.0)
-    reason = route.receive(7, now_s=0.5)
-    assert reason.startswith('route command must be 0..3') and route.invalid == 1
+    note = route.receive(7, now_s=0.5)
+    assert note.startswith('route/command refused (follow-lane until a valid one): route '
+                           'command must be 0..3') and route.invalid == 1
     assert route.state(0.6) == RouteState(FOLLOW_LANE, 'none')
 
 
 def test_a_checkpoint_without_commands_ignores_them():
     route = RouteInput(timeout_s=2.0, used=False)
-    route.receive(LEFT, now_s=0.0)
+    assert route.receive(LEFT, now_s=0.0).startswith('route/command ignored: the checkpoint')
+    assert route.receive(LEFT, now_s=0.1) is None                 # said once
     assert route.state(0.1) == RouteState(FOLLOW_LANE, 'ignored')
     assert route.state(0.1).describe() == 'follow_lane (the checkpoint takes no route command)'

@@ -1,60 +1,47 @@
-"""The drive node: camera frames in, steering command and attention map out.
+"""The drive node: camera frames (and a route command) in; steering command and maps out.
 
-Thin glue around `Predictor`: the network, its LSTM state and (on CUDA) the preprocessing stay
-on the device. The subscription callback only hands the newest frame to a worker thread
-(frame_gate.NewestFrameSlot); a frame that arrives before the previous one was taken is dropped
-and counted, so the node always works on the newest picture. Topics, parameters and figures:
-docs/node.md.
-
-The logic that needs no ROS lives beside it and is tested without a graph: the stamp gates
-(frame_gate.py), the counters, per-stage times and the health verdict for /diagnostics
-(node_health.py), the parameter table and its validation (drive_parameters.py).
+Glue only. The subscription callback hands the newest frame to a worker thread
+(frame_gate.NewestFrameSlot; a frame replaced before it was taken is dropped and counted), which
+gates it (frame_gate), steers on it (steering_step: Predictor, the network stays on its device)
+and publishes (drive_outputs). Counters, stage times and the /diagnostics verdict live in
+node_health, the route command in route_input, parameters in drive_parameters, start-up in
+node_startup; the pure ones are tested without a graph. Topics, parameters: docs/node.md.
 """
 
 import sys
 import threading
 import time
 
-import numpy as np
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.node import Node
-from rclpy.qos import (DurabilityPolicy, HistoryPolicy, qos_profile_sensor_data, QoSProfile,
-                       ReliabilityPolicy)
+from rclpy.qos import qos_profile_sensor_data, QoSProfile
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from geometry_msgs.msg import TwistStamped, Vector3Stamped
+from geometry_msgs.msg import TwistStamped
 from sensor_msgs.msg import CompressedImage, Image
-from std_msgs.msg import Float32, UInt8
+from std_msgs.msg import UInt8
 from std_srvs.srv import Trigger
 
-from signattn_driver.attention_overlay import attention_overlay
-from signattn_driver.checkpoint import CheckpointError
-from signattn_driver.contribution_overlay import contribution_overlay, contribution_scale_per_m
 from signattn_driver.data.labels import stamp_ns_of
 from signattn_driver.data.sequence_rule import SequenceRule, SequenceTracker
-from signattn_driver.ros.drive_parameters import PARAMETERS, RELIABILITIES, TYPE_NAMES, validate
+from signattn_driver.ros.drive_outputs import DriveOutputs
+from signattn_driver.ros.drive_parameters import (check_updates, input_qos, PARAMETERS,
+                                                  ROUTE_COMMAND_QOS)
 from signattn_driver.ros.frame_gate import (attention_due, NewestFrameSlot, Rejection,
                                             stamp_rejection)
-from signattn_driver.ros.image_conversion import (array_to_image_msg, compressed_msg_to_array,
-                                                  image_msg_to_array, ImageConversionError,
-                                                  working_cv_bridge)
+from signattn_driver.ros.image_conversion import (compressed_msg_to_array, image_msg_to_array,
+                                                  ImageConversionError, working_cv_bridge)
 from signattn_driver.ros.node_health import (diagnostic_values, FrameCounters, HealthMonitor,
                                              idle_verdict, InputView, StageTimes)
-from signattn_driver.ros.node_startup import NodeStartupError, run_node
+from signattn_driver.ros.node_startup import (declare_parameters, load_predictor, load_vehicle,
+                                              run_node)
 from signattn_driver.ros.route_input import RouteInput
-from signattn_driver.ros.steering_step import SteeringResult, SteeringStep
-from signattn_driver.vehicle import front_wheel_angle_rad, load_vehicle
+from signattn_driver.ros.steering_step import SteeringStep
 
 try:  # Iron and later; Humble has the same class in rclpy.qos_event
     from rclpy.event_handler import SubscriptionEventCallbacks
 except ImportError:
     from rclpy.qos_event import SubscriptionEventCallbacks
-
-try:  # optional: ros-<distro>-ackermann-msgs
-    from ackermann_msgs.msg import AckermannDriveStamped
-except ImportError:
-    AckermannDriveStamped = None
 
 
 class DriveNode(Node):
@@ -72,11 +59,12 @@ class DriveNode(Node):
         super().__init__('drive_node', **kwargs)
         self.started = False   # predictor, publishers and worker exist; updates apply to them
         self.active = False    # subscribed; frames are steered on and answered
-        self.input = self._speed_input = self._route_input = self.predictor = None
+        self.input = self._speed_input = self._route_input = None
+        self.predictor = self.outputs = None
         self.start_error = ''  # why the last start failed (managed node: shown in diagnostics)
         self._publish_lock = threading.Lock()   # `active` changes between whole publishes
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        self._declare_parameters()
+        declare_parameters(self)
         self.pub_diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics',
                                                      QoSProfile(depth=10))
         self.create_timer(1.0, self._publish_diagnostics)
@@ -84,20 +72,6 @@ class DriveNode(Node):
         if self.START_AT_ONCE:
             self._start()
             self._open_input()
-
-    def _declare_parameters(self):
-        """Declare PARAMETERS; a bad start value becomes one NodeStartupError."""
-        try:
-            for name, row in PARAMETERS.items():
-                self.declare_parameter(name, row.default, row.descriptor())
-        except InvalidParameterValueException as err:
-            reason = str(err.args[0]).split('Reason: ', 1)[-1].removesuffix(f': {name}')
-            raise NodeStartupError(f'parameter {name}: {reason}') from err
-        except InvalidParameterTypeException as err:   # e.g. -p attention_every_n:=abc
-            given = getattr(self, '_parameter_overrides', {}).get(name)
-            got = repr(given.value) if given is not None else 'another type'
-            raise NodeStartupError(f'parameter {name}: expected {TYPE_NAMES[row.kind]}, got '
-                                   f'{got}') from err
 
     def _create_output(self, kind, topic: str):
         """Create one output publisher (the managed node makes lifecycle publishers)."""
@@ -111,17 +85,11 @@ class DriveNode(Node):
                 nothing was created.
         """
         self._settings = value = {name: self.get_parameter(name).value for name in PARAMETERS}
-        try:
-            vehicle = load_vehicle(value['vehicle'])
-        except Exception as err:   # checked when set; the file may have changed since
-            raise NodeStartupError(f'vehicle {value["vehicle"]!r}: '
-                                   f'{str(err).splitlines()[0]}') from err
-        self.predictor = self._load_predictor(value)
+        vehicle, self.predictor = load_vehicle(value['vehicle']), load_predictor(value)
         self.steering = SteeringStep(self.predictor)
-        self.vehicle, self.incompatible_qos, self.contribution_scale_per_m = vehicle, 0, 0.0
+        self.vehicle, self.incompatible_qos = vehicle, 0
         self.route = RouteInput(value['route_command_timeout_s'],
                                 used=self.predictor.config.num_commands > 0)
-        self._route_ignored_logged = False
         self.counters = FrameCounters()
         self.stage_times = StageTimes()
         self.health_monitor = HealthMonitor(self.counters, time.monotonic())
@@ -129,13 +97,8 @@ class DriveNode(Node):
         self._tracker_lock = threading.Lock()
         self._slot = NewestFrameSlot()
         self._bridge = working_cv_bridge()
-        self.pub_radius = self._create_output(Float32, 'steering/inverse_turning_radius')
-        self.pub_command = self._create_output(Vector3Stamped, 'steering/command')
-        self.pub_ackermann = (self._create_output(AckermannDriveStamped, 'steering/ackermann')
-                              if AckermannDriveStamped else None)
+        self.outputs = DriveOutputs(self._create_output)
         self._speed_mps = None   # last speed_topic linear.x; None until one arrives
-        self.pub_attention = self._create_output(Image, 'attention')
-        self.pub_contribution = self._create_output(Image, 'attention/contribution')
         self._worker = threading.Thread(target=self._work, name='drive_node_inference',
                                         daemon=True)
         self._worker.start()
@@ -144,25 +107,17 @@ class DriveNode(Node):
     def _open_input(self):
         """Subscribe to the camera (and the speed): from now on frames are answered."""
         value = self._settings
-        if self.pub_ackermann is not None and value['speed_topic']:
+        if self.outputs.ackermann is not None and value['speed_topic']:
             self._speed_input = self.create_subscription(
                 TwistStamped, value['speed_topic'], self._on_speed, qos_profile_sensor_data)
-        # REP-2003 sensor data (best effort, volatile, keep last) unless input_reliability says
-        # reliable: Fast DDS LARGE_DATA loses raw 640x480 frames sent best effort (node.md).
-        sensor = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=value['input_depth'],
-                            reliability=RELIABILITIES[value['input_reliability']],
-                            durability=DurabilityPolicy.VOLATILE)
         events = SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_qos)
         kind, topic = ((CompressedImage, 'image/compressed')
                        if value['input_transport'] == 'compressed' else (Image, 'image'))
-        # The navigator's command: reliable and latched, so a late joiner gets the current one.
-        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
         self._route_input = self.create_subscription(UInt8, 'route/command',
-                                                     self._on_route_command, latched)
+                                                     self._on_route_command, ROUTE_COMMAND_QOS)
         with self._publish_lock:
             self.active = True
-        self.input = self.create_subscription(kind, topic, self._on_image, sensor,
+        self.input = self.create_subscription(kind, topic, self._on_image, input_qos(value),
                                               event_callbacks=events)
         self.get_logger().info(
             f'steering with {value["checkpoint"]} on {self.predictor.device} '
@@ -186,46 +141,18 @@ class DriveNode(Node):
         """Stop the worker, remove the publishers and free the network."""
         self._slot.close()
         self._worker.join(timeout=5.0)
-        for name in ('pub_radius', 'pub_command', 'pub_ackermann', 'pub_attention',
-                     'pub_contribution'):
-            publisher = getattr(self, name)
-            if publisher is not None:
-                self.destroy_publisher(publisher)
-            setattr(self, name, None)
+        for publisher in self.outputs.publishers():
+            self.destroy_publisher(publisher)
+        self.outputs = None
         self.started, self.predictor, self.steering, self.vehicle = False, None, None, None
-
-    def _load_predictor(self, value: dict):
-        """Build the Predictor once at start; every failure becomes one NodeStartupError."""
-        import torch
-        from signattn_driver.predictor import Predictor
-        for name in ('checkpoint', 'device', 'precision'):
-            reason = validate(name, value[name])
-            if reason:
-                raise NodeStartupError(reason)
-        if value['num_threads']:
-            torch.set_num_threads(value['num_threads'])
-        try:
-            return Predictor(value['checkpoint'], device=value['device'],
-                             precision=value['precision'])
-        except (CheckpointError, ValueError) as err:  # ValueError: no such device, int8 on GPU
-            raise NodeStartupError(str(err).splitlines()[0]) from err
 
     # -- parameters ---------------------------------------------------------------------------
 
     def _on_set_parameters(self, params) -> SetParametersResult:
         """Validate every update; apply them only when all are acceptable."""
-        vehicle = None
-        for param in params:
-            if param.name in PARAMETERS:
-                reason = validate(param.name, param.value)
-                if reason:
-                    return SetParametersResult(successful=False, reason=reason)
-            if param.name == 'vehicle':   # loaded once here: the file may change in between
-                try:
-                    vehicle = load_vehicle(param.value)
-                except Exception as err:   # never let a profile file stop the node
-                    return SetParametersResult(successful=False, reason=f'vehicle '
-                                               f'{param.value!r}: {str(err).splitlines()[0]}')
+        reason, vehicle = check_updates(params)
+        if reason:
+            return SetParametersResult(successful=False, reason=reason)
         if self.started:   # before: declared values are read when the node starts
             for param in params:
                 if param.name == 'vehicle':
@@ -255,15 +182,9 @@ class DriveNode(Node):
         self._speed_mps = msg.twist.linear.x
 
     def _on_route_command(self, msg):
-        reason = self.route.receive(msg.data, time.monotonic())
-        if reason:
-            self.get_logger().warning(f'route/command refused (follow-lane until a valid one): '
-                                      f'{reason}', throttle_duration_sec=5.0)
-        elif not self.route.used and not self._route_ignored_logged:
-            self._route_ignored_logged = True
-            self.get_logger().info('route/command ignored: the checkpoint takes no route '
-                                   'command (ModelConfig.num_commands 0); steering follows '
-                                   'the lane (logged once)')
+        note = self.route.receive(msg.data, time.monotonic())
+        if note:
+            self.get_logger().warning(note, throttle_duration_sec=5.0)
 
     def _on_incompatible_qos(self, event):
         self.incompatible_qos = event.total_count
@@ -337,9 +258,9 @@ class DriveNode(Node):
         result = self.steering(
             image, order, times, command=self.route.state(time.monotonic()).command,
             want_attention=attention_due(index, every_n, settings['publish_attention'],
-                                         self.pub_attention.get_subscription_count()),
+                                         self.outputs.attention.get_subscription_count()),
             want_contribution=attention_due(index, every_n, settings['publish_contribution'],
-                                            self.pub_contribution.get_subscription_count()))
+                                            self.outputs.contribution.get_subscription_count()))
         if isinstance(result, Rejection):
             if result.kind == 'cuda_oom':
                 self.get_logger().error(result.detail)
@@ -349,44 +270,16 @@ class DriveNode(Node):
         with self._publish_lock:
             if not self.active:   # deactivated while this frame was computed
                 return None
-            self._publish(msg.header, result, image if order == 'bgr' else image[..., ::-1])
+            speed = self._speed_mps
+            self.outputs.publish(msg.header, result, image if order == 'bgr' else image[..., ::-1],
+                                 settings, self.vehicle, settings['assumed_speed_mps']
+                                 if speed is None else speed, self.counters)
         done = time.perf_counter()
         frames['processed'] += 1
         times.update(publish=(done - published) * 1e3, compute=(done - start) * 1e3,
                      latency=(done - received) * 1e3)
         self.stage_times.add(times)
         return result.u_per_m
-
-    def _publish(self, header, result: SteeringResult, image_bgr):
-        u, settings = result.u_per_m, self._settings
-        command = Vector3Stamped()
-        command.header = header
-        command.vector.x = u
-        self.pub_command.publish(command)
-        self.pub_radius.publish(Float32(data=u))
-        if self.pub_ackermann is not None:
-            ackermann = AckermannDriveStamped()
-            ackermann.header = header
-            speed = self._speed_mps
-            speed = settings['assumed_speed_mps'] if speed is None else speed
-            # speed / acceleration / jerk stay 0: the network commands steering only
-            ackermann.drive.steering_angle = float(front_wheel_angle_rad(u, speed, self.vehicle))
-            self.pub_ackermann.publish(ackermann)
-        if result.attention is not None:
-            self.pub_attention.publish(array_to_image_msg(
-                result.attention.astype(np.float32), '32FC1', header)
-                if settings['attention_raw'] else array_to_image_msg(attention_overlay(
-                    image_bgr, result.attention, settings['attention_alpha']), 'bgr8', header))
-            self.counters.frames['attention_published'] += 1
-        phi = result.contribution_per_m
-        if phi is not None:
-            self.contribution_scale_per_m = scale = contribution_scale_per_m(
-                phi, settings['contribution_scale_per_m'])
-            self.pub_contribution.publish(array_to_image_msg(
-                phi.astype(np.float32), '32FC1', header) if settings['contribution_raw']
-                else array_to_image_msg(contribution_overlay(
-                    image_bgr, phi, scale, settings['attention_alpha']), 'bgr8', header))
-            self.counters.frames['contribution_published'] += 1
 
     # -- diagnostics --------------------------------------------------------------------------
 
@@ -425,7 +318,7 @@ class DriveNode(Node):
                 self.incompatible_qos, device=device + (f' ({note})' if note else ''),
                 precision=settings['precision'], checkpoint=settings['checkpoint'],
                 checkpoint_sha256=self.predictor.checkpoint.file_sha256,
-                contribution_scale_per_m=f'{self.contribution_scale_per_m:.6g}',
+                contribution_scale_per_m=f'{self.outputs.contribution_scale_per_m:.6g}',
                 route_command=self.route.state(time.monotonic()).describe(),
                 route_commands_invalid=self.route.invalid))
         status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]

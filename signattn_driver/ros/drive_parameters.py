@@ -8,13 +8,28 @@ from dataclasses import dataclass
 import math
 
 from rcl_interfaces.msg import ParameterDescriptor, ParameterType
-from rclpy.qos import ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from signattn_driver.data.sequence_rule import DEFAULT_MAX_GAP_S
+from signattn_driver.vehicle import load_vehicle
 
 TRANSPORTS = ('raw', 'compressed')
 RELIABILITIES = {'best_effort': ReliabilityPolicy.BEST_EFFORT,
                  'reliable': ReliabilityPolicy.RELIABLE}
+# The navigator's route command: reliable and latched, so a late joiner gets the current one.
+ROUTE_COMMAND_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                               durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+def input_qos(settings: dict) -> QoSProfile:
+    """Return the camera subscription's QoS for the node's parameter values.
+
+    REP-2003 sensor data (best effort, volatile, keep last) unless input_reliability says
+    reliable: Fast DDS LARGE_DATA loses raw 640x480 frames sent best effort (docs/node.md).
+    """
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=settings['input_depth'],
+                      reliability=RELIABILITIES[settings['input_reliability']],
+                      durability=DurabilityPolicy.VOLATILE)
 
 
 @dataclass(frozen=True)
@@ -150,4 +165,24 @@ def validate(name: str, value) -> str | None:
         return f'{name} must be > 0, got {value}'
     if name == 'contribution_scale_per_m' and not (math.isfinite(value) and value >= 0.0):
         return f'contribution_scale_per_m must be >= 0 (0 = per frame), got {value}'
-    return None   # `vehicle` is checked by loading it, once, where it is applied
+    return None   # `vehicle` is checked by loading it, once (check_updates)
+
+
+def check_updates(params) -> tuple:
+    """Validate a parameter update; return (why it is refused or None, loaded vehicle or None).
+
+    Args:
+        params: rclpy Parameters of one set_parameters call; all must pass for any to apply.
+    """
+    vehicle = None
+    for param in params:
+        if param.name in PARAMETERS:
+            reason = validate(param.name, param.value)
+            if reason:
+                return reason, None
+        if param.name == 'vehicle':   # loaded once here: the file may change in between
+            try:
+                vehicle = load_vehicle(param.value)
+            except Exception as err:   # never let a profile file stop the node
+                return f'vehicle {param.value!r}: {str(err).splitlines()[0]}', None
+    return None, vehicle

@@ -1,4 +1,4 @@
-"""How a node process starts and ends: rclpy init, spin, a one-line error for a bad start.
+"""How a node process starts and ends: rclpy init, parameters, network, spin, one-line errors.
 
 `run_node(make_node)` is the whole `main()` of the drive node: a configuration the node cannot
 start with (`NodeStartupError`: checkpoint, device, parameters, malformed `--ros-args`) ends the
@@ -12,7 +12,12 @@ import sys
 import tempfile
 
 import rclpy
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.executors import ExternalShutdownException
+
+from signattn_driver import vehicle as vehicles
+from signattn_driver.checkpoint import CheckpointError
+from signattn_driver.ros.drive_parameters import PARAMETERS, TYPE_NAMES, validate
 
 
 class NodeStartupError(RuntimeError):
@@ -43,6 +48,49 @@ def init_rclpy(args):
             output = held.read()
         sys.stderr.buffer.write(output)
         sys.stderr.flush()
+
+
+def declare_parameters(node):
+    """Declare the drive node's PARAMETERS on `node`; a bad start value: NodeStartupError."""
+    try:
+        for name, row in PARAMETERS.items():
+            node.declare_parameter(name, row.default, row.descriptor())
+    except InvalidParameterValueException as err:
+        reason = str(err.args[0]).split('Reason: ', 1)[-1].removesuffix(f': {name}')
+        raise NodeStartupError(f'parameter {name}: {reason}') from err
+    except InvalidParameterTypeException as err:   # e.g. -p attention_every_n:=abc
+        given = getattr(node, '_parameter_overrides', {}).get(name)
+        got = repr(given.value) if given is not None else 'another type'
+        raise NodeStartupError(f'parameter {name}: expected {TYPE_NAMES[row.kind]}, got '
+                               f'{got}') from err
+
+
+def load_predictor(settings: dict):
+    """Build the node's Predictor from its parameter values; every failure: NodeStartupError."""
+    import torch
+    from signattn_driver.predictor import Predictor
+    for name in ('checkpoint', 'device', 'precision'):
+        reason = validate(name, settings[name])
+        if reason:
+            raise NodeStartupError(reason)
+    if settings['num_threads']:
+        torch.set_num_threads(settings['num_threads'])
+    try:
+        return Predictor(settings['checkpoint'], device=settings['device'],
+                         precision=settings['precision'])
+    except (CheckpointError, ValueError) as err:  # ValueError: no such device, int8 on GPU
+        raise NodeStartupError(str(err).splitlines()[0]) from err
+
+
+def load_vehicle(name: str):
+    """Load the vehicle profile `name`; a failure becomes NodeStartupError.
+
+    Checked when the parameter was set; the file may have changed since.
+    """
+    try:
+        return vehicles.load_vehicle(name)
+    except Exception as err:
+        raise NodeStartupError(f'vehicle {name!r}: {str(err).splitlines()[0]}') from err
 
 
 def run_node(make_node, args=None, name: str = 'drive_node') -> int:

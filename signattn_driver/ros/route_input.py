@@ -44,20 +44,26 @@ class RouteInput:
         self.used = used
         self.invalid = 0   # messages refused (values outside route_command.ROUTE_COMMANDS)
         self._last = None  # (command, arrival s)
+        self._ignored_said = False
 
     def receive(self, value: int, now_s: float) -> str | None:
-        """Take a message's value at monotonic time `now_s`; return why it was refused, or None.
+        """Take a message's value at monotonic time `now_s`; return a note to log, or None.
 
         An invalid value is counted and forgets the previous command (follow-lane): steering
-        on with an old turn after the navigator sent garbage would be a guess.
+        on with an old turn after the navigator sent garbage would be a guess. A checkpoint
+        without commands says once that it ignores them.
         """
         try:
             route_command_name(value)
         except ValueError as err:
             self.invalid += 1
             self._last = None
-            return str(err)
+            return f'route/command refused (follow-lane until a valid one): {err}'
         self._last = (int(value), now_s)
+        if not self.used and not self._ignored_said:
+            self._ignored_said = True
+            return ('route/command ignored: the checkpoint takes no route command '
+                    '(ModelConfig.num_commands 0); steering follows the lane (said once)')
         return None
 
     def state(self, now_s: float) -> RouteState:
