@@ -1,0 +1,114 @@
+"""Paired batch-means t-test: size on AR(1) nulls, power, CI duality, runs that stay apart."""
+
+import math
+
+import numpy as np
+import pytest
+
+from signattn_driver.evaluation.comparisons import contiguous_runs, paired_on_frames
+from signattn_driver.evaluation.statistics import batch_frames, batch_ids, lag1_correlation, \
+    paired_batch_test, welch_t_test
+
+
+def ar1(rng, reps, lengths, rho):
+    """(reps, sum(lengths)) stationary unit-variance AR(1) series, independent between runs."""
+    out = []
+    for n in lengths:
+        x = np.empty((reps, n))
+        x[:, 0] = rng.normal(size=reps)
+        for t in range(1, n):
+            x[:, t] = rho * x[:, t - 1] + math.sqrt(1 - rho ** 2) * rng.normal(size=reps)
+        out.append(x)
+    return np.concatenate(out, 1)
+
+
+def _previous_block_bootstrap_p(d, runs, rng, samples=300):
+    """The replaced test: 4-frame moving blocks that wrap inside their window."""
+    n, length = len(d), 4
+    starts = np.flatnonzero(np.r_[True, runs[1:] != runs[:-1]])
+    sizes = np.diff(np.r_[starts, n])
+    first, size = np.repeat(starts, sizes), np.repeat(sizes, sizes)
+    pos = rng.integers(0, n, size=samples * (n // length))
+    rel = (pos - first[pos])[:, None] + np.arange(length)[None]
+    means = d[(first[pos][:, None] + rel % size[pos][:, None]).reshape(samples, -1)].mean(1)
+    return (1 + np.sum(np.abs(means - d.mean()) >= abs(d.mean()))) / (samples + 1)
+
+
+@pytest.mark.parametrize('lengths', [[60], [15, 15, 15, 15]], ids=['one run', '4 windows'])
+def test_false_positive_rate_holds_at_strong_autocorrelation(lengths):
+    # Fast version of `signattn benchmark statistics_size` (docs/experiments.md): 400 nulls
+    # at lag-1 correlation 0.8, where the previous block bootstrap rejected 20-30 %. The band
+    # [0.02, 0.09] is 3.5 Monte-Carlo standard errors around 0.05 at 400 repetitions.
+    rng = np.random.default_rng(11)
+    runs = np.repeat(np.arange(len(lengths)), lengths)
+    null = ar1(rng, 400, lengths, 0.8)
+    zero = np.zeros(null.shape[1])
+    fpr = np.mean([paired_batch_test(x, zero, runs)['p'] < 0.05 for x in null])
+    assert 0.02 <= fpr <= 0.09
+    old = np.mean([_previous_block_bootstrap_p(x, runs, rng) < 0.05 for x in null[:200]])
+    assert old > 0.09                      # the tolerance does catch the replaced method
+
+
+def test_finds_a_known_difference_and_covers_it():
+    rng = np.random.default_rng(3)
+    n = 240
+    runs = np.repeat(np.arange(4), 60)
+    base = 100 + 10 * ar1(rng, 1, [n], 0.7)[0]     # shared, autocorrelated frame effect
+    b = base + rng.normal(0, 1, n)
+    a = base + 1.0 + ar1(rng, 1, [n], 0.5)[0]      # true mean difference 1.0
+    res = paired_batch_test(a, b, runs)
+    assert res['n'] == n and res['units'] >= 4 and res['df'] == res['units'] - 1
+    assert res['ci_low'] < 1.0 < res['ci_high'] and res['ci_low'] > 0 and res['p'] < 0.01
+    assert res['frame_mean_diff'] == pytest.approx(np.mean(a - b))
+    # Pairing removes the shared frame effect an unpaired test has to fight.
+    assert welch_t_test(a, b)['p'] > res['p']
+    # Dependence shrinks the sample: fewer effective frames than frames.
+    assert 1 < res['n_effective'] < n
+
+
+def test_confidence_interval_is_the_dual_of_the_p_value():
+    rng = np.random.default_rng(5)
+    lengths = [20, 20, 16, 4]
+    runs = np.repeat(np.arange(4), lengths)
+    seen = set()
+    for x in ar1(rng, 300, lengths, 0.5) + np.linspace(0, 1.2, 300)[:, None]:
+        res = paired_batch_test(x, np.zeros_like(x), runs)
+        excludes = res['ci_low'] > 0 or res['ci_high'] < 0
+        assert excludes == (res['p'] < 0.05)
+        seen.add(excludes)
+        assert res['ci_low'] <= res['mean_diff'] <= res['ci_high']
+    assert seen == {True, False}
+
+
+def test_batches_stay_inside_runs_and_grow_with_autocorrelation():
+    assert batch_frames(0.0) == 1
+    assert batch_frames(0.5) < batch_frames(0.8) < batch_frames(0.95)
+    runs = np.repeat([0, 1, 2], [30, 10, 3])
+    ids = batch_ids(runs, 8)
+    for k in np.unique(ids):
+        members = np.flatnonzero(ids == k)
+        assert np.all(np.diff(members) == 1)            # contiguous frames
+        assert len(set(runs[members])) == 1              # never across runs
+    assert len(np.unique(ids)) == 3 + 1 + 1
+    assert len(np.unique(batch_ids(np.zeros(60, int), 1000))) == 2   # one run: cut in two
+    rng = np.random.default_rng(0)
+    assert lag1_correlation(rng.normal(size=2000)) < 0.1
+    assert abs(lag1_correlation(ar1(rng, 1, [60], 0.8)[0]) - 0.8) < 0.25
+    # Two runs: lagged products never pair the last frame of one with the first of the next.
+    step = np.r_[np.zeros(50), np.ones(50) * 100]
+    assert lag1_correlation(step, np.repeat([0, 1], 50)) == 0.0
+
+
+def test_touching_windows_of_a_drive_form_one_run():
+    period = 50_000_000
+    frames = {'run': [0] * 3 + [1] * 3 + [2] * 2,
+              'drive': ['a'] * 3 + ['b'] * 3 + ['a'] * 2,
+              'stamp_ns': [0, period, 2 * period, 0, period, 2 * period,
+                           3 * period, 4 * period]}
+    order, runs = contiguous_runs(frames)
+    assert list(order) == [0, 1, 2, 6, 7, 3, 4, 5]
+    assert list(runs) == [0, 0, 0, 0, 0, 1, 1, 1]
+    res = paired_on_frames(frames, np.arange(8.0), np.zeros(8))
+    assert res['runs'] == 2 and res['drives'] == 2 and res['n'] == 8
+    frames['stamp_ns'][6:] = [60 * period, 61 * period]           # far apart: separate runs
+    assert list(contiguous_runs(frames)[1]) == [0, 0, 0, 1, 1, 2, 2, 2]
