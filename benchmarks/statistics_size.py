@@ -15,8 +15,8 @@ import time
 
 import numpy as np
 
-from signattn_driver.evaluation.statistics import batch_frames, batch_ids, lag1_correlation, \
-    MAX_NEIGHBOUR_CORRELATION, paired_batch_test, wilcoxon_p
+from signattn_driver.evaluation.statistics import MAX_NEIGHBOUR_CORRELATION, \
+    paired_batch_test, comparison_units, wilcoxon_p
 
 DESIGNS = {'one run of 60': [60], 'one run of 600': [600], '4 windows of 15': [15] * 4,
            'published windows 20/20/16/4': [20, 20, 16, 4],
@@ -93,9 +93,9 @@ def newey_west_p(d: np.ndarray, runs: np.ndarray) -> float:
 
 
 def frame_weighted_batch_p(d: np.ndarray, runs: np.ndarray) -> float:
-    """The same batches with frame weights (CR2 cluster-robust SE, K - 1 df), for contrast."""
+    """The same units with frame weights (CR2 cluster-robust SE, K - 1 df), for contrast."""
     from scipy import stats
-    ids = batch_ids(runs, batch_frames(lag1_correlation(d, runs)))
+    ids = comparison_units(d, runs)[0]
     k = int(ids.max()) + 1
     counts = np.bincount(ids, minlength=k).astype(np.float64)
     means = np.bincount(ids, weights=d, minlength=k) / counts

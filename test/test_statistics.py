@@ -52,18 +52,21 @@ def test_false_positive_rate_holds_at_strong_autocorrelation(lengths):
 def test_finds_a_known_difference_and_covers_it():
     rng = np.random.default_rng(3)
     n = 240
-    runs = np.repeat(np.arange(4), 60)
     base = 100 + 10 * ar1(rng, 1, [n], 0.7)[0]     # shared, autocorrelated frame effect
     b = base + rng.normal(0, 1, n)
     a = base + 1.0 + ar1(rng, 1, [n], 0.5)[0]      # true mean difference 1.0
-    res = paired_batch_test(a, b, runs)
+    res = paired_batch_test(a, b)                  # one run of 240 frames: cut into batches
     assert res['n'] == n and res['units'] >= 4 and res['df'] == res['units'] - 1
+    assert res['unit_frames'] > 1
     assert res['ci_low'] < 1.0 < res['ci_high'] and res['ci_low'] > 0 and res['p'] < 0.01
     assert res['frame_mean_diff'] == pytest.approx(np.mean(a - b))
     # Pairing removes the shared frame effect an unpaired test has to fight.
     assert welch_t_test(a, b)['p'] > res['p']
     # Dependence shrinks the sample: fewer effective frames than frames.
     assert 1 < res['n_effective'] < n
+    # Several runs (windows, drives): each run is one unit, never cut.
+    by_run = paired_batch_test(a, b, np.repeat(np.arange(4), 60))
+    assert by_run['units'] == 4 and by_run['df'] == 3 and by_run['unit_frames'] == 0
 
 
 def test_confidence_interval_is_the_dual_of_the_p_value():

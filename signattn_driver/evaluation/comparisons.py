@@ -26,16 +26,16 @@ def contiguous_runs(frames: dict):
     """Time order and run ids of a report's frames, touching windows of one drive merged.
 
     Args:
-        frames: report['frames'] with `run` (evaluated window of each frame, N) and, when
-            present, `drive` and `stamp_ns` (N).
+        frames: report['frames'] with `run` (evaluated window of each frame, N; reports
+            before issue 12 lack it) and, when present, `drive` and `stamp_ns` (N).
 
     Returns:
         (order, runs): order (N,) sorts the frames by drive and stamp; runs (N,) gives, in that
         order, the id of each contiguous run. Without drives or stamps: the windows as they
         are.
     """
-    window = np.asarray(frames['run'])
-    n = len(window)
+    n = len(frames.get('run', frames.get('drive', [])))
+    window = np.asarray(frames.get('run', np.zeros(n, np.int64)))
     if 'drive' not in frames or 'stamp_ns' not in frames or n < 2:
         return np.arange(n), window
     drives = np.unique(np.asarray(frames['drive']), return_inverse=True)[1]

@@ -233,10 +233,10 @@ def _paired_table(report: dict, metric: str, fill: str, words: str) -> list:
     if not rows:
         return []
     lines = ['', f'## Paired comparisons: {words} (fill {fill})', '',
-             'Per-frame differences a - b on the same frames; 95 % CI and p from a t-test on the '
-             'means of contiguous batches of frames (units: independent batches, df = units - 1;'
-             ' n_eff: frames the SE is worth); Wilcoxon signed-rank p as a check (assumes '
-             'independent frames).', '',
+             'Per-frame differences a - b on the same frames; a - b, 95 % CI and p from a t-test '
+             'on the mean differences of independent units (the contiguous runs of frames, or '
+             'batches of a single run; df = units - 1; n_eff: frames the SE is worth); Wilcoxon '
+             'signed-rank p as a check (assumes independent frames).', '',
              '| a | b | mean a | mean b | a - b | 95 % CI | p (batch t) | units (n_eff) | '
              'p (Wilcoxon) |', '|---|---|---|---|---|---|---|---|---|']
     for t in rows:

@@ -3,12 +3,12 @@
 Frames of one drive are dependent (lag-1 autocorrelation of per-frame AUCs about 0.5 at 0.75 s
 spacing, more at 20 Hz), and every method is scored on the same frames. Methods are therefore
 compared on per-frame paired differences d_i = a_i - b_i with a t-test on the means of
-contiguous stretches of frames (`paired_batch_test`): each contiguous run (an evaluated window,
-or touching windows of one drive) is cut into batches long enough that neighbouring batch means
-are nearly uncorrelated, and the batch means are the independent units of a t-test with K - 1
-degrees of freedom (Ibragimov & Mueller 2010; batch means in the sense of simulation output
-analysis). No frames are resampled or joined; the confidence interval is the dual of the test.
-Its false-positive rate on AR(1) nulls is measured by `signattn benchmark statistics_size`
+independent stretches of frames (`paired_batch_test`): with several contiguous runs (evaluated
+windows, touching windows of one drive merged) each run is one unit; a single run is cut into
+batches long enough that neighbouring batch means are nearly uncorrelated. The K unit means are
+the data of a t-test with K - 1 degrees of freedom (Ibragimov & Mueller 2010; batch means in
+the sense of simulation output analysis). No frames are resampled or joined; the confidence
+interval is the dual of the test. Its false-positive rate on AR(1) nulls is measured by `signattn benchmark statistics_size`
 (docs/experiments.md, "Statistics"). The Wilcoxon signed-rank test on d is reported as a check
 (it assumes independent pairs). Welch's unpaired t-test is kept only to reproduce the paper's
 comparison (eq. 16).
@@ -140,14 +140,42 @@ def batch_ids(runs, length: int) -> np.ndarray:
     return ids
 
 
+def comparison_units(d, runs=None, max_correlation: float = MAX_NEIGHBOUR_CORRELATION):
+    """Independent units of the paired test: the runs, or batches of one run.
+
+    With several runs (windows, drives) each run is one unit: frames of a run share its drive
+    and moment, so splitting it would count that shared part as independent evidence. A single
+    run is cut into batches of `batch_frames(lag1_correlation(d))` frames (at least two).
+
+    Args:
+        d: (N,) paired differences in time order.
+        runs: (N,) run id of each frame (equal ids contiguous); default one run.
+        max_correlation: tolerated correlation of neighbouring batch means.
+
+    Returns:
+        (ids, length, rho): unit id of each frame (N,), the batch length in frames (0 when the
+        units are the runs) and the corrected lag-1 correlation of d.
+    """
+    runs = np.zeros(len(d), np.int64) if runs is None else np.asarray(runs)
+    rho = lag1_correlation(d, runs)
+    slices = _run_slices(runs)
+    if len(slices) >= MIN_UNITS:
+        ids = np.empty(len(runs), np.int64)
+        for k, r in enumerate(slices):
+            ids[r] = k
+        return ids, 0, rho
+    length = batch_frames(rho, max_correlation)
+    return batch_ids(runs, length), length, rho
+
+
 def paired_batch_test(a, b, runs=None, confidence: float = 0.95,
                       max_correlation: float = MAX_NEIGHBOUR_CORRELATION) -> dict:
     """Mean paired difference a - b with a batch-means t-test, its CI and p-value.
 
-    The differences d = a - b are cut into contiguous batches (`batch_ids`) of at least
-    `batch_frames(lag1_correlation(d, runs))` frames, never across a run. The K batch means
-    m_k are the units of a one-sample t-test: estimate mean(m), SE = std(m) / sqrt(K), K - 1
-    degrees of freedom. Units weigh equally, so with unequal runs (windows of 20 and 4 frames)
+    The differences d = a - b are grouped into K independent units (`comparison_units`): the runs
+    when there are several (windows, drives), else contiguous batches of one run long enough
+    that neighbouring batch means are nearly uncorrelated. The unit means m_k are the data of a
+    one-sample t-test: estimate mean(m), SE = std(m) / sqrt(K), K - 1 degrees of freedom. Units weigh equally, so with unequal runs (windows of 20 and 4 frames)
     the estimate is not the frame mean; the equal weights keep the test valid when the units'
     variances differ (Ibragimov & Mueller 2010: the t-test is then conservative at 5 %), where
     frame weights over-rejected in the size check. The CI is
@@ -166,8 +194,8 @@ def paired_batch_test(a, b, runs=None, confidence: float = 0.95,
         dict with n, mean_a, mean_b (frame means), frame_mean_diff (mean_a - mean_b),
         mean_diff (the test's estimate, mean of the batch means), ci_low, ci_high (around
         mean_diff), p (two-sided), t, df (K - 1),
-        units (K, the independent batches), runs (contiguous runs), unit_frames (target batch
-        length), lag1 (corrected lag-1 correlation of d), n_effective (var(d) / SE^2: the
+        units (K, the independent units), runs (contiguous runs), unit_frames (batch length;
+        0 when the units are the runs), lag1 (corrected lag-1 correlation of d), n_effective (var(d) / SE^2: the
         number of independent frames the SE is worth), test (its name) and the Wilcoxon
         signed-rank p (`wilcoxon_p`, independent-pairs check). Statistics are NaN when fewer
         than two frames remain.
@@ -190,9 +218,7 @@ def paired_batch_test(a, b, runs=None, confidence: float = 0.95,
            'n_effective': math.nan, 'wilcoxon_p': wilcoxon_p(d)}
     if n < 2:
         return out
-    rho = lag1_correlation(d, runs)
-    length = batch_frames(rho, max_correlation)
-    ids = batch_ids(runs, length)
+    ids, length, rho = comparison_units(d, runs, max_correlation)
     k = int(ids.max()) + 1
     counts = np.bincount(ids, minlength=k).astype(np.float64)
     means = np.bincount(ids, weights=d, minlength=k) / counts      # (K,) unit means
