@@ -105,6 +105,14 @@ def frame_weighted_batch_p(d: np.ndarray, runs: np.ndarray) -> float:
     return float(2.0 * stats.t.sf(abs(mean) / se, k - 1)) if se > 0 else float(mean == 0)
 
 
+def fixed_batches_p(d: np.ndarray, count: int) -> float:
+    """t-test on `count` equal contiguous batches of one run, whatever its autocorrelation."""
+    from scipy import stats
+    means = np.array([c.mean() for c in np.array_split(d, count)])
+    se = means.std(ddof=1) / math.sqrt(count)
+    return float(2.0 * stats.t.sf(abs(means.mean()) / se, count - 1))
+
+
 def run(args) -> dict:
     """Rejection rates at alpha 0.05 of every test on every case (JSON for the docs)."""
     rng = np.random.default_rng(args.seed)
@@ -119,7 +127,9 @@ def run(args) -> dict:
             null = ar1_runs(rng, args.reps, lengths, rho)
             shifted = ar1_runs(rng, args.power_reps, lengths, rho) + 0.5
             rates = {}
-            for name, c in batch.items():
+            # With several runs the units are the runs, whatever the tolerated correlation.
+            variants = batch if len(lengths) == 1 else {chosen: MAX_NEIGHBOUR_CORRELATION}
+            for name, c in variants.items():
                 res = [paired_batch_test(x, np.zeros_like(x), runs, max_correlation=c)
                        for x in null]
                 p = np.array([r['p'] for r in res])
@@ -135,6 +145,10 @@ def run(args) -> dict:
                                'ci_dual_of_p': bool(dual)}
             rates['batch-means t, frame-weighted (CR2)'] = {'fpr': float(np.mean(
                 [frame_weighted_batch_p(x, runs) < 0.05 for x in null]))}
+            if len(lengths) == 1:
+                for count in (2, 4, 8):
+                    rates[f'fixed {count} batches, t'] = {'fpr': float(np.mean(
+                        [fixed_batches_p(x, count) < 0.05 for x in null]))}
             rates['previous: moving-block bootstrap'] = {'fpr': float(np.mean(
                 [previous_block_bootstrap_p(x, runs, args.bootstrap_samples, rng) < 0.05
                  for x in null]))}

@@ -23,7 +23,7 @@ def ar1(rng, reps, lengths, rho):
 
 
 def _previous_block_bootstrap_p(d, runs, rng, samples=300):
-    """The replaced test: 4-frame moving blocks that wrap inside their window."""
+    """Return the replaced test's p: 4-frame moving blocks that wrap inside their window."""
     n, length = len(d), 4
     starts = np.flatnonzero(np.r_[True, runs[1:] != runs[:-1]])
     sizes = np.diff(np.r_[starts, n])

@@ -8,10 +8,10 @@ windows, touching windows of one drive merged) each run is one unit; a single ru
 batches long enough that neighbouring batch means are nearly uncorrelated. The K unit means are
 the data of a t-test with K - 1 degrees of freedom (Ibragimov & Mueller 2010; batch means in
 the sense of simulation output analysis). No frames are resampled or joined; the confidence
-interval is the dual of the test. Its false-positive rate on AR(1) nulls is measured by `signattn benchmark statistics_size`
-(docs/experiments.md, "Statistics"). The Wilcoxon signed-rank test on d is reported as a check
-(it assumes independent pairs). Welch's unpaired t-test is kept only to reproduce the paper's
-comparison (eq. 16).
+interval is the dual of the test. Its false-positive rate on AR(1) nulls is measured by
+`signattn benchmark statistics_size` (docs/experiments.md, "Statistics"). The Wilcoxon
+signed-rank test on d is reported as a check (it assumes independent pairs). Welch's unpaired
+t-test is kept only to reproduce the paper's comparison (eq. 16).
 """
 
 import math
@@ -175,10 +175,11 @@ def paired_batch_test(a, b, runs=None, confidence: float = 0.95,
     The differences d = a - b are grouped into K independent units (`comparison_units`): the runs
     when there are several (windows, drives), else contiguous batches of one run long enough
     that neighbouring batch means are nearly uncorrelated. The unit means m_k are the data of a
-    one-sample t-test: estimate mean(m), SE = std(m) / sqrt(K), K - 1 degrees of freedom. Units weigh equally, so with unequal runs (windows of 20 and 4 frames)
-    the estimate is not the frame mean; the equal weights keep the test valid when the units'
-    variances differ (Ibragimov & Mueller 2010: the t-test is then conservative at 5 %), where
-    frame weights over-rejected in the size check. The CI is
+    one-sample t-test: estimate mean(m), SE = std(m) / sqrt(K), K - 1 degrees of freedom.
+    Units weigh equally, so with unequal runs (windows of 20 and 4 frames) the estimate is not
+    the frame mean; the equal weights keep the test valid when the units' variances differ
+    (Ibragimov & Mueller 2010: the t-test is then conservative at 5 %), where frame weights
+    over-rejected in the size check. The CI is
     mean +- t_{K-1, (1 + confidence) / 2} SE, so it excludes 0 exactly when p < 1 - confidence.
 
     Args:
@@ -192,11 +193,11 @@ def paired_batch_test(a, b, runs=None, confidence: float = 0.95,
 
     Returns:
         dict with n, mean_a, mean_b (frame means), frame_mean_diff (mean_a - mean_b),
-        mean_diff (the test's estimate, mean of the batch means), ci_low, ci_high (around
-        mean_diff), p (two-sided), t, df (K - 1),
-        units (K, the independent units), runs (contiguous runs), unit_frames (batch length;
-        0 when the units are the runs), lag1 (corrected lag-1 correlation of d), n_effective (var(d) / SE^2: the
-        number of independent frames the SE is worth), test (its name) and the Wilcoxon
+        mean_diff (the test's estimate, mean of the unit means), ci_low, ci_high (around
+        mean_diff), p (two-sided), t, df (K - 1), units (K, the independent units), runs
+        (contiguous runs), unit_frames (batch length; 0 when the units are the runs), lag1
+        (corrected lag-1 correlation of d), n_effective (var(d) / SE^2: the number of
+        independent frames the SE is worth), test (its name) and the Wilcoxon
         signed-rank p (`wilcoxon_p`, independent-pairs check). Statistics are NaN when fewer
         than two frames remain.
     """

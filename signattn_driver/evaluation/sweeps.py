@@ -239,7 +239,8 @@ def markdown(summary: dict) -> str:
               '(AUC against the label): bits, highest at 10 (Fig. 7a); temperature, T = 0.1 vs '
               'T = 1 not significant (Welch p = 0.193).', '',
               '## Paired comparisons (per-frame output-change AUC 0-25 %, batch-means t-test)', '',
-              '| a | b | test | mean a | mean b | a - b | 95 % CI | p | units (df) | p (Wilcoxon) |',
+              '| a | b | test | mean a | mean b | a - b | 95 % CI | p | units (df) | '
+              'p (Wilcoxon) |',
               '|---|---|---|---|---|---|---|---|---|---|']
     for t in summary['tests']:
         lines.append(f'| {t["a"]} | {t["b"]} | {t["kind"]} | {_f(t["mean_a"], 1)} | '
