@@ -179,7 +179,7 @@ def paired_batch_test(a, b, runs=None, confidence: float = 0.95,
     Units weigh equally, so with unequal runs (windows of 20 and 4 frames) the estimate is not
     the frame mean; the equal weights keep the test valid when the units' variances differ
     (Ibragimov & Mueller 2010: the t-test is then conservative at 5 %), where frame weights
-    over-rejected in the size check. The CI is
+    rejected more often in the size check. The CI is
     mean +- t_{K-1, (1 + confidence) / 2} SE, so it excludes 0 exactly when p < 1 - confidence.
 
     Args:
