@@ -1,5 +1,6 @@
 """Paired batch-means t-test: size on AR(1) nulls, power, CI duality, runs that stay apart."""
 
+import json
 import math
 
 import numpy as np
@@ -115,3 +116,41 @@ def test_touching_windows_of_a_drive_form_one_run():
     assert res['runs'] == 2 and res['drives'] == 2 and res['n'] == 8
     frames['stamp_ns'][6:] = [60 * period, 61 * period]           # far apart: separate runs
     assert list(contiguous_runs(frames)[1]) == [0, 0, 0, 1, 1, 2, 2, 2]
+
+
+def test_size_check_command_writes_every_case(tmp_path, capsys):
+    # The documented command behind docs/results/statistics_size_cpu.json, at a toy size.
+    from signattn_driver.cli import main
+    out = tmp_path / 'size.json'
+    assert main(['benchmark', 'statistics_size', '--reps', '20', '--power-reps', '5',
+                 '--bootstrap-samples', '20', '--out', str(out)]) == 0
+    capsys.readouterr()
+    res = json.loads(out.read_text())
+    assert res['machine'] and res['reps'] == 20
+    assert len(res['cases']) == 10 and {c['rho'] for c in res['cases']} == {0.5, 0.8}
+    for case in res['cases']:
+        chosen = case['tests'][res['chosen']]
+        assert 0.0 <= chosen['fpr'] <= 1.0 and chosen['ci_dual_of_p'] is True
+        assert chosen['median_units'] >= 2
+        assert 'previous: moving-block bootstrap' in case['tests']
+
+
+def test_rerun_recomputes_a_saved_report_from_its_per_frame_aucs(tmp_path, monkeypatch):
+    import shutil
+    from pathlib import Path
+    root = Path(__file__).resolve().parent.parent
+    monkeypatch.syspath_prepend(str(root))
+    from benchmarks.rerun_paired import rerun
+    src = root / 'docs' / 'results' / 'experiments' / 'eval_scratch' / 'report.json'
+    path = tmp_path / 'report.json'
+    shutil.copy(src, path)
+    report = json.loads(path.read_text())
+    report['paired'] = [{**t, 'p': 0.5} for t in report['paired']]   # stale results
+    path.write_text(json.dumps(report))
+    out = rerun(path, write=True)
+    fresh = json.loads(path.read_text())['paired']
+    assert len(out['paired']) == len(fresh) > 0
+    assert all(r['previous_p'] == 0.5 for r in out['paired'])
+    assert all(t['units'] == 3 and t['df'] == 2 and t['drives'] == 3 for t in fresh)
+    assert any(t['p'] != 0.5 for t in fresh)
+    assert 'p (batch t)' in (tmp_path / 'report.md').read_text()
