@@ -25,13 +25,14 @@ from rosbags.rosbag2 import Reader
 from signattn_driver.data import bag_layout
 from signattn_driver.data.bag_layout import camera_topic, INVERSE_RADIUS_TOPIC
 from signattn_driver.data.labels import stamp_ns_of
+from signattn_driver.errors import RosError
 from signattn_driver.ros.node_process import NodeProcess
 from signattn_driver.vehicle import load_vehicle, steering_from_inverse_radius
 
 log = logging.getLogger(__name__)
 
 
-class LiveEvaluationError(RuntimeError):
+class LiveEvaluationError(RosError):
     """The evaluation cannot run: bag without ground truth, node not starting or not found."""
 
 
@@ -40,7 +41,7 @@ class LiveEvaluationConfig:
     """Options of `signattn evaluate-live` (see the CLI for their help)."""
 
     bag: Path
-    out_dir: Path
+    out_dir: Path = Path('outputs/live_evaluation')
     checkpoint: Path | None = None    # None: attach to a running node
     rate: float = 1.0
     vehicle: str = 'mkz'

@@ -13,10 +13,12 @@ import subprocess
 import sys
 import tempfile
 
+from signattn_driver.errors import RosError
+
 NODE_MODULE = 'signattn_driver.ros.drive_node'
 
 
-class NodeProcessError(RuntimeError):
+class NodeProcessError(RosError):
     """The node process exited while it was needed (message: exit code and its last lines)."""
 
 
