@@ -10,7 +10,9 @@ import math
 from rcl_interfaces.msg import ParameterDescriptor, ParameterType
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-from signattn_driver.data.sequence_rule import DEFAULT_MAX_GAP_S
+from signattn_driver.data.sequence_rule import SEQUENCE_BREAK_GAP_S
+from signattn_driver.device import is_device_name
+from signattn_driver.predictor import PRECISIONS
 from signattn_driver.vehicle import load_vehicle
 
 TRANSPORTS = ('raw', 'compressed')
@@ -122,7 +124,7 @@ PARAMETERS = {
         0.0, DOUBLE, False, 'reject frames whose header stamp is older than this against the '
         'node clock (0 = off; use_sim_time with bags)'),
     'reset_gap_s': NodeParameter(
-        DEFAULT_MAX_GAP_S, DOUBLE, False, 'reset the LSTM state when consecutive frame stamps '
+        SEQUENCE_BREAK_GAP_S, DOUBLE, False, 'reset the LSTM state when consecutive frame stamps '
         'are further apart than this (s > 0; the gap training cuts sequences at); it also '
         'resets when time jumps back'),
     'route_command_timeout_s': NodeParameter(
@@ -135,11 +137,11 @@ def validate(name: str, value) -> str | None:
     """Return why `value` is not acceptable for parameter `name`, or None when it is."""
     if name == 'checkpoint' and not value:
         return 'checkpoint is required (path of a file written by `signattn train`)'
-    if name == 'device' and not (value in ('auto', 'cpu', 'cuda') or (
-            value.startswith('cuda:') and value[5:].isdigit())):
+    if name == 'device' and not is_device_name(value):
         return f'device must be auto, cpu, cuda or cuda:N, got {value!r}'
-    if name == 'precision' and value not in ('fp32', 'bf16', 'int8'):
-        return f'precision must be fp32, bf16 or int8, got {value!r}'
+    if name == 'precision' and value not in PRECISIONS:
+        return (f'precision must be {", ".join(PRECISIONS[:-1])} or {PRECISIONS[-1]}, '
+                f'got {value!r}')
     if name == 'input_transport' and value not in TRANSPORTS:
         return f'input_transport must be raw or compressed, got {value!r}'
     if name == 'input_reliability' and value not in RELIABILITIES:

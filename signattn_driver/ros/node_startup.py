@@ -16,11 +16,11 @@ from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValu
 from rclpy.executors import ExternalShutdownException
 
 from signattn_driver import vehicle as vehicles
-from signattn_driver.checkpoint import CheckpointError
+from signattn_driver.errors import RosError, SignattnError
 from signattn_driver.ros.drive_parameters import PARAMETERS, TYPE_NAMES, validate
 
 
-class NodeStartupError(RuntimeError):
+class NodeStartupError(RosError):
     """A configuration the node cannot start with (checkpoint, device, parameters)."""
 
 
@@ -78,7 +78,7 @@ def load_predictor(settings: dict):
     try:
         return Predictor(settings['checkpoint'], device=settings['device'],
                          precision=settings['precision'])
-    except (CheckpointError, ValueError) as err:  # ValueError: no such device, int8 on GPU
+    except (SignattnError, ValueError) as err:  # checkpoint, no such device, int8 on GPU
         raise NodeStartupError(str(err).splitlines()[0]) from err
 
 
