@@ -35,6 +35,7 @@ import numpy as np
 from benchmarks.node_processes import (jpeg_frames, child_env, close_listener,
                                        open_listener, start_camera)
 from signattn_driver.data.labels import stamp_ns_of
+from signattn_driver.latency import latency_summary
 from signattn_driver.ros.node_process import node_command, NodeProcess
 
 
@@ -120,9 +121,8 @@ def dds_hop_ms(env: dict, duration_s: float, mode: str = 'jpeg') -> dict:
     """
     _, received = _listen([['warmup', 5, 2.0], ['20hz', 20, duration_s]], env, mode,
                           mode == 'raw-reliable')
-    lat = np.array([r[2] for r in received if r[0] == '20hz'] or [np.nan])
-    return {'p50_ms': float(np.percentile(lat, 50)), 'p99_ms': float(np.percentile(lat, 99)),
-            'received': int(np.isfinite(lat).sum())}
+    lat = [r[2] for r in received if r[0] == '20hz']
+    return {**latency_summary(lat), 'received': len(lat)}
 
 
 def _paced_ms(work, n: int, rate_hz: float, warmup: int = 10) -> np.ndarray:
@@ -144,10 +144,6 @@ def _paced_ms(work, n: int, rate_hz: float, warmup: int = 10) -> np.ndarray:
         if i >= warmup:
             times.append((time.perf_counter() - t0) * 1e3)
     return np.array(times)
-
-
-def _summary(ms: np.ndarray) -> dict:
-    return {'p50_ms': float(np.median(ms)), 'p99_ms': float(np.percentile(ms, 99))}
 
 
 def floor_parts(path: str, precisions: list, thread_choice: str, device: str = 'cpu',
@@ -176,16 +172,16 @@ def floor_parts(path: str, precisions: list, thread_choice: str, device: str = '
         for threads in candidates:
             torch.set_num_threads(threads)
             predictor.reset()
-            timed[threads] = {**_summary(_paced_ms(step, steps, rate_hz)),
-                              'back_to_back': _summary(_paced_ms(step, steps, 0))}
+            timed[threads] = {**latency_summary(_paced_ms(step, steps, rate_hz)),
+                              'back_to_back': latency_summary(_paced_ms(step, steps, 0))}
         best = min(timed, key=lambda t: timed[t]['p50_ms'])
         out['step'][precision] = {'by_threads': timed, 'fastest_threads': best, **timed[best]}
     torch.set_num_threads(1)
 
     def decode(i):
         cv2.imdecode(np.frombuffer(jpegs[i % len(jpegs)], np.uint8), cv2.IMREAD_COLOR)
-    out['jpeg_decode'] = {**_summary(_paced_ms(decode, steps, rate_hz)),
-                          'back_to_back': _summary(_paced_ms(decode, 200, 0))}
+    out['jpeg_decode'] = {**latency_summary(_paced_ms(decode, steps, rate_hz)),
+                          'back_to_back': latency_summary(_paced_ms(decode, 200, 0))}
     return out
 
 
@@ -232,15 +228,13 @@ def _measure(variant_cmd: list, schedule: list, env: dict, camera_mode: str = 'j
         got = [r for r in received if r[0] == name]
         if name == 'warmup':
             continue
-        lat = np.array([r[2] for r in got]) if got else np.array([np.nan])
         t0, t1 = (got[0][3], got[-1][3]) if len(got) > 1 else (0.0, 1.0)
         busy = np.interp([t0, t1], cpu_t, cpu_s)
         phases[name] = {
             'rate_hz': rate_hz or 'flat out', 'published': published.get(name, 0),
             'processed': len(got), 'dropped': published.get(name, 0) - len(got),
             'processed_per_s': len(got) / (t1 - t0) if len(got) > 1 else 0.0,
-            'latency_p50_ms': float(np.percentile(lat, 50)),
-            'latency_p99_ms': float(np.percentile(lat, 99)),
+            **latency_summary([r[2] for r in got], 'latency_'),
             'node_cpu_percent_of_one_core': float(100 * (busy[1] - busy[0]) / (t1 - t0)),
         }
         # The node's stage p50s: its last /diagnostics before the next phase's first command.

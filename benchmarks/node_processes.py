@@ -14,18 +14,24 @@ import time
 
 import numpy as np
 
+from signattn_driver.ros.node_process import node_environment, use_loopback_dds
+
 FRAME_SIZE_HW = (480, 640)
 
 
-def child_env() -> dict:
-    """Return the environment of the benchmark's child processes.
+DEFAULT_DOMAIN_ID = '42'
 
-    Loopback DDS, the large-data transport, and this checkout on PYTHONPATH (the camera and
-    naive-node children import `benchmarks.node_processes`).
+
+def child_env() -> dict:
+    """Put this process's DDS on loopback; return the environment of its child processes.
+
+    This process (the listener) and its children share DDS settings: loopback discovery, a
+    domain (ROS_DOMAIN_ID or DEFAULT_DOMAIN_ID), the large-data transport; the children also
+    get this checkout on PYTHONPATH (the camera and naive-node children import
+    `benchmarks.node_processes`). Call it before rclpy starts in this process.
     """
-    env = dict(os.environ, FASTDDS_BUILTIN_TRANSPORTS='LARGE_DATA',
-               ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
-               ROS_DOMAIN_ID=os.environ.get('ROS_DOMAIN_ID', '42'))
+    use_loopback_dds(os.environ, DEFAULT_DOMAIN_ID)
+    env = node_environment()
     checkout = str(Path(__file__).resolve().parent.parent)
     env['PYTHONPATH'] = os.pathsep.join(filter(None, [checkout, env.get('PYTHONPATH')]))
     return env

@@ -13,6 +13,7 @@ dropped.
 from dataclasses import asdict, dataclass
 import json
 import logging
+import math
 import os
 from pathlib import Path
 import struct
@@ -25,10 +26,12 @@ from rosbags.rosbag2 import Reader
 from signattn_driver.data import bag_layout
 from signattn_driver.data.bag_layout import camera_topic, INVERSE_RADIUS_TOPIC
 from signattn_driver.data.labels import stamp_ns_of
+from signattn_driver.latency import latency_summary
 from signattn_driver.ros.node_process import NodeProcess
-from signattn_driver.vehicle import load_vehicle, steering_from_inverse_radius
+from signattn_driver.vehicle import load_vehicle, steering_wheel_error_deg
 
 log = logging.getLogger(__name__)
+LATENCY_PERCENTILES = (50, 90, 99)
 
 
 class LiveEvaluationError(RuntimeError):
@@ -108,15 +111,8 @@ def summarize(published: dict, commands: dict, truth: dict, vehicle, tolerance_s
     pred = np.array([r['u_pred_per_m'] for r in both])
     true = np.array([r['u_true_per_m'] for r in both])
     speed = np.array([r['speed_mps'] for r in both])
-    theta_err = np.degrees(np.abs(steering_from_inverse_radius(pred, speed, vehicle)
-                                  - steering_from_inverse_radius(true, speed, vehicle)))
+    theta_err = np.abs(steering_wheel_error_deg(pred, true, speed, vehicle))
 
-    def stats(values):
-        if len(values) == 0:
-            return None
-        return {'mean': float(np.mean(values)), 'p50': float(np.percentile(values, 50)),
-                'p90': float(np.percentile(values, 90)),
-                'p99': float(np.percentile(values, 99)), 'max': float(np.max(values))}
     report = {
         'frames_published': int(len(stamps)),
         'commands_received': int(answered.sum()),
@@ -125,7 +121,8 @@ def summarize(published: dict, commands: dict, truth: dict, vehicle, tolerance_s
         'frames_matched_with_ground_truth': len(both),
         'mae_inverse_radius_per_m': float(np.mean(np.abs(pred - true))) if both else None,
         'mae_steering_wheel_deg': float(np.nanmean(theta_err)) if both else None,
-        'latency_ms': stats(latency_ms),
+        **{key: None if math.isnan(value) else value for key, value in latency_summary(
+            latency_ms, 'latency_', LATENCY_PERCENTILES, mean_and_max=True).items()},
         'vehicle': vehicle.name,
     }
     return report, rows
@@ -140,7 +137,6 @@ def write_report(out_dir: Path, report: dict, rows: list) -> Path:
         for r in rows:
             f.write(','.join('' if r[k] is None else str(r[k]) for k in (
                 'stamp_ns', 'u_pred_per_m', 'u_true_per_m', 'speed_mps', 'latency_ms')) + '\n')
-    lat = report['latency_ms'] or {}
 
     def fmt(value, spec):
         return 'n/a' if value is None else format(value, spec)
@@ -155,8 +151,8 @@ def write_report(out_dir: Path, report: dict, rows: list) -> Path:
         f'| frames matched with ground truth | {report["frames_matched_with_ground_truth"]} |',
         f'| MAE u (1/m) | {fmt(report["mae_inverse_radius_per_m"], ".5f")} |',
         f'| MAE steering-wheel angle (deg) | {fmt(report["mae_steering_wheel_deg"], ".2f")} |',
-        *(f'| latency {k} (ms, frame published -> command received) | {fmt(lat.get(k), ".2f")} |'
-          for k in ('p50', 'p90', 'p99', 'max')),
+        *(f'| latency {k} (ms, frame published -> command received) | '
+          f'{fmt(report[f"latency_{k}_ms"], ".2f")} |' for k in ('p50', 'p90', 'p99', 'max')),
     ]
     path = out_dir / 'live_evaluation.md'
     path.write_text('\n'.join(lines) + '\n')
