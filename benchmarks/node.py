@@ -22,7 +22,6 @@ short probe also counts raw frames that arrive over Fast DDS LARGE_DATA for each
 reliability.
 """
 
-import json
 import os
 from pathlib import Path
 import platform
@@ -32,8 +31,8 @@ import time
 
 import numpy as np
 
-from benchmarks.node_processes import (jpeg_frames, child_env, close_listener,
-                                       open_listener, start_camera)
+from benchmarks.node_processes import (camera_counts, child_env, close_listener, jpeg_frames,
+                                       open_listener, require_heard, start_camera)
 from signattn_driver.data.labels import stamp_ns_of
 from signattn_driver.latency import latency_summary
 from signattn_driver.ros.node_process import node_command, NodeProcess
@@ -75,11 +74,16 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
 
 
-def _listen(schedule: list, env: dict, mode: str, reliable: bool) -> tuple[dict, list]:
-    """Run a camera and subscribe to its frames directly: (published per phase, receipts)."""
+def _listen(schedule: list, env: dict, mode: str, reliable: bool,
+            subscriber_wait_s: float = 120.0) -> tuple[dict, list]:
+    """Run a camera and subscribe to its frames directly: (published per phase, receipts).
+
+    Raises:
+        NothingHeardError: the camera found no subscriber, or no frame arrived.
+    """
     from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import CompressedImage, Image
-    camera = start_camera(schedule, env, mode)
+    camera = start_camera(schedule, env, mode, subscriber_wait_s)
     executor, node, context = open_listener('benchmark_hop_listener')
     received = []   # (phase, seq, latency_ms)
 
@@ -96,9 +100,10 @@ def _listen(schedule: list, env: dict, mode: str, reliable: bool) -> tuple[dict,
     try:
         while camera.poll() is None:
             executor.spin_once(timeout_sec=0.01)
-        published = json.loads(camera.stdout.read().strip().splitlines()[-1])
+        published = camera_counts(camera)
     finally:
         close_listener(executor, node, context, camera)
+    require_heard(f'DDS hop ({mode})', len(received), sum(published.values()))
     return published, received
 
 
@@ -218,10 +223,12 @@ def _measure(variant_cmd: list, schedule: list, env: dict, camera_mode: str = 'j
         end = time.monotonic() + 1.0
         while time.monotonic() < end:
             executor.spin_once(timeout_sec=0.01)
-        published = json.loads(camera.stdout.read().strip().splitlines()[-1])
+        published = camera_counts(camera)
     finally:
         close_listener(executor, node, context, camera)
         node_proc.close()
+    require_heard('steering/command of the node under test', len(received),
+                  sum(published.values()))
     cpu_t, cpu_s = np.array(cpu).T if cpu else (np.zeros(1), np.zeros(1))
     phases = {}
     for name, rate_hz, duration_s in schedule:

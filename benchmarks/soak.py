@@ -7,7 +7,6 @@ reads the node's resident set size from /proc every `--sample-s`. Memory is flat
 after warm-up stays within a few MiB to the end.
 """
 
-import json
 import os
 from pathlib import Path
 import platform
@@ -42,10 +41,11 @@ def run(args) -> dict:
     from geometry_msgs.msg import Vector3Stamped
     from rclpy.qos import QoSProfile
     from sensor_msgs.msg import Image
-    from benchmarks.node_processes import (child_env, close_listener, open_listener,
-                                           start_camera)
+    from benchmarks.node_processes import (camera_counts, child_env, close_listener,
+                                           open_listener, require_heard, start_camera)
     from signattn_driver.paths import config_path
-    from signattn_driver.ros.node_process import node_command
+    from signattn_driver.ros.node_process import (node_command, nothing_heard_hint,
+                                                  NothingHeardError)
 
     env = child_env()
     path = args.checkpoint or str(config_path('models', 'sim_mean_field.pt'))
@@ -67,6 +67,12 @@ def run(args) -> dict:
     deadline = time.monotonic() + 120
     while node.count_publishers('/attention') == 0 and time.monotonic() < deadline:
         executor.spin_once(timeout_sec=0.1)
+    if node.count_publishers('/attention') == 0:
+        close_listener(executor, node, context, None)
+        node_proc.kill()
+        node_proc.wait()
+        raise NothingHeardError(f'no drive node publishing /attention after 120 s: '
+                                f'{nothing_heard_hint()}')
     camera = start_camera([['soak', args.rate, duration_s]], env)
     samples = []   # [seconds since start, node RSS MiB, commands, attention images]
     start = time.monotonic()
@@ -87,12 +93,14 @@ def run(args) -> dict:
             executor.spin_once(timeout_sec=0.01)
         samples.append([round(time.monotonic() - start, 2), round(_rss_mib(node_proc.pid), 2),
                         counts['commands'], counts['attention']])
-        published = camera.stdout.read().strip().splitlines()[-1]
+        published = camera_counts(camera)
     finally:
         close_listener(executor, node, context, camera)
         if node_proc.poll() is None:
             node_proc.terminate()
             node_proc.wait(timeout=20)
+    require_heard('steering/command of the soaked node', counts['commands'],
+                  published['soak'])
     load.append(os.getloadavg()[0])
     t, rss = np.array([s[0] for s in samples]), np.array([s[1] for s in samples])
     after = rss[t >= args.warmup_s] if (t >= args.warmup_s).any() else rss
@@ -101,7 +109,7 @@ def run(args) -> dict:
         'machine': f'{os.cpu_count()} CPU cores, {platform.processor() or "cpu"}',
         'checkpoint': args.checkpoint or 'config/models/sim_mean_field.pt (shipped)',
         'precision': args.precision, 'threads': args.threads, 'rate_hz': args.rate,
-        'frames_published': int(json.loads(published)['soak']),
+        'frames_published': int(published['soak']),
         'commands_received': counts['commands'], 'attention_received': counts['attention'],
         'duration_s': float(t[-1]), 'load_average_1min': load,
         'rss_mib': {'first': float(rss[0]), 'at_warmup_end': float(after[0]),

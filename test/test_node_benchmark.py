@@ -47,3 +47,14 @@ def test_summary_is_the_median_of_each_figure_over_repeats():
     assert summary['floor_int8_p50_ms'] == pytest.approx(8.0)
     assert 'load_average_1min_at_start' not in summary
     assert summary['threads_chosen'] == [{'int8': 1}, {'int8': 2}, {'int8': 1}]
+
+
+def test_a_listener_that_hears_nothing_is_an_error_not_nan(ros_domain_id):
+    pytest.importorskip('rclpy', reason='the DDS hop needs rclpy')
+    from benchmarks.node import _listen
+    from benchmarks.node_processes import child_env
+    from signattn_driver.ros.node_process import NothingHeardError
+    # the camera runs in the next domain: this process's listener is never discovered
+    env = dict(child_env(), ROS_DOMAIN_ID=str(1 + ros_domain_id % 101))
+    with pytest.raises(NothingHeardError, match='found no subscriber in 2 s.*ROS_DOMAIN_ID'):
+        _listen([['20hz', 20, 1.0]], env, 'jpeg', False, subscriber_wait_s=2.0)

@@ -24,6 +24,23 @@ class NodeProcessError(RuntimeError):
     """The node process exited while it was needed (message: exit code and its last lines)."""
 
 
+class NothingHeardError(RuntimeError):
+    """A DDS exchange in which nothing arrived (message: `nothing_heard_hint`)."""
+
+
+def nothing_heard_hint(environ=None) -> str:
+    """Return the likely causes of hearing nothing over DDS, with this process's settings.
+
+    Every command that talks over DDS ends its "nothing arrived" error with this sentence.
+    """
+    env = os.environ if environ is None else environ
+    domain = env.get('ROS_DOMAIN_ID') or '0 (unset)'
+    scope = env.get('ROS_AUTOMATIC_DISCOVERY_RANGE') or 'unset, i.e. SUBNET, which needs multicast'
+    return ('is the other side running, and does it use the same ROS_DOMAIN_ID (here '
+            f'{domain}) and a ROS_AUTOMATIC_DISCOVERY_RANGE that reaches this process (here '
+            f'{scope}; LOCALHOST keeps discovery on this machine)?')
+
+
 def node_environment(base=None) -> dict:
     """Return the environment of a child that talks DDS with this process (e.g. drive_node).
 

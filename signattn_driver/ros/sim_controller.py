@@ -14,7 +14,8 @@ from sensor_msgs.msg import CompressedImage
 from std_srvs.srv import Trigger
 
 from signattn_driver.data.labels import stamp_ns_of
-from signattn_driver.ros.node_process import NodeProcess, NodeProcessError, node_environment
+from signattn_driver.ros.node_process import (NodeProcess, NodeProcessError, node_environment,
+                                              nothing_heard_hint)
 from signattn_driver.sim.closed_loop import ClosedLoopError, InverseRadiusController
 
 
@@ -77,7 +78,8 @@ class RosController(InverseRadiusController):
         while not self._reset_client.service_is_ready():
             self._check_alive()
             if time.monotonic() > deadline:
-                raise ClosedLoopError(f'drive_node offers no {self.RESET_SERVICE}')
+                raise ClosedLoopError(f'drive_node offers no {self.RESET_SERVICE}: '
+                                      f'{nothing_heard_hint()}')
             self._executor.spin_once(timeout_sec=0.05)
         future = self._reset_client.call_async(Trigger.Request())
         while not future.done():
@@ -104,7 +106,7 @@ class RosController(InverseRadiusController):
             now = time.monotonic()
             if now > deadline:
                 raise ClosedLoopError(f'no steering/command from drive_node in '
-                                      f'{self.timeout_s} s')
+                                      f'{self.timeout_s} s: {nothing_heard_hint()}')
             if now >= next_send:
                 # resend until answered: the node may still be starting, or drop a frame
                 self._pub.publish(msg)
