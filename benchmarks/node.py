@@ -191,6 +191,7 @@ def floor_parts(path: str, precisions: list, thread_choice: str, device: str = '
 
 
 def _measure(variant_cmd: list, schedule: list, env: dict, camera_mode: str = 'jpeg') -> dict:
+    """Run the schedule through one variant; return its phases and highest drop-free rate."""
     from diagnostic_msgs.msg import DiagnosticArray
     from geometry_msgs.msg import Vector3Stamped
     from rclpy.qos import QoSProfile
@@ -229,6 +230,24 @@ def _measure(variant_cmd: list, schedule: list, env: dict, camera_mode: str = 'j
         node_proc.close()
     require_heard('steering/command of the node under test', len(received),
                   sum(published.values()))
+    phases = _phases(schedule, published, received, cpu, diagnostics)
+    fixed = [p for p in phases.values() if p['rate_hz'] != 'flat out']
+    sustained = [p['rate_hz'] for p in fixed if p['dropped'] == 0]
+    return {'phases': phases,
+            'highest_rate_without_drops_hz': max(sustained) if sustained else None}
+
+
+def _phases(schedule: list, published: dict, received: list, cpu: list,
+            diagnostics: list) -> dict:
+    """Per phase after warm-up: counts, latency, the node's CPU share and its stage p50s.
+
+    Args:
+        schedule: [name, rate_hz, duration_s] phases.
+        published: frames the camera published per phase.
+        received: (phase, seq, latency_ms, receipt perf) per command.
+        cpu: (perf, node CPU seconds) samples.
+        diagnostics: (receipt perf, {key: value}) of the node's /diagnostics.
+    """
     cpu_t, cpu_s = np.array(cpu).T if cpu else (np.zeros(1), np.zeros(1))
     phases = {}
     for name, rate_hz, duration_s in schedule:
@@ -253,10 +272,7 @@ def _measure(variant_cmd: list, schedule: list, env: dict, camera_mode: str = 'j
                 stage: float(before[-1][f'{stage}_p50_ms']) for stage in (
                     'age_at_receipt', 'wait', 'decode', 'preprocess', 'network', 'publish',
                     'compute', 'latency')}
-    fixed = [p for p in phases.values() if p['rate_hz'] != 'flat out']
-    sustained = [p['rate_hz'] for p in fixed if p['dropped'] == 0]
-    return {'phases': phases,
-            'highest_rate_without_drops_hz': max(sustained) if sustained else None}
+    return phases
 
 
 def _thread_probe(args, path: str, env: dict, precisions: list) -> dict:
@@ -299,13 +315,32 @@ def _one_run(args, path: str, env: dict, schedule: list, precisions: list) -> di
     else:
         threads = {p: int(args.threads) for p in precisions}
     out['threads'] = threads
-    variants = {}   # name -> (command, camera mode)
+    for name, (cmd, mode) in _variants(args, path, precisions, threads).items():
+        load_before = os.getloadavg()[0]
+        out['variants'][name] = _measure(cmd, schedule, env, mode)
+        out['variants'][name]['load_average_1min'] = [load_before, os.getloadavg()[0]]
+    for precision in precisions:
+        for transport in inputs:
+            out.update(_floor_ratios(precision, transport, floor, out['variants']))
+    v = out['variants']
+    if 'naive_fp32' in v:
+        for name in v:
+            if name != 'naive_fp32':
+                a, b = v['naive_fp32']['phases']['20hz'], v[name]['phases']['20hz']
+                out[f'ratio_naive_over_{name}_p50'] = a['latency_p50_ms'] / b['latency_p50_ms']
+                out[f'ratio_naive_over_{name}_p99'] = a['latency_p99_ms'] / b['latency_p99_ms']
+    return out
+
+
+def _variants(args, path: str, precisions: list, threads: dict) -> dict:
+    """Return {variant name: (command line, camera mode)}: the naive node, then the product's."""
+    variants = {}
     if not args.no_naive:
         variants['naive_fp32'] = ([sys.executable, '-c', 'from benchmarks.node_processes '
                                    'import naive_main; naive_main()', path,
                                    str(threads.get('fp32', 1))], 'jpeg')
     for precision in precisions:
-        for transport in inputs:
+        for transport in args.inputs.split(','):
             raw = transport == 'raw'
             variants[f'node_{precision}' + ('_raw' if raw else '')] = (node_command({
                 'checkpoint': path, 'precision': precision, 'device': args.device,
@@ -313,42 +348,34 @@ def _one_run(args, path: str, env: dict, schedule: list, precisions: list) -> di
                 'input_transport': transport,
                 'input_reliability': 'reliable' if raw else 'best_effort'}),
                 'raw-reliable' if raw else 'jpeg')
-    for name, (cmd, mode) in variants.items():
-        load_before = os.getloadavg()[0]
-        out['variants'][name] = _measure(cmd, schedule, env, mode)
-        out['variants'][name]['load_average_1min'] = [load_before, os.getloadavg()[0]]
-    v = out['variants']
-    for precision in precisions:
-        for transport in inputs:
-            tag = precision + ('_raw' if transport == 'raw' else '')
-            step = floor['step'][precision]
-            if transport == 'raw':
-                hop, decode, decode_loop = floor['dds_hop_raw']['p50_ms'], 0.0, 0.0
-            else:
-                hop = floor['dds_hop']['p50_ms']
-                decode = floor['jpeg_decode']['p50_ms']
-                decode_loop = floor['jpeg_decode']['back_to_back']['p50_ms']
-            node_p50 = v[f'node_{tag}']['phases']['20hz']['latency_p50_ms']
-            out[f'floor_{tag}_p50_ms'] = step['p50_ms'] + decode + hop
-            out[f'ratio_node_over_floor_{tag}_p50'] = node_p50 / out[f'floor_{tag}_p50_ms']
-            # The parts timed back to back (warm caches, spinning OpenMP workers): a lower
-            # floor than a 20 Hz node can reach, reported beside the paced one.
-            loop = step['back_to_back']['p50_ms'] + decode_loop + hop
-            out[f'floor_back_to_back_{tag}_p50_ms'] = loop
-            out[f'ratio_node_over_back_to_back_floor_{tag}_p50'] = node_p50 / loop
-            # The same floor from the node's own stages in the 20 Hz phase (step = preprocess
-            # + network, decode, hop = age at receipt): immune to load changing between parts.
-            stages = v[f'node_{tag}']['phases']['20hz'].get('node_stages_p50_ms')
-            if stages:
-                own = sum(stages[k] for k in ('preprocess', 'network', 'decode',
-                                              'age_at_receipt'))
-                out[f'ratio_node_over_stage_floor_{tag}_p50'] = node_p50 / own
-    if 'naive_fp32' in v:
-        for name in v:
-            if name != 'naive_fp32':
-                a, b = v['naive_fp32']['phases']['20hz'], v[name]['phases']['20hz']
-                out[f'ratio_naive_over_{name}_p50'] = a['latency_p50_ms'] / b['latency_p50_ms']
-                out[f'ratio_naive_over_{name}_p99'] = a['latency_p99_ms'] / b['latency_p99_ms']
+    return variants
+
+
+def _floor_ratios(precision: str, transport: str, floor: dict, variants: dict) -> dict:
+    """The node's 20 Hz p50 over its floor, three ways, for one precision and transport."""
+    out = {}
+    tag = precision + ('_raw' if transport == 'raw' else '')
+    step = floor['step'][precision]
+    if transport == 'raw':
+        hop, decode, decode_loop = floor['dds_hop_raw']['p50_ms'], 0.0, 0.0
+    else:
+        hop = floor['dds_hop']['p50_ms']
+        decode = floor['jpeg_decode']['p50_ms']
+        decode_loop = floor['jpeg_decode']['back_to_back']['p50_ms']
+    node_p50 = variants[f'node_{tag}']['phases']['20hz']['latency_p50_ms']
+    out[f'floor_{tag}_p50_ms'] = step['p50_ms'] + decode + hop
+    out[f'ratio_node_over_floor_{tag}_p50'] = node_p50 / out[f'floor_{tag}_p50_ms']
+    # The parts timed back to back (warm caches, spinning OpenMP workers): a lower floor than
+    # a 20 Hz node can reach, reported beside the paced one.
+    loop = step['back_to_back']['p50_ms'] + decode_loop + hop
+    out[f'floor_back_to_back_{tag}_p50_ms'] = loop
+    out[f'ratio_node_over_back_to_back_floor_{tag}_p50'] = node_p50 / loop
+    # The same floor from the node's own stages in the 20 Hz phase (step = preprocess +
+    # network, decode, hop = age at receipt): immune to load changing between parts.
+    stages = variants[f'node_{tag}']['phases']['20hz'].get('node_stages_p50_ms')
+    if stages:
+        own = sum(stages[k] for k in ('preprocess', 'network', 'decode', 'age_at_receipt'))
+        out[f'ratio_node_over_stage_floor_{tag}_p50'] = node_p50 / own
     return out
 
 
