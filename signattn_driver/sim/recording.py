@@ -243,14 +243,14 @@ class _Recorder:
             The drive's summary, or None when it was too short to keep (and removed).
         """
         config, seed = self.config, self.config.seed + index
-        name = f'sim_{seed:05d}'
-        drive = (self.dataset.drive(name, self._split(index)) if self.dataset is not None
-                 else None)
+        name, split = f'sim_{seed:05d}', self._split(index)
+        drive = self.dataset.drive(name, split) if self.dataset is not None else None
         rate = config.sim.rate_hz
+        # without a policy the expert drives anyway: nothing to take over from
+        takeover_s = config.takeover_s if self.policy is not None else 0.0
         limits = EpisodeLimits(
             max_frames=min(frames_left, int(config.max_drive_s * rate)),
-            # the expert drives anyway without a policy: nothing to take over from
-            takeover_frames=int(round(config.takeover_s * rate)) if self.policy else 0,
+            takeover_frames=int(round(takeover_s * rate)),
             max_off_road_frames=math.floor(config.max_off_road_s * rate),
             timeout_end='max_frames')
         with contextlib.ExitStack() as stack:
@@ -266,7 +266,7 @@ class _Recorder:
             if drive is not None:
                 shutil.rmtree(drive.folder, ignore_errors=True)
             return None
-        summary = writer.summary(name, self._split(index), episode)
+        summary = writer.summary(name, split, episode)
         if drive is not None:
             self.dataset.close_drive(drive, seed=seed, end=episode.end, source='metadrive')
         log.info('%s: %d frames, %.2f km, %s, %.1f steps/s', name, episode.frames, episode.km,
