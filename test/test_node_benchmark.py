@@ -74,5 +74,6 @@ def test_floor_ratios_divide_the_node_p50_by_its_parts():
     assert jpeg['floor_back_to_back_int8_p50_ms'] == 5.5
     assert jpeg['ratio_node_over_stage_floor_int8_p50'] == 10.0 / 8.0
     raw = _floor_ratios('int8', 'raw', floor, variants)       # no decode; the raw frame's hop
-    assert raw['floor_int8_raw_p50_ms'] == 18.0 and raw['ratio_node_over_floor_int8_raw_p50'] == 21 / 18
+    assert raw['floor_int8_raw_p50_ms'] == 18.0
+    assert raw['ratio_node_over_floor_int8_raw_p50'] == 21 / 18
     assert 'ratio_node_over_stage_floor_int8_raw_p50' not in raw
