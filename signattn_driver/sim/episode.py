@@ -21,7 +21,7 @@ import time
 
 import cv2
 
-from signattn_driver.sim.metadrive_adapter import MetaDriveSim, SimState, SimulatorError
+from signattn_driver.sim.metadrive_adapter import MetaDriveSim, SimState
 
 STAMP_ORIGIN_NS = 1_600_000_000 * 10**9   # episode i starts at this stamp + i hours
 EPISODE_SPACING_NS = 3600 * 10**9
@@ -36,8 +36,8 @@ def frame_stamp_ns(episode_index: int, frame_index: int, rate_hz: float) -> int:
 def encode_jpeg(image_bgr, quality: int) -> bytes:
     """Encode a (H, W, 3) uint8 BGR camera image as JPEG bytes at `quality` (0-100)."""
     ok, jpeg = cv2.imencode('.jpg', image_bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-    if not ok:
-        raise SimulatorError('JPEG encoding of the camera frame failed')
+    if not ok:      # a rendered frame always encodes: this is a bug, not a user's mistake
+        raise RuntimeError(f'JPEG encoding of a {image_bgr.shape} camera frame failed')
     return jpeg.tobytes()
 
 
