@@ -12,7 +12,7 @@ import importlib
 import logging
 import sys
 
-from signattn_driver.cli import CliError
+from signattn_driver.cli import run_command
 
 SUBCOMMANDS = ('train', 'sweep', 'evaluate')
 
@@ -25,11 +25,7 @@ def main(argv=None) -> int:
         importlib.import_module(f'signattn_driver.cli.{name}').register(subparsers)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
-    try:
-        return int(args.func(args) or 0)
-    except (CliError, FileNotFoundError, ValueError) as err:
-        print(f'{args.command}: error: {err}', file=sys.stderr)
-        return 2
+    return run_command(args, prog='experiment_cli')
 
 
 if __name__ == '__main__':

@@ -18,6 +18,7 @@ import zipfile
 
 import torch
 
+from signattn_driver.errors import SignattnError
 from signattn_driver.model import ModelConfig, SteeringNet
 from signattn_driver.preprocessing import PREPROCESSING, PREPROCESSING_VERSION
 
@@ -26,7 +27,7 @@ FORMAT_VERSION = 1
 _RESERVED = ('format', 'format_version', 'model_config', 'state_dict', 'state_dict_sha256')
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(SignattnError):
     """A checkpoint that is missing, unreadable, modified or does not fit the model."""
 
 

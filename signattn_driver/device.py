@@ -1,25 +1,34 @@
-"""Resolve a device string once ('auto' picks CUDA when there is one)."""
+"""Resolve a device string once ('auto' picks CUDA when there is one); the one device rule."""
 
 import torch
+
+from signattn_driver.errors import ConfigError
+
+# What a device setting may say (flags, node parameters, configs); N is a GPU index.
+DEVICE_NAMES = ('auto', 'cpu', 'cuda', 'cuda:N')
+DEVICE_HELP = 'auto (CUDA when present), cpu, cuda or cuda:N'
+
+
+def is_device_name(device: str) -> bool:
+    """Return whether `device` is spelled as DEVICE_NAMES allow (hardware not checked)."""
+    return device in ('auto', 'cpu', 'cuda') or (
+        device.startswith('cuda:') and device[len('cuda:'):].isdigit())
 
 
 def resolve_device(device: str = 'auto') -> torch.device:
     """Map 'auto' | 'cpu' | 'cuda' | 'cuda:N' to a torch.device that exists here.
 
     Raises:
-        ValueError: unknown string, or CUDA asked for but not available.
+        ConfigError (a ValueError): unknown string, or CUDA asked for but not available.
     """
     if device == 'auto':
         return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    try:
-        dev = torch.device(device)
-    except RuntimeError as err:
-        raise ValueError(f'unknown device {device!r} (use auto, cpu, cuda or cuda:N)') from err
+    if not is_device_name(device):
+        raise ConfigError(f'unknown device {device!r} (use {DEVICE_HELP})')
+    dev = torch.device(device)
     if dev.type == 'cuda':
         if not torch.cuda.is_available():
-            raise ValueError(f'device {device!r} asked for, but CUDA is not available here')
+            raise ConfigError(f'device {device!r} asked for, but CUDA is not available here')
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(f'device {device!r}: only {torch.cuda.device_count()} GPU(s)')
-    elif dev.type != 'cpu':
-        raise ValueError(f'unsupported device {device!r} (use auto, cpu, cuda or cuda:N)')
+            raise ConfigError(f'device {device!r}: only {torch.cuda.device_count()} GPU(s)')
     return dev

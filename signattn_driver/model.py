@@ -11,6 +11,7 @@ SteeringNet maps a sequence of preprocessed frames to the inverse turning radius
     "soft":  X^_t = L * alpha * x       (Kim & Canny 2017)
     "none":  X^_t = x
     u_t = W_b . dropout(sigmoid(W_a h_{t-1} + b_a) o flatten(X^_t)) + b_b   eq. 10
+        = b_b + sum over cells l of phi_t[l]   (exact: the contribution map, `explain_step`)
     (h_t, c_t) = LSTM(flatten(X^_t), (h_{t-1}, c_{t-1}))
     (h_0, c_0) = f_init(mean_L X_0)                                      eq. 13-14
 
@@ -24,12 +25,14 @@ Known inconsistencies of the paper and what this module does (see docs/model.md)
 
 from dataclasses import asdict, dataclass
 import math
+from typing import NamedTuple
 
 import torch
 from torch import nn
 import torch.nn.functional as F
 
 from signattn_driver.quantization import binarize, MAX_BITS, MIN_BITS, uniform_quantize
+from signattn_driver.route_command import ROUTE_COMMANDS
 
 INPUT_HEIGHT = 80
 INPUT_WIDTH = 160
@@ -43,6 +46,23 @@ ATTENTIONS = ('sign', 'soft', 'none')
 BINARIZERS = ('deterministic', 'stochastic', 'mean_field', 'gated')
 
 State = tuple[torch.Tensor, torch.Tensor]  # (h, c), each (B, lstm_hidden)
+
+
+class Explained(NamedTuple):
+    """One step with its exact decomposition: u = bias + contribution.sum((-2, -1)).
+
+    u: (B,) inverse turning radius, 1/m (+ = left).
+    alpha: (B, 10, 20) attention, sums to 1.
+    contribution: (B, 10, 20) phi, signed, 1/m: each cell's share of u through X^_t.
+    bias: (B,) the part of u that no cell carries (b_beta, the branch's bias), 1/m.
+    state: (h_t, c_t).
+    """
+
+    u: torch.Tensor
+    alpha: torch.Tensor
+    contribution: torch.Tensor
+    bias: torch.Tensor
+    state: State
 
 
 @dataclass
@@ -67,6 +87,10 @@ class ModelConfig:
     # u is O(1e-3..1e-1) 1/m. The head predicts u / output_scale so that Xavier-initialised
     # weights start at the label's magnitude instead of ~100x too large.
     output_scale: float = 0.01
+    # 0: camera only. len(ROUTE_COMMANDS) (4): conditioned on the navigator's route command
+    # (route_command.py) by one output branch per command plus a per-command bias inside the
+    # attention score and the output gate. u stays linear in X^_t, so phi stays exact.
+    num_commands: int = 0
 
     def __post_init__(self):
         """Normalise YAML-friendly values and reject impossible settings early."""
@@ -90,6 +114,9 @@ class ModelConfig:
             raise ValueError(f'output_scale must be > 0, got {self.output_scale}')
         if not (self.sign_kappa > 0 and math.isfinite(self.sign_kappa)):
             raise ValueError(f'sign_kappa must be > 0, got {self.sign_kappa}')
+        if self.num_commands not in (0, len(ROUTE_COMMANDS)):
+            raise ValueError(f'num_commands must be 0 (camera only) or {len(ROUTE_COMMANDS)} '
+                             f'({", ".join(ROUTE_COMMANDS)}), got {self.num_commands}')
 
     @property
     def lstm_input_size(self) -> int:
@@ -135,9 +162,16 @@ class SpatialAttention(nn.Module):
         self.state_proj = nn.Linear(state_size, hidden, bias=False)  # W_delta
         self.score = nn.Linear(hidden, 1)                          # w, b
 
-    def forward(self, feats: torch.Tensor, h: torch.Tensor, temperature: float) -> torch.Tensor:
-        """Weights (B, L) summing to 1 from features (B, L, C) and the state h (B, H)."""
-        e = self.score(torch.tanh(self.feature_proj(feats) + self.state_proj(h)[:, None]))
+    def forward(self, feats: torch.Tensor, h: torch.Tensor, temperature: float,
+                command_bias: torch.Tensor | None = None) -> torch.Tensor:
+        """Weights (B, L) summing to 1 from features (B, L, C) and the state h (B, H).
+
+        command_bias: (B, hidden) added inside the tanh for route-command models, or None.
+        """
+        drive = self.state_proj(h)
+        if command_bias is not None:
+            drive = drive + command_bias
+        e = self.score(torch.tanh(self.feature_proj(feats) + drive[:, None]))
         return torch.softmax(e.squeeze(-1).float() / temperature, dim=-1).to(feats.dtype)
 
 
@@ -156,16 +190,23 @@ class SteeringNet(nn.Module):
         self.lstm = nn.LSTMCell(d_in, hidden)
         self.gate = nn.Linear(hidden, d_in)                # W_alpha, b_alpha (eq. 10)
         self.dropout = nn.Dropout(config.dropout)
-        self.head = nn.Linear(d_in, 1)                     # W_beta, b_beta (eq. 10)
+        # W_beta, b_beta (eq. 10); one row per route command when the model takes commands.
+        self.head = nn.Linear(d_in, max(1, config.num_commands))
+        if config.num_commands:
+            self.command_attention = nn.Embedding(config.num_commands, config.attention_hidden)
+            self.command_gate = nn.Embedding(config.num_commands, d_in)
         self.reset_parameters()
 
     def reset_parameters(self):
-        """Xavier-uniform weights and zero biases everywhere (paper Sec. IV-A)."""
+        """Xavier-uniform weights and zero biases everywhere (paper Sec. IV-A).
+
+        The command embeddings start at zero, so every command starts as the camera-only model.
+        """
         for name, p in self.named_parameters():
-            if p.dim() >= 2:
-                nn.init.xavier_uniform_(p)
-            else:
+            if name.startswith('command_') or p.dim() < 2:
                 nn.init.zeros_(p)
+            else:
+                nn.init.xavier_uniform_(p)
 
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
         """Frames (N, 3, 80, 160) -> features (N, L, C), locations in row-major order."""
@@ -247,41 +288,104 @@ class SteeringNet(nn.Module):
         z = self.sign_input(feats[..., :FEATURE_CHANNELS // 2], alpha)
         return (z.abs() >= 1.0).flatten(1).float().mean(1)
 
-    def step_features(self, feats: torch.Tensor, state: State):
+    def _head(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(W_beta (K, D_in), b_beta (K,)) as float tensors, also for an int8-quantized head."""
+        weight, bias = self.head.weight, self.head.bias
+        if callable(weight):   # torch.ao dynamic quantized Linear: packed params
+            weight, bias = weight().dequantize(), bias()
+        return weight, bias
+
+    def _route(self, command: torch.Tensor | None, batch: int, device) -> torch.Tensor | None:
+        """Command indices (B,) long for a command model (None -> follow-lane); None otherwise."""
+        if not self.config.num_commands:
+            return None
+        if command is None:
+            return torch.zeros(batch, dtype=torch.long, device=device)
+        return torch.as_tensor(command, device=device).long().reshape(-1).expand(batch)
+
+    def _step(self, feats: torch.Tensor, state: State, command: torch.Tensor | None):
+        """One step's parts: u (B,), alpha (B, L), gated X^ (B, D_in), route (B,)|None, state."""
+        h, c = state
+        route = self._route(command, len(feats), feats.device)
+        if self.config.attention == 'none':
+            alpha = feats.new_full(feats.shape[:2], 1.0 / NUM_LOCATIONS)
+        else:
+            extra = () if route is None else (self.command_attention(route),)
+            alpha = self.attention(feats, h, self.config.temperature, *extra)
+        x_hat = self.attend(feats, alpha)                                    # (B, D_in)
+        gate = self.gate(h)
+        if route is not None:
+            gate = gate + self.command_gate(route)
+        gated = torch.sigmoid(gate) * x_hat                                  # eq. 10
+        out = self.head(self.dropout(gated))                                 # (B, K)
+        if route is not None:
+            out = out.gather(1, route[:, None])
+        u = out.squeeze(-1) * self.config.output_scale
+        h, c = self.lstm(x_hat, (h, c))
+        return u, alpha, gated, route, (h, c)
+
+    def step_features(self, feats: torch.Tensor, state: State, command=None):
         """Advance one time step from encoded features.
 
         Args:
             feats: (B, L, C) features of frame t.
             state: (h_{t-1}, c_{t-1}).
+            command: route command(s) (B,) or a scalar (route_command.py) for a command model;
+                None means follow-lane. Ignored by camera-only models.
 
         Returns:
             u (B,) in 1/m, alpha (B, L), and the new state (h_t, c_t).
         """
-        h, c = state
-        if self.config.attention == 'none':
-            alpha = feats.new_full(feats.shape[:2], 1.0 / NUM_LOCATIONS)
-        else:
-            alpha = self.attention(feats, h, self.config.temperature)
-        x_hat = self.attend(feats, alpha)                                    # (B, D_in)
-        gated = torch.sigmoid(self.gate(h)) * x_hat                          # eq. 10
-        u = self.head(self.dropout(gated)).squeeze(-1) * self.config.output_scale
-        h, c = self.lstm(x_hat, (h, c))
-        return u, alpha, (h, c)
+        u, alpha, _, _, state = self._step(feats, state, command)
+        return u, alpha, state
 
-    def step(self, frame: torch.Tensor, state: State | None = None):
+    def contribution(self, gated: torch.Tensor, route: torch.Tensor | None):
+        """Split u exactly over the map: phi (B, 10, 20) and the bias (B,), both in 1/m.
+
+        u = s (W_beta . g + b_beta) with g = sigmoid(W_alpha h_{t-1}) o X^_t (eq. 10, dropout
+        is the identity in eval mode), and X^_t's entries belong to map cells, so
+        phi[l] = s sum_c W_beta[l, c] g[l, c] and u = s b_beta + sum_l phi[l].
+        """
+        weight, bias = self._head()
+        if route is None:
+            weight, bias = weight[:1].expand(len(gated), -1), bias[:1].expand(len(gated))
+        else:
+            weight, bias = weight[route], bias[route]
+        scale = self.config.output_scale
+        phi = (weight * gated).view(len(gated), NUM_LOCATIONS, -1).sum(-1) * scale
+        return phi.view(-1, MAP_HEIGHT, MAP_WIDTH), bias * scale
+
+    def explain_step(self, frame: torch.Tensor, state: State | None = None,
+                     command=None) -> Explained:
+        """`step` with the exact contribution map phi of the current frame (see `Explained`).
+
+        phi is exact for the current frame's path to u_t in eval mode: sum(phi) + bias == u_t
+        to float precision. The frame also reaches later commands through h_t, which phi does
+        not include (docs/model.md, "The contribution map").
+        """
+        feats = self.encode(frame)
+        if state is None:
+            state = self.initial_state_from_features(feats)
+        u, alpha, gated, route, state = self._step(feats, state, command)
+        phi, bias = self.contribution(gated, route)
+        return Explained(u, alpha.view(-1, MAP_HEIGHT, MAP_WIDTH), phi, bias, state)
+
+    def step(self, frame: torch.Tensor, state: State | None = None, command=None):
         """One streaming step: frame (B, 3, 80, 160) -> (u (B,), alpha (B, 10, 20), state)."""
         feats = self.encode(frame)
         if state is None:
             state = self.initial_state_from_features(feats)
-        u, alpha, state = self.step_features(feats, state)
+        u, alpha, state = self.step_features(feats, state, command)
         return u, alpha.view(-1, MAP_HEIGHT, MAP_WIDTH), state
 
-    def forward(self, frames: torch.Tensor, state: State | None = None):
+    def forward(self, frames: torch.Tensor, state: State | None = None,
+                commands: torch.Tensor | None = None):
         """Run a sequence.
 
         Args:
             frames: (B, T, 3, 80, 160) float network input (see preprocessing).
             state: (h, c) carried from a previous chunk, or None to start from frame 0 (eq. 13-14).
+            commands: (B, T) route commands for a command model; None means follow-lane.
 
         Returns:
             u (B, T) in 1/m, attention (B, T, 10, 20) summing to 1 per frame, final state.
@@ -292,7 +396,8 @@ class SteeringNet(nn.Module):
             state = self.initial_state_from_features(feats[:, 0])
         us, alphas = [], []
         for i in range(t):
-            u, alpha, state = self.step_features(feats[:, i], state)
+            command = None if commands is None else commands[:, i]
+            u, alpha, state = self.step_features(feats[:, i], state, command)
             us.append(u)
             alphas.append(alpha)
         attention = torch.stack(alphas, 1).view(b, t, MAP_HEIGHT, MAP_WIDTH)

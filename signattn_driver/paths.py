@@ -9,6 +9,8 @@ from pathlib import Path
 import sys
 
 PACKAGE = 'signattn_driver'
+# The shipped demo checkpoint, under config/ (the node's, the launch file's and the demo's model)
+SHIPPED_MODEL = ('models', 'sim_mean_field.pt')
 
 
 def share_dir() -> Path:
@@ -31,3 +33,8 @@ def share_dir() -> Path:
 def config_path(*parts: str) -> Path:
     """Path of a file under the package's `config/` directory."""
     return share_dir().joinpath('config', *parts)
+
+
+def shipped_model() -> Path:
+    """Path of the shipped demo checkpoint (config/models/sim_mean_field.pt)."""
+    return config_path(*SHIPPED_MODEL)

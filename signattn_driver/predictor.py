@@ -5,6 +5,7 @@ per frame only the image goes up and the scalar (and the map, when asked for) co
 """
 
 import logging
+from typing import NamedTuple
 import warnings
 
 import numpy as np
@@ -28,39 +29,59 @@ def quantize_dynamic_int8(model: nn.Module) -> nn.Module:
         return tq.quantize_dynamic(model, {nn.LSTMCell, nn.Linear}, dtype=torch.qint8)
 
 
+class StepOutput(NamedTuple):
+    """One frame's answer on the host.
+
+    u_per_m: inverse turning radius, 1/m (+ = left).
+    attention: (10, 20) float32 alpha summing to 1, or None when not asked for.
+    contribution_per_m: (10, 20) float32 phi, signed, 1/m, or None when not asked for;
+        u_per_m == bias_per_m + contribution_per_m.sum() (float32; int8 approximately).
+    bias_per_m: the part of u that no cell carries, 1/m (NaN when phi was not asked for).
+    """
+
+    u_per_m: float
+    attention: np.ndarray | None
+    contribution_per_m: np.ndarray | None
+    bias_per_m: float
+
+
 class _CudaGraphStep:
     """One network step (batch 1) captured as a CUDA graph; the LSTM state lives in its buffers.
 
     Replaying a graph launches the whole step at once instead of ~60 kernels one by one, which
-    halves the per-frame time of the paper model on an H200 (docs/benchmarks.md).
+    halves the per-frame time of the paper model on an H200 (docs/benchmarks.md). The graph
+    computes the contribution map too (one product and one sum): it costs less than a second
+    graph.
     """
 
     def __init__(self, model: nn.Module, x: torch.Tensor, state):
         self.x = x.clone()
+        self.command = torch.zeros(1, dtype=torch.long, device=x.device)
         self.h, self.c = (t.clone() for t in state)
         stream = torch.cuda.Stream()
         stream.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(stream):
             for _ in range(3):  # warm-up outside the graph, as CUDA graph capture requires
-                model.step(self.x, (self.h, self.c))
+                model.explain_step(self.x, (self.h, self.c), self.command)
         torch.cuda.current_stream().wait_stream(stream)
         self.graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self.graph):
-            self.u, self.alpha, (self.h_out, self.c_out) = model.step(self.x, (self.h, self.c))
+            self.out = model.explain_step(self.x, (self.h, self.c), self.command)
 
-    def __call__(self, x: torch.Tensor, state):
-        """Advance from `state` on input x; returns (u, alpha, finite, state buffers)."""
+    def __call__(self, x: torch.Tensor, state, command: int):
+        """Advance from `state` on input x; returns (model.Explained on buffers, finite)."""
         self.x.copy_(x)
+        self.command.fill_(command)
         if state[0] is not self.h:
             self.h.copy_(state[0])
             self.c.copy_(state[1])
         self.graph.replay()
-        u = self.u.float().clone()
-        finite = bool(torch.isfinite(u).all())
+        out = self.out
+        finite = bool(torch.isfinite(out.u).all())
         if finite:
-            self.h.copy_(self.h_out)
-            self.c.copy_(self.c_out)
-        return u, self.alpha.float().clone(), finite, (self.h, self.c)
+            self.h.copy_(out.state[0])
+            self.c.copy_(out.state[1])
+        return out._replace(state=(self.h, self.c)), finite
 
 
 class Predictor:
@@ -138,39 +159,61 @@ class Predictor:
         return device.copy_(host, non_blocking=True)
 
     @torch.inference_mode()
-    def step_input(self, x: torch.Tensor):
-        """Advance on preprocessed input (1, 3, 80, 160); returns device tensors (u (1,), alpha).
+    def step_input(self, x: torch.Tensor, command: int | None = None):
+        """Advance on preprocessed input (1, 3, 80, 160); returns model.Explained (device).
 
         The state is only replaced when the output is finite, so a bad frame cannot poison it.
+        `command` (route_command.py) reaches command models only; None means follow-lane.
         """
         x = x.to(self.device)
+        command = 0 if command is None else int(command)
         if (self.cuda_graph and self.device.type == 'cuda' and self.precision == 'fp32'
                 and self.state is not None and x.shape[0] == 1):
             if self._graph is None:
                 self._graph = _CudaGraphStep(self.model, x, self.state)
-            u, alpha, finite, state = self._graph(x, self.state)
+            out, finite = self._graph(x, self.state, command)
             if finite:
-                self.state = state
-            return u, alpha
+                self.state = out.state
+            return out
         with torch.autocast(self.device.type, dtype=torch.bfloat16,
                             enabled=self.precision == 'bf16'):
-            u, alpha, state = self.model.step(x, self.state)
-        u = u.float()
-        if bool(torch.isfinite(u).all()):
-            self.state = state
-        return u, alpha.float()
+            out = self.model.explain_step(x, self.state, command)
+        if bool(torch.isfinite(out.u).all()):
+            self.state = out.state
+        return out
 
-    def step(self, image, color_order: str = 'bgr', want_attention: bool = True):
+    def step_full(self, image, color_order: str = 'bgr', want_attention: bool = True,
+                  want_contribution: bool = False, command: int | None = None) -> StepOutput:
+        """Advance one frame; copy back what was asked for (see `StepOutput`).
+
+        Args:
+            image: (H, W, 3) uint8 camera image (numpy, or a torch tensor on any device).
+            color_order: 'bgr' or 'rgb'.
+            want_attention: copy the attention map back to the host.
+            want_contribution: copy the contribution map phi and its bias back to the host.
+            command: route command (route_command.py) for command models; None = follow-lane.
+        """
+        out = self.step_input(self.preprocess(image, color_order), command)
+        attention = out.alpha[0].float().cpu().numpy() if want_attention else None
+        if want_contribution:
+            phi = out.contribution[0].float().cpu().numpy()
+            bias = float(out.bias[0])
+        else:
+            phi, bias = None, float('nan')
+        return StepOutput(float(out.u[0]), attention, phi, bias)
+
+    def step(self, image, color_order: str = 'bgr', want_attention: bool = True,
+             command: int | None = None):
         """Advance one frame.
 
         Args:
             image: (H, W, 3) uint8 camera image (numpy, or a torch tensor on any device).
             color_order: 'bgr' or 'rgb'.
             want_attention: copy the attention map back to the host.
+            command: route command (route_command.py) for command models; None = follow-lane.
 
         Returns:
             (u in 1/m (+ = left) as float, attention (10, 20) float32 numpy summing to 1 or None).
         """
-        u, alpha = self.step_input(self.preprocess(image, color_order))
-        attention = alpha[0].cpu().numpy() if want_attention else None
-        return float(u[0]), attention
+        out = self.step_full(image, color_order, want_attention, command=command)
+        return out.u_per_m, out.attention

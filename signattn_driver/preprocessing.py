@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 import torch
 
+from signattn_driver.errors import SignattnError
 from signattn_driver.model import INPUT_HEIGHT, INPUT_WIDTH
 
 PREPROCESSING_VERSION = 1
@@ -38,7 +39,7 @@ HSV_TOLERANCE = 2
 _HSV_MAX = (179.0, 255.0, 255.0)
 
 
-class PreprocessingError(ValueError):
+class PreprocessingError(SignattnError, ValueError):
     """An image that cannot become network input (empty, wrong channels, undecodable)."""
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from signattn_driver.errors import ConfigError
 from signattn_driver.paths import config_path
 
 
@@ -31,12 +32,12 @@ class VehicleProfile:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, numbers.Real) \
                     or not math.isfinite(value):
-                raise ValueError(f'vehicle profile {self.name!r}: {name} must be a finite '
-                                 f'number, got {value!r}')
+                raise ConfigError(f'vehicle profile {self.name!r}: {name} must be a finite '
+                                  f'number, got {value!r}')
         if not (self.wheelbase_m > 0 and self.steering_ratio > 0
                 and self.slip_factor_s2_per_m2 >= 0):
-            raise ValueError(f'vehicle profile {self.name!r}: wheelbase_m and steering_ratio '
-                             f'must be > 0 and slip_factor_s2_per_m2 >= 0, got {self}')
+            raise ConfigError(f'vehicle profile {self.name!r}: wheelbase_m and steering_ratio '
+                              f'must be > 0 and slip_factor_s2_per_m2 >= 0, got {self}')
 
     def to_dict(self) -> dict:
         """Plain dict for checkpoints, manifests and YAML."""
@@ -63,16 +64,16 @@ def load_vehicle(name_or_path: str | Path = 'mkz') -> VehicleProfile:
         mark = getattr(err, 'problem_mark', None)
         where = f' at line {mark.line + 1}, column {mark.column + 1}' if mark else ''
         problem = getattr(err, 'problem', None) or type(err).__name__
-        raise ValueError(f'{path}: not valid YAML ({problem}{where})') from err
+        raise ConfigError(f'{path}: not valid YAML ({problem}{where})') from err
     except (OSError, UnicodeDecodeError) as err:
-        raise ValueError(f'{path}: cannot be read ({err})') from err
+        raise ConfigError(f'{path}: cannot be read ({err})') from err
     if not isinstance(data, dict):
-        raise ValueError(f'{path}: not a vehicle profile (expected a mapping with name, '
-                         f'wheelbase_m, steering_ratio, slip_factor_s2_per_m2)')
+        raise ConfigError(f'{path}: not a vehicle profile (expected a mapping with name, '
+                          f'wheelbase_m, steering_ratio, slip_factor_s2_per_m2)')
     try:
         return VehicleProfile(**data)
     except TypeError as err:
-        raise ValueError(f'{path}: not a vehicle profile ({err})') from err
+        raise ConfigError(f'{path}: not a vehicle profile ({err})') from err
 
 
 def inverse_radius_from_steering(steering_wheel_rad, speed_mps, profile: VehicleProfile):

@@ -96,3 +96,74 @@ def test_permission_error_message(inputs, tmp_path, capsys, monkeypatch, name):
     assert main(command(name, inputs, out)) == 2
     line = one_error_line(capsys, name)
     assert 'locked' in line and 'ermission denied' in line
+
+
+USER_ERRORS = {
+    # a model config value the dataclass rejects (ModelConfig, through the training layer)
+    'bad --bits': (['train', '--data', '{dataset}', '--out', '{out}', '--bits', '99',
+                    '--device', 'cpu', '--no-progress'], 'quant_bits'),
+    # the device rule (ConfigError)
+    'bad --device': (['evaluate', '--checkpoint', '{checkpoint}', '--data', '{dataset}',
+                      '--out', '{out}', '--device', 'tpu', '--methods', 'attention',
+                      '--limit-frames', '2', '--no-progress'], "'tpu'"),
+    # eq. 2's smoothing factor (ConfigError from the label math)
+    'bad --smoothing': (['convert', 'bag', '{ros2_bag}', '--out', '{out}', '--smoothing', '0'],
+                        'alpha_s'),
+    # a checkpoint that is not one (CheckpointError)
+    'not a checkpoint': (['evaluate', '--checkpoint', '{udacity_bag}', '--data', '{dataset}',
+                          '--out', '{out}', '--device', 'cpu', '--methods', 'attention',
+                          '--no-progress'], 'HMB_1.bag'),
+}
+
+
+@pytest.mark.parametrize('case', sorted(USER_ERRORS))
+def test_a_user_error_is_one_line_and_exit_2(inputs, tmp_path, capsys, case):
+    argv, expected = USER_ERRORS[case]
+    values = {k: str(v) for k, v in inputs.items()} | {'out': str(tmp_path / 'out')}
+    capsys.readouterr()
+    assert main([a.format(**values) for a in argv]) == 2
+    assert expected in one_error_line(capsys, argv[0])
+
+
+def test_a_bug_keeps_its_traceback(inputs, tmp_path, monkeypatch):
+    """A bare ValueError from the library is not a usage error: it reaches the caller."""
+    import functools
+
+    from signattn_driver.evaluation import evaluate
+
+    @functools.wraps(evaluate.evaluate)   # the parser reads the defaults off its signature
+    def broken(*args, **kwargs):
+        raise ValueError('a bug')
+    monkeypatch.setattr(evaluate, 'evaluate', broken)
+    with pytest.raises(ValueError, match='a bug'):
+        main(command('evaluate', inputs, tmp_path / 'out'))
+
+
+# Classes outside this lane's files, with the base they should get.
+PENDING = {'signattn_driver.ros.drive_node.NodeStartupError': 'RosError'}
+
+
+def package_exceptions() -> list:
+    """Every exception class defined in an importable module of signattn_driver."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import signattn_driver
+    found = []
+    for info in pkgutil.walk_packages(signattn_driver.__path__, 'signattn_driver.'):
+        if info.name.endswith('__main__'):   # runs the command when imported
+            continue
+        module = importlib.import_module(info.name)
+        found += [cls for _, cls in inspect.getmembers(module, inspect.isclass)
+                  if issubclass(cls, BaseException) and cls.__module__ == info.name]
+    return found
+
+
+def test_every_package_error_derives_from_the_root():
+    from signattn_driver.errors import SignattnError
+    names = {f'{c.__module__}.{c.__qualname__}': c for c in package_exceptions()}
+    assert 'signattn_driver.udacity.errors.BagStreamError' in names
+    strays = sorted(n for n, c in names.items()
+                    if not issubclass(c, SignattnError) and n not in PENDING)
+    assert not strays, f'exception classes outside the SignattnError tree: {strays}'

@@ -140,7 +140,7 @@ def test_adapter_reports_the_missing_extra():
             "sys.modules['metadrive'] = None\nsys.modules['panda3d'] = None\n"
             "from signattn_driver.sim import metadrive_adapter as m\n"
             "assert not m.is_available()\n"
-            "try:\n    m.MetaDriveSim()\nexcept m.SimulatorError as e:\n    print(e)\n")
+            "try:\n    m.MetaDriveSim()\nexcept m.MetaDriveError as e:\n    print(e)\n")
     result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert 'pip install .[sim]' in result.stdout

@@ -11,6 +11,7 @@ import logging
 import sys
 
 from signattn_driver import __version__
+from signattn_driver.errors import SignattnError
 
 # Module names under signattn_driver.cli, in the order `signattn --help` lists them.
 SUBCOMMANDS = (
@@ -19,8 +20,8 @@ SUBCOMMANDS = (
 )
 
 
-class CliError(RuntimeError):
-    """A problem the user can fix; printed as one line, exit status 2."""
+class CliError(SignattnError):
+    """A command line that cannot be run as given; printed as one line, exit status 2."""
 
 
 def os_error_message(err: OSError) -> str:
@@ -53,21 +54,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def run_command(args, prog: str = 'signattn') -> int:
+    """Run a parsed subcommand: its exit status, or 2 with one line on stderr for a user error.
+
+    A SignattnError (any layer's error the user can act on) and an OSError (a missing input, a
+    read-only or full output folder, a file in the way) become one line `PROG COMMAND: error:
+    ...` and exit status 2. Every other exception is a bug and propagates with its traceback.
+    """
+    try:
+        return int(args.func(args) or 0)
+    except SignattnError as err:
+        message = str(err)
+    except FileNotFoundError as err:   # the library's own messages name the missing input
+        message = str(err)
+    except OSError as err:
+        message = os_error_message(err)
+    except KeyboardInterrupt:
+        return 130
+    print(f'{prog} {args.command}: error: {message}', file=sys.stderr)
+    return 2
+
+
 def main(argv=None) -> int:
     """Entry point of `signattn` (also `ros2 run signattn_driver signattn`)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format='%(levelname)s %(name)s: %(message)s')
-    try:
-        return int(args.func(args) or 0)
-    except (CliError, FileNotFoundError, ValueError) as err:
-        print(f'signattn {args.command}: error: {err}', file=sys.stderr)
-        return 2
-    except OSError as err:   # a read-only or full output folder, a file in the way
-        print(f'signattn {args.command}: error: {os_error_message(err)}', file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+    return run_command(args)
 
 
 if __name__ == '__main__':

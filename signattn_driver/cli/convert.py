@@ -6,14 +6,15 @@
 
 from pathlib import Path
 
-from signattn_driver.cli import CliError
-from signattn_driver.udacity.convert import (ConvertConfig, convert_udacity, ConverterError,
-                                             DEFAULT_ASSUMED_SPEED_MPS, DEFAULT_MAX_GAP_S)
-from signattn_driver.data.labels import DEFAULT_SMOOTHING
+from signattn_driver.cli.options import given, option
+from signattn_driver.data.bag_layout import CAMERAS, STORAGES
+from signattn_driver.udacity.convert import ConvertConfig, convert_udacity
 
 
 def register(subparsers):
-    """Add `convert` with its `udacity` source."""
+    """Add `convert` with its `udacity` and `bag` sources."""
+    from signattn_driver.data.bag_dataset import dataset_from_bags
+    from signattn_driver.data.dataset import SPLITS
     parser = subparsers.add_parser('convert', help='convert recorded drives (Udacity CH2, or '
                                    'bags in our layout) to ROS 2 bags and a training set')
     sources = parser.add_subparsers(dest='source', metavar='SOURCE', required=True)
@@ -24,21 +25,19 @@ def register(subparsers):
     p.add_argument('inputs', nargs='+', type=Path, metavar='INPUT',
                    help='ROS 1 bag, folder of bags, CH2_001 folder or interpolated.csv folder')
     p.add_argument('--out', type=Path, required=True, help='output folder')
-    p.add_argument('--storage', choices=('mcap', 'sqlite3'), default='mcap',
-                   help='ROS 2 bag storage (default: mcap)')
-    p.add_argument('--cameras', default='center',
-                   help='comma-separated cameras among center,left,right; the first carries the '
-                        'ground truth in the bag (default: center)')
-    p.add_argument('--vehicle', default='mkz', help='vehicle profile name or YAML (eq. 3)')
-    p.add_argument('--smoothing', type=float, default=DEFAULT_SMOOTHING, metavar='ALPHA',
-                   help=f'alpha_s of eq. 2 (default: {DEFAULT_SMOOTHING})')
-    p.add_argument('--max-gap', type=float, default=DEFAULT_MAX_GAP_S, metavar='SECONDS',
-                   help='report steering-record gaps longer than this '
-                        f'(default: {DEFAULT_MAX_GAP_S})')
-    p.add_argument('--assumed-speed', type=float, default=DEFAULT_ASSUMED_SPEED_MPS,
-                   metavar='MPS', help='speed for inputs without one (CH2_001) '
-                   f'(default: {DEFAULT_ASSUMED_SPEED_MPS})')
-    p.add_argument('--workers', type=int, default=2, help='JPEG decode threads (default: 2)')
+    option(p, '--storage', choices=sorted(STORAGES), owner=ConvertConfig,
+           help='ROS 2 bag storage')
+    option(p, '--cameras', owner=ConvertConfig,
+           help=f'comma-separated cameras among {",".join(CAMERAS)}; the first carries the '
+                'ground truth in the bag')
+    option(p, '--vehicle', owner=ConvertConfig, help='vehicle profile name or YAML (eq. 3)')
+    option(p, '--smoothing', type=float, metavar='ALPHA', owner=ConvertConfig,
+           name='smoothing_alpha', help='alpha_s of eq. 2')
+    option(p, '--max-gap', type=float, metavar='SECONDS', owner=ConvertConfig, name='max_gap_s',
+           help='report steering-record gaps longer than this')
+    option(p, '--assumed-speed', type=float, metavar='MPS', owner=ConvertConfig,
+           name='assumed_speed_mps', help='speed for inputs without one (CH2_001)')
+    option(p, '--workers', type=int, owner=ConvertConfig, help='JPEG decode threads')
     p.add_argument('--force', action='store_true',
                    help='replace existing output and reconvert drives already converted')
     p.add_argument('--no-progress', action='store_true', help='no progress bar')
@@ -48,12 +47,17 @@ def register(subparsers):
         description='One drive per bag, labels from the bag\'s ground truth topics.')
     b.add_argument('bags', nargs='+', type=Path, metavar='BAG', help='ROS 2 bag folder')
     b.add_argument('--out', type=Path, required=True, help='dataset folder to create')
-    b.add_argument('--vehicle', default='mkz', help='vehicle profile name or YAML (eq. 3)')
-    b.add_argument('--smoothing', type=float, default=DEFAULT_SMOOTHING, metavar='ALPHA',
-                   help=f'alpha_s of eq. 2 (default: {DEFAULT_SMOOTHING})')
-    b.add_argument('--split', choices=('train', 'val', 'test'), default='test')
+    option(b, '--vehicle', owner=ConvertConfig, help='vehicle profile name or YAML (eq. 3)')
+    option(b, '--smoothing', type=float, metavar='ALPHA', owner=dataset_from_bags,
+           name='smoothing_alpha', help='alpha_s of eq. 2')
+    option(b, '--split', choices=SPLITS, owner=dataset_from_bags, help='dataset split')
     b.add_argument('--force', action='store_true', help='replace an existing dataset')
     b.set_defaults(func=run_bag)
+
+
+def cameras(text: str | None) -> tuple | None:
+    """Split a comma list of cameras; None stays None (the config's default)."""
+    return None if text is None else tuple(c.strip() for c in text.split(',') if c.strip())
 
 
 def run(args) -> int:
@@ -61,20 +65,16 @@ def run(args) -> int:
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    config = ConvertConfig(out=args.out, storage=args.storage,
-                           cameras=tuple(c.strip() for c in args.cameras.split(',') if c.strip()),
-                           vehicle=args.vehicle, smoothing_alpha=args.smoothing,
-                           max_gap_s=args.max_gap, assumed_speed_mps=args.assumed_speed,
-                           force=args.force, workers=args.workers)
+    config = ConvertConfig(out=args.out, force=args.force, **given(
+        storage=args.storage, cameras=cameras(args.cameras), vehicle=args.vehicle,
+        smoothing_alpha=args.smoothing, max_gap_s=args.max_gap,
+        assumed_speed_mps=args.assumed_speed, workers=args.workers))
     with logging_redirect_tqdm(), tqdm(total=0, unit='frame', disable=args.no_progress,
                                        dynamic_ncols=True) as bar:
         def progress(done, total):
             bar.total = total
             bar.update(done - bar.n)
-        try:
-            result = convert_udacity(args.inputs, config, progress=progress)
-        except ConverterError as err:
-            raise CliError(str(err)) from err
+        result = convert_udacity(args.inputs, config, progress=progress)
     print(f'converted {len(result.converted)} drive(s) ({result.frames} frames), kept '
           f'{len(result.kept)} up to date: {result.dataset} and {result.bags}')
     return 0
@@ -84,15 +84,12 @@ def run_bag(args) -> int:
     """Turn bags into a dataset with a progress bar."""
     from tqdm import tqdm
 
-    from signattn_driver.data.bag_dataset import BagDatasetError, dataset_from_bags
-    from signattn_driver.data.dataset import DatasetError
+    from signattn_driver.data.bag_dataset import dataset_from_bags
     from signattn_driver.vehicle import load_vehicle
+    vehicle = load_vehicle(args.vehicle or ConvertConfig.vehicle)
     with tqdm(unit='frame', dynamic_ncols=True) as bar:
-        try:
-            out = dataset_from_bags(args.bags, args.out, load_vehicle(args.vehicle),
-                                    args.smoothing, split=args.split, overwrite=args.force,
-                                    progress=lambda n: bar.update(n - bar.n))
-        except (BagDatasetError, DatasetError) as err:
-            raise CliError(str(err)) from err
+        out = dataset_from_bags(args.bags, args.out, vehicle, overwrite=args.force,
+                                progress=lambda n: bar.update(n - bar.n),
+                                **given(smoothing_alpha=args.smoothing, split=args.split))
     print(f'wrote {out}')
     return 0

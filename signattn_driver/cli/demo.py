@@ -4,7 +4,7 @@ import os
 from pathlib import Path
 import random
 
-from signattn_driver.cli import CliError
+from signattn_driver.cli.options import given, option
 
 
 def isolate_dds(environ=os.environ):
@@ -20,31 +20,31 @@ def isolate_dds(environ=os.environ):
 
 def register(subparsers):
     """Add `demo`."""
+    from signattn_driver.device import DEVICE_HELP
+    from signattn_driver.ros.demo import DemoConfig
     parser = subparsers.add_parser(
         'demo', help='drive the shipped sample through the real node; write outputs/demo/',
         description='Starts drive_node with the shipped checkpoint, replays the shipped sample '
                     'drive over loopback DDS, and scores its attention with the deletion metric.')
-    parser.add_argument('--out', type=Path, default=Path('outputs/demo'))
-    parser.add_argument('--checkpoint', type=Path, help='default: the shipped checkpoint')
-    parser.add_argument('--bag', type=Path, help='default: the shipped sample drive')
-    parser.add_argument('--deletion-frames', type=int, default=48)
-    parser.add_argument('--gif-frames', type=int, default=80)
-    parser.add_argument('--device', default='auto')
+    option(parser, '--out', type=Path, owner=DemoConfig, name='out_dir', help='output folder')
+    parser.add_argument('--checkpoint', type=Path,
+                        help='if omitted: the shipped checkpoint (config/models/)')
+    parser.add_argument('--bag', type=Path, help='if omitted: the shipped sample drive')
+    option(parser, '--deletion-frames', type=int, owner=DemoConfig,
+           help='frames scored by the deletion metric')
+    option(parser, '--gif-frames', type=int, owner=DemoConfig,
+           help='attention overlays in the animation')
+    option(parser, '--device', owner=DemoConfig, help=DEVICE_HELP)
     parser.set_defaults(func=_run)
 
 
 def _run(args) -> int:
-    from signattn_driver.checkpoint import CheckpointError
-    from signattn_driver.ros.demo import DemoConfig, DemoError, run_demo
-    from signattn_driver.ros.live_evaluation import LiveEvaluationError
-    cfg = DemoConfig(out_dir=args.out, checkpoint=args.checkpoint, bag=args.bag,
-                     deletion_frames=args.deletion_frames, gif_frames=args.gif_frames,
-                     device=args.device)
+    from signattn_driver.ros.demo import DemoConfig, run_demo
+    cfg = DemoConfig(checkpoint=args.checkpoint, bag=args.bag, **given(
+        out_dir=args.out, deletion_frames=args.deletion_frames, gif_frames=args.gif_frames,
+        device=args.device))
     isolate_dds()
-    try:
-        summary = run_demo(cfg, announce=print)
-    except (DemoError, CheckpointError, LiveEvaluationError) as err:
-        raise CliError(str(err)) from err
+    summary = run_demo(cfg, announce=print)
     live, off = summary['live'], summary['offline']
     print(f'\nlive: {live["commands_received"]}/{live["frames_published"]} frames answered, '
           f'MAE {live["mae_steering_wheel_deg"]:.2f} deg steering wheel (always straight: '
@@ -54,7 +54,7 @@ def _run(args) -> int:
         print(f'deletion AUC 0-25 % {method:>9}: output change '
               f'{v["output_change_auc_25_deg_pct"]:7.1f}, vs label (paper) '
               f'{v["deletion_auc_25_deg_pct"]:7.1f} deg x %')
-    print(f'\nLook at: {args.out / "summary.md"}\n'
+    print(f'\nLook at: {cfg.out_dir / "summary.md"}\n'
           f'         {live["attention_gif"]}  (attention overlays from the node)\n'
           f'         {off["deletion_plot"]}  (output-change deletion curves)')
     return 0

@@ -4,10 +4,15 @@ import json
 from pathlib import Path
 
 from signattn_driver.cli import CliError
+from signattn_driver.cli.options import given, option
 
 
 def register(subparsers):
     """Add the `drive-sim` subcommand."""
+    from signattn_driver.device import DEVICE_HELP
+    from signattn_driver.sim.animation import animate_episode
+    from signattn_driver.sim.closed_loop import ClosedLoopConfig, ModelController
+    from signattn_driver.sim.metadrive_adapter import SimConfig
     p = subparsers.add_parser(
         'drive-sim', help='closed-loop driving in MetaDrive (needs `pip install .[sim]`)',
         description='Let a checkpoint steer the simulated car (in-process, or through the '
@@ -20,26 +25,43 @@ def register(subparsers):
                    'baselines only)')
     p.add_argument('--through-ros', action='store_true',
                    help='drive through drive_node (subprocess) instead of in-process')
-    p.add_argument('--seeds', type=int, nargs='+',
-                   help='map seeds (default: 5001-5010, maps no training run has seen)')
-    p.add_argument('--max-seconds', type=float, default=150.0, help='per episode')
-    p.add_argument('--takeover', type=float, default=2.0,
-                   help='seconds the expert drives after an out-of-road event')
-    p.add_argument('--traffic', type=float, default=0.05, help='MetaDrive traffic density')
+    option(p, '--seeds', type=int, nargs='+', owner=ClosedLoopConfig,
+           help='map seeds; the default ones no training run has seen')
+    option(p, '--max-seconds', type=float, owner=ClosedLoopConfig, help='per episode')
+    option(p, '--takeover', type=float, owner=ClosedLoopConfig, name='takeover_s',
+           help='seconds the expert drives after an out-of-road event')
+    option(p, '--traffic', type=float, owner=SimConfig, name='traffic_density',
+           help='MetaDrive traffic density')
     p.add_argument('--no-baselines', action='store_true', help='skip expert and zero runs')
-    p.add_argument('--device', default='cpu', help='in-process model device')
-    p.add_argument('--threads', type=int, default=0,
-                   help='torch CPU threads of the model, in-process or in the node (0: torch '
-                   'default)')
+    option(p, '--device', owner=ModelController, help=f'in-process model device: {DEVICE_HELP}')
+    p.add_argument('--threads', type=int,
+                   help='torch CPU threads of the model, in-process or in the node (if '
+                   'omitted: torch\'s default)')
     p.add_argument('--out', type=Path, help='also write the results as JSON here')
     p.add_argument('--animation', type=Path, metavar='FILE.gif',
                    help='also drive one episode in-process with the checkpoint and write it '
                    'as a GIF: attention overlay beside the top-down route and trace')
     p.add_argument('--animation-seed', type=int,
-                   help='map of the animated episode (default: the first of --seeds)')
-    p.add_argument('--animation-stride', type=int, default=2,
-                   help='keep every Nth frame in the animation (2: 10 frames/s, real time)')
+                   help='map of the animated episode (if omitted: the first of --seeds)')
+    option(p, '--animation-stride', type=int, owner=animate_episode, name='stride',
+           help='keep every Nth frame in the animation (of the 20 Hz camera)')
     p.set_defaults(func=run)
+
+
+def check(args):
+    """Reject option combinations that cannot run, before the simulator starts."""
+    if args.checkpoint is None and args.no_baselines:
+        raise CliError('nothing to drive: give --checkpoint or drop --no-baselines')
+    if args.animation is not None and args.checkpoint is None:
+        raise CliError('--animation needs --checkpoint (it shows the model\'s attention)')
+    if args.animation is not None and args.animation.suffix.lower() != '.gif':
+        raise CliError(f'--animation writes a GIF; got {args.animation}')
+    if args.animation_stride is not None and args.animation_stride < 1:
+        raise CliError(f'--animation-stride must be >= 1, got {args.animation_stride}')
+    if args.checkpoint is not None and not args.checkpoint.is_file():
+        raise CliError(f'no checkpoint at {args.checkpoint}')
+    if args.threads is not None and args.threads < 0:
+        raise CliError(f'--threads must be >= 0, got {args.threads}')
 
 
 def run(args) -> int:
@@ -47,42 +69,31 @@ def run(args) -> int:
     from tqdm import tqdm
 
     from signattn_driver.sim.animation import animate_episode
-    from signattn_driver.sim.closed_loop import (ClosedLoopConfig, ClosedLoopError,
-                                                 evaluate_controllers, ExpertController,
-                                                 ModelController, ZeroController)
-    from signattn_driver.sim.metadrive_adapter import require, SimConfig, SimulatorError
+    from signattn_driver.sim.closed_loop import (ClosedLoopConfig, evaluate_controllers,
+                                                 ExpertController, ModelController,
+                                                 ZeroController)
+    from signattn_driver.sim.metadrive_adapter import require, SimConfig
 
-    if args.checkpoint is None and args.no_baselines:
-        raise CliError('nothing to drive: give --checkpoint or drop --no-baselines')
-    if args.animation is not None and args.checkpoint is None:
-        raise CliError('--animation needs --checkpoint (it shows the model\'s attention)')
-    if args.animation is not None and args.animation.suffix.lower() != '.gif':
-        raise CliError(f'--animation writes a GIF; got {args.animation}')
-    if args.checkpoint is not None and not args.checkpoint.is_file():
-        raise CliError(f'no checkpoint at {args.checkpoint}')
-    try:
-        require()
-    except SimulatorError as err:
-        raise CliError(str(err)) from err
-    if args.threads < 0:
-        raise CliError(f'--threads must be >= 0, got {args.threads}')
+    check(args)
+    require()
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)
-    config = ClosedLoopConfig(max_seconds=args.max_seconds, takeover_s=args.takeover,
-                              sim=SimConfig(traffic_density=args.traffic))
-    if args.seeds:
-        config.seeds = tuple(args.seeds)
+    device = given(device=args.device)
+    config = ClosedLoopConfig(
+        sim=SimConfig(**given(traffic_density=args.traffic)),
+        **given(seeds=tuple(args.seeds) if args.seeds else None, max_seconds=args.max_seconds,
+                takeover_s=args.takeover))
     controllers = [] if args.no_baselines else [ExpertController(), ZeroController()]
     ros = None
     try:
         if args.checkpoint is not None:
             if args.through_ros:
                 from signattn_driver.ros.sim_controller import RosController
-                ros = RosController(args.checkpoint, num_threads=args.threads)
+                ros = RosController(args.checkpoint, **given(num_threads=args.threads))
                 controllers.append(ros)
             else:
-                controllers.append(ModelController(args.checkpoint, device=args.device))
+                controllers.append(ModelController(args.checkpoint, **device))
         with tqdm(total=len(controllers) * len(config.seeds), unit='episode',
                   desc='drive-sim') as bar:
             started = []
@@ -96,12 +107,9 @@ def run(args) -> int:
             bar.update(bar.total - bar.n)
         if args.animation is not None:
             seed = config.seeds[0] if args.animation_seed is None else args.animation_seed
-            animated = ModelController(args.checkpoint, device=args.device,
-                                       keep_attention=True)
+            animated = ModelController(args.checkpoint, keep_attention=True, **device)
             results['animation'] = animate_episode(animated, seed, config, args.animation,
-                                                   stride=args.animation_stride)
-    except (SimulatorError, ClosedLoopError) as err:
-        raise CliError(str(err)) from err
+                                                   **given(stride=args.animation_stride))
     finally:
         if ros is not None:
             ros.close()

@@ -2,12 +2,15 @@
 
 from pathlib import Path
 
-from signattn_driver.data.bag_layout import camera_topic
 from signattn_driver.cli import CliError
+from signattn_driver.cli.options import given, option
 
 
 def register(subparsers):
     """Add the `evaluate-live` subcommand."""
+    from signattn_driver.device import DEVICE_HELP
+    from signattn_driver.predictor import PRECISIONS
+    from signattn_driver.ros.live_evaluation import LiveEvaluationConfig as Config
     parser = subparsers.add_parser(
         'evaluate-live', help='replay a bag to the drive node and score it live',
         description='Replay BAG\'s camera to a drive node and compare its steering/command '
@@ -15,42 +18,39 @@ def register(subparsers):
         'here; without it, a running node (same ROS_DOMAIN_ID) is used.')
     parser.add_argument('--bag', type=Path, required=True, help='bag written by the converter')
     parser.add_argument('--checkpoint', type=Path,
-                        help='start a drive node with this checkpoint (default: attach)')
-    parser.add_argument('--out', type=Path, default=Path('outputs/live_evaluation'),
-                        help='report folder (default outputs/live_evaluation)')
-    parser.add_argument('--rate', type=float, default=1.0, help='replay speed (1 = real time)')
-    parser.add_argument('--vehicle', default='mkz', help='vehicle profile for eq. 3')
-    parser.add_argument('--device', default='auto', help='device of a started node')
-    parser.add_argument('--precision', default='fp32', choices=['fp32', 'bf16', 'int8'],
-                        help='precision of a started node')
-    parser.add_argument('--camera-topic', default=camera_topic('center'))
-    parser.add_argument('--command-topic', default='/steering/command')
-    parser.add_argument('--node-name', default='drive_node',
-                        help='node whose ~/reset_state is called before the replay')
-    parser.add_argument('--startup-timeout', type=float, default=60.0, metavar='S')
-    parser.add_argument('--attention-gif', type=int, default=0, metavar='N',
-                        help='record the first N attention overlays as OUT/attention.gif')
+                        help='start a drive node with this checkpoint (if omitted: attach to '
+                        'a running one)')
+    option(parser, '--out', type=Path, owner=Config, name='out_dir', help='report folder')
+    option(parser, '--rate', type=float, owner=Config, help='replay speed (1 = real time)')
+    option(parser, '--vehicle', owner=Config, help='vehicle profile for eq. 3')
+    option(parser, '--device', owner=Config, help=f'device of a started node: {DEVICE_HELP}')
+    option(parser, '--precision', choices=PRECISIONS, owner=Config,
+           help='precision of a started node')
+    option(parser, '--camera-topic', owner=Config, help='camera topic replayed from the bag')
+    option(parser, '--command-topic', owner=Config, help='the node\'s steering commands')
+    option(parser, '--node-name', owner=Config,
+           help='node whose ~/reset_state is called before the replay')
+    option(parser, '--startup-timeout', type=float, metavar='S', owner=Config,
+           name='startup_timeout_s', help='seconds a started node may take to come up')
+    option(parser, '--attention-gif', type=int, metavar='N', owner=Config,
+           name='attention_gif_frames',
+           help='record the first N attention overlays as OUT/attention.gif')
     parser.set_defaults(func=_run)
 
 
 def _run(args) -> int:
-    from signattn_driver.ros.live_evaluation import (evaluate_live, LiveEvaluationConfig,
-                                                     LiveEvaluationError)
-    from signattn_driver.ros.replay import ReplayError
+    from signattn_driver.ros.live_evaluation import evaluate_live, LiveEvaluationConfig
     if args.checkpoint is not None and not args.checkpoint.is_file():
         raise CliError(f'checkpoint not found: {args.checkpoint}')
-    cfg = LiveEvaluationConfig(
-        bag=args.bag, out_dir=args.out, checkpoint=args.checkpoint, rate=args.rate,
-        vehicle=args.vehicle, camera_topic=args.camera_topic, command_topic=args.command_topic,
-        node_name=args.node_name, device=args.device, precision=args.precision,
-        startup_timeout_s=args.startup_timeout, attention_gif_frames=args.attention_gif)
-    try:
-        report = evaluate_live(cfg)
-    except (LiveEvaluationError, ReplayError) as err:
-        raise CliError(str(err)) from err
+    cfg = LiveEvaluationConfig(bag=args.bag, checkpoint=args.checkpoint, **given(
+        out_dir=args.out, rate=args.rate, vehicle=args.vehicle, camera_topic=args.camera_topic,
+        command_topic=args.command_topic, node_name=args.node_name, device=args.device,
+        precision=args.precision, startup_timeout_s=args.startup_timeout,
+        attention_gif_frames=args.attention_gif))
+    report = evaluate_live(cfg)
     print(f'{report["commands_received"]}/{report["frames_published"]} frames answered, '
           f'MAE u {report["mae_inverse_radius_per_m"]}, MAE steering wheel '
           f'{report["mae_steering_wheel_deg"]} deg, latency p50 {report["latency_p50_ms"]} ms '
           f'p99 {report["latency_p99_ms"]} ms')
-    print(f'report: {args.out / "live_evaluation.md"}')
+    print(f'report: {cfg.out_dir / "live_evaluation.md"}')
     return 0

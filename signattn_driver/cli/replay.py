@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from signattn_driver.cli import CliError
+from signattn_driver.cli.options import given
 
 
 def register(subparsers):
@@ -12,26 +12,25 @@ def register(subparsers):
         description='Publish every message of a ROS 2 bag (as recorded, CDR) at the bag\'s '
         'timing; Ctrl-C stops. On a full ROS 2 install `ros2 bag play` does the same.')
     parser.add_argument('bag', type=Path, help='bag directory (with metadata.yaml)')
-    parser.add_argument('--rate', type=float, default=1.0, help='speed factor (default 1)')
+    parser.add_argument('--rate', type=float,
+                        help='speed factor (if omitted: the bag\'s own timing)')
     parser.add_argument('--loop', action='store_true', help='start over at the end')
     parser.add_argument('--clock', action='store_true',
                         help='publish /clock with the bag time (for use_sim_time:=true)')
     parser.add_argument('--topics', nargs='+', metavar='TOPIC', help='only these topics')
-    parser.add_argument('--wait-subscribers', type=float, default=0.0, metavar='S',
-                        help='wait up to S seconds for a subscriber on every topic first')
+    parser.add_argument('--wait-subscribers', type=float, metavar='S',
+                        help='wait up to S seconds for a subscriber on every topic first (if '
+                        'omitted: start at once)')
     parser.set_defaults(func=_run)
 
 
 def _run(args) -> int:
-    from signattn_driver.ros.replay import replay_bag, ReplayError
-    try:
-        stats = replay_bag(args.bag, rate=args.rate, loop=args.loop, clock=args.clock,
-                           topics=args.topics, wait_for_subscribers_s=args.wait_subscribers)
-    except ReplayError as err:
-        raise CliError(str(err)) from err
+    from signattn_driver.ros.replay import replay_bag
+    stats = replay_bag(args.bag, loop=args.loop, clock=args.clock, topics=args.topics,
+                       **given(rate=args.rate, wait_for_subscribers_s=args.wait_subscribers))
     total = sum(stats.counts.values())
     print(f'replayed {total} messages on {len(stats.counts)} topics in {stats.wall_s:.2f} s '
-          f'(bag {stats.bag_s:.2f} s, rate {args.rate})')
+          f'(bag {stats.bag_s:.2f} s{"" if args.rate is None else f", rate {args.rate:g}"})')
     for topic, count in sorted(stats.counts.items()):
         print(f'  {topic}: {count}')
     return 0

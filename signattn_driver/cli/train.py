@@ -3,11 +3,14 @@
 import os
 from pathlib import Path
 
-from signattn_driver.cli import CliError
+from signattn_driver.cli.options import option
 
 
 def register(subparsers):
     """Add the `train` subcommand."""
+    from signattn_driver.device import DEVICE_HELP
+    from signattn_driver.model import ATTENTIONS, ModelConfig
+    from signattn_driver.training.config import TrainConfig
     p = subparsers.add_parser(
         'train', help='train a sign/soft/none model on converted drives',
         description='Train SteeringNet (paper Sec. IV-A). Settings come from --config (keys: '
@@ -15,20 +18,25 @@ def register(subparsers):
         'Works unchanged under torchrun --nproc_per_node=N.')
     p.add_argument('--data', nargs='+', required=True, metavar='DIR',
                    help='dataset folders written by `signattn convert` or `signattn simulate`')
-    p.add_argument('--model', choices=('sign', 'soft', 'none'),
-                   help='attention: sign (proposed), soft (Kim & Canny), none (default: sign)')
-    p.add_argument('--bits', type=int, help='amplitude quantization bits (default 10)')
-    p.add_argument('--temperature', type=float, help='spatial softmax temperature (default 1)')
+    option(p, '--model', choices=ATTENTIONS, owner=ModelConfig, name='attention',
+           help='attention: sign (proposed), soft (Kim & Canny), none')
+    option(p, '--bits', type=int, owner=ModelConfig, name='quant_bits',
+           help='amplitude quantization bits')
+    option(p, '--temperature', type=float, owner=ModelConfig,
+           help='spatial softmax temperature')
     p.add_argument('--config', type=Path, metavar='FILE.yaml',
-                   help='YAML of config fields, e.g. config/train_tiny.yaml (default: '
+                   help='YAML of config fields, e.g. config/train_tiny.yaml (if omitted: '
                    'config/train_paper.yaml, the paper settings, as `signattn sweep` uses)')
     p.add_argument('--out', type=Path, required=True, help='run folder, e.g. runs/sign10')
     p.add_argument('--resume', action='store_true', help='continue the run in --out exactly')
-    p.add_argument('--device', help="'auto' (default), 'cpu', 'cuda', 'cuda:N'")
-    p.add_argument('--seed', type=int, help='seed of initialisation, data order and split')
-    p.add_argument('--max-steps', type=int, help='optimizer steps (overrides the config)')
-    p.add_argument('--batch-size', type=int, help='episodes in parallel (per process)')
-    p.add_argument('--num-workers', type=int, help='data loader worker processes')
+    option(p, '--device', owner=TrainConfig, help=DEVICE_HELP)
+    option(p, '--seed', type=int, owner=TrainConfig,
+           help='seed of initialisation, data order and split')
+    option(p, '--max-steps', type=int, owner=TrainConfig, help='optimizer steps')
+    option(p, '--batch-size', type=int, owner=TrainConfig,
+           help='episodes in parallel (per process)')
+    option(p, '--num-workers', type=int, owner=TrainConfig,
+           help='data loader worker processes')
     p.add_argument('--init-checkpoint', type=Path, metavar='CKPT',
                    help='start from these weights (fine-tuning, e.g. after `signattn simulate '
                    '--policy`); the architecture must match')
@@ -40,19 +48,16 @@ def run(args) -> int:
     """Resolve the config, train, print where the checkpoints are."""
     from signattn_driver.paths import config_path
     from signattn_driver.training.config import PAPER_CONFIG
-    from signattn_driver.training.loop import load_run_config, train, TrainingError
+    from signattn_driver.training.loop import load_run_config, train
     overrides = {'attention': args.model, 'quant_bits': args.bits,
                  'temperature': args.temperature, 'device': args.device, 'seed': args.seed,
                  'max_steps': args.max_steps, 'batch_size': args.batch_size,
                  'num_workers': args.num_workers,
                  'init_checkpoint': str(args.init_checkpoint) if args.init_checkpoint else None}
-    try:
-        model_config, train_config = load_run_config(
-            args.config or config_path(PAPER_CONFIG), overrides)
-        result = train(model_config, train_config, args.data, args.out, resume=args.resume,
-                       progress=not args.no_progress)
-    except TrainingError as err:
-        raise CliError(str(err)) from err
+    model_config, train_config = load_run_config(
+        args.config or config_path(PAPER_CONFIG), overrides)
+    result = train(model_config, train_config, args.data, args.out, resume=args.resume,
+                   progress=not args.no_progress)
     if os.environ.get('RANK', '0') != '0':   # torchrun: one report is enough
         return 0
     metrics = result['metrics']

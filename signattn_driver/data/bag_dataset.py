@@ -16,13 +16,14 @@ import numpy as np
 from signattn_driver.data.bag_layout import iter_camera_frames, read_ground_truth
 from signattn_driver.data.dataset import DatasetWriter
 from signattn_driver.data.labels import DEFAULT_SMOOTHING, LabelTrack
+from signattn_driver.errors import DataError
 from signattn_driver.preprocessing import compressed_to_hsv_u8, PreprocessingError
 from signattn_driver.vehicle import VehicleProfile
 
 log = logging.getLogger(__name__)
 
 
-class BagDatasetError(RuntimeError):
+class BagDatasetError(DataError):
     """A bag that lacks what a dataset needs (camera frames, steering and speed)."""
 
 

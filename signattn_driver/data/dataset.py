@@ -30,6 +30,7 @@ import numpy as np
 from signattn_driver.model import INPUT_HEIGHT, INPUT_WIDTH
 from signattn_driver.preprocessing import PREPROCESSING
 from signattn_driver.data.labels import smooth
+from signattn_driver.errors import DataError
 from signattn_driver.vehicle import inverse_radius_from_steering, VehicleProfile
 
 DATASET_FORMAT = 'signattn_driver.dataset'
@@ -46,7 +47,7 @@ SPLITS = ('train', 'val', 'test')
 FRAME_SHAPE = (INPUT_HEIGHT, INPUT_WIDTH, 3)
 
 
-class DatasetError(RuntimeError):
+class DatasetError(DataError):
     """A dataset folder that is missing, incomplete or inconsistent."""
 
 

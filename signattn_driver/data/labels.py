@@ -14,6 +14,8 @@ converted two ways carries bit-identical labels:
 
 import numpy as np
 
+from signattn_driver.errors import ConfigError
+
 DEFAULT_SMOOTHING = 0.2  # alpha_s of eq. 2; the paper does not state its value
 
 
@@ -24,7 +26,7 @@ def stamp_ns_of(header) -> int:
 
 def _check_alpha(alpha_s: float):
     if not 0.0 < alpha_s <= 1.0:
-        raise ValueError(f'alpha_s must be in (0, 1], got {alpha_s}')
+        raise ConfigError(f'alpha_s must be in (0, 1], got {alpha_s}')
 
 
 def smooth(values, alpha_s: float = DEFAULT_SMOOTHING) -> np.ndarray:

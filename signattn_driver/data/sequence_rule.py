@@ -18,8 +18,10 @@ import math
 
 import numpy as np
 
-# 10 frames at 20 Hz: short stalls of a camera driver keep the state, a paused bag does not.
-DEFAULT_MAX_GAP_S = 0.5
+# A stamp gap longer than this starts a new sequence (fresh LSTM state): 10 frames at 20 Hz,
+# so short stalls of a camera driver keep the state and a paused bag does not.
+SEQUENCE_BREAK_GAP_S = 0.5
+DEFAULT_MAX_GAP_S = SEQUENCE_BREAK_GAP_S   # the name ros/drive_parameters.py imports
 
 
 @dataclass(frozen=True)
@@ -30,7 +32,7 @@ class SequenceRule:
         max_gap_s: a stamp gap larger than this (seconds, > 0) starts a new sequence.
     """
 
-    max_gap_s: float = DEFAULT_MAX_GAP_S
+    max_gap_s: float = SEQUENCE_BREAK_GAP_S
 
     def __post_init__(self):
         """Reject a gap that is not a positive finite number of seconds."""

@@ -25,10 +25,9 @@ import numpy as np
 import torch
 
 from signattn_driver.data.dataset import Dataset, DatasetError, FRAME_SHAPE
-from signattn_driver.data.sequence_rule import DEFAULT_MAX_GAP_S, SequenceRule
+from signattn_driver.data.sequence_rule import SEQUENCE_BREAK_GAP_S, SequenceRule
 
 SPLIT_MODES = ('drive', 'time_blocks')
-MAX_GAP_S = DEFAULT_MAX_GAP_S  # the one sequence rule (data/sequence_rule.py)
 log = logging.getLogger(__name__)
 
 
@@ -84,7 +83,7 @@ class SequenceIndex:
     """The frames of one camera of opened datasets, as time-contiguous segments."""
 
     def __init__(self, datasets: list, camera: str = 'center', splits=('train', 'val'),
-                 max_gap_s: float = MAX_GAP_S):
+                 max_gap_s: float = SEQUENCE_BREAK_GAP_S):
         """Index every drive whose manifest split is in `splits`.
 
         Args:

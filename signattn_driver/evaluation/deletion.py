@@ -36,6 +36,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from signattn_driver.errors import ConfigError
 from signattn_driver.evaluation.explanations import expand_state, index_state
 
 LOG = logging.getLogger(__name__)
@@ -58,12 +59,12 @@ class DeletionConfig:
     def __post_init__(self):
         """Reject fills and level spacings that would make curves incomparable."""
         if self.fill not in FILLS:
-            raise ValueError(f'fill must be one of {FILLS}, got {self.fill!r}')
+            raise ConfigError(f'fill must be one of {FILLS}, got {self.fill!r}')
         n = 100.0 / self.step_percent
         if self.step_percent <= 0 or abs(n - round(n)) > 1e-9:
-            raise ValueError(f'step_percent must divide 100, got {self.step_percent}')
+            raise ConfigError(f'step_percent must divide 100, got {self.step_percent}')
         if self.batch_images < 1:
-            raise ValueError('batch_images must be >= 1')
+            raise ConfigError('batch_images must be >= 1')
 
 
 @dataclass

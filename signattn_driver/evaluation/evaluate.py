@@ -42,6 +42,7 @@ from signattn_driver.evaluation.deletion import (auc, deletion_curves,
                                                  deletion_curves_sequence, DeletionConfig,
                                                  FILLS)
 from signattn_driver.device import resolve_device
+from signattn_driver.errors import EvaluationError
 from signattn_driver.evaluation.explanations import (compute_maps, ExplainConfig, mass_inside,
                                                      METHODS)
 from signattn_driver.preprocessing import hsv_u8_to_input
@@ -62,10 +63,6 @@ PAPER = {
     'error_at_25_pct_deg': {'sign attention (proposed)': 8.35, 'soft attention': 7.43,
                             'gradcam': 6.63, 'lime': 6.33},
 }
-
-
-class EvaluationError(RuntimeError):
-    """An evaluation that cannot run: no frames, bad method or option."""
 
 
 @dataclass

@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from signattn_driver.attention_overlay import BLUR_SIGMA_CELLS
+from signattn_driver.errors import EvaluationError
 from signattn_driver.model import INPUT_HEIGHT, INPUT_WIDTH, MAP_HEIGHT, MAP_WIDTH
 from signattn_driver.preprocessing import hsv_u8_to_input
 
@@ -47,7 +48,7 @@ METHODS = ('attention', 'gradcam', 'lime', 'random', 'random_superpixels', 'cent
 LIME_HIDES = ('superpixel_mean', 'image_mean', 'black')
 
 
-class ExplanationError(RuntimeError):
+class ExplanationError(EvaluationError):
     """A saliency method that cannot run on this model or input."""
 
 

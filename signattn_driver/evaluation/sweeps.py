@@ -24,6 +24,7 @@ import multiprocessing
 import os
 from pathlib import Path
 
+from signattn_driver.errors import EvaluationError
 from signattn_driver.evaluation.evaluate import EvalConfig, evaluate
 from signattn_driver.evaluation.report import sweep_figure
 from signattn_driver.evaluation.statistics import paired_block_bootstrap
@@ -50,7 +51,7 @@ SWEEPS = {
 }
 
 
-class SweepError(RuntimeError):
+class SweepError(EvaluationError):
     """A sweep that cannot run (unknown parameter, bad values)."""
 
 

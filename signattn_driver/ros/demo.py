@@ -21,14 +21,15 @@ from pathlib import Path
 import time
 
 from signattn_driver.checkpoint import load
-from signattn_driver.paths import config_path
+from signattn_driver.errors import RosError
+from signattn_driver.paths import config_path, SHIPPED_MODEL
 
 log = logging.getLogger(__name__)
-DEFAULT_CHECKPOINT = ('models', 'sim_mean_field.pt')
+DEFAULT_CHECKPOINT = SHIPPED_MODEL
 DEFAULT_BAG = ('sample_drive',)
 
 
-class DemoError(RuntimeError):
+class DemoError(RosError):
     """The demo's inputs are missing or one of its steps failed."""
 
 
@@ -37,8 +38,8 @@ class DemoConfig:
     """Options of `signattn demo`."""
 
     out_dir: Path = Path('outputs/demo')
-    checkpoint: Path | None = None      # default: config/models/sim_mean_field.pt
-    bag: Path | None = None             # default: config/sample_drive (ROS 2 bag)
+    checkpoint: Path | None = None      # None: the shipped model (paths.SHIPPED_MODEL)
+    bag: Path | None = None             # None: config/sample_drive (ROS 2 bag)
     deletion_frames: int = 48           # frames scored by the deletion metric
     gif_frames: int = 80                # attention overlays in the animation
     methods: tuple = ('attention', 'gradcam', 'random')

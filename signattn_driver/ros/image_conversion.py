@@ -16,6 +16,7 @@ import logging
 
 import numpy as np
 
+from signattn_driver.errors import RosError
 from signattn_driver.preprocessing import decode_image, PreprocessingError
 
 # encoding -> (channels, color order of the first three channels; None = grey)
@@ -29,7 +30,7 @@ ENCODINGS = {
 log = logging.getLogger(__name__)
 
 
-class ImageConversionError(ValueError):
+class ImageConversionError(RosError, ValueError):
     """An image message that cannot become a picture (encoding, size, step or data wrong).
 
     Attributes:

@@ -25,6 +25,7 @@ from rosbags.rosbag2 import Reader
 from signattn_driver.data import bag_layout
 from signattn_driver.data.bag_layout import camera_topic, INVERSE_RADIUS_TOPIC
 from signattn_driver.data.labels import stamp_ns_of
+from signattn_driver.errors import RosError
 from signattn_driver.latency import latency_summary
 from signattn_driver.ros.node_process import NodeProcess, nothing_heard_hint
 from signattn_driver.vehicle import load_vehicle, steering_wheel_error_deg
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 LATENCY_PERCENTILES = (50, 90, 99)
 
 
-class LiveEvaluationError(RuntimeError):
+class LiveEvaluationError(RosError):
     """The evaluation cannot run: bag without ground truth, node not starting or not found."""
 
 
@@ -42,7 +43,7 @@ class LiveEvaluationConfig:
     """Options of `signattn evaluate-live` (see the CLI for their help)."""
 
     bag: Path
-    out_dir: Path
+    out_dir: Path = Path('outputs/live_evaluation')
     checkpoint: Path | None = None    # None: attach to a running node
     rate: float = 1.0
     vehicle: str = 'mkz'

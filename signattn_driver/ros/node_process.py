@@ -14,17 +14,19 @@ import subprocess
 import sys
 import tempfile
 
+from signattn_driver.errors import RosError
+
 NODE_MODULE = 'signattn_driver.ros.drive_node'
 # Fast DDS's TCP + shared-memory transport: a 640x480 raw frame (900 KiB) over the default UDP
 # transport arrives rarely or never (docs/node.md).
 DDS_TRANSPORTS = 'LARGE_DATA'
 
 
-class NodeProcessError(RuntimeError):
+class NodeProcessError(RosError):
     """The node process exited while it was needed (message: exit code and its last lines)."""
 
 
-class NothingHeardError(RuntimeError):
+class NothingHeardError(RosError):
     """A DDS exchange in which nothing arrived (message: `nothing_heard_hint`)."""
 
 

@@ -17,12 +17,13 @@ import time
 from rclpy.qos import QoSProfile
 from rosbags.rosbag2 import Reader
 
+from signattn_driver.errors import RosError
 from signattn_driver.ros.node_process import nothing_heard_hint
 
 log = logging.getLogger(__name__)
 
 
-class ReplayError(RuntimeError):
+class ReplayError(RosError):
     """A bag that cannot be replayed (missing, unreadable, no playable topic)."""
 
 

@@ -34,8 +34,10 @@ import math
 import numpy as np
 
 from signattn_driver.data.sequence_rule import SequenceTracker
+from signattn_driver.errors import SimulationError
 from signattn_driver.sim.episode import EpisodeDriver, EpisodeLimits, run_episode
-from signattn_driver.sim.metadrive_adapter import (front_wheel_rad_to_steering, MetaDriveSim,
+from signattn_driver.sim.metadrive_adapter import (CAMERA_JPEG_QUALITY,
+                                                   front_wheel_rad_to_steering, MetaDriveSim,
                                                    SimConfig)
 from signattn_driver.vehicle import front_wheel_angle_rad, load_vehicle
 
@@ -46,7 +48,7 @@ HELD_OUT_SEEDS = tuple(range(5001, 5011))
 log = logging.getLogger(__name__)
 
 
-class ClosedLoopError(RuntimeError):
+class ClosedLoopError(SimulationError):
     """A controller that cannot start or stopped answering."""
 
 
@@ -59,7 +61,7 @@ class ClosedLoopConfig:
     takeover_s: float = 2.0       # expert drives this long after an out-of-road event
     stall_s: float = 20.0         # end an episode that makes no route progress this long
     sim: SimConfig = field(default_factory=SimConfig)
-    jpeg_quality: int = 75        # frames go through JPEG as in the bags and over ROS
+    jpeg_quality: int = CAMERA_JPEG_QUALITY
 
     def to_dict(self) -> dict:
         """Plain dict for reports."""

@@ -32,9 +32,12 @@ import os
 
 import numpy as np
 
+from signattn_driver.errors import ConfigError, SimulationError
 from signattn_driver.sim.lane_masks import build_quads, map_lines, project_quads
 
 SIM_VERSION = '0.2.6.0'
+# Simulated frames go through JPEG at this quality, as in the bags and over ROS.
+CAMERA_JPEG_QUALITY = 75
 INSTALL_HINT = ('install the simulator extra: `pip install .[sim]` (requirements-sim.txt; '
                 'metadrive-simulator==0.2.6.0 with --no-deps) and apt packages libegl1 libgl1 '
                 'libegl-mesa0 libgl1-mesa-dri')
@@ -44,8 +47,11 @@ log = logging.getLogger(__name__)
 _MD = {}
 
 
-class SimulatorError(RuntimeError):
-    """The simulator is missing, cannot start, or was used out of order."""
+class MetaDriveError(SimulationError):
+    """MetaDrive itself is missing, cannot start, or was used out of order.
+
+    The sim layer's other errors: SimulationError (a recording), ClosedLoopError (a controller).
+    """
 
 
 @dataclass
@@ -65,10 +71,10 @@ class SimConfig:
     def __post_init__(self):
         """Reject settings MetaDrive would misbehave with."""
         if self.width_px != 2 * self.height_px:
-            raise ValueError('MetaDrive camera images are 2:1 (its lens aspect ratio); got '
-                             f'{self.width_px}x{self.height_px}')
+            raise ConfigError('MetaDrive camera images are 2:1 (its lens aspect ratio); got '
+                              f'{self.width_px}x{self.height_px}')
         if not (self.rate_hz > 0 and self.physics_substeps >= 1 and self.map_blocks >= 1):
-            raise ValueError(f'invalid simulator config {self}')
+            raise ConfigError(f'invalid simulator config {self}')
 
     def to_dict(self) -> dict:
         """Plain dict for manifests."""
@@ -106,18 +112,18 @@ def is_available() -> bool:
     """Return whether MetaDrive and its display module can be imported."""
     try:
         _load()
-    except SimulatorError:
+    except MetaDriveError:
         return False
     return True
 
 
 def require():
-    """Import MetaDrive now; raise SimulatorError with the install hint if it is missing."""
+    """Import MetaDrive now; raise MetaDriveError with the install hint if it is missing."""
     _load()
 
 
 def _load() -> dict:
-    """Import MetaDrive with adjustments 1-3; cached. Raises SimulatorError if absent."""
+    """Import MetaDrive with adjustments 1-3; cached. Raises MetaDriveError if absent."""
     if _MD:
         return _MD
     # 1. MetaDrive 0.2.6 predates NumPy 1.24, which removed these aliases.
@@ -127,7 +133,7 @@ def _load() -> dict:
     try:
         from panda3d import core as p3d
     except ImportError as err:
-        raise SimulatorError(f'Panda3D is not installed ({err}); {INSTALL_HINT}') from err
+        raise MetaDriveError(f'Panda3D is not installed ({err}); {INSTALL_HINT}') from err
     # 2. headless EGL; keep Panda3D's notices about missing input devices quiet.
     p3d.loadPrcFileData('signattn', '\n'.join((
         'load-display p3headlessgl', 'aux-display p3headlessgl', 'notify-level-display error',
@@ -143,7 +149,7 @@ def _load() -> dict:
             from metadrive.policy.idm_policy import IDMPolicy
             import metadrive
     except ImportError as err:
-        raise SimulatorError(f'MetaDrive is not importable ({err}); {INSTALL_HINT}') from err
+        raise MetaDriveError(f'MetaDrive is not importable ({err}); {INSTALL_HINT}') from err
     if getattr(metadrive, '__version__', SIM_VERSION) not in (SIM_VERSION, None):
         log.warning('MetaDrive %s found; this adapter is written for %s',
                     metadrive.__version__, SIM_VERSION)
@@ -204,7 +210,7 @@ class MetaDriveSim:
         try:
             self._env = md['MetaDriveEnv'](env_config)
         except Exception as err:
-            raise SimulatorError(f'cannot configure MetaDrive: {err}') from err
+            raise MetaDriveError(f'cannot configure MetaDrive: {err}') from err
         # Panda3D's ShowBase sets PYTHONUTF8=on, which every Python started from this process
         # (e.g. the drive node) rejects at start-up; restored after the lazy engine start.
         self._python_utf8 = os.environ.get('PYTHONUTF8')
@@ -243,12 +249,12 @@ class MetaDriveSim:
     def reset(self, seed: int) -> SimState:
         """Build map `seed` (a procedural map per seed), place the car, render the first frame."""
         if self._env is None:
-            raise SimulatorError('the simulator is closed')
+            raise MetaDriveError('the simulator is closed')
         try:
             with contextlib.redirect_stdout(io.StringIO()):
                 self._env.reset(force_seed=int(seed))
         except Exception as err:
-            raise SimulatorError(f'MetaDrive reset failed for seed {seed}: {err}') from err
+            raise MetaDriveError(f'MetaDrive reset failed for seed {seed}: {err}') from err
         self.seed = int(seed)
         _restore_python_utf8(self._python_utf8)
         engine = self._env.engine
@@ -287,7 +293,7 @@ class MetaDriveSim:
     def step(self, steering: float, throttle: float) -> SimState:
         """Apply (steering, throttle) in [-1, 1] for one frame period and render."""
         if self._expert is None:
-            raise SimulatorError('call reset() before step()')
+            raise MetaDriveError('call reset() before step()')
         self._steering = float(np.clip(steering, -1.0, 1.0))
         action = [self._steering, float(np.clip(throttle, -1.0, 1.0))]
         env = self._env

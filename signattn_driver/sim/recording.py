@@ -40,19 +40,16 @@ import numpy as np
 from signattn_driver.data.bag_layout import DriveBagWriter
 from signattn_driver.data.dataset import DatasetWriter
 from signattn_driver.data.labels import DEFAULT_SMOOTHING, Smoother
+from signattn_driver.errors import ConfigError, SimulationError
 from signattn_driver.preprocessing import compressed_to_hsv_u8
 from signattn_driver.sim.episode import EpisodeDriver, EpisodeLimits, run_episode
-from signattn_driver.sim.metadrive_adapter import (MetaDriveSim, SimConfig,
+from signattn_driver.sim.metadrive_adapter import (CAMERA_JPEG_QUALITY, MetaDriveSim, SimConfig,
                                                    steering_to_front_wheel_rad)
 from signattn_driver.vehicle import inverse_radius_from_steering, load_vehicle
 
 MIN_DRIVE_FRAMES = 40                    # shorter drives (a crash at the start) are dropped
 
 log = logging.getLogger(__name__)
-
-
-class SimulationError(RuntimeError):
-    """An output that exists, or a simulation that produced nothing."""
 
 
 @dataclass
@@ -66,7 +63,7 @@ class NoiseConfig:
     def __post_init__(self):
         """Reject negative or zero timings."""
         if self.amplitude < 0 or self.interval_s <= 0 or self.duration_s <= 0:
-            raise ValueError(f'invalid noise {self}')
+            raise ConfigError(f'invalid noise {self}')
 
 
 class SteeringNoise:
@@ -109,7 +106,7 @@ class SimulationConfig:
     noise: NoiseConfig = field(default_factory=NoiseConfig)
     vehicle: str = 'metadrive'    # profile name or YAML path (eq. 3 constants)
     smoothing_alpha: float = DEFAULT_SMOOTHING
-    jpeg_quality: int = 75
+    jpeg_quality: int = CAMERA_JPEG_QUALITY
     max_drive_s: float = 180.0
     max_off_road_s: float = 2.0   # a drive ends when the expert cannot get back within this
     write_bags: bool = True
@@ -124,8 +121,8 @@ class SimulationConfig:
     def __post_init__(self):
         """Reject a blend weight outside [0, 1] or a negative takeover."""
         if not 0.0 <= self.beta <= 1.0 or self.takeover_s < 0:
-            raise ValueError(f'beta must be in [0, 1] and takeover_s >= 0, got {self.beta}, '
-                             f'{self.takeover_s}')
+            raise ConfigError(f'beta must be in [0, 1] and takeover_s >= 0, got {self.beta}, '
+                              f'{self.takeover_s}')
 
     def to_dict(self) -> dict:
         """Plain dict for simulation.json and the dataset manifest."""

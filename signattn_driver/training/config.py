@@ -23,6 +23,7 @@ from pathlib import Path
 import yaml
 
 from signattn_driver.data.sequences import SPLIT_MODES
+from signattn_driver.errors import ConfigError, SignattnError
 from signattn_driver.model import ModelConfig
 
 BEST_METRICS = ('mae_steering_deg', 'mae_u_per_m')
@@ -30,7 +31,7 @@ PAPER_CONFIG = 'train_paper.yaml'     # under config/ (signattn_driver.paths.con
 TINY_CONFIG = 'train_tiny.yaml'
 
 
-class TrainingError(RuntimeError):
+class TrainingError(SignattnError):
     """A training run that cannot start or continue: bad config, unreadable data, bad run dir."""
 
 
@@ -70,33 +71,33 @@ class TrainConfig:
         for f in fields(self):
             value = getattr(self, f.name)
             if f.type is int and (isinstance(value, bool) or not isinstance(value, int)):
-                raise ValueError(f'{f.name} must be an integer, got {value!r}')
+                raise ConfigError(f'{f.name} must be an integer, got {value!r}')
             if f.type is float:
                 if isinstance(value, bool) or not isinstance(value, (int, float)):
-                    raise ValueError(f'{f.name} must be a number, got {value!r}')
+                    raise ConfigError(f'{f.name} must be a number, got {value!r}')
                 setattr(self, f.name, float(value))
             if f.type is bool and not isinstance(value, bool):
-                raise ValueError(f'{f.name} must be true or false, got {value!r}')
+                raise ConfigError(f'{f.name} must be true or false, got {value!r}')
         positive = ('sequence_length', 'batch_size', 'max_steps', 'val_every', 'log_every')
         for name in positive:
             if getattr(self, name) < 1:
-                raise ValueError(f'{name} must be >= 1, got {getattr(self, name)}')
+                raise ConfigError(f'{name} must be >= 1, got {getattr(self, name)}')
         if self.episode_windows < 1 or self.num_workers < 0:
-            raise ValueError('episode_windows must be >= 1 and num_workers >= 0')
+            raise ConfigError('episode_windows must be >= 1 and num_workers >= 0')
         if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f'lr must be > 0, got {self.lr}')
+            raise ConfigError(f'lr must be > 0, got {self.lr}')
         if self.weight_decay < 0 or self.grad_clip < 0 or self.entropy_weight < 0:
-            raise ValueError('weight_decay, grad_clip and entropy_weight must be >= 0')
+            raise ConfigError('weight_decay, grad_clip and entropy_weight must be >= 0')
         if self.val_split not in SPLIT_MODES:
-            raise ValueError(f'val_split must be one of {SPLIT_MODES}, got {self.val_split!r}')
+            raise ConfigError(f'val_split must be one of {SPLIT_MODES}, got {self.val_split!r}')
         if not 0.0 <= self.val_fraction < 1.0:
-            raise ValueError(f'val_fraction must be in [0, 1), got {self.val_fraction}')
+            raise ConfigError(f'val_fraction must be in [0, 1), got {self.val_fraction}')
         if not self.block_s > 0 or self.guard_s < 0:
-            raise ValueError('block_s must be > 0 and guard_s >= 0')
+            raise ConfigError('block_s must be > 0 and guard_s >= 0')
         if self.best_metric not in BEST_METRICS:
-            raise ValueError(f'best_metric must be one of {BEST_METRICS}')
+            raise ConfigError(f'best_metric must be one of {BEST_METRICS}')
         if not 0.0 <= self.brightness_jitter < 1.0:
-            raise ValueError('brightness_jitter must be in [0, 1)')
+            raise ConfigError('brightness_jitter must be in [0, 1)')
 
     def to_dict(self) -> dict:
         """Plain-types dict for checkpoints and YAML."""

@@ -43,13 +43,14 @@ from signattn_driver.udacity.sources import default_split, discover
 from signattn_driver.vehicle import load_vehicle
 
 __all__ = ['ConversionResult', 'ConvertConfig', 'ConverterError', 'convert_udacity',
-           'DEFAULT_ASSUMED_SPEED_MPS', 'DEFAULT_MAX_GAP_S']
+           'DEFAULT_ASSUMED_SPEED_MPS', 'REPORTED_STEERING_GAP_S']
 
 log = logging.getLogger(__name__)
 
 CONVERTER_VERSION = 1
-# Steering reports come at ~50 Hz (20 ms); a hole of 10 reports or more is worth reporting.
-DEFAULT_MAX_GAP_S = 0.2
+# Steering reports come at ~50 Hz (20 ms); a hole in the record of 10 reports or more is worth
+# reporting in the manifest (labels are interpolated across it; sequences are not cut here).
+REPORTED_STEERING_GAP_S = 0.2
 # CH2_001 has no speed. Mean speed of the CH2_002 training drives (33808 center frames of
 # train_round2_part1..5), so that eq. 3's slip term is about right on average.
 DEFAULT_ASSUMED_SPEED_MPS = 15.6
@@ -64,7 +65,7 @@ class ConvertConfig:
     cameras: tuple = ('center',)             # the first one carries the bag's ground truth
     vehicle: str = 'mkz'                     # profile name or YAML path (eq. 3 constants)
     smoothing_alpha: float = DEFAULT_SMOOTHING
-    max_gap_s: float = DEFAULT_MAX_GAP_S
+    max_gap_s: float = REPORTED_STEERING_GAP_S   # label record holes reported as gaps
     assumed_speed_mps: float = DEFAULT_ASSUMED_SPEED_MPS
     force: bool = False
     workers: int = 2                         # JPEG decode threads (OpenCV releases the GIL)
@@ -267,11 +268,10 @@ def _write_all(todo, kept, existing, config, vehicle, settings, result, progress
 def _write_drive(drive, sources, tmp_bag, writer, pool, config, vehicle, advance) -> dict:
     split = default_split(drive.name, drive.kind)
     dw = writer.drive(drive.name, split)
-    with_info = bool(getattr(drive, 'info_conns', None))
     sink = None
     try:
         with DriveBagWriter(tmp_bag, config.storage, cameras=drive.cameras,
-                            with_camera_info=with_info) as bag:
+                            with_camera_info=drive.has_camera_info) as bag:
             sink = DriveSink(bag, dw, pool, drive.cameras[0], vehicle, config.smoothing_alpha,
                              advance)
             try:

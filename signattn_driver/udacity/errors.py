@@ -1,7 +1,10 @@
 """The converter's one exception tree: every problem the user can act on is a ConverterError."""
 
 
-class ConverterError(RuntimeError):
+from signattn_driver.errors import SignattnError
+
+
+class ConverterError(SignattnError):
     """An input or output problem the user can act on (message names the file)."""
 
 

@@ -4,8 +4,9 @@
 - `Ch2001Drive`: the CH2_001 test release folder (center/<stamp>.jpg and a label CSV);
 - `InterpolatedDrive`: a folder in the interpolated.csv layout of udacity-driving-reader.
 
-`discover` turns the user's INPUT paths into these. A drive's `frames()` yields `Frame`s (and,
-for bags, CameraInfo triples) in source order; `label` is None outside the steering record.
+All three are `DriveSource`s: `discover` turns the user's INPUT paths into them, `open()` checks
+the input and reads its labels, and `frames()` yields `Frame`s (and, where `has_camera_info`,
+CameraInfo triples) in source order; `label` is None outside the steering record.
 """
 
 import csv
@@ -43,15 +44,74 @@ class Frame:
     label: tuple | None           # (theta_rad, v_mps), None: outside the steering record
 
 
-class BagDrive:
+class DriveSource:
+    """One drive of Udacity input, as `convert_udacity` reads it.
+
+    Attributes:
+        kind: 'bag' | 'ch2_001' | 'interpolated_csv' (recorded in the manifest).
+        name: the drive's name in the dataset and under bags/.
+        cameras: cameras converted, the reference camera first (set by `open`).
+        missing_cameras: cameras asked for that the input lacks (set by `open`).
+        total_frames: camera messages to convert, for progress (set by `open`).
+        speed_source: where the speed of the labels comes from, for the manifest.
+        gaps: label record holes longer than `max_gap_s` (data.labels.find_gaps entries).
+        skipped_topics: topics of the input that are not converted (manifest entries).
+        extra: further manifest entries of this kind of input.
+        has_camera_info: `frames()` also yields (camera, stamp_ns, CameraInfo) triples.
+    """
+
+    kind = ''
+
+    def __init__(self, name: str):
+        """Name the drive; everything read from the input waits for `open`."""
+        self.name = name
+        self.cameras: list = []
+        self.missing_cameras: list = []
+        self.total_frames = 0
+        self.speed_source = ''
+        self.gaps: list = []
+        self.skipped_topics: list = []
+        self.extra: dict = {}
+        self.has_camera_info = False
+
+    def fingerprint(self) -> list:
+        """Return the fingerprints of every source file (compared on re-runs)."""
+        raise NotImplementedError
+
+    def open(self, cameras, max_gap_s: float, assumed_speed_mps: float):
+        """Check the input and read its labels; fails before any frame is written.
+
+        Args:
+            cameras: cameras to convert; the first carries the ground truth.
+            max_gap_s: label record holes longer than this are reported in `gaps`.
+            assumed_speed_mps: speed of inputs that record none.
+
+        Raises:
+            ConverterError: the input cannot be converted (message names the file).
+        """
+        raise NotImplementedError
+
+    def frames(self):
+        """Yield the drive's Frames (and CameraInfo triples) in source order."""
+        raise NotImplementedError
+
+    def close(self):
+        """Release the input (again: no-op)."""
+
+
+class BagDrive(DriveSource):
     """A ROS 1 bag with a steering record (dbw_mkz_msgs/SteeringReport)."""
 
     kind = 'bag'
 
     def __init__(self, path: Path):
+        """Refer to the bag at `path`; `open` reads it."""
+        super().__init__(path.stem)
         self.path = path
-        self.name = path.stem
         self.bag = None
+        self.image_conns: list = []
+        self.info_conns: list = []
+        self.steering = None     # LabelTrack of (theta rad, v m/s)
 
     def fingerprint(self) -> list:
         """Return the fingerprints of every source file (compared on re-runs)."""
@@ -79,6 +139,7 @@ class BagDrive:
             raise ConverterError(f'{self.path}: no {camera_topic(cameras[0])} topic')
         self.image_conns = [x for c in self.cameras for x in by_topic[camera_topic(c)]]
         self.info_conns = [x for c in self.cameras for x in by_topic.get(camera_info_topic(c), [])]
+        self.has_camera_info = bool(self.info_conns)
         used = {STEERING_REPORT_TOPIC} | {camera_topic(c) for c in self.cameras} | {
             camera_info_topic(c) for c in self.cameras}
         self.skipped_topics = sorted(
@@ -155,20 +216,18 @@ def _jpg_stamp(path: Path) -> int:
         raise ConverterError(f'{path}: image names must be <stamp_ns>.jpg') from err
 
 
-class _FolderDrive:
-    def close(self):
-        """Nothing to close for a folder."""
-        pass
-
-
-class Ch2001Drive(_FolderDrive):
+class Ch2001Drive(DriveSource):
     """CH2_001: center/<stamp>.jpg and a CSV frame_id,steering_angle[,public][,speed]."""
 
     kind = 'ch2_001'
 
     def __init__(self, folder: Path, csv_path: Path):
+        """Refer to the release folder and its label CSV; `open` reads them."""
+        super().__init__(folder.name)
         self.folder, self.csv_path = folder, csv_path
-        self.name = folder.name
+        self.labels: dict = {}     # stamp_ns -> (theta rad, v m/s)
+        self.images: list = []     # (stamp_ns, path) in stamp order
+        self.missing_images = 0
 
     def fingerprint(self) -> list:
         """Return the fingerprints of every source file (compared on re-runs)."""
@@ -196,7 +255,6 @@ class Ch2001Drive(_FolderDrive):
         self.speed_source = (f'{self.csv_path.name} speed column (m/s)' if has_speed else
                              f'assumed constant {assumed_speed_mps} m/s (the CSV has no speed)')
         self.gaps = find_gaps(sorted(self.labels), max_gap_s)
-        self.skipped_topics = []
         self.extra = {'label_csv': self.csv_path.name, 'missing_images': self.missing_images}
 
     def frames(self):
@@ -206,15 +264,18 @@ class Ch2001Drive(_FolderDrive):
                         self.labels.get(stamp))
 
 
-class InterpolatedDrive(_FolderDrive):
+class InterpolatedDrive(DriveSource):
     """rwightman's udacity-driving-reader output: interpolated.csv + <camera>/<stamp>.jpg."""
 
     kind = 'interpolated_csv'
 
     def __init__(self, folder: Path):
+        """Refer to the folder; `open` reads its interpolated.csv."""
+        super().__init__(folder.name)
         self.folder = folder
-        self.name = folder.name
         self.csv_path = folder / 'interpolated.csv'
+        self.rows: list = []       # (stamp_ns, camera, filename, theta rad, v m/s)
+        self.missing_images = 0    # image files named in the CSV but absent (set by frames())
 
     def fingerprint(self) -> list:
         """Return the fingerprints of every source file (compared on re-runs)."""
@@ -245,7 +306,6 @@ class InterpolatedDrive(_FolderDrive):
         self.total_frames = len(self.rows)
         self.speed_source = 'interpolated.csv speed column (m/s)'
         self.gaps = find_gaps([r[0] for r in self.rows if r[1] == cameras[0]], max_gap_s)
-        self.skipped_topics = []
         self.extra = {'note': 'labels as interpolated by udacity-driving-reader (frames before '
                               'its first steering sample carry 0)'}
 

@@ -1,0 +1,20 @@
+"""High-level route commands from a navigator (conditional imitation learning, Codevilla 2018).
+
+The values are what the drive node's `route/command` topic (std_msgs/UInt8) carries, what
+simulated bags record per frame and what the dataset's `route_command` column holds. A model
+with `ModelConfig.num_commands == len(ROUTE_COMMANDS)` has one output branch per command.
+"""
+
+FOLLOW_LANE = 0   # no choice to make: keep the lane (also: no command, or a stale one)
+LEFT = 1          # take the left exit at the next junction
+STRAIGHT = 2      # go straight through the next junction
+RIGHT = 3         # take the right exit at the next junction
+ROUTE_COMMANDS = ('follow_lane', 'left', 'straight', 'right')  # index = value
+
+
+def route_command_name(value: int) -> str:
+    """Name of a command value, e.g. 1 -> 'left'; raises ValueError for unknown values."""
+    if not 0 <= int(value) < len(ROUTE_COMMANDS):
+        raise ValueError(f'route command must be 0..{len(ROUTE_COMMANDS) - 1} '
+                         f'({", ".join(ROUTE_COMMANDS)}), got {value!r}')
+    return ROUTE_COMMANDS[int(value)]

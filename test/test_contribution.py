@@ -1,0 +1,124 @@
+"""The contribution map phi: an exact split of u over the 10x20 map, for every model kind."""
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import tiny_config
+from signattn_driver import checkpoint
+from signattn_driver.model import ModelConfig, SteeringNet
+from signattn_driver.predictor import Predictor, quantize_dynamic_int8
+from signattn_driver.route_command import LEFT, RIGHT, ROUTE_COMMANDS
+
+KINDS = [('sign', 'deterministic'), ('sign', 'stochastic'), ('sign', 'mean_field'),
+         ('sign', 'gated'), ('soft', 'deterministic'), ('none', 'deterministic')]
+
+
+def _model(attention, binarize, num_commands=0, seed=0):
+    torch.manual_seed(seed)
+    model = SteeringNet(tiny_config(attention=attention, binarize=binarize,
+                                    num_commands=num_commands)).eval()
+    if num_commands:   # trained command models have non-zero embeddings
+        torch.nn.init.normal_(model.command_attention.weight)
+        torch.nn.init.normal_(model.command_gate.weight)
+    return model
+
+
+@pytest.mark.parametrize('num_commands', [0, len(ROUTE_COMMANDS)])
+@pytest.mark.parametrize('attention,binarize', KINDS)
+def test_phi_plus_bias_is_u_over_a_whole_sequence(attention, binarize, num_commands):
+    model = _model(attention, binarize, num_commands)
+    g = torch.Generator().manual_seed(1)
+    frames = torch.rand(2, 12, 3, 80, 160, generator=g) * 2 - 1
+    commands = torch.randint(0, 4, (2, 12), generator=g) if num_commands else None
+    state, worst = None, 0.0
+    with torch.no_grad():
+        u_seq, att_seq, _ = model(frames, commands=commands)
+        for t in range(frames.shape[1]):
+            out = model.explain_step(frames[:, t], state,
+                                     None if commands is None else commands[:, t])
+            state = out.state
+            assert out.contribution.shape == (2, 10, 20)
+            assert out.contribution.dtype == torch.float32
+            # the same u and alpha as the sequence forward: phi explains what the model outputs
+            assert torch.allclose(out.u, u_seq[:, t], atol=1e-7, rtol=1e-5)
+            assert torch.allclose(out.alpha, att_seq[:, t], atol=1e-7)
+            rebuilt = out.contribution.sum((-2, -1)) + out.bias
+            # float32 rounding, relative to the size of what is summed (D_in terms)
+            size = out.contribution.abs().sum((-2, -1)) + out.bias.abs()
+            worst = max(worst, float(((rebuilt - out.u).abs() / size).max()))
+    assert worst < 1e-5
+
+
+def test_phi_moves_where_a_cell_changes():
+    """Zeroing one cell's features changes that cell's phi; phi is not alpha in disguise."""
+    model = _model('none', 'deterministic')
+    x = torch.rand(1, 3, 80, 160) * 2 - 1
+    with torch.no_grad():
+        feats = model.encode(x)
+        state = model.initial_state_from_features(feats)
+        _, _, gated, route, _ = model._step(feats, state, None)
+        phi, _ = model.contribution(gated, route)
+        feats2 = feats.clone()
+        feats2[:, 37] = 0.0            # cell (1, 17)
+        _, _, gated2, _, _ = model._step(feats2, state, None)
+        phi2, _ = model.contribution(gated2, route)
+    changed = (phi2 - phi).abs().flatten() > 0
+    assert changed[37] and changed.sum() == 1
+
+
+def test_commands_select_a_branch_and_follow_lane_is_the_default():
+    model = _model('sign', 'mean_field', len(ROUTE_COMMANDS))
+    x = torch.rand(1, 3, 80, 160) * 2 - 1
+    with torch.no_grad():
+        outs = [model.explain_step(x, None, c) for c in range(4)]
+        default = model.explain_step(x, None, None)
+    assert float(default.u) == float(outs[0].u)
+    assert len({round(float(o.u), 9) for o in outs}) == 4       # each command its own answer
+    assert not torch.allclose(outs[LEFT].alpha, outs[RIGHT].alpha)   # and its own attention
+
+
+def test_a_fresh_command_model_equals_the_camera_only_model_it_extends():
+    """Zero command embeddings + copied head: a command model starts as the model it extends."""
+    base = _model('sign', 'mean_field')
+    cmd = SteeringNet(tiny_config(binarize='mean_field', num_commands=4)).eval()
+    state = {k: v for k, v in base.state_dict().items() if not k.startswith('head.')}
+    state['head.weight'] = base.head.weight.detach().repeat(4, 1)
+    state['head.bias'] = base.head.bias.detach().repeat(4)
+    state.update({k: v for k, v in cmd.state_dict().items() if k.startswith('command_')})
+    cmd.load_state_dict(state)
+    x = torch.rand(1, 3, 80, 160) * 2 - 1
+    with torch.no_grad():
+        assert torch.allclose(base.step(x)[0], cmd.step(x, None, RIGHT)[0], atol=1e-7)
+
+
+def test_bad_num_commands_is_rejected():
+    with pytest.raises(ValueError, match='num_commands'):
+        ModelConfig(num_commands=3)
+
+
+def test_int8_phi_is_close_to_u():
+    model = quantize_dynamic_int8(_model('sign', 'mean_field'))
+    x = torch.rand(4, 3, 80, 160) * 2 - 1
+    with torch.no_grad():
+        out = model.explain_step(x)
+    rebuilt = out.contribution.sum((-2, -1)) + out.bias
+    # int8 quantizes the head's input too: phi is then an approximation (docs/model.md)
+    assert torch.allclose(rebuilt, out.u, atol=0.05 * float(out.u.abs().max()))
+
+
+def test_predictor_returns_phi_on_request(tmp_path, camera_frames):
+    model = _model('sign', 'mean_field')
+    path = checkpoint.save(tmp_path / 'm.pt', model, vehicle={'name': 'mkz'})
+    p = Predictor(path, device='cpu')
+    plain = Predictor(path, device='cpu')
+    for frame in camera_frames:
+        out = p.step_full(frame, want_contribution=True)
+        u, attention = plain.step(frame)
+        assert out.u_per_m == u and np.array_equal(out.attention, attention)
+        assert out.contribution_per_m.shape == (10, 20)
+        assert out.contribution_per_m.dtype == np.float32
+        rebuilt = out.contribution_per_m.sum() + out.bias_per_m
+        assert rebuilt == pytest.approx(u, rel=1e-4, abs=1e-9)
+    skipped = p.step_full(camera_frames[0], want_attention=False)
+    assert skipped.attention is None and skipped.contribution_per_m is None
