@@ -48,7 +48,7 @@ from signattn_driver.evaluation.explanations import (compute_maps, ExplainConfig
 from signattn_driver.preprocessing import hsv_u8_to_input
 from signattn_driver.data.sequences import read_window, SequenceIndex
 from signattn_driver.evaluation.statistics import summary
-from signattn_driver.vehicle import steering_from_inverse_radius
+from signattn_driver.vehicle import steering_wheel_error_deg
 
 LOG = logging.getLogger(__name__)
 MODES = ('carried', 'sequence')
@@ -196,8 +196,9 @@ def _evaluate_checkpoint(model, runs, index, device, config: EvalConfig, progres
         before = tuple(b[s:] for b in before)
         hsv = win['frames'][s:]
         u_label = win['inverse_radius_per_m'][s:].astype(np.float64)
-        deg_per_u = np.degrees(steering_from_inverse_radius(1.0, win['speed_smoothed_mps'][s:],
-                                                            index.vehicle(seg)))
+        # steering-wheel degrees per 1/m of error in u at each frame's speed
+        deg_per_u = steering_wheel_error_deg(1.0, 0.0, win['speed_smoothed_mps'][s:],
+                                             index.vehicle(seg))
         masks = None
         if drive.mask_chunks:
             rows_ = seg.rows[r.start:r.stop]
