@@ -22,7 +22,6 @@ short probe also counts raw frames that arrive over Fast DDS LARGE_DATA for each
 reliability.
 """
 
-import json
 import os
 from pathlib import Path
 import platform
@@ -32,9 +31,10 @@ import time
 
 import numpy as np
 
-from benchmarks.node_processes import (jpeg_frames, child_env, close_listener,
-                                       open_listener, start_camera)
+from benchmarks.node_processes import (camera_counts, child_env, close_listener, jpeg_frames,
+                                       open_listener, require_heard, start_camera)
 from signattn_driver.data.labels import stamp_ns_of
+from signattn_driver.latency import latency_summary
 from signattn_driver.ros.node_process import node_command, NodeProcess
 
 
@@ -74,11 +74,16 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
 
 
-def _listen(schedule: list, env: dict, mode: str, reliable: bool) -> tuple[dict, list]:
-    """Run a camera and subscribe to its frames directly: (published per phase, receipts)."""
+def _listen(schedule: list, env: dict, mode: str, reliable: bool,
+            subscriber_wait_s: float = 120.0) -> tuple[dict, list]:
+    """Run a camera and subscribe to its frames directly: (published per phase, receipts).
+
+    Raises:
+        NothingHeardError: the camera found no subscriber, or no frame arrived.
+    """
     from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import CompressedImage, Image
-    camera = start_camera(schedule, env, mode)
+    camera = start_camera(schedule, env, mode, subscriber_wait_s)
     executor, node, context = open_listener('benchmark_hop_listener')
     received = []   # (phase, seq, latency_ms)
 
@@ -95,9 +100,10 @@ def _listen(schedule: list, env: dict, mode: str, reliable: bool) -> tuple[dict,
     try:
         while camera.poll() is None:
             executor.spin_once(timeout_sec=0.01)
-        published = json.loads(camera.stdout.read().strip().splitlines()[-1])
+        published = camera_counts(camera)
     finally:
         close_listener(executor, node, context, camera)
+    require_heard(f'DDS hop ({mode})', len(received), sum(published.values()))
     return published, received
 
 
@@ -120,9 +126,8 @@ def dds_hop_ms(env: dict, duration_s: float, mode: str = 'jpeg') -> dict:
     """
     _, received = _listen([['warmup', 5, 2.0], ['20hz', 20, duration_s]], env, mode,
                           mode == 'raw-reliable')
-    lat = np.array([r[2] for r in received if r[0] == '20hz'] or [np.nan])
-    return {'p50_ms': float(np.percentile(lat, 50)), 'p99_ms': float(np.percentile(lat, 99)),
-            'received': int(np.isfinite(lat).sum())}
+    lat = [r[2] for r in received if r[0] == '20hz']
+    return {**latency_summary(lat), 'received': len(lat)}
 
 
 def _paced_ms(work, n: int, rate_hz: float, warmup: int = 10) -> np.ndarray:
@@ -144,10 +149,6 @@ def _paced_ms(work, n: int, rate_hz: float, warmup: int = 10) -> np.ndarray:
         if i >= warmup:
             times.append((time.perf_counter() - t0) * 1e3)
     return np.array(times)
-
-
-def _summary(ms: np.ndarray) -> dict:
-    return {'p50_ms': float(np.median(ms)), 'p99_ms': float(np.percentile(ms, 99))}
 
 
 def floor_parts(path: str, precisions: list, thread_choice: str, device: str = 'cpu',
@@ -176,20 +177,21 @@ def floor_parts(path: str, precisions: list, thread_choice: str, device: str = '
         for threads in candidates:
             torch.set_num_threads(threads)
             predictor.reset()
-            timed[threads] = {**_summary(_paced_ms(step, steps, rate_hz)),
-                              'back_to_back': _summary(_paced_ms(step, steps, 0))}
+            timed[threads] = {**latency_summary(_paced_ms(step, steps, rate_hz)),
+                              'back_to_back': latency_summary(_paced_ms(step, steps, 0))}
         best = min(timed, key=lambda t: timed[t]['p50_ms'])
         out['step'][precision] = {'by_threads': timed, 'fastest_threads': best, **timed[best]}
     torch.set_num_threads(1)
 
     def decode(i):
         cv2.imdecode(np.frombuffer(jpegs[i % len(jpegs)], np.uint8), cv2.IMREAD_COLOR)
-    out['jpeg_decode'] = {**_summary(_paced_ms(decode, steps, rate_hz)),
-                          'back_to_back': _summary(_paced_ms(decode, 200, 0))}
+    out['jpeg_decode'] = {**latency_summary(_paced_ms(decode, steps, rate_hz)),
+                          'back_to_back': latency_summary(_paced_ms(decode, 200, 0))}
     return out
 
 
 def _measure(variant_cmd: list, schedule: list, env: dict, camera_mode: str = 'jpeg') -> dict:
+    """Run the schedule through one variant; return its phases and highest drop-free rate."""
     from diagnostic_msgs.msg import DiagnosticArray
     from geometry_msgs.msg import Vector3Stamped
     from rclpy.qos import QoSProfile
@@ -222,25 +224,43 @@ def _measure(variant_cmd: list, schedule: list, env: dict, camera_mode: str = 'j
         end = time.monotonic() + 1.0
         while time.monotonic() < end:
             executor.spin_once(timeout_sec=0.01)
-        published = json.loads(camera.stdout.read().strip().splitlines()[-1])
+        published = camera_counts(camera)
     finally:
         close_listener(executor, node, context, camera)
         node_proc.close()
+    require_heard('steering/command of the node under test', len(received),
+                  sum(published.values()))
+    phases = _phases(schedule, published, received, cpu, diagnostics)
+    fixed = [p for p in phases.values() if p['rate_hz'] != 'flat out']
+    sustained = [p['rate_hz'] for p in fixed if p['dropped'] == 0]
+    return {'phases': phases,
+            'highest_rate_without_drops_hz': max(sustained) if sustained else None}
+
+
+def _phases(schedule: list, published: dict, received: list, cpu: list,
+            diagnostics: list) -> dict:
+    """Per phase after warm-up: counts, latency, the node's CPU share and its stage p50s.
+
+    Args:
+        schedule: [name, rate_hz, duration_s] phases.
+        published: frames the camera published per phase.
+        received: (phase, seq, latency_ms, receipt perf) per command.
+        cpu: (perf, node CPU seconds) samples.
+        diagnostics: (receipt perf, {key: value}) of the node's /diagnostics.
+    """
     cpu_t, cpu_s = np.array(cpu).T if cpu else (np.zeros(1), np.zeros(1))
     phases = {}
     for name, rate_hz, duration_s in schedule:
         got = [r for r in received if r[0] == name]
         if name == 'warmup':
             continue
-        lat = np.array([r[2] for r in got]) if got else np.array([np.nan])
         t0, t1 = (got[0][3], got[-1][3]) if len(got) > 1 else (0.0, 1.0)
         busy = np.interp([t0, t1], cpu_t, cpu_s)
         phases[name] = {
             'rate_hz': rate_hz or 'flat out', 'published': published.get(name, 0),
             'processed': len(got), 'dropped': published.get(name, 0) - len(got),
             'processed_per_s': len(got) / (t1 - t0) if len(got) > 1 else 0.0,
-            'latency_p50_ms': float(np.percentile(lat, 50)),
-            'latency_p99_ms': float(np.percentile(lat, 99)),
+            **latency_summary([r[2] for r in got], 'latency_'),
             'node_cpu_percent_of_one_core': float(100 * (busy[1] - busy[0]) / (t1 - t0)),
         }
         # The node's stage p50s: its last /diagnostics before the next phase's first command.
@@ -252,10 +272,7 @@ def _measure(variant_cmd: list, schedule: list, env: dict, camera_mode: str = 'j
                 stage: float(before[-1][f'{stage}_p50_ms']) for stage in (
                     'age_at_receipt', 'wait', 'decode', 'preprocess', 'network', 'publish',
                     'compute', 'latency')}
-    fixed = [p for p in phases.values() if p['rate_hz'] != 'flat out']
-    sustained = [p['rate_hz'] for p in fixed if p['dropped'] == 0]
-    return {'phases': phases,
-            'highest_rate_without_drops_hz': max(sustained) if sustained else None}
+    return phases
 
 
 def _thread_probe(args, path: str, env: dict, precisions: list) -> dict:
@@ -298,13 +315,32 @@ def _one_run(args, path: str, env: dict, schedule: list, precisions: list) -> di
     else:
         threads = {p: int(args.threads) for p in precisions}
     out['threads'] = threads
-    variants = {}   # name -> (command, camera mode)
+    for name, (cmd, mode) in _variants(args, path, precisions, threads).items():
+        load_before = os.getloadavg()[0]
+        out['variants'][name] = _measure(cmd, schedule, env, mode)
+        out['variants'][name]['load_average_1min'] = [load_before, os.getloadavg()[0]]
+    for precision in precisions:
+        for transport in inputs:
+            out.update(_floor_ratios(precision, transport, floor, out['variants']))
+    v = out['variants']
+    if 'naive_fp32' in v:
+        for name in v:
+            if name != 'naive_fp32':
+                a, b = v['naive_fp32']['phases']['20hz'], v[name]['phases']['20hz']
+                out[f'ratio_naive_over_{name}_p50'] = a['latency_p50_ms'] / b['latency_p50_ms']
+                out[f'ratio_naive_over_{name}_p99'] = a['latency_p99_ms'] / b['latency_p99_ms']
+    return out
+
+
+def _variants(args, path: str, precisions: list, threads: dict) -> dict:
+    """Return {variant name: (command line, camera mode)}: the naive node, then the product's."""
+    variants = {}
     if not args.no_naive:
         variants['naive_fp32'] = ([sys.executable, '-c', 'from benchmarks.node_processes '
                                    'import naive_main; naive_main()', path,
                                    str(threads.get('fp32', 1))], 'jpeg')
     for precision in precisions:
-        for transport in inputs:
+        for transport in args.inputs.split(','):
             raw = transport == 'raw'
             variants[f'node_{precision}' + ('_raw' if raw else '')] = (node_command({
                 'checkpoint': path, 'precision': precision, 'device': args.device,
@@ -312,42 +348,34 @@ def _one_run(args, path: str, env: dict, schedule: list, precisions: list) -> di
                 'input_transport': transport,
                 'input_reliability': 'reliable' if raw else 'best_effort'}),
                 'raw-reliable' if raw else 'jpeg')
-    for name, (cmd, mode) in variants.items():
-        load_before = os.getloadavg()[0]
-        out['variants'][name] = _measure(cmd, schedule, env, mode)
-        out['variants'][name]['load_average_1min'] = [load_before, os.getloadavg()[0]]
-    v = out['variants']
-    for precision in precisions:
-        for transport in inputs:
-            tag = precision + ('_raw' if transport == 'raw' else '')
-            step = floor['step'][precision]
-            if transport == 'raw':
-                hop, decode, decode_loop = floor['dds_hop_raw']['p50_ms'], 0.0, 0.0
-            else:
-                hop = floor['dds_hop']['p50_ms']
-                decode = floor['jpeg_decode']['p50_ms']
-                decode_loop = floor['jpeg_decode']['back_to_back']['p50_ms']
-            node_p50 = v[f'node_{tag}']['phases']['20hz']['latency_p50_ms']
-            out[f'floor_{tag}_p50_ms'] = step['p50_ms'] + decode + hop
-            out[f'ratio_node_over_floor_{tag}_p50'] = node_p50 / out[f'floor_{tag}_p50_ms']
-            # The parts timed back to back (warm caches, spinning OpenMP workers): a lower
-            # floor than a 20 Hz node can reach, reported beside the paced one.
-            loop = step['back_to_back']['p50_ms'] + decode_loop + hop
-            out[f'floor_back_to_back_{tag}_p50_ms'] = loop
-            out[f'ratio_node_over_back_to_back_floor_{tag}_p50'] = node_p50 / loop
-            # The same floor from the node's own stages in the 20 Hz phase (step = preprocess
-            # + network, decode, hop = age at receipt): immune to load changing between parts.
-            stages = v[f'node_{tag}']['phases']['20hz'].get('node_stages_p50_ms')
-            if stages:
-                own = sum(stages[k] for k in ('preprocess', 'network', 'decode',
-                                              'age_at_receipt'))
-                out[f'ratio_node_over_stage_floor_{tag}_p50'] = node_p50 / own
-    if 'naive_fp32' in v:
-        for name in v:
-            if name != 'naive_fp32':
-                a, b = v['naive_fp32']['phases']['20hz'], v[name]['phases']['20hz']
-                out[f'ratio_naive_over_{name}_p50'] = a['latency_p50_ms'] / b['latency_p50_ms']
-                out[f'ratio_naive_over_{name}_p99'] = a['latency_p99_ms'] / b['latency_p99_ms']
+    return variants
+
+
+def _floor_ratios(precision: str, transport: str, floor: dict, variants: dict) -> dict:
+    """The node's 20 Hz p50 over its floor, three ways, for one precision and transport."""
+    out = {}
+    tag = precision + ('_raw' if transport == 'raw' else '')
+    step = floor['step'][precision]
+    if transport == 'raw':
+        hop, decode, decode_loop = floor['dds_hop_raw']['p50_ms'], 0.0, 0.0
+    else:
+        hop = floor['dds_hop']['p50_ms']
+        decode = floor['jpeg_decode']['p50_ms']
+        decode_loop = floor['jpeg_decode']['back_to_back']['p50_ms']
+    node_p50 = variants[f'node_{tag}']['phases']['20hz']['latency_p50_ms']
+    out[f'floor_{tag}_p50_ms'] = step['p50_ms'] + decode + hop
+    out[f'ratio_node_over_floor_{tag}_p50'] = node_p50 / out[f'floor_{tag}_p50_ms']
+    # The parts timed back to back (warm caches, spinning OpenMP workers): a lower floor than
+    # a 20 Hz node can reach, reported beside the paced one.
+    loop = step['back_to_back']['p50_ms'] + decode_loop + hop
+    out[f'floor_back_to_back_{tag}_p50_ms'] = loop
+    out[f'ratio_node_over_back_to_back_floor_{tag}_p50'] = node_p50 / loop
+    # The same floor from the node's own stages in the 20 Hz phase (step = preprocess +
+    # network, decode, hop = age at receipt): immune to load changing between parts.
+    stages = variants[f'node_{tag}']['phases']['20hz'].get('node_stages_p50_ms')
+    if stages:
+        own = sum(stages[k] for k in ('preprocess', 'network', 'decode', 'age_at_receipt'))
+        out[f'ratio_node_over_stage_floor_{tag}_p50'] = node_p50 / own
     return out
 
 

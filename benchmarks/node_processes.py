@@ -14,18 +14,27 @@ import time
 
 import numpy as np
 
+from signattn_driver.ros.node_process import (node_environment, nothing_heard_hint,
+                                              NothingHeardError, use_loopback_dds)
+
 FRAME_SIZE_HW = (480, 640)
+SUBSCRIBER_WAIT_S = 120.0     # the camera's wait for the node (or listener) to subscribe
+NO_SUBSCRIBER = 'no_subscriber_after_s'
+
+
+DEFAULT_DOMAIN_ID = '42'
 
 
 def child_env() -> dict:
-    """Return the environment of the benchmark's child processes.
+    """Put this process's DDS on loopback; return the environment of its child processes.
 
-    Loopback DDS, the large-data transport, and this checkout on PYTHONPATH (the camera and
-    naive-node children import `benchmarks.node_processes`).
+    This process (the listener) and its children share DDS settings: loopback discovery, a
+    domain (ROS_DOMAIN_ID or DEFAULT_DOMAIN_ID), the large-data transport; the children also
+    get this checkout on PYTHONPATH (the camera and naive-node children import
+    `benchmarks.node_processes`). Call it before rclpy starts in this process.
     """
-    env = dict(os.environ, FASTDDS_BUILTIN_TRANSPORTS='LARGE_DATA',
-               ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
-               ROS_DOMAIN_ID=os.environ.get('ROS_DOMAIN_ID', '42'))
+    use_loopback_dds(os.environ, DEFAULT_DOMAIN_ID)
+    env = node_environment()
     checkout = str(Path(__file__).resolve().parent.parent)
     env['PYTHONPATH'] = os.pathsep.join(filter(None, [checkout, env.get('PYTHONPATH')]))
     return env
@@ -46,6 +55,8 @@ def camera_main():
 
     argv[2] (optional): 'raw-reliable' or 'raw-best_effort' publishes 640x480 bgr8 Images on
     `image` with that reliability instead of JPEGs (sensor-data QoS) on `image/compressed`.
+    argv[3] (optional): seconds to wait for a subscriber (default SUBSCRIBER_WAIT_S); with
+    none by then nothing is published and the counts are {NO_SUBSCRIBER: seconds waited}.
     """
     import rclpy
     from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
@@ -68,11 +79,15 @@ def camera_main():
         pub = node.create_publisher(Image, 'image', qos)
         msg = Image(height=FRAME_SIZE_HW[0], width=FRAME_SIZE_HW[1], encoding='bgr8',
                     step=FRAME_SIZE_HW[1] * 3)
-    deadline = time.monotonic() + 120
+    wait_s = float(sys.argv[3]) if len(sys.argv) > 3 else SUBSCRIBER_WAIT_S
+    deadline = time.monotonic() + wait_s
     while pub.get_subscription_count() == 0 and time.monotonic() < deadline:
         time.sleep(0.05)
-    time.sleep(1.0)
     counts = {}
+    if pub.get_subscription_count() == 0:
+        schedule, counts[NO_SUBSCRIBER] = [], wait_s
+    else:
+        time.sleep(1.0)
     for name, rate_hz, duration_s in schedule:
         start = time.perf_counter()
         seq = 0
@@ -155,12 +170,37 @@ def naive_main():
 
 # -- in the benchmark process ----------------------------------------------------------------
 
-def start_camera(schedule: list, env: dict, mode: str = 'jpeg') -> subprocess.Popen:
+def start_camera(schedule: list, env: dict, mode: str = 'jpeg',
+                 subscriber_wait_s: float = SUBSCRIBER_WAIT_S) -> subprocess.Popen:
     """Start camera_main with `schedule` (JSON phases) in `mode`; its stdout holds the counts."""
     return subprocess.Popen(
         [sys.executable, '-c', 'from benchmarks.node_processes import camera_main; '
-         'camera_main()', json.dumps(schedule), mode], env=env, stdout=subprocess.PIPE,
-        text=True)
+         'camera_main()', json.dumps(schedule), mode, str(subscriber_wait_s)], env=env,
+        stdout=subprocess.PIPE, text=True)
+
+
+def camera_counts(camera: subprocess.Popen) -> dict:
+    """Return the frames the finished camera published per phase.
+
+    Raises:
+        NothingHeardError: the camera found no subscriber, so it published nothing.
+    """
+    lines = camera.stdout.read().strip().splitlines()
+    if not lines:
+        raise NothingHeardError(f'the benchmark camera exited ({camera.wait()}) without '
+                                'reporting what it published')
+    counts = json.loads(lines[-1])
+    if NO_SUBSCRIBER in counts:
+        raise NothingHeardError(f'the benchmark camera found no subscriber in '
+                                f'{counts[NO_SUBSCRIBER]:.0f} s: {nothing_heard_hint()}')
+    return counts
+
+
+def require_heard(what: str, heard: int, published: int):
+    """Raise NothingHeardError when `published` frames went out and none of them was heard."""
+    if published > 0 and heard == 0:
+        raise NothingHeardError(f'{what}: heard none of the {published} frames published: '
+                                f'{nothing_heard_hint()}')
 
 
 def open_listener(name: str) -> tuple:
@@ -178,12 +218,12 @@ def open_listener(name: str) -> tuple:
     return executor, node, context
 
 
-def close_listener(executor, node, context, camera: subprocess.Popen):
+def close_listener(executor, node, context, camera: subprocess.Popen | None):
     """Tear down a listener (executor, node, its rclpy context) and stop the camera process."""
     import rclpy
     executor.shutdown(timeout_sec=1.0)
     node.destroy_node()
     rclpy.try_shutdown(context=context)
-    if camera.poll() is None:
+    if camera is not None and camera.poll() is None:
         camera.terminate()
         camera.wait(timeout=20)

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from signattn_driver import checkpoint
+from signattn_driver.latency import latency_summary
 from signattn_driver.model import count_parameters, ModelConfig, SteeringNet
 from signattn_driver.predictor import Predictor
 
@@ -80,8 +81,7 @@ def run(args) -> dict:
                 results['weights_mib_fp32'] = results['parameters'] * 4 / 2**20
                 results['config'] = predictor.config.to_dict()
             u, ms = _time_steps(predictor, frames, args.steps, args.warmup)
-            entry = {'median_ms': float(np.median(ms)), 'p99_ms': float(np.percentile(ms, 99)),
-                     'mean_abs_u_per_m': float(np.abs(u).mean())}
+            entry = {**latency_summary(ms), 'mean_abs_u_per_m': float(np.abs(u).mean())}
             if reference is None:
                 reference = u
             else:

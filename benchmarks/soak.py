@@ -7,11 +7,9 @@ reads the node's resident set size from /proc every `--sample-s`. Memory is flat
 after warm-up stays within a few MiB to the end.
 """
 
-import json
 import os
 from pathlib import Path
 import platform
-import subprocess
 import time
 
 import numpy as np
@@ -39,22 +37,47 @@ def _rss_mib(pid: int) -> float:
 
 def run(args) -> dict:
     """Publish `frames` at `rate`, sample the node's RSS; return the curve and its summary."""
-    from geometry_msgs.msg import Vector3Stamped
-    from rclpy.qos import QoSProfile
-    from sensor_msgs.msg import Image
-    from benchmarks.node_processes import (child_env, close_listener, open_listener,
-                                           start_camera)
+    from benchmarks.node_processes import (camera_counts, child_env, close_listener,
+                                           open_listener, require_heard, start_camera)
     from signattn_driver.paths import config_path
-    from signattn_driver.ros.node_process import node_command
+    from signattn_driver.ros.node_process import NodeProcess
 
     env = child_env()
     path = args.checkpoint or str(config_path('models', 'sim_mean_field.pt'))
-    duration_s = args.frames / args.rate
-    node_proc = subprocess.Popen(
-        node_command({'checkpoint': path, 'device': 'cpu', 'precision': args.precision,
-                      'num_threads': args.threads, 'publish_attention': True}),
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    executor, node, context = open_listener('benchmark_soak_listener')
+    load = [os.getloadavg()[0]]
+    with NodeProcess(parameters={'checkpoint': path, 'device': 'cpu',
+                                 'precision': args.precision, 'num_threads': args.threads,
+                                 'publish_attention': True}, env=env) as node_proc:
+        executor, node, context = open_listener('benchmark_soak_listener')
+        camera = None
+        try:
+            counts = _count_messages(node)
+            _wait_for_attention(executor, node, node_proc)
+            camera = start_camera([['soak', args.rate, args.frames / args.rate]], env)
+            samples = _sample_rss(args, executor, camera, node_proc, counts)
+            published = camera_counts(camera)
+        finally:
+            close_listener(executor, node, context, camera)
+    require_heard('steering/command of the soaked node', counts['commands'],
+                  published['soak'])
+    load.append(os.getloadavg()[0])
+    return {
+        'machine': f'{os.cpu_count()} CPU cores, {platform.processor() or "cpu"}',
+        'checkpoint': args.checkpoint or 'config/models/sim_mean_field.pt (shipped)',
+        'precision': args.precision, 'threads': args.threads, 'rate_hz': args.rate,
+        'frames_published': int(published['soak']),
+        'commands_received': counts['commands'], 'attention_received': counts['attention'],
+        'duration_s': float(samples[-1][0]), 'load_average_1min': load,
+        'rss_mib': _rss_summary(samples, args.warmup_s),
+        'samples_t_s_rss_mib_commands_attention': samples,
+    }
+
+
+def _count_messages(node) -> dict:
+    """Subscribe to the node's commands and attention images; return the live counts."""
+    from geometry_msgs.msg import Vector3Stamped
+    from rclpy.qos import QoSProfile
+    from sensor_msgs.msg import Image
     counts = {'commands': 0, 'attention': 0}
 
     def count(key):
@@ -64,49 +87,51 @@ def run(args) -> dict:
     node.create_subscription(Vector3Stamped, 'steering/command', count('commands'),
                              QoSProfile(depth=100))
     node.create_subscription(Image, 'attention', count('attention'), QoSProfile(depth=10))
-    deadline = time.monotonic() + 120
-    while node.count_publishers('/attention') == 0 and time.monotonic() < deadline:
+    return counts
+
+
+def _wait_for_attention(executor, node, node_proc, timeout_s: float = 120.0):
+    """Wait until the node publishes /attention (it has started); an error if it never does."""
+    from signattn_driver.ros.node_process import nothing_heard_hint, NothingHeardError
+    deadline = time.monotonic() + timeout_s
+    while node.count_publishers('/attention') == 0:
+        node_proc.check_alive()
+        if time.monotonic() > deadline:
+            raise NothingHeardError(f'no drive node publishing /attention after '
+                                    f'{timeout_s:.0f} s: {nothing_heard_hint()}')
         executor.spin_once(timeout_sec=0.1)
-    camera = start_camera([['soak', args.rate, duration_s]], env)
-    samples = []   # [seconds since start, node RSS MiB, commands, attention images]
+
+
+def _sample_rss(args, executor, camera, node_proc, counts: dict) -> list:
+    """Spin until the camera is done, sampling the node every `args.sample_s`.
+
+    Returns:
+        [seconds since start, node RSS MiB, commands, attention images] rows.
+    """
+    samples = []
     start = time.monotonic()
     next_sample = start
-    load = [os.getloadavg()[0]]
-    try:
-        while camera.poll() is None:
-            executor.spin_once(timeout_sec=0.01)
-            now = time.monotonic()
-            if now >= next_sample:
-                if node_proc.poll() is not None:
-                    raise RuntimeError('drive node exited: ' + node_proc.stderr.read()[-500:])
-                samples.append([round(now - start, 2), round(_rss_mib(node_proc.pid), 2),
-                                counts['commands'], counts['attention']])
-                next_sample += args.sample_s
-        end = time.monotonic() + 1.0
-        while time.monotonic() < end:
-            executor.spin_once(timeout_sec=0.01)
-        samples.append([round(time.monotonic() - start, 2), round(_rss_mib(node_proc.pid), 2),
-                        counts['commands'], counts['attention']])
-        published = camera.stdout.read().strip().splitlines()[-1]
-    finally:
-        close_listener(executor, node, context, camera)
-        if node_proc.poll() is None:
-            node_proc.terminate()
-            node_proc.wait(timeout=20)
-    load.append(os.getloadavg()[0])
+    while camera.poll() is None:
+        executor.spin_once(timeout_sec=0.01)
+        now = time.monotonic()
+        if now >= next_sample:
+            node_proc.check_alive()
+            samples.append([round(now - start, 2), round(_rss_mib(node_proc.pid), 2),
+                            counts['commands'], counts['attention']])
+            next_sample += args.sample_s
+    end = time.monotonic() + 1.0
+    while time.monotonic() < end:
+        executor.spin_once(timeout_sec=0.01)
+    samples.append([round(time.monotonic() - start, 2), round(_rss_mib(node_proc.pid), 2),
+                    counts['commands'], counts['attention']])
+    return samples
+
+
+def _rss_summary(samples: list, warmup_s: float) -> dict:
+    """RSS at the start, after warm-up, at the end, and its growth and slope after warm-up."""
     t, rss = np.array([s[0] for s in samples]), np.array([s[1] for s in samples])
-    after = rss[t >= args.warmup_s] if (t >= args.warmup_s).any() else rss
-    slope = np.polyfit(t[t >= args.warmup_s], after, 1)[0] * 60 if len(after) > 2 else 0.0
-    return {
-        'machine': f'{os.cpu_count()} CPU cores, {platform.processor() or "cpu"}',
-        'checkpoint': args.checkpoint or 'config/models/sim_mean_field.pt (shipped)',
-        'precision': args.precision, 'threads': args.threads, 'rate_hz': args.rate,
-        'frames_published': int(json.loads(published)['soak']),
-        'commands_received': counts['commands'], 'attention_received': counts['attention'],
-        'duration_s': float(t[-1]), 'load_average_1min': load,
-        'rss_mib': {'first': float(rss[0]), 'at_warmup_end': float(after[0]),
-                    'end': float(rss[-1]), 'max': float(rss.max()),
-                    'growth_after_warmup': float(rss[-1] - after[0]),
-                    'slope_after_warmup_mib_per_min': float(slope)},
-        'samples_t_s_rss_mib_commands_attention': samples,
-    }
+    after = rss[t >= warmup_s] if (t >= warmup_s).any() else rss
+    slope = np.polyfit(t[t >= warmup_s], after, 1)[0] * 60 if len(after) > 2 else 0.0
+    return {'first': float(rss[0]), 'at_warmup_end': float(after[0]), 'end': float(rss[-1]),
+            'max': float(rss.max()), 'growth_after_warmup': float(rss[-1] - after[0]),
+            'slope_after_warmup_mib_per_min': float(slope)}

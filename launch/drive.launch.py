@@ -1,22 +1,25 @@
 """Start the drive node on a camera topic, optionally with rviz2 showing the attention map.
 
 Usage: ros2 launch signattn_driver drive.launch.py [checkpoint:=/path/model.pt] [rviz:=true]
+       [lifecycle:=true]
 
 Without `checkpoint` the node loads the shipped demo model (config/models/sim_mean_field.pt,
 trained on simulated drives); pass your own for real cameras. `--show-args` lists the rest.
 
 The launch ends with the node: if drive_node exits with an error (bad checkpoint, bad
 parameter) the launch stops with a nonzero status after the node's own message. `rviz:=true`
-without rviz2 installed fails before anything is started.
+without rviz2 installed fails before anything is started. `lifecycle:=true` starts it as a
+managed node that waits, unconfigured, for `configure` and `activate` from a lifecycle manager
+(or `ros2 lifecycle set /drive_node configure`, then `activate`).
 """
 
 from launch import LaunchDescription
 from launch.actions import (DeclareLaunchArgument, OpaqueFunction, RegisterEventHandler,
                             Shutdown)
-from launch.conditions import IfCondition
+from launch.conditions import IfCondition, UnlessCondition
 from launch.event_handlers import OnProcessExit
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
-from launch_ros.actions import Node
+from launch_ros.actions import LifecycleNode, Node
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
@@ -51,7 +54,7 @@ def end_with_drive_node(context):
 
 
 def generate_launch_description():
-    """Declare the arguments, then the drive node and (behind `rviz`) rviz2."""
+    """Declare the arguments, then the drive node (plain or managed) and rviz2 (if asked)."""
     share = FindPackageShare(PACKAGE)
     arguments = [
         DeclareLaunchArgument('checkpoint',
@@ -85,14 +88,22 @@ def generate_launch_description():
                               'speed_topic message has arrived, m/s'),
         DeclareLaunchArgument('ackermann_topic', default_value='steering/ackermann',
                               description='AckermannDriveStamped output, e.g. /ackermann_cmd'),
+        DeclareLaunchArgument('route_command_topic', default_value='route/command',
+                              description='std_msgs/UInt8 route command from the navigator '
+                              '(0 follow-lane, 1 left, 2 straight, 3 right; reliable, '
+                              'transient local); used by checkpoints trained with commands'),
         DeclareLaunchArgument('use_sim_time', default_value='false',
                               description='use /clock (e.g. `signattn replay BAG --clock`)'),
         DeclareLaunchArgument('rviz', default_value='false',
                               description='also start rviz2 with the attention view'),
+        DeclareLaunchArgument('lifecycle', default_value='false', choices=['true', 'false'],
+                              description='run drive_node as a managed (lifecycle) node: it '
+                              'loads the checkpoint on configure and steers once activated'),
     ]
     camera_topic = LaunchConfiguration('camera_topic')
     use_sim_time = ParameterValue(LaunchConfiguration('use_sim_time'), value_type=bool)
-    drive_node = Node(
+    lifecycle = LaunchConfiguration('lifecycle')
+    node_settings = dict(
         package=PACKAGE,
         executable='drive_node',
         name='drive_node',
@@ -111,8 +122,12 @@ def generate_launch_description():
             },
         ],
         remappings=[('image/compressed', camera_topic), ('image', camera_topic),
-                    ('steering/ackermann', LaunchConfiguration('ackermann_topic'))],
+                    ('steering/ackermann', LaunchConfiguration('ackermann_topic')),
+                    ('route/command', LaunchConfiguration('route_command_topic'))],
     )
+    drive_node = Node(**node_settings, condition=UnlessCondition(lifecycle))
+    managed_drive_node = LifecycleNode(**node_settings, namespace='', arguments=['--lifecycle'],
+                                       condition=IfCondition(lifecycle))
     rviz = Node(
         package='rviz2',
         executable='rviz2',
@@ -125,7 +140,9 @@ def generate_launch_description():
         *arguments,
         OpaqueFunction(function=require_rviz2),   # before drive_node starts
         drive_node,
-        RegisterEventHandler(OnProcessExit(
-            target_action=drive_node, on_exit=[OpaqueFunction(function=end_with_drive_node)])),
+        managed_drive_node,
+        *(RegisterEventHandler(OnProcessExit(
+            target_action=node, on_exit=[OpaqueFunction(function=end_with_drive_node)]))
+          for node in (drive_node, managed_drive_node)),
         rviz,
     ])

@@ -100,3 +100,14 @@ def front_wheel_angle_rad(inverse_radius_per_m, speed_mps, profile: VehicleProfi
     """
     return steering_from_inverse_radius(inverse_radius_per_m, speed_mps, profile) / \
         profile.steering_ratio
+
+
+def steering_wheel_error_deg(u_pred_per_m, u_true_per_m, speed_mps, profile: VehicleProfile):
+    """Steering-wheel angle error in deg of a predicted u against the true one (signed).
+
+    Eq. 3 inverted at the frame's speed is linear in u, so the error is the angle of
+    u_pred - u_true: the one steering-error measure of training validation, offline and live
+    evaluation and the demo (+ = the prediction steers further left). Works on arrays.
+    """
+    error_per_m = np.subtract(u_pred_per_m, u_true_per_m, dtype=np.float64)
+    return np.degrees(steering_from_inverse_radius(error_per_m, speed_mps, profile))

@@ -55,7 +55,8 @@ DEFAULT_CAMERA = '/center_camera/image_color/compressed'
 PARAMETER_ARGUMENTS = ('checkpoint', 'device', 'precision', 'input_transport',
                        'input_reliability', 'input_depth', 'speed_topic', 'assumed_speed_mps',
                        'use_sim_time')
-OTHER_ARGUMENTS = ('camera_topic', 'ackermann_topic', 'rviz')
+OTHER_ARGUMENTS = ('camera_topic', 'ackermann_topic', 'rviz', 'lifecycle',
+                   'route_command_topic')
 
 
 def ros2_executable() -> str:
@@ -432,3 +433,23 @@ def test_rviz_without_rviz2_fails_before_anything_starts(start, pip_prefix, tiny
     assert 'sudo apt install ros-$ROS_DISTRO-rviz2' in launched.output
     assert 'process started' not in launched.output      # drive_node was never started
     assert launched.left_behind() == []
+
+
+def test_lifecycle_true_starts_a_managed_node_that_steers_once_activated(
+        start, probes, tiny_checkpoint, camera_frames):
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState, GetState
+    launched = start(f'checkpoint:={tiny_checkpoint}', 'device:=cpu', 'lifecycle:=true')
+    probe = probes(launched)
+    state = probe.call(GetState, '/drive_node/get_state', GetState.Request())
+    assert state.current_state.label == 'unconfigured'
+    camera = probe.node.create_publisher(CompressedImage, DEFAULT_CAMERA, qos_profile_sensor_data)
+    for transition in (Transition.TRANSITION_CONFIGURE, Transition.TRANSITION_ACTIVATE):
+        assert probe.call(ChangeState, '/drive_node/change_state', ChangeState.Request(
+            transition=Transition(id=transition))).success
+    answers = probe.answer_each(camera, jpeg_maker(camera_frames[0]),
+                                [10**9 * 100 + i * 50_000_000 for i in range(3)])
+    assert all(np.isfinite(a.vector.x) for a in answers)
+    assert launched.ctrl_c() == 0, launched.output
+    assert launched.left_behind() == []
+    assert 'Traceback' not in launched.output, launched.output

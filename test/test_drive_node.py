@@ -388,7 +388,7 @@ def node_in_process(tiny_checkpoint, ros_domain_id):
         NodeParameter('checkpoint', value=str(tiny_checkpoint)),
         NodeParameter('device', value='cpu')])
     published = []
-    node.pub_command.publish = published.append
+    node.outputs.command.publish = published.append
     try:
         yield node, published
     finally:
@@ -401,16 +401,19 @@ def test_non_finite_output_is_counted_and_not_published(node_in_process, camera_
     node, published = node_in_process
     msg = jpeg_msg(camera_frames[0], 10**9)
     assert node.process(msg) is not None and len(published) == 1
-    node.predictor.step_input = lambda x: (torch.tensor([float('nan')]), torch.zeros(1, 10, 20))
+    from signattn_driver.model import Explained
+    node.predictor.step_input = lambda x, command=None: Explained(
+        torch.tensor([float('nan')]), torch.zeros(1, 10, 20), torch.zeros(1, 10, 20),
+        torch.zeros(1), None)
     assert node.process(msg) is None
-    assert len(published) == 1 and node.rejections['non_finite_output'] == 1
+    assert len(published) == 1 and node.counters.rejections['non_finite_output'] == 1
 
 
 def test_future_stamps_are_rejected_and_stages_are_timed(node_in_process, camera_frames):
     node, published = node_in_process
     now_ns = node.get_clock().now().nanoseconds
     assert node.process(jpeg_msg(camera_frames[0], now_ns + 3600 * 10**9)) is None
-    assert node.rejections['future'] == 1 and not published
+    assert node.counters.rejections['future'] == 1 and not published
     assert node.process(jpeg_msg(camera_frames[0], now_ns + 10**8)) is not None   # in tolerance
     node.set_parameters([NodeParameter('max_future_s', value=0.0)])   # off
     assert node.process(jpeg_msg(camera_frames[1], now_ns + 3600 * 10**9)) is not None
@@ -428,7 +431,7 @@ def test_raw_pixel_limit_is_a_run_time_parameter(node_in_process, camera_frames)
     refused = node.set_parameters([NodeParameter('max_input_pixels', value=-1)])
     assert not refused[0].successful and 'max_input_pixels must be >= 0' in refused[0].reason
     node.set_parameters([NodeParameter('max_input_pixels', value=640 * 479)])
-    assert node.process(msg) is None and node.rejections['too_large'] == 1
+    assert node.process(msg) is None and node.counters.rejections['too_large'] == 1
     node.set_parameters([NodeParameter('max_input_pixels', value=640 * 480)])
     assert node.process(msg) is not None and len(published) == 1
 
@@ -444,7 +447,8 @@ def test_cuda_out_of_memory_falls_back_to_cpu(node_in_process, camera_frames):
     node.predictor.step_input = out_of_memory
     msg = jpeg_msg(camera_frames[0], 10**9)
     assert node.process(msg) is None and not published
-    assert node.rejections['cuda_oom'] == 1 and 'CUDA ran out of memory' in node.device_note
+    assert node.counters.rejections['cuda_oom'] == 1
+    assert 'CUDA ran out of memory' in node.steering.device_note
     assert node.predictor.device.type == 'cpu'
     assert node.process(msg) is not None and len(published) == 1
 
@@ -470,9 +474,9 @@ def test_node_training_and_evaluation_start_sequences_at_the_same_frames(
     node, _ = node_in_process
     starts = []
     for i, stamp in enumerate(DRIVE_NS):
-        before = node.stats['state_resets']
+        before = node.counters.frames['state_resets']
         assert node.process(jpeg_msg(camera_frames[i % 8], int(stamp))) is not None
-        if node.stats['state_resets'] > before:
+        if node.counters.frames['state_resets'] > before:
             starts.append(i)
     assert starts == DRIVE_STARTS
     # training and evaluation (data/sequences.py) cut a stored drive at the same frames; a
@@ -486,3 +490,126 @@ def test_node_training_and_evaluation_start_sequences_at_the_same_frames(
     index = SequenceIndex([Dataset(writer.finalize())], splits=('train',))
     first_frames = sorted(int(np.searchsorted(increasing, s.stamps_ns[0])) for s in index.segments)
     assert first_frames == DRIVE_STARTS[:-1]
+
+
+def contribution_of_first_frame(checkpoint, frame, command=None):
+    """Return phi and u of `frame` (sent as JPEG) as the first frame of a sequence."""
+    from signattn_driver.predictor import Predictor
+    jpeg = np.frombuffer(bytes(jpeg_msg(frame, 0).data), np.uint8)
+    out = Predictor(checkpoint, device='cpu').step_full(
+        cv2.imdecode(jpeg, cv2.IMREAD_COLOR), want_contribution=True, command=command)
+    return out.contribution_per_m, out.u_per_m
+
+
+def test_contribution_map_published_as_overlay_or_raw_phi_with_its_scale(
+        node_in_process, camera_frames, tiny_checkpoint):
+    node, published = node_in_process
+    maps = []
+    node.outputs.contribution.publish = maps.append
+    msg = jpeg_msg(camera_frames[0], 10**9)
+    assert node.process(msg) is not None and not maps       # nobody listens: not computed
+    node.outputs.contribution.get_subscription_count = lambda: 1
+    node._on_reset_state(Trigger.Request(), Trigger.Response())
+    u = node.process(jpeg_msg(camera_frames[0], 2 * 10**9))
+    overlay = maps[-1]
+    assert (overlay.encoding, overlay.height, overlay.width) == ('bgr8', 480, 640)
+    assert stamp_of(overlay.header) == 2 * 10**9
+    phi, u_alone = contribution_of_first_frame(tiny_checkpoint, camera_frames[0])
+    assert u == pytest.approx(u_alone, abs=1e-6)
+    # the stated scale: this frame's max |phi|, or the parameter when it is > 0
+    assert node.outputs.contribution_scale_per_m == pytest.approx(float(np.abs(phi).max()),
+                                                                  rel=1e-5)
+    assert not node.set_parameters([NodeParameter('contribution_scale_per_m',
+                                                  value=-1.0)])[0].successful
+    node.set_parameters([NodeParameter('contribution_scale_per_m', value=0.25),
+                         NodeParameter('contribution_raw', value=True)])
+    node._on_reset_state(Trigger.Request(), Trigger.Response())
+    node.process(jpeg_msg(camera_frames[0], 3 * 10**9))
+    raw = maps[-1]
+    assert (raw.encoding, raw.height, raw.width) == ('32FC1', 10, 20)
+    values = np.frombuffer(bytes(raw.data), np.float32).reshape(10, 20)
+    np.testing.assert_allclose(values, phi, rtol=1e-5, atol=1e-8)   # phi itself, 1/m
+    assert node.outputs.contribution_scale_per_m == 0.25
+    assert node.counters.frames['contribution_published'] == 2
+    node.set_parameters([NodeParameter('publish_contribution', value=False)])
+    node.process(jpeg_msg(camera_frames[1], 4 * 10**9))
+    assert len(maps) == 2 and len(published) == 4
+
+
+@pytest.fixture
+def command_checkpoint(tmp_path):
+    import torch
+    from conftest import tiny_config
+    from signattn_driver import checkpoint
+    from signattn_driver.model import SteeringNet
+    torch.manual_seed(0)
+    model = SteeringNet(tiny_config(num_commands=4)).eval()
+    with torch.no_grad():   # make the branches differ clearly
+        model.head.weight.copy_(torch.randn_like(model.head.weight))
+    return checkpoint.save(tmp_path / 'command.pt', model, vehicle={'name': 'mkz'})
+
+
+def test_route_command_steers_a_command_model_until_it_expires(
+        command_checkpoint, camera_frames, ros_domain_id):
+    from std_msgs.msg import UInt8
+    from signattn_driver.ros.drive_node import DriveNode
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = DriveNode(context=context, parameter_overrides=[
+        NodeParameter('checkpoint', value=str(command_checkpoint)),
+        NodeParameter('device', value='cpu'), NodeParameter('route_command_timeout_s',
+                                                            value=0.5)])
+    try:
+        frame = camera_frames[2]
+
+        def first_frame_u(stamp_s):
+            node._on_reset_state(Trigger.Request(), Trigger.Response())
+            return node.process(jpeg_msg(frame, stamp_s * 10**9))
+        follow = first_frame_u(1)
+        assert follow == pytest.approx(contribution_of_first_frame(
+            command_checkpoint, frame, command=0)[1], abs=1e-6)
+        node._on_route_command(UInt8(data=1))                      # left
+        left = first_frame_u(2)
+        assert left == pytest.approx(contribution_of_first_frame(
+            command_checkpoint, frame, command=1)[1], abs=1e-6)
+        assert abs(left - follow) > 1e-4
+        assert node.route.state(time.monotonic()).describe().startswith('left (topic')
+        time.sleep(0.6)                                            # older than the timeout
+        assert first_frame_u(3) == pytest.approx(follow, abs=1e-6)
+        assert 'expired' in node.route.state(time.monotonic()).describe()
+        node._on_route_command(UInt8(data=9))                      # invalid: follow-lane
+        assert first_frame_u(4) == pytest.approx(follow, abs=1e-6)
+        assert node.route.invalid == 1
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
+
+
+def test_a_camera_only_checkpoint_ignores_route_commands(node_in_process, camera_frames):
+    from std_msgs.msg import UInt8
+    node, _ = node_in_process
+    u = node.process(jpeg_msg(camera_frames[0], 10**9))
+    node._on_route_command(UInt8(data=3))
+    node._on_reset_state(Trigger.Request(), Trigger.Response())
+    assert node.process(jpeg_msg(camera_frames[0], 2 * 10**9)) == pytest.approx(u, abs=1e-6)
+    assert node.route.state(time.monotonic()).source == 'ignored'
+
+
+def test_a_latched_route_command_reaches_a_node_started_later(command_checkpoint,
+                                                              camera_frames, ros_domain_id):
+    from rclpy.qos import DurabilityPolicy, QoSProfile
+    from std_msgs.msg import UInt8
+    client = Client('compressed')
+    latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    navigator = client.node.create_publisher(UInt8, 'route/command', latched)
+    navigator.publish(UInt8(data=2))                               # before the node exists
+    process = start_node(command_checkpoint, 'compressed', '-p', 'route_command_timeout_s:=60.0')
+    try:
+        client.wait_for_node(process)
+        client.send(jpeg_msg(camera_frames[0], 10**9))
+        client.spin_until(lambda: str(client.latest_value('route_command', '')).startswith(
+            'straight (topic'), 'the latched command in /diagnostics')
+    finally:
+        client.close()
+        assert process.stop() == 0, process.stderr_text()
+        process.close()

@@ -137,54 +137,6 @@ def test_cli_evaluate(tmp_path, checkpoints, capsys):
         EvalConfig(mode='whole')
 
 
-def _ar1(n, phi, rng):
-    e = np.zeros(n)
-    for i in range(1, n):
-        e[i] = phi * e[i - 1] + rng.normal()
-    return e
-
-
-def test_paired_block_bootstrap_finds_a_known_difference_and_covers_it():
-    from signattn_driver.evaluation.statistics import paired_block_bootstrap
-    rng = np.random.default_rng(3)
-    n = 120
-    groups = np.repeat(np.arange(6), 20)
-    base = 100 + 10 * _ar1(n, 0.7, rng)                 # shared, autocorrelated frame effect
-    b = base + rng.normal(0, 1, n)
-    a = base + 1.5 + _ar1(n, 0.5, rng)                   # true mean difference 1.5
-    res = paired_block_bootstrap(a, b, groups, samples=4000)
-    assert res['n'] == n and res['block'] >= 2
-    assert res['ci_low'] < 1.5 < res['ci_high'] and res['ci_low'] > 0
-    assert res['p'] < 0.01 and res['wilcoxon_p'] < 0.01
-    # Pairing removes the shared frame effect an unpaired test has to fight.
-    assert welch_t_test(a, b)['p'] > res['p']
-    # No difference: the interval covers 0 and p is not small.
-    null = paired_block_bootstrap(b + _ar1(n, 0.5, rng), b, groups, samples=4000)
-    assert null['ci_low'] < 0 < null['ci_high'] or abs(null['mean_diff']) < null['ci_high']
-    assert null['p'] > 0.05
-
-
-def test_paired_bootstrap_null_rejects_at_about_the_nominal_rate():
-    from signattn_driver.evaluation.statistics import paired_block_bootstrap
-    rng = np.random.default_rng(7)
-    groups = np.repeat(np.arange(4), 30)
-    ps = [paired_block_bootstrap(_ar1(120, 0.6, rng), np.zeros(120), groups,
-                                 samples=1000, seed=i)['p'] for i in range(60)]
-    # Dependent frames: the block bootstrap keeps false positives near 5 % (loose bound).
-    assert np.mean(np.asarray(ps) < 0.05) < 0.2
-
-
-def test_block_length_grows_with_autocorrelation_and_blocks_stay_in_their_run():
-    from signattn_driver.evaluation.statistics import _block_indices, block_length
-    rng = np.random.default_rng(0)
-    assert block_length(rng.normal(size=200)) <= 7
-    assert block_length(_ar1(200, 0.9, rng)) > block_length(rng.normal(size=200))
-    groups = np.repeat([0, 1, 2], [5, 10, 3])
-    idx = _block_indices(groups, 4, 500, np.random.default_rng(1))
-    assert idx.shape == (500, 4)
-    assert (groups[idx] == groups[idx[:, :1]]).all()      # a block never crosses runs
-
-
 def test_report_has_output_change_fills_and_paired_tests(tmp_path, checkpoints):
     data = write_dataset(tmp_path / 'data', frames=6)
     cfg = _config(fills=('black', 'mean'), bootstrap_samples=200)
@@ -209,7 +161,7 @@ def test_report_has_output_change_fills_and_paired_tests(tmp_path, checkpoints):
     assert across and all(0.0 < t['p'] <= 1.0 for t in across)
     assert all(t['test'].startswith('welch') for t in report['tests'])
     md = (tmp_path / 'r' / 'report.md').read_text()
-    assert '## Faithfulness, fill mean' in md and 'block bootstrap' in md
+    assert '## Faithfulness, fill mean' in md and 'p (batch t)' in md
     assert 'Sign saturation' in md
     with pytest.raises(EvaluationError):
         EvalConfig(fills=('purple',))

@@ -36,10 +36,10 @@ def stand_in_modules() -> dict:
         'launch': ['LaunchDescription'],
         'launch.actions': ['DeclareLaunchArgument', 'OpaqueFunction', 'RegisterEventHandler',
                            'Shutdown'],
-        'launch.conditions': ['IfCondition'],
+        'launch.conditions': ['IfCondition', 'UnlessCondition'],
         'launch.event_handlers': ['OnProcessExit'],
         'launch.substitutions': ['LaunchConfiguration', 'PathJoinSubstitution'],
-        'launch_ros.actions': ['Node'],
+        'launch_ros.actions': ['LifecycleNode', 'Node'],
         'launch_ros.parameter_descriptions': ['ParameterValue'],
         'launch_ros.substitutions': ['FindPackageShare'],
         'launch_ros': [],
@@ -73,8 +73,9 @@ def resolve(value, arguments: dict, share: Path):
         text = resolve(value.args[0], arguments, share)
         return value.kwargs['value_type'](yaml.safe_load(text) if value.kwargs['value_type']
                                           in (bool, int, float) else text)
-    if kind == 'IfCondition':
-        return resolve(value.args[0], arguments, share).lower() in ('true', '1')
+    if kind in ('IfCondition', 'UnlessCondition'):
+        true = resolve(value.args[0], arguments, share).lower() in ('true', '1')
+        return true if kind == 'IfCondition' else not true
     if isinstance(value, dict):
         return {k: resolve(v, arguments, share) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -93,7 +94,8 @@ def described(monkeypatch):
     entities = description.args[0]
     declared = {e.args[0]: e.kwargs for e in entities
                 if type(e).__name__ == 'DeclareLaunchArgument'}
-    nodes = {e.kwargs['executable']: e.kwargs for e in entities if type(e).__name__ == 'Node'}
+    nodes = {('managed_' if type(e).__name__ == 'LifecycleNode' else '') + e.kwargs['executable']:
+             e.kwargs for e in entities if type(e).__name__ in ('Node', 'LifecycleNode')}
     return declared, nodes, entities
 
 
@@ -107,10 +109,11 @@ def test_arguments_are_declared_with_descriptions(described):
     declared, _, _ = described
     assert {'checkpoint', 'camera_topic', 'input_transport', 'input_reliability', 'input_depth',
             'device', 'precision', 'speed_topic', 'assumed_speed_mps', 'ackermann_topic',
-            'use_sim_time', 'rviz'} == set(declared)
+            'use_sim_time', 'rviz', 'lifecycle', 'route_command_topic'} == set(declared)
     assert all(kw.get('description') for kw in declared.values())
     assert declared['camera_topic']['default_value'] == camera_topic('center')
     assert declared['ackermann_topic']['default_value'] == 'steering/ackermann'   # no remap
+    assert declared['route_command_topic']['default_value'] == 'route/command'   # no remap
 
 
 def test_default_checkpoint_is_the_installed_shipped_model(described, share):
@@ -126,7 +129,8 @@ def test_drive_node_parameters_and_remaps(described, share):
     declared, nodes, _ = described
     node = resolve(nodes['drive_node'], launch_arguments(
         declared, checkpoint='/models/m.pt', camera_topic='/cam/image/compressed',
-        ackermann_topic='/ackermann_cmd', input_depth='3', assumed_speed_mps='12'), share)
+        ackermann_topic='/ackermann_cmd', input_depth='3', assumed_speed_mps='12',
+        route_command_topic='/navigator/command'), share)
     assert (node['package'], node['executable']) == (PACKAGE, 'drive_node')
 
     parameter_file, overrides = node['parameters']
@@ -135,7 +139,7 @@ def test_drive_node_parameters_and_remaps(described, share):
         params = yaml.safe_load(f)['drive_node']['ros__parameters']
     assert set(params) == set(PARAMETERS)
     for name, value in params.items():
-        default = PARAMETERS[name][0]
+        default = PARAMETERS[name].default
         assert type(value) is type(default), f'{name}: {value!r} vs default {default!r}'
     assert overrides == {'checkpoint': '/models/m.pt', 'device': 'auto', 'precision': 'fp32',
                          'input_transport': 'compressed', 'input_reliability': 'best_effort',
@@ -144,14 +148,16 @@ def test_drive_node_parameters_and_remaps(described, share):
     assert all(type(v) is type(params.get(k, v)) for k, v in overrides.items())
     assert sorted(node['remappings']) == [('image', '/cam/image/compressed'),
                                           ('image/compressed', '/cam/image/compressed'),
+                                          ('route/command', '/navigator/command'),
                                           ('steering/ackermann', '/ackermann_cmd')]
 
 
 def test_rviz_check_comes_before_the_node_and_rviz_only_when_asked(described, share):
     declared, nodes, entities = described
     order = [type(e).__name__ for e in entities if type(e).__name__ != 'DeclareLaunchArgument']
-    assert order == ['OpaqueFunction', 'Node', 'RegisterEventHandler', 'Node']
-    assert entities[-4].kwargs['function'].__name__ == 'require_rviz2'   # before drive_node
+    assert order == ['OpaqueFunction', 'Node', 'LifecycleNode', 'RegisterEventHandler',
+                     'RegisterEventHandler', 'Node']
+    assert entities[-6].kwargs['function'].__name__ == 'require_rviz2'   # before drive_node
     rviz = nodes['rviz2']
     assert resolve(rviz['condition'], launch_arguments(declared, checkpoint='m'), share) is False
     started = resolve(rviz, launch_arguments(declared, checkpoint='m', rviz='true'), share)
@@ -175,3 +181,20 @@ def test_pip_layout_puts_the_executables_where_launch_ros_looks(pip_prefix):
         result.stdout + result.stderr
     assert (pip_prefix / 'share' / 'ament_index' / 'resource_index' / 'packages' /
             PACKAGE).is_file()
+
+
+def test_lifecycle_starts_the_same_node_managed_instead_of_the_plain_one(described, share):
+    declared, nodes, entities = described
+    assert declared['lifecycle']['default_value'] == 'false'
+    plain, managed = nodes['drive_node'], nodes['managed_drive_node']
+    for given, runs in (('false', plain), ('true', managed)):
+        arguments = launch_arguments(declared, checkpoint='m', lifecycle=given)
+        assert resolve(plain['condition'], arguments, share) is (runs is plain)
+        assert resolve(managed['condition'], arguments, share) is (runs is managed)
+    assert managed['arguments'] == ['--lifecycle'] and 'arguments' not in plain
+    same = {k: v for k, v in managed.items() if k not in ('condition', 'arguments', 'namespace')}
+    assert same == {k: v for k, v in plain.items() if k != 'condition'}   # one configuration
+    # Either node's exit ends the launch.
+    targets = [e.args[0].kwargs['target_action'] for e in entities
+               if type(e).__name__ == 'RegisterEventHandler']
+    assert {type(t).__name__ for t in targets} == {'Node', 'LifecycleNode'}

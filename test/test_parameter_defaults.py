@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 pytest.importorskip('rclpy', reason='the drive node module imports rclpy')
 from signattn_driver.ros.drive_node import PARAMETERS  # noqa: E402
 
-DEFAULTS = {name: spec[0] for name, spec in PARAMETERS.items()}
+DEFAULTS = {name: row.default for name, row in PARAMETERS.items()}
 
 
 def same(a, b) -> bool:

@@ -98,7 +98,7 @@ def test_evaluate_live_scores_the_node_against_ground_truth(drive_bag, tiny_chec
     assert report['commands_received'] + report['frames_dropped'] == FRAMES
     assert report['commands_received'] > FRAMES // 2
     assert report['frames_matched_with_ground_truth'] == report['commands_received']
-    assert report['latency_ms']['p50'] > 0
+    assert report['latency_p50_ms'] > 0
     assert (out / 'live_evaluation.md').read_text().startswith('# Live evaluation')
 
     with open(out / 'live_predictions.csv') as f:
@@ -119,3 +119,20 @@ def test_evaluate_live_scores_the_node_against_ground_truth(drive_bag, tiny_chec
         msg = TYPESTORE.deserialize_cdr(raw, 'sensor_msgs/msg/CompressedImage')
         u, _ = predictor.step(cv2.imdecode(msg.data, cv2.IMREAD_COLOR), want_attention=False)
         assert float(row['u_pred_per_m']) == pytest.approx(u, abs=1e-5)
+
+
+def test_listeners_that_hear_nothing_stop_with_the_likely_cause(drive_bag, tmp_path,
+                                                                ros_domain_id):
+    from signattn_driver.ros.live_evaluation import (evaluate_live, LiveEvaluationConfig,
+                                                     LiveEvaluationError)
+    from signattn_driver.ros.replay import replay_bag, ReplayError
+
+    # A replay told to wait for a listener that never comes fails instead of publishing.
+    with pytest.raises(ReplayError, match=f'ROS_DOMAIN_ID \\(here {ros_domain_id}\\)'):
+        replay_bag(drive_bag, wait_for_subscribers_s=1.0)
+    # Live evaluation attached to a node that is not in this domain fails with the cause.
+    cfg = LiveEvaluationConfig(bag=drive_bag, out_dir=tmp_path / 'live', startup_timeout_s=1.0)
+    with pytest.raises(LiveEvaluationError, match='ROS_AUTOMATIC_DISCOVERY_RANGE') as err:
+        evaluate_live(cfg)
+    assert 'no drive node listening' in str(err.value)
+    assert not (tmp_path / 'live' / 'live_evaluation.json').exists()

@@ -56,4 +56,7 @@ def test_every_display_shows_a_topic_the_node_publishes_or_its_camera(published)
         assert types == [DISPLAY_TYPES[display['Class']]]
         # A Reliable subscriber matches only reliable publishers.
         assert wanted == ReliabilityPolicy.BEST_EFFORT or reliabilities == {wanted}
-    assert shown == {'Attention': '/attention', 'Camera': camera_topic('center')}
+    assert shown == {'Attention': '/attention', 'Contribution': '/attention/contribution',
+                     'Camera': camera_topic('center')}
+    names = [d['Name'] for d in displays]
+    assert names.index('Contribution') == names.index('Attention') + 1   # side by side

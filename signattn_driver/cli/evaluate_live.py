@@ -48,10 +48,9 @@ def _run(args) -> int:
         precision=args.precision, startup_timeout_s=args.startup_timeout,
         attention_gif_frames=args.attention_gif))
     report = evaluate_live(cfg)
-    lat = report['latency_ms'] or {}
     print(f'{report["commands_received"]}/{report["frames_published"]} frames answered, '
           f'MAE u {report["mae_inverse_radius_per_m"]}, MAE steering wheel '
-          f'{report["mae_steering_wheel_deg"]} deg, latency p50 {lat.get("p50")} ms '
-          f'p99 {lat.get("p99")} ms')
+          f'{report["mae_steering_wheel_deg"]} deg, latency p50 {report["latency_p50_ms"]} ms '
+          f'p99 {report["latency_p99_ms"]} ms')
     print(f'report: {cfg.out_dir / "live_evaluation.md"}')
     return 0

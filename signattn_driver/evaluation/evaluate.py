@@ -20,8 +20,8 @@ paper's MAE table reports); AUCs in degree x percentage point (x in percent mask
 
 Curves (per method and per deletion fill): `deletion`/`insertion` are the paper's error against
 the label; `deletion_change`/`insertion_change` the output change |u_masked - u_unmasked|, the
-headline faithfulness measure. Methods are compared on per-frame paired differences with a block
-bootstrap over contiguous frames (`paired` in report.json; evaluation.comparisons);
+headline faithfulness measure. Methods are compared on per-frame paired differences with a
+batch-means t-test over contiguous frames (`paired` in report.json; evaluation.comparisons);
 Welch's unpaired test (`tests`) is kept only for the paper's comparison.
 """
 
@@ -48,7 +48,7 @@ from signattn_driver.evaluation.explanations import (compute_maps, ExplainConfig
 from signattn_driver.preprocessing import hsv_u8_to_input
 from signattn_driver.data.sequences import read_window, SequenceIndex
 from signattn_driver.evaluation.statistics import summary
-from signattn_driver.vehicle import steering_from_inverse_radius
+from signattn_driver.vehicle import steering_wheel_error_deg
 
 LOG = logging.getLogger(__name__)
 MODES = ('carried', 'sequence')
@@ -196,8 +196,9 @@ def _evaluate_checkpoint(model, runs, index, device, config: EvalConfig, progres
         before = tuple(b[s:] for b in before)
         hsv = win['frames'][s:]
         u_label = win['inverse_radius_per_m'][s:].astype(np.float64)
-        deg_per_u = np.degrees(steering_from_inverse_radius(1.0, win['speed_smoothed_mps'][s:],
-                                                            index.vehicle(seg)))
+        # steering-wheel degrees per 1/m of error in u at each frame's speed
+        deg_per_u = steering_wheel_error_deg(1.0, 0.0, win['speed_smoothed_mps'][s:],
+                                             index.vehicle(seg))
         masks = None
         if drive.mask_chunks:
             rows_ = seg.rows[r.start:r.stop]
@@ -209,7 +210,7 @@ def _evaluate_checkpoint(model, runs, index, device, config: EvalConfig, progres
         rows['deg_per_u'] += deg_per_u.tolist()
         rows['drive'] += [seg.drive] * len(x)
         rows['stamp_ns'] += [int(v) for v in win['stamp_ns'][s:]]
-        # Windows are contiguous in time; the block bootstrap never crosses from one to another.
+        # Windows are contiguous in time; the paired test never joins frames of two windows.
         rows['run'] += [run_id] * len(x)
         rows['sign_saturation'] += model.sign_saturation(x, before).double().cpu().tolist()
         need = config.examples - len(examples['hsv'])
@@ -348,8 +349,7 @@ def evaluate(checkpoints, data_dir, methods=None, out_dir='reports/eval', device
         del model
     report['levels_percent'] = levels.tolist()
     report['tests'] = welch_tests(report)
-    report['paired'] = paired_comparisons(report, config.fills, config.methods,
-                                          config.bootstrap_samples, config.deletion.seed)
+    report['paired'] = paired_comparisons(report, config.fills, config.methods)
     if config.figures:
         report['figures'] = report_io.figures(report, all_examples, out_dir)
     (out_dir / 'report.json').write_text(json.dumps(_plain(report), indent=1))

@@ -177,7 +177,7 @@ def markdown(report: dict) -> str:
     lines += ['', "## Welch's t-tests (unpaired, the paper's eq. 16; per-frame deletion AUC "
               '0-25 % against the label)', '',
               'Kept only to reproduce the paper\'s comparison: the frames are shared and '
-              'dependent, so the paired block bootstrap above is the test to read.', '',
+              'dependent, so the paired batch-means t-test above is the test to read.', '',
               '| a | b | mean a | mean b | t | df | p |', '|---|---|---|---|---|---|---|']
     for t in report['tests']:
         if t['metric'] == 'deletion_auc_25':
@@ -222,7 +222,7 @@ def _faithfulness_table(report: dict, fill: str) -> list:
 
 
 def _paired_table(report: dict, metric: str, fill: str, words: str) -> list:
-    """Paired block-bootstrap rows of one metric and fill (pairs within a checkpoint first)."""
+    """Paired batch-means t-test rows of one metric and fill (pairs within a checkpoint first)."""
     def shown(t):
         ca, ma = t['a'].split('/', 1)
         cb, mb = t['b'].split('/', 1)
@@ -233,15 +233,17 @@ def _paired_table(report: dict, metric: str, fill: str, words: str) -> list:
     if not rows:
         return []
     lines = ['', f'## Paired comparisons: {words} (fill {fill})', '',
-             'Per-frame differences a - b on the same frames; 95 % CI and p from a moving-block '
-             'bootstrap over contiguous frames (block length in frames); Wilcoxon signed-rank p '
-             'as a check (assumes independent frames).', '',
-             '| a | b | mean a | mean b | a - b | 95 % CI | p (block bootstrap) | block | '
+             'Per-frame differences a - b on the same frames; a - b, 95 % CI and p from a t-test '
+             'on the mean differences of independent units (the contiguous runs of frames, or '
+             'batches of a single run; df = units - 1; n_eff: frames the SE is worth); Wilcoxon '
+             'signed-rank p as a check (assumes independent frames).', '',
+             '| a | b | mean a | mean b | a - b | 95 % CI | p (batch t) | units (n_eff) | '
              'p (Wilcoxon) |', '|---|---|---|---|---|---|---|---|---|']
     for t in rows:
         lines.append(f'| {t["a"]} | {t["b"]} | {_fmt(t["mean_a"], 1)} | {_fmt(t["mean_b"], 1)} '
                      f'| {_fmt(t["mean_diff"], 1)} | [{_fmt(t["ci_low"], 1)}, '
-                     f'{_fmt(t["ci_high"], 1)}] | {_fmt(t["p"], 4)} | {t["block"]} | '
+                     f'{_fmt(t["ci_high"], 1)}] | {_fmt(t["p"], 4)} | {t["units"]} '
+                     f'({_fmt(t["n_effective"], 0)}) | '
                      f'{_fmt(t["wilcoxon_p"], 4)} |')
     return lines
 

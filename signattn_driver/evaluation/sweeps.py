@@ -8,8 +8,8 @@ separate processes on one device. All models are then evaluated together on the 
 (signattn_driver.evaluation.evaluate.evaluate, OUT/report/). The sweep writes OUT/sweep.md,
 OUT/sweep.json and OUT/sweep_<param>.png: the output-change deletion AUC 0-25 % (mean of frames
 +- SEM; the headline faithfulness measure) of the attention map and of the random floor, the
-paper's deletion AUC against the label, and the MAE against the value; paired block-bootstrap
-comparisons of per-frame AUCs of every value with the reference (bits 10, T = 1) and with the
+paper's deletion AUC against the label, and the MAE against the value; paired batch-means t-tests
+on per-frame AUCs compare every value with the reference (bits 10, T = 1) and with the
 random floor.
 
 A finished run (its sweep_result.json exists) is not trained again, so an interrupted sweep
@@ -27,7 +27,7 @@ from pathlib import Path
 from signattn_driver.errors import EvaluationError
 from signattn_driver.evaluation.evaluate import EvalConfig, evaluate
 from signattn_driver.evaluation.report import sweep_figure
-from signattn_driver.evaluation.statistics import paired_block_bootstrap
+from signattn_driver.evaluation.comparisons import paired_on_frames
 from signattn_driver.paths import config_path
 
 LOG = logging.getLogger(__name__)
@@ -184,7 +184,7 @@ def _auc(entry: dict, method: str, kind: str):
 def summarize(kind: str, runs: list, report: dict, method: str = 'attention') -> dict:
     """Rows per value (output-change and label AUCs, MAE) and paired comparisons."""
     spec = SWEEPS[kind]
-    groups = report['frames']['run']
+    frames = report['frames']
     entries = list(report['checkpoints'].values())
     rows, per_frame, floor = [], [], []
     for run, e in zip(runs, entries):
@@ -208,10 +208,10 @@ def summarize(kind: str, runs: list, report: dict, method: str = 'attention') ->
     for i, v in enumerate(values):
         if ref and i != ref[0]:
             tests.append({'a': v, 'b': spec.reference, 'kind': 'vs reference',
-                          **paired_block_bootstrap(per_frame[i], per_frame[ref[0]], groups)})
+                          **paired_on_frames(frames, per_frame[i], per_frame[ref[0]])})
         if floor[i] is not None and method != 'random':
             tests.append({'a': v, 'b': 'random', 'kind': 'vs random floor',
-                          **paired_block_bootstrap(per_frame[i], floor[i], groups)})
+                          **paired_on_frames(frames, per_frame[i], floor[i])})
     best = max(rows, key=lambda r: r['auc_mean'] if r['auc_mean'] == r['auc_mean'] else -1e300)
     return {'sweep': kind, 'parameter': spec.key, 'method': method, 'reference': spec.reference,
             'metric': 'output-change deletion AUC 0-25 % (|u_masked - u_unmasked|, deg x %)',
@@ -239,14 +239,15 @@ def markdown(summary: dict) -> str:
     lines += ['', f'Highest output-change AUC at {p} = {summary["best_value_by_auc"]}. Paper '
               '(AUC against the label): bits, highest at 10 (Fig. 7a); temperature, T = 0.1 vs '
               'T = 1 not significant (Welch p = 0.193).', '',
-              '## Paired comparisons (per-frame output-change AUC 0-25 %, block bootstrap)', '',
-              '| a | b | test | mean a | mean b | a - b | 95 % CI | p | block | p (Wilcoxon) |',
+              '## Paired comparisons (per-frame output-change AUC 0-25 %, batch-means t-test)', '',
+              '| a | b | test | mean a | mean b | a - b | 95 % CI | p | units (df) | '
+              'p (Wilcoxon) |',
               '|---|---|---|---|---|---|---|---|---|---|']
     for t in summary['tests']:
         lines.append(f'| {t["a"]} | {t["b"]} | {t["kind"]} | {_f(t["mean_a"], 1)} | '
                      f'{_f(t["mean_b"], 1)} | {_f(t["mean_diff"], 1)} | '
                      f'[{_f(t["ci_low"], 1)}, {_f(t["ci_high"], 1)}] | {_f(t["p"], 4)} | '
-                     f'{t["block"]} | {_f(t["wilcoxon_p"], 4)} |')
+                     f'{t["units"]} ({t["df"]}) | {_f(t["wilcoxon_p"], 4)} |')
     lines += ['', f'![sweep](sweep_{summary["sweep"]}.png)', '']
     return '\n'.join(lines)
 

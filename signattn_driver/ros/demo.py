@@ -102,12 +102,11 @@ def _zero_steering_mae_deg(dataset) -> float:
     import numpy as np
 
     from signattn_driver.data.dataset import Dataset
-    from signattn_driver.vehicle import steering_from_inverse_radius
+    from signattn_driver.vehicle import steering_wheel_error_deg
     ds = Dataset(dataset)
-    theta = [steering_from_inverse_radius(d.labels['inverse_radius_per_m'],
-                                          d.labels['speed_smoothed_mps'], ds.vehicle)
-             for d in ds]
-    return float(np.degrees(np.abs(np.concatenate(theta))).mean())
+    errors = [steering_wheel_error_deg(0.0, d.labels['inverse_radius_per_m'],
+                                       d.labels['speed_smoothed_mps'], ds.vehicle) for d in ds]
+    return float(np.abs(np.concatenate(errors)).mean())
 
 
 def _summary(cfg, checkpoint, ckpt, bag, live, offline, out, seconds) -> dict:
@@ -116,7 +115,6 @@ def _summary(cfg, checkpoint, ckpt, bag, live, offline, out, seconds) -> dict:
                    'deletion_auc_25_deg_pct': s['deletion']['auc_25_deg_pct'],
                    'time_per_frame_ms': 1e3 * s['seconds_per_frame']}
                for m, s in entry['methods'].items()}
-    lat = live.get('latency_ms') or {}
     return {
         'checkpoint': str(checkpoint), 'checkpoint_sha256': ckpt.file_sha256,
         'model': ckpt.config.to_dict(), 'bag': str(bag), 'seconds': round(seconds, 1),
@@ -124,7 +122,8 @@ def _summary(cfg, checkpoint, ckpt, bag, live, offline, out, seconds) -> dict:
                  'commands_received': live['commands_received'],
                  'mae_inverse_radius_per_m': live['mae_inverse_radius_per_m'],
                  'mae_steering_wheel_deg': live['mae_steering_wheel_deg'],
-                 'latency_p50_ms': lat.get('p50'), 'latency_p99_ms': lat.get('p99'),
+                 'latency_p50_ms': live['latency_p50_ms'],
+                 'latency_p99_ms': live['latency_p99_ms'],
                  'report': str(out / 'live' / 'live_evaluation.md'),
                  'attention_gif': live.get('attention_gif')},
         'offline': {'frames': entry['frames'], 'accuracy': entry['accuracy'],

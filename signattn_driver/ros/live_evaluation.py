@@ -13,7 +13,7 @@ dropped.
 from dataclasses import asdict, dataclass
 import json
 import logging
-import os
+import math
 from pathlib import Path
 import struct
 import threading
@@ -26,10 +26,12 @@ from signattn_driver.data import bag_layout
 from signattn_driver.data.bag_layout import camera_topic, INVERSE_RADIUS_TOPIC
 from signattn_driver.data.labels import stamp_ns_of
 from signattn_driver.errors import RosError
-from signattn_driver.ros.node_process import NodeProcess
-from signattn_driver.vehicle import load_vehicle, steering_from_inverse_radius
+from signattn_driver.latency import latency_summary
+from signattn_driver.ros.node_process import NodeProcess, nothing_heard_hint
+from signattn_driver.vehicle import load_vehicle, steering_wheel_error_deg
 
 log = logging.getLogger(__name__)
+LATENCY_PERCENTILES = (50, 90, 99)
 
 
 class LiveEvaluationError(RosError):
@@ -109,15 +111,8 @@ def summarize(published: dict, commands: dict, truth: dict, vehicle, tolerance_s
     pred = np.array([r['u_pred_per_m'] for r in both])
     true = np.array([r['u_true_per_m'] for r in both])
     speed = np.array([r['speed_mps'] for r in both])
-    theta_err = np.degrees(np.abs(steering_from_inverse_radius(pred, speed, vehicle)
-                                  - steering_from_inverse_radius(true, speed, vehicle)))
+    theta_err = np.abs(steering_wheel_error_deg(pred, true, speed, vehicle))
 
-    def stats(values):
-        if len(values) == 0:
-            return None
-        return {'mean': float(np.mean(values)), 'p50': float(np.percentile(values, 50)),
-                'p90': float(np.percentile(values, 90)),
-                'p99': float(np.percentile(values, 99)), 'max': float(np.max(values))}
     report = {
         'frames_published': int(len(stamps)),
         'commands_received': int(answered.sum()),
@@ -126,7 +121,8 @@ def summarize(published: dict, commands: dict, truth: dict, vehicle, tolerance_s
         'frames_matched_with_ground_truth': len(both),
         'mae_inverse_radius_per_m': float(np.mean(np.abs(pred - true))) if both else None,
         'mae_steering_wheel_deg': float(np.nanmean(theta_err)) if both else None,
-        'latency_ms': stats(latency_ms),
+        **{key: None if math.isnan(value) else value for key, value in latency_summary(
+            latency_ms, 'latency_', LATENCY_PERCENTILES, mean_and_max=True).items()},
         'vehicle': vehicle.name,
     }
     return report, rows
@@ -141,7 +137,6 @@ def write_report(out_dir: Path, report: dict, rows: list) -> Path:
         for r in rows:
             f.write(','.join('' if r[k] is None else str(r[k]) for k in (
                 'stamp_ns', 'u_pred_per_m', 'u_true_per_m', 'speed_mps', 'latency_ms')) + '\n')
-    lat = report['latency_ms'] or {}
 
     def fmt(value, spec):
         return 'n/a' if value is None else format(value, spec)
@@ -156,8 +151,8 @@ def write_report(out_dir: Path, report: dict, rows: list) -> Path:
         f'| frames matched with ground truth | {report["frames_matched_with_ground_truth"]} |',
         f'| MAE u (1/m) | {fmt(report["mae_inverse_radius_per_m"], ".5f")} |',
         f'| MAE steering-wheel angle (deg) | {fmt(report["mae_steering_wheel_deg"], ".2f")} |',
-        *(f'| latency {k} (ms, frame published -> command received) | {fmt(lat.get(k), ".2f")} |'
-          for k in ('p50', 'p90', 'p99', 'max')),
+        *(f'| latency {k} (ms, frame published -> command received) | '
+          f'{fmt(report[f"latency_{k}_ms"], ".2f")} |' for k in ('p50', 'p90', 'p99', 'max')),
     ]
     path = out_dir / 'live_evaluation.md'
     path.write_text('\n'.join(lines) + '\n')
@@ -174,26 +169,58 @@ def _start_node(cfg: LiveEvaluationConfig, log_path: Path) -> NodeProcess:
 
 
 def evaluate_live(cfg: LiveEvaluationConfig) -> dict:
-    """Run the evaluation; write the report under `cfg.out_dir` and return it."""
-    import rclpy
-    from geometry_msgs.msg import Vector3Stamped
-    from rclpy.executors import SingleThreadedExecutor
-    from sensor_msgs.msg import Image
-    from rclpy.qos import QoSProfile
-    from std_srvs.srv import Trigger
+    """Run the evaluation; write the report under `cfg.out_dir` and return it.
 
-    from signattn_driver.ros.replay import BagReplayer
-
+    Raises:
+        LiveEvaluationError: no ground truth in the bag, or no node heard (none found, or
+            none of its commands arrived; the message names the likely DDS cause).
+    """
     truth = required_ground_truth(cfg.bag)
     vehicle = load_vehicle(cfg.vehicle)
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
     process = _start_node(cfg, cfg.out_dir / 'drive_node.log') if cfg.checkpoint else None
+    try:
+        published, commands, overlays = _drive_bag(cfg, process)
+    finally:
+        if process is not None:
+            process.stop()
+    if published and not commands:
+        raise LiveEvaluationError(f'the drive node answered none of the {len(published)} '
+                                  f'frames on {cfg.command_topic}: {nothing_heard_hint()}')
+    report, rows = summarize(published, commands, truth, vehicle, cfg.match_tolerance_s)
+    report.update(bag=str(cfg.bag), rate=cfg.rate,
+                  node='started from ' + str(cfg.checkpoint) if cfg.checkpoint else 'attached',
+                  device=cfg.device if cfg.checkpoint else None,
+                  precision=cfg.precision if cfg.checkpoint else None)
+    report['config'] = {k: str(v) for k, v in asdict(cfg).items()}
+    if overlays:
+        report['attention_gif'] = str(write_gif(cfg.out_dir / 'attention.gif',
+                                                [overlays[k] for k in sorted(overlays)]))
+    write_report(cfg.out_dir, report, rows)
+    return report
+
+
+def _drive_bag(cfg: LiveEvaluationConfig, process: NodeProcess | None) -> tuple:
+    """Replay the bag's camera to the node and listen to it from a context of our own.
+
+    Returns:
+        (published: camera stamp ns -> perf_counter() at publishing, commands: stamp ns ->
+        (u in 1/m, perf_counter() at receipt), overlays: stamp ns -> BGR attention image).
+    """
+    import rclpy
+    from geometry_msgs.msg import Vector3Stamped
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import QoSProfile
+    from sensor_msgs.msg import Image
+    from std_srvs.srv import Trigger
+
+    from signattn_driver.ros.replay import BagReplayer
+
     context = rclpy.Context()
     rclpy.init(context=context)
     node = rclpy.create_node('signattn_evaluate_live', context=context)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
     commands, published, overlays = {}, {}, {}
     try:
         node.create_subscription(
@@ -206,28 +233,14 @@ def evaluate_live(cfg: LiveEvaluationConfig) -> dict:
                                      lambda m: _keep_overlay(overlays, m, cfg),
                                      QoSProfile(depth=10))
         reset = node.create_client(Trigger, f'/{cfg.node_name}/reset_state')
-        spinner.start()
+        threading.Thread(target=executor.spin, daemon=True).start()
         replayer = BagReplayer(node, cfg.bag, rate=cfg.rate, topics=[cfg.camera_topic])
         camera = replayer.publishers.get(cfg.camera_topic)
         if camera is None:
             raise LiveEvaluationError(f'{cfg.bag}: no {cfg.camera_topic} to replay')
-        deadline = time.monotonic() + cfg.startup_timeout_s
-        while not (camera.get_subscription_count() and node.count_publishers(cfg.command_topic)):
-            if process is not None and not process.alive():
-                raise LiveEvaluationError('the drive node exited: ' + process.stderr_tail(1))
-            if time.monotonic() > deadline:
-                raise LiveEvaluationError(
-                    f'no drive node listening on {cfg.camera_topic} and publishing '
-                    f'{cfg.command_topic} after {cfg.startup_timeout_s:.0f} s (ROS_DOMAIN_ID='
-                    f'{os.environ.get("ROS_DOMAIN_ID", "0")}); start one or pass --checkpoint')
-            time.sleep(0.1)
+        _wait_for_node(cfg, node, camera, process)
         _warm_up(replayer, camera, commands)
-        if reset.wait_for_service(timeout_sec=5.0):
-            future = reset.call_async(Trigger.Request())
-            while not future.done():
-                time.sleep(0.01)
-        else:
-            log.warning('no %s service: the node keeps its LSTM state', reset.srv_name)
+        _reset_node(reset)
         commands.clear()
         overlays.clear()
         replayer.run(on_publish=lambda topic, bag_ns, raw, wall: published.__setitem__(
@@ -239,19 +252,32 @@ def evaluate_live(cfg: LiveEvaluationConfig) -> dict:
         executor.shutdown(timeout_sec=1.0)
         node.destroy_node()
         rclpy.try_shutdown(context=context)
-        if process is not None:
-            process.stop()
-    report, rows = summarize(published, dict(commands), truth, vehicle, cfg.match_tolerance_s)
-    report.update(bag=str(cfg.bag), rate=cfg.rate,
-                  node='started from ' + str(cfg.checkpoint) if cfg.checkpoint else 'attached',
-                  device=cfg.device if cfg.checkpoint else None,
-                  precision=cfg.precision if cfg.checkpoint else None)
-    report['config'] = {k: str(v) for k, v in asdict(cfg).items()}
-    if overlays:
-        report['attention_gif'] = str(write_gif(cfg.out_dir / 'attention.gif',
-                                                [overlays[k] for k in sorted(overlays)]))
-    write_report(cfg.out_dir, report, rows)
-    return report
+    return published, dict(commands), overlays
+
+
+def _wait_for_node(cfg: LiveEvaluationConfig, node, camera, process: NodeProcess | None):
+    """Wait until a node subscribes to the camera and publishes commands (or fail)."""
+    deadline = time.monotonic() + cfg.startup_timeout_s
+    while not (camera.get_subscription_count() and node.count_publishers(cfg.command_topic)):
+        if process is not None and not process.alive():
+            raise LiveEvaluationError('the drive node exited: ' + process.stderr_tail(1))
+        if time.monotonic() > deadline:
+            raise LiveEvaluationError(
+                f'no drive node listening on {cfg.camera_topic} and publishing '
+                f'{cfg.command_topic} after {cfg.startup_timeout_s:.0f} s: '
+                f'{nothing_heard_hint()} Start one or pass --checkpoint.')
+        time.sleep(0.1)
+
+
+def _reset_node(reset):
+    """Make the node start a new sequence (`reset`: its ~/reset_state client) after warm-up."""
+    from std_srvs.srv import Trigger
+    if reset.wait_for_service(timeout_sec=5.0):
+        future = reset.call_async(Trigger.Request())
+        while not future.done():
+            time.sleep(0.01)
+    else:
+        log.warning('no %s service: the node keeps its LSTM state', reset.srv_name)
 
 
 def _keep_overlay(overlays: dict, msg, cfg: LiveEvaluationConfig):
@@ -289,4 +315,5 @@ def _warm_up(replayer, camera, commands, tries: int = 40):
             time.sleep(0.01)
         if stamp in commands:
             return
-    raise LiveEvaluationError('the drive node never answered a warm-up frame')
+    raise LiveEvaluationError(f'the drive node never answered a warm-up frame: '
+                              f'{nothing_heard_hint()}')

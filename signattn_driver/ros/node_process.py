@@ -1,8 +1,9 @@
 """drive_node as a child process: the one place that builds its command line, starts and stops it.
 
 Used by live evaluation (and so the demo), the simulator's ROS controller, the node benchmark
-and the tests. The caller passes the environment (ROS_DOMAIN_ID, discovery range, DDS
-transports) instead of this module changing its own; stderr (where ROS logs) goes to a file
+and the tests. The child's environment is `node_environment()`: this process's, so both talk
+DDS the same way (ROS_DOMAIN_ID, discovery range, transports); this module never changes its
+own (a command line does, with `use_loopback_dds`). stderr (where ROS logs) goes to a file
 whose tail explains a node that died.
 """
 
@@ -16,10 +17,56 @@ import tempfile
 from signattn_driver.errors import RosError
 
 NODE_MODULE = 'signattn_driver.ros.drive_node'
+# Fast DDS's TCP + shared-memory transport: a 640x480 raw frame (900 KiB) over the default UDP
+# transport arrives rarely or never (docs/node.md).
+DDS_TRANSPORTS = 'LARGE_DATA'
 
 
 class NodeProcessError(RosError):
     """The node process exited while it was needed (message: exit code and its last lines)."""
+
+
+class NothingHeardError(RosError):
+    """A DDS exchange in which nothing arrived (message: `nothing_heard_hint`)."""
+
+
+def nothing_heard_hint(environ=None) -> str:
+    """Return the likely causes of hearing nothing over DDS, with this process's settings.
+
+    Every command that talks over DDS ends its "nothing arrived" error with this sentence.
+    """
+    env = os.environ if environ is None else environ
+    domain = env.get('ROS_DOMAIN_ID') or '0 (unset)'
+    scope = env.get('ROS_AUTOMATIC_DISCOVERY_RANGE') or 'unset, i.e. SUBNET, which needs multicast'
+    return ('is the other side running, and does it use the same ROS_DOMAIN_ID (here '
+            f'{domain}) and a ROS_AUTOMATIC_DISCOVERY_RANGE that reaches this process (here '
+            f'{scope}; LOCALHOST keeps discovery on this machine)?')
+
+
+def node_environment(base=None) -> dict:
+    """Return the environment of a child that talks DDS with this process (e.g. drive_node).
+
+    A copy of `base` (default: this process's environment), so the child uses the same
+    ROS_DOMAIN_ID, discovery range and transports, with `DDS_TRANSPORTS` unless one is chosen,
+    and without a PYTHONUTF8 value Python refuses at start-up (Panda3D sets 'on').
+    """
+    env = dict(os.environ if base is None else base)
+    env.setdefault('FASTDDS_BUILTIN_TRANSPORTS', DDS_TRANSPORTS)
+    if env.get('PYTHONUTF8') not in (None, '0', '1'):
+        env.pop('PYTHONUTF8')
+    return env
+
+
+def use_loopback_dds(environ, default_domain_id: str):
+    """Keep DDS in `environ` on this machine, in `default_domain_id` unless a domain is set.
+
+    For commands that start their own DDS graph (benchmarks): call it on os.environ before
+    rclpy starts, so this process and its children discover each other over loopback, also on
+    machines without multicast.
+    """
+    environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+    environ.setdefault('ROS_DOMAIN_ID', str(default_domain_id))
+    environ.setdefault('FASTDDS_BUILTIN_TRANSPORTS', DDS_TRANSPORTS)
 
 
 def _ros_value(value) -> str:
@@ -51,7 +98,7 @@ class NodeProcess:
 
     Args:
         parameters, remaps, extra_ros_args: see `node_command`.
-        env: the child's environment (default: a copy of this process's).
+        env: the child's environment (default: `node_environment()`).
         log_path: file for the node's stderr (default: a temporary file).
         command: a full command line instead of `node_command(...)`.
     """
@@ -67,7 +114,7 @@ class NodeProcess:
         self.log_path = Path(log_path)
         with open(self.log_path, 'w') as log:
             self.process = subprocess.Popen(self.command, stdout=subprocess.DEVNULL, stderr=log,
-                                            env=dict(os.environ) if env is None else env)
+                                            env=node_environment() if env is None else env)
 
     @property
     def pid(self) -> int:

@@ -18,6 +18,7 @@ from rclpy.qos import QoSProfile
 from rosbags.rosbag2 import Reader
 
 from signattn_driver.errors import RosError
+from signattn_driver.ros.node_process import nothing_heard_hint
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +165,22 @@ class BagReplayer:
         return self.stats
 
 
+def _wait_for_listeners(replayer: BagReplayer, timeout_s: float):
+    """Wait for a subscriber on every topic; an error when no topic has one.
+
+    Raises:
+        ReplayError: after `timeout_s` not one replayed topic has a subscriber.
+    """
+    if replayer.wait_for_subscribers(list(replayer.publishers), timeout_s):
+        return
+    heard = [t for t, p in replayer.publishers.items() if p.get_subscription_count() > 0]
+    if not heard:
+        raise ReplayError(f'no subscriber on any of the {len(replayer.publishers)} topics '
+                          f'after {timeout_s:.1f} s: {nothing_heard_hint()}')
+    log.warning('%d of %d topics have no subscriber after %.1f s; replaying anyway',
+                len(replayer.publishers) - len(heard), len(replayer.publishers), timeout_s)
+
+
 def replay_bag(bag, rate: float = 1.0, loop: bool = False, clock: bool = False, topics=None,
                wait_for_subscribers_s: float = 0.0, stop: threading.Event | None = None,
                node_name: str = 'signattn_replay') -> ReplayStats:
@@ -176,7 +193,8 @@ def replay_bag(bag, rate: float = 1.0, loop: bool = False, clock: bool = False, 
         clock: publish /clock with the bag time.
         topics: only these topics (None = all whose message types are importable).
         wait_for_subscribers_s: before starting, wait up to this long for a subscriber on
-            every replayed topic (discovery takes a moment; 0 = start at once).
+            every replayed topic (discovery takes a moment; 0 = start at once); with no
+            subscriber on any topic by then, a ReplayError says why that may be.
         stop: set it from another thread to end early.
         node_name: name of the replaying node.
     """
@@ -186,10 +204,8 @@ def replay_bag(bag, rate: float = 1.0, loop: bool = False, clock: bool = False, 
     node = rclpy.create_node(node_name, context=context)
     try:
         replayer = BagReplayer(node, bag, rate=rate, loop=loop, clock=clock, topics=topics)
-        if wait_for_subscribers_s > 0 and not replayer.wait_for_subscribers(
-                list(replayer.publishers), wait_for_subscribers_s):
-            log.warning('not every topic has a subscriber after %.1f s; replaying anyway',
-                        wait_for_subscribers_s)
+        if wait_for_subscribers_s > 0:
+            _wait_for_listeners(replayer, wait_for_subscribers_s)
         stats = replayer.run(stop=stop)
         replayer.flush()
         return stats

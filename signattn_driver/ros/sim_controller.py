@@ -4,7 +4,6 @@ The simulator side (signattn_driver.sim.closed_loop) stays free of ROS; this con
 one piece of the closed loop that talks to a ROS graph.
 """
 
-import os
 from pathlib import Path
 import time
 
@@ -15,7 +14,8 @@ from sensor_msgs.msg import CompressedImage
 from std_srvs.srv import Trigger
 
 from signattn_driver.data.labels import stamp_ns_of
-from signattn_driver.ros.node_process import NodeProcess, NodeProcessError
+from signattn_driver.ros.node_process import (NodeProcess, NodeProcessError, node_environment,
+                                              nothing_heard_hint)
 from signattn_driver.sim.closed_loop import ClosedLoopError, InverseRadiusController
 
 
@@ -38,16 +38,12 @@ class RosController(InverseRadiusController):
         super().__init__(vehicle)
         self.timeout_s = timeout_s
         self._rclpy, self._msg = rclpy, CompressedImage
-        env = dict(os.environ)
-        env.setdefault('FASTDDS_BUILTIN_TRANSPORTS', 'LARGE_DATA')
-        if env.get('PYTHONUTF8') not in (None, '0', '1'):
-            env.pop('PYTHONUTF8')      # Panda3D sets 'on', which Python refuses at start-up
         self.node_process = NodeProcess(
             parameters={'checkpoint': Path(checkpoint_path), 'device': 'cpu',
                         'vehicle': vehicle, 'publish_attention': False,
                         'num_threads': int(num_threads)},
             remaps={'image/compressed': self.CAMERA_TOPIC,
-                    'steering/command': self.COMMAND_TOPIC}, env=env)
+                    'steering/command': self.COMMAND_TOPIC}, env=node_environment())
         self.process = self.node_process.process
         self._context = rclpy.Context()
         rclpy.init(context=self._context)
@@ -82,7 +78,8 @@ class RosController(InverseRadiusController):
         while not self._reset_client.service_is_ready():
             self._check_alive()
             if time.monotonic() > deadline:
-                raise ClosedLoopError(f'drive_node offers no {self.RESET_SERVICE}')
+                raise ClosedLoopError(f'drive_node offers no {self.RESET_SERVICE}: '
+                                      f'{nothing_heard_hint()}')
             self._executor.spin_once(timeout_sec=0.05)
         future = self._reset_client.call_async(Trigger.Request())
         while not future.done():
@@ -109,7 +106,7 @@ class RosController(InverseRadiusController):
             now = time.monotonic()
             if now > deadline:
                 raise ClosedLoopError(f'no steering/command from drive_node in '
-                                      f'{self.timeout_s} s')
+                                      f'{self.timeout_s} s: {nothing_heard_hint()}')
             if now >= next_send:
                 # resend until answered: the node may still be starting, or drop a frame
                 self._pub.publish(msg)

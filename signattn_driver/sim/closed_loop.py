@@ -30,13 +30,12 @@ gap or backward jump, as in training and in the node.
 from dataclasses import asdict, dataclass, field
 import logging
 import math
-import time
 
-import cv2
 import numpy as np
 
 from signattn_driver.data.sequence_rule import SequenceTracker
 from signattn_driver.errors import SimulationError
+from signattn_driver.sim.episode import EpisodeDriver, EpisodeLimits, run_episode
 from signattn_driver.sim.metadrive_adapter import (CAMERA_JPEG_QUALITY,
                                                    front_wheel_rad_to_steering, MetaDriveSim,
                                                    SimConfig)
@@ -45,7 +44,6 @@ from signattn_driver.vehicle import front_wheel_angle_rad, load_vehicle
 # Maps no training run has visited: `signattn simulate` drives maps --seed, --seed + 1, ...;
 # the shipped model was trained on maps 100-111, the experiment models on maps 1000-1020.
 HELD_OUT_SEEDS = tuple(range(5001, 5011))
-STAMP_ORIGIN_NS = 1_700_000_000 * 10**9
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +151,28 @@ class ModelController(InverseRadiusController):
         return self.command(u, speed_mps)
 
 
+class _ControllerDriver(EpisodeDriver):
+    """A `Controller` in the episode loop, with the optional per-frame observer."""
+
+    def __init__(self, controller: Controller, observer=None):
+        self.controller, self.observer = controller, observer
+        self.junctions = []
+
+    def start(self, sim, state):
+        """Note the route's junctions and start the controller's new episode."""
+        self.junctions = sim.route_junctions()
+        self.controller.reset()
+
+    def steer(self, frame, sim) -> float:
+        """Return the controller's command for the frame."""
+        return self.controller.steer(frame.jpeg, frame.stamp_ns, frame.state.speed_mps, sim)
+
+    def observe(self, frame, command, in_charge):
+        """Pass the frame on to the observer."""
+        if self.observer is not None:
+            self.observer(frame.state, command, frame.expert_steering, in_charge)
+
+
 def drive_episode(sim: MetaDriveSim, controller: Controller, seed: int,
                   config: ClosedLoopConfig, episode_index: int = 0, observer=None) -> dict:
     """Drive one map with `controller`; return the episode's raw measurements.
@@ -162,69 +182,23 @@ def drive_episode(sim: MetaDriveSim, controller: Controller, seed: int,
         controller: what steers while it is in charge.
         seed: map seed.
         config: limits and takeover.
-        episode_index: stamps of episode k start k hours after STAMP_ORIGIN_NS.
+        episode_index: sets the frames' stamps (`episode.frame_stamp_ns`).
         observer: optional callable(state, command, expert_steering, in_charge) called each
             frame after the controller answered, with the state whose image it saw.
     """
-    state = sim.reset(seed)
-    junctions = sim.route_junctions()
-    controller.reset()
-    encode = [cv2.IMWRITE_JPEG_QUALITY, int(config.jpeg_quality)]
     rate = config.sim.rate_hz
-    takeover_frames = int(round(config.takeover_s * rate))
-    offsets, events, km_in_charge = [], 0, 0.0
-    first_event_progress = None
-    takeover_left, was_off, frames = 0, False, 0
-    frames_in_charge = frames_off_road = 0
-    best_progress, best_frame = state.route_progress_m, 0
-    end = 'timeout'
-    started = time.perf_counter()
-    for frames in range(1, int(config.max_seconds * rate) + 1):
-        stamp_ns = (STAMP_ORIGIN_NS + episode_index * 3600 * 10**9
-                    + int(round(frames * 1e9 / rate)))
-        _, jpeg = cv2.imencode('.jpg', state.image_bgr, encode)
-        expert_steering, throttle = sim.expert_action()
-        command = controller.steer(jpeg.tobytes(), stamp_ns, state.speed_mps, sim)
-        in_charge = takeover_left == 0
-        if in_charge:
-            frames_in_charge += 1
-            if state.out_of_road:
-                # off every lane MetaDrive's localization keeps the last lane: no offset
-                frames_off_road += 1
-            else:
-                offsets.append(abs(state.lateral_offset_m))
-        else:
-            takeover_left -= 1
-            command = expert_steering
-        if observer is not None:
-            observer(state, command, expert_steering, in_charge)
-        state = sim.step(command, throttle)
-        if in_charge:
-            km_in_charge += state.speed_mps / rate / 1000.0
-        if state.out_of_road and not was_off and in_charge:
-            events += 1
-            takeover_left = takeover_frames
-            if first_event_progress is None:
-                first_event_progress = state.route_completion
-        was_off = state.out_of_road
-        if state.route_progress_m > best_progress + 1.0:
-            best_progress, best_frame = state.route_progress_m, frames
-        if state.arrived:
-            end = 'arrived'
-            break
-        if state.crashed or frames - best_frame > config.stall_s * rate:
-            end = 'crashed' if state.crashed else 'stalled'
-            if first_event_progress is None:
-                first_event_progress = state.route_completion
-            break
-    wall_s = time.perf_counter() - started
-    return {'seed': seed, 'end': end, 'frames': frames, 'wall_s': wall_s,
-            'route_completion': state.route_completion,
-            'autonomous_completion': (state.route_completion if first_event_progress is None
-                                      else first_event_progress),
-            'out_of_road_events': events, 'km_in_charge': km_in_charge,
-            'frames_in_charge': frames_in_charge, 'frames_off_road': frames_off_road,
-            'route_junctions': junctions, 'offsets_m': offsets}
+    limits = EpisodeLimits(max_frames=int(config.max_seconds * rate),
+                           takeover_frames=int(round(config.takeover_s * rate)),
+                           stall_frames=math.floor(config.stall_s * rate))
+    driver = _ControllerDriver(controller, observer)
+    episode = run_episode(sim, driver, seed, episode_index, limits, config.jpeg_quality)
+    return {'seed': seed, 'end': episode.end, 'frames': episode.frames,
+            'wall_s': episode.wall_s, 'route_completion': episode.state.route_completion,
+            'autonomous_completion': episode.autonomous_completion,
+            'out_of_road_events': episode.out_of_road_events,
+            'km_in_charge': episode.km_in_charge, 'frames_in_charge': episode.frames_in_charge,
+            'frames_off_road': episode.frames_off_road, 'route_junctions': driver.junctions,
+            'offsets_m': episode.offsets_m}
 
 
 def summarize(episodes: list) -> dict:

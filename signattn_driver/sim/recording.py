@@ -26,6 +26,7 @@ eq. 2-smoothed values. Dataset frames are the decoded JPEG of the bag, i.e. exac
 node sees when the bag is replayed.
 """
 
+import contextlib
 from dataclasses import asdict, dataclass, field
 import json
 import logging
@@ -34,7 +35,6 @@ from pathlib import Path
 import shutil
 import time
 
-import cv2
 import numpy as np
 
 from signattn_driver.data.bag_layout import DriveBagWriter
@@ -42,11 +42,11 @@ from signattn_driver.data.dataset import DatasetWriter
 from signattn_driver.data.labels import DEFAULT_SMOOTHING, Smoother
 from signattn_driver.errors import ConfigError, SimulationError
 from signattn_driver.preprocessing import compressed_to_hsv_u8
+from signattn_driver.sim.episode import EpisodeDriver, EpisodeLimits, run_episode
 from signattn_driver.sim.metadrive_adapter import (CAMERA_JPEG_QUALITY, MetaDriveSim, SimConfig,
                                                    steering_to_front_wheel_rad)
 from signattn_driver.vehicle import inverse_radius_from_steering, load_vehicle
 
-STAMP_ORIGIN_NS = 1_600_000_000 * 10**9  # drive k starts at this stamp + k hours
 MIN_DRIVE_FRAMES = 40                    # shorter drives (a crash at the start) are dropped
 
 log = logging.getLogger(__name__)
@@ -148,18 +148,11 @@ def simulate(out_dir, config: SimulationConfig, overwrite: bool = False,
         The summary also written to out_dir/simulation.json.
     """
     out = Path(out_dir)
-    if not (config.write_bags or config.write_dataset):
-        raise SimulationError('nothing to write: enable bags or the dataset')
-    bags = out / 'bags'
-    if bags.exists() and any(bags.iterdir()) and config.write_bags and not overwrite:
-        raise SimulationError(f'{bags} exists; pass --force to replace it')
+    target = _check_request(out, config, overwrite)
     profile = load_vehicle(config.vehicle)
-    target = int(round(config.minutes * 60.0 * config.sim.rate_hz))
-    if target < MIN_DRIVE_FRAMES:
-        raise SimulationError(f'{config.minutes} min is under {MIN_DRIVE_FRAMES} frames')
     out.mkdir(parents=True, exist_ok=True)
-    if config.write_bags and bags.exists():
-        shutil.rmtree(bags)
+    if config.write_bags and (out / 'bags').exists():
+        shutil.rmtree(out / 'bags')
     policy = None
     if config.policy is not None:
         from signattn_driver.sim.closed_loop import ModelController
@@ -167,27 +160,12 @@ def simulate(out_dir, config: SimulationConfig, overwrite: bool = False,
                                  vehicle=config.vehicle)
     dataset = (DatasetWriter(out / 'dataset', profile, config.smoothing_alpha,
                              overwrite=overwrite) if config.write_dataset else None)
-    drives, frames_done, started = [], 0, time.perf_counter()
+    recorder = _Recorder(config, profile, out, dataset, policy, progress)
+    started = time.perf_counter()
     try:
         with MetaDriveSim(config.sim) as sim:
-            k = 0
-            while frames_done < target:
-                seed = config.seed + k
-                split = ('val' if config.val_every and k % config.val_every ==
-                         config.val_every - 1 else 'train')
-                summary = _record_drive(sim, seed, k, split, config, profile, out, dataset,
-                                        limit=target - frames_done, progress=progress,
-                                        done_before=frames_done, policy=policy)
-                k += 1
-                if summary is None:
-                    continue
-                drives.append(summary)
-                frames_done += summary['frames']
-        wall_s = time.perf_counter() - started
-        result = {'config': config.to_dict(), 'vehicle': profile.to_dict(), 'drives': drives,
-                  'frames': frames_done, 'seconds_driven': frames_done / config.sim.rate_hz,
-                  'wall_s': wall_s, 'wall_s_per_minute_driven':
-                  wall_s / max(frames_done / config.sim.rate_hz / 60.0, 1e-9)}
+            drives = recorder.record(sim, target)
+        result = _result(config, profile, drives, time.perf_counter() - started)
         if dataset is not None:
             dataset.finalize(source='metadrive', simulation=config.to_dict())
             result['dataset'] = str(out / 'dataset')
@@ -199,130 +177,175 @@ def simulate(out_dir, config: SimulationConfig, overwrite: bool = False,
     return result
 
 
-def _record_drive(sim, seed, index, split, config, profile, out, dataset, limit, progress,
-                  done_before, policy=None):
-    """Drive one map; write its bag and dataset drive; return its summary or None.
+def _check_request(out: Path, config: SimulationConfig, overwrite: bool) -> int:
+    """Reject a request that writes nothing, replaces bags unasked or is too short.
 
-    `policy` (a closed_loop ModelController or None) steers with the expert (DAgger).
+    Returns:
+        The frames to record.
     """
-    name = f'sim_{seed:05d}'
-    rng = np.random.default_rng([config.seed, seed])
-    noise = SteeringNoise(config.noise, rng, sim.dt_s)
-    state = sim.reset(seed)
-    if policy is not None:
-        policy.reset()
-    mixing = _PolicyMix(policy, config, sim.dt_s)
-    drive = dataset.drive(name, split) if dataset is not None else None
-    bag = None
-    if config.write_bags:
-        bag = DriveBagWriter(out / 'bags' / name, storage=config.storage)
-        bag.__enter__()
-    encode = [cv2.IMWRITE_JPEG_QUALITY, int(config.jpeg_quality)]
-    smoother = Smoother(config.smoothing_alpha)
-    n, off_road_frames, out_events, jpeg_bytes, km = 0, 0, 0, 0, 0.0
-    max_frames = min(limit, int(config.max_drive_s * config.sim.rate_hz))
-    end = 'max_frames'
-    started = time.perf_counter()
-    expert_log, was_off = [], False
-    try:
-        while n < max_frames:
-            stamp_ns = STAMP_ORIGIN_NS + index * 3600 * 10**9 + int(
-                round(n * 1e9 / config.sim.rate_hz))
-            expert, throttle = sim.expert_action()
-            theta = steering_wheel_rad(expert, profile)
-            # eq. 2 is causal, so the bag's u can be written as frames come.
-            theta_s, speed_s = smoother.update([theta, state.speed_mps])
-            ok, jpeg = cv2.imencode('.jpg', state.image_bgr, encode)
-            if not ok:
-                raise SimulationError('JPEG encoding failed')
-            data = jpeg.tobytes()
-            jpeg_bytes += len(data)
+    if not (config.write_bags or config.write_dataset):
+        raise SimulationError('nothing to write: enable bags or the dataset')
+    bags = out / 'bags'
+    if bags.exists() and any(bags.iterdir()) and config.write_bags and not overwrite:
+        raise SimulationError(f'{bags} exists; pass --force to replace it')
+    target = int(round(config.minutes * 60.0 * config.sim.rate_hz))
+    if target < MIN_DRIVE_FRAMES:
+        raise SimulationError(f'{config.minutes} min is under {MIN_DRIVE_FRAMES} frames')
+    return target
+
+
+def _result(config: SimulationConfig, profile, drives: list, wall_s: float) -> dict:
+    """Return simulation.json's summary of the recorded drives."""
+    frames = sum(d['frames'] for d in drives)
+    seconds = frames / config.sim.rate_hz
+    return {'config': config.to_dict(), 'vehicle': profile.to_dict(), 'drives': drives,
+            'frames': frames, 'seconds_driven': seconds, 'wall_s': wall_s,
+            'wall_s_per_minute_driven': wall_s / max(seconds / 60.0, 1e-9)}
+
+
+class _Recorder:
+    """Records drives one map after another: what stays the same for every drive."""
+
+    def __init__(self, config: SimulationConfig, profile, out: Path, dataset, policy,
+                 progress):
+        self.config, self.profile, self.out = config, profile, out
+        self.dataset, self.policy, self.progress = dataset, policy, progress
+
+    def record(self, sim: MetaDriveSim, target: int) -> list:
+        """Drive map seed, seed + 1, ... until `target` frames are kept; return the summaries."""
+        drives, frames_done, index = [], 0, 0
+        while frames_done < target:
+            summary = self.record_drive(sim, index, frames_done, target - frames_done)
+            index += 1
+            if summary is not None:
+                drives.append(summary)
+                frames_done += summary['frames']
+        return drives
+
+    def _split(self, index: int) -> str:
+        every = self.config.val_every
+        return 'val' if every and index % every == every - 1 else 'train'
+
+    def record_drive(self, sim: MetaDriveSim, index: int, frames_done: int,
+                     frames_left: int) -> dict | None:
+        """Drive map `config.seed + index`; write its bag and dataset drive.
+
+        Args:
+            sim: the simulator.
+            index: the drive's number (its map, split and stamps).
+            frames_done: frames kept before it (for the progress callback).
+            frames_left: at most this many frames are recorded.
+
+        Returns:
+            The drive's summary, or None when it was too short to keep (and removed).
+        """
+        config, seed = self.config, self.config.seed + index
+        name, split = f'sim_{seed:05d}', self._split(index)
+        drive = self.dataset.drive(name, split) if self.dataset is not None else None
+        rate = config.sim.rate_hz
+        # without a policy the expert drives anyway: nothing to take over from
+        takeover_s = config.takeover_s if self.policy is not None else 0.0
+        limits = EpisodeLimits(
+            max_frames=min(frames_left, int(config.max_drive_s * rate)),
+            takeover_frames=int(round(takeover_s * rate)),
+            max_off_road_frames=math.floor(config.max_off_road_s * rate),
+            timeout_end='max_frames')
+        with contextlib.ExitStack() as stack:
+            bag = (stack.enter_context(DriveBagWriter(self.out / 'bags' / name,
+                                                      storage=config.storage))
+                   if config.write_bags else None)
+            writer = _DriveWriter(self, seed, bag, drive, frames_done, sim.dt_s)
+            episode = run_episode(sim, writer, seed, index, limits, config.jpeg_quality)
+        if episode.frames < MIN_DRIVE_FRAMES:
+            log.warning('%s: only %d frames (%s), dropped', name, episode.frames, episode.end)
             if bag is not None:
-                bag.write_image(stamp_ns, data)
-                bag.write_ground_truth(stamp_ns, theta, state.speed_mps,
-                                       float(inverse_radius_from_steering(theta_s, speed_s,
-                                                                          profile)))
+                shutil.rmtree(self.out / 'bags' / name, ignore_errors=True)
             if drive is not None:
-                hsv = compressed_to_hsv_u8(data)
-                drive.append(hsv, stamp_ns, theta, state.speed_mps, mask_u8=sim.marking_mask())
-            expert_log.append(expert)
-            n += 1
-            if progress is not None:
-                progress(done_before + n)
-            applied = mixing(expert, data, stamp_ns, state.speed_mps, sim)
-            state = sim.step(applied + noise(), throttle)
-            km += state.speed_mps * sim.dt_s / 1000.0
-            off_road_frames = off_road_frames + 1 if state.out_of_road else 0
-            out_events += int(state.out_of_road and not was_off)
-            if state.out_of_road and not was_off:
-                mixing.take_over()
-            was_off = state.out_of_road
-            if state.arrived:
-                end = 'arrived'
-                break
-            if state.crashed:
-                end = 'crashed'
-                break
-            if off_road_frames > config.max_off_road_s * config.sim.rate_hz:
-                end = 'off_road'
-                break
-    finally:
-        if bag is not None:
-            bag.__exit__(None, None, None)
-    wall_s = time.perf_counter() - started
-    if n < MIN_DRIVE_FRAMES:
-        log.warning('%s: only %d frames (%s), dropped', name, n, end)
-        if bag is not None:
-            shutil.rmtree(out / 'bags' / name, ignore_errors=True)
+                shutil.rmtree(drive.folder, ignore_errors=True)
+            return None
+        summary = writer.summary(name, split, episode)
         if drive is not None:
-            shutil.rmtree(drive.folder, ignore_errors=True)
-        return None
-    summary = {'name': name, 'seed': seed, 'split': split, 'frames': n,
-               'seconds': n / config.sim.rate_hz, 'km': km, 'end': end,
-               'route_completion': state.route_completion, 'route_length_m':
-               state.route_length_m, 'out_of_road_events': out_events,
-               'jpeg_kb_per_frame': jpeg_bytes / n / 1024.0, 'wall_s': wall_s,
-               'steps_per_s': n / wall_s,
-               'expert_front_wheel_rms_deg': math.degrees(steering_to_front_wheel_rad(
-                   math.sqrt(float(np.mean(np.square(expert_log))))))}
-    summary.update(mixing.summary())
-    if drive is not None:
-        dataset.close_drive(drive, seed=seed, end=end, source='metadrive')
-    log.info('%s: %d frames, %.2f km, %s, %.1f steps/s', name, n, km, end, n / wall_s)
-    return summary
+            self.dataset.close_drive(drive, seed=seed, end=episode.end, source='metadrive')
+        log.info('%s: %d frames, %.2f km, %s, %.1f steps/s', name, episode.frames, episode.km,
+                 episode.end, summary['steps_per_s'])
+        return summary
 
 
-class _PolicyMix:
-    """The command applied each frame: the expert's, or the DAgger blend with a model's."""
+class _DriveWriter(EpisodeDriver):
+    """One recorded drive in the episode loop: the applied command and the written frames.
 
-    def __init__(self, policy, config: SimulationConfig, dt_s: float):
-        self.policy, self.beta = policy, config.beta
-        self.takeover_frames = int(round(config.takeover_s / dt_s))
-        self.takeover_left = 0
-        self.model_frames = 0       # frames the model had a share of the wheel
+    The expert steers, or with a policy the DAgger blend beta * expert + (1 - beta) * model;
+    steering noise is added to whatever is applied; every frame goes to the bag and the
+    dataset labelled with the expert's command.
+    """
+
+    def __init__(self, recorder: _Recorder, seed: int, bag, drive, frames_done: int,
+                 dt_s: float):
+        config = recorder.config
+        self.config, self.profile, self.policy = config, recorder.profile, recorder.policy
+        self.progress, self.frames_done = recorder.progress, frames_done
+        self.bag, self.drive = bag, drive
+        self.noise = SteeringNoise(config.noise, np.random.default_rng([config.seed, seed]),
+                                   dt_s)
+        self.smoother = Smoother(config.smoothing_alpha)
+        self.expert_log = []        # the expert's command, every frame
         self.abs_error = []         # |model - expert| command, every frame
+        self.jpeg_bytes = 0
+        self.sim = None
 
-    def __call__(self, expert, jpeg, stamp_ns, speed_mps, sim) -> float:
-        """Return the command to apply for this frame (before noise)."""
-        if self.policy is None:
-            return expert
-        # the model sees every frame, takeovers included, so its LSTM state stays current
-        model = self.policy.steer(jpeg, stamp_ns, speed_mps, sim)
-        self.abs_error.append(abs(model - expert))
-        if self.takeover_left > 0:
-            self.takeover_left -= 1
-            return expert
-        self.model_frames += int(self.beta < 1.0)
-        return self.beta * expert + (1.0 - self.beta) * model
-
-    def take_over(self):
-        """Hand the wheel to the expert alone for a while (the car left the road)."""
+    def start(self, sim, state):
+        """Keep the simulator (for the lane masks); start the policy's new sequence."""
+        self.sim = sim
         if self.policy is not None:
-            self.takeover_left = self.takeover_frames
+            self.policy.reset()
 
-    def summary(self) -> dict:
-        """Per-drive DAgger figures ({} when the expert drove alone)."""
+    def steer(self, frame, sim) -> float:
+        """Return the expert's command, or the DAgger blend with the policy's."""
         if self.policy is None:
-            return {}
-        return {'policy_frames': self.model_frames,
-                'policy_expert_mae': float(np.mean(self.abs_error)) if self.abs_error else 0.0}
+            return frame.expert_steering
+        # the model sees every frame, takeovers included, so its LSTM state stays current
+        model = self.policy.steer(frame.jpeg, frame.stamp_ns, frame.state.speed_mps, sim)
+        self.abs_error.append(abs(model - frame.expert_steering))
+        beta = self.config.beta
+        return beta * frame.expert_steering + (1.0 - beta) * model
+
+    def perturbation(self) -> float:
+        """Return this frame's steering noise."""
+        return self.noise()
+
+    def observe(self, frame, command, in_charge):
+        """Write the frame with the expert's command as its label."""
+        state, stamp_ns = frame.state, frame.stamp_ns
+        theta = steering_wheel_rad(frame.expert_steering, self.profile)
+        # eq. 2 is causal, so the bag's u can be written as frames come.
+        theta_s, speed_s = self.smoother.update([theta, state.speed_mps])
+        self.jpeg_bytes += len(frame.jpeg)
+        if self.bag is not None:
+            self.bag.write_image(stamp_ns, frame.jpeg)
+            self.bag.write_ground_truth(stamp_ns, theta, state.speed_mps, float(
+                inverse_radius_from_steering(theta_s, speed_s, self.profile)))
+        if self.drive is not None:
+            self.drive.append(compressed_to_hsv_u8(frame.jpeg), stamp_ns, theta,
+                              state.speed_mps, mask_u8=self.sim.marking_mask())
+        self.expert_log.append(frame.expert_steering)
+        if self.progress is not None:
+            self.progress(self.frames_done + frame.index + 1)
+
+    def summary(self, name: str, split: str, episode) -> dict:
+        """Return the drive's entry of simulation.json."""
+        n, state = episode.frames, episode.state
+        rms = math.sqrt(float(np.mean(np.square(self.expert_log))))
+        summary = {'name': name, 'seed': episode.seed, 'split': split, 'frames': n,
+                   'seconds': n / self.config.sim.rate_hz, 'km': episode.km, 'end': episode.end,
+                   'route_completion': state.route_completion,
+                   'route_length_m': state.route_length_m,
+                   'out_of_road_events': episode.out_of_road_events,
+                   'jpeg_kb_per_frame': self.jpeg_bytes / n / 1024.0, 'wall_s': episode.wall_s,
+                   'steps_per_s': n / episode.wall_s,
+                   'expert_front_wheel_rms_deg': math.degrees(steering_to_front_wheel_rad(rms))}
+        if self.policy is not None:
+            # frames the model had a share of the wheel
+            summary['policy_frames'] = episode.frames_in_charge * int(self.config.beta < 1.0)
+            summary['policy_expert_mae'] = (float(np.mean(self.abs_error)) if self.abs_error
+                                            else 0.0)
+        return summary

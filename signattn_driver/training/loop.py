@@ -31,7 +31,7 @@ import yaml
 
 from signattn_driver import checkpoint
 from signattn_driver.data.sequences import DriveSequences
-from signattn_driver.model import ModelConfig, SteeringNet
+from signattn_driver.model import entropy_of_attention, ModelConfig, SteeringNet
 from signattn_driver.preprocessing import hsv_u8_to_input
 from signattn_driver.training.augment import augment, mirror_route_commands
 from signattn_driver.training.config import (config_to_yaml, load_run_config, TrainConfig,
@@ -207,8 +207,12 @@ class _Trainer:
         loss = loss_u
         entropy = None
         if self.model.config.attention != 'none':
-            p = attention.float().flatten(2).clamp_min(1e-12)          # (B, T, 200)
-            entropy = (-(p * p.log()).sum(-1) * weight).sum() / n
+            # The mean over the valid frames without a host sync: padding frames become a
+            # one-hot map (entropy ~0) and the mean over all frames is rescaled to the n valid.
+            one_hot = torch.zeros_like(attention[0, 0], dtype=torch.float32)   # (10, 20)
+            one_hot[0, 0] = 1.0
+            maps = torch.where(valid.bool()[..., None, None], attention.float(), one_hot)
+            entropy = entropy_of_attention(maps) * (valid.numel() / n)
             if cfg.entropy_weight > 0:
                 loss = loss + cfg.entropy_weight * entropy
         self.optimizer.zero_grad(set_to_none=True)

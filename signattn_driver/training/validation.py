@@ -9,7 +9,7 @@ from signattn_driver.preprocessing import hsv_u8_to_input
 from signattn_driver.training.config import TrainConfig
 from signattn_driver.training.data import make_loader
 from signattn_driver.training.distributed import autocast
-from signattn_driver.vehicle import steering_from_inverse_radius
+from signattn_driver.vehicle import steering_wheel_error_deg
 
 
 @torch.inference_mode()
@@ -64,8 +64,9 @@ def validation_metrics(index: SequenceIndex, segments: list, predictions: list) 
         w = index.labels(seg)
         vehicle = index.vehicle(seg)
         err_u.append(np.abs(u_pred - w['inverse_radius_per_m']))
-        theta = steering_from_inverse_radius(u_pred, w['speed_smoothed_mps'], vehicle)
-        err_deg.append(np.degrees(np.abs(theta - w['steering_wheel_smoothed_rad'])))
+        # the label u is eq. 3 of the smoothed angle and speed, so this is the angle's error
+        err_deg.append(np.abs(steering_wheel_error_deg(u_pred, w['inverse_radius_per_m'],
+                                                       w['speed_smoothed_mps'], vehicle)))
     err_u, err_deg = np.concatenate(err_u), np.concatenate(err_deg)
     return {'mae_u_per_m': float(err_u.mean()), 'mae_steering_deg': float(err_deg.mean()),
             'frames': int(len(err_u))}
