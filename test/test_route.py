@@ -330,3 +330,108 @@ def test_the_animation_shows_the_route_command(camera_frames):
     assert xs.mean() > 17                                  # right
     ys, xs = np.nonzero(signs[2])
     assert 12 <= xs.mean() <= 18 and ys.mean() < 14        # ahead
+
+
+# -- the command in simulated drives and the closed loop ------------------------------------
+
+@pytest.fixture
+def command_checkpoint(tmp_path):
+    """A tiny route-command model whose commands steer differently (non-zero embeddings)."""
+    torch.manual_seed(0)
+    model = SteeringNet(tiny_config(num_commands=4)).eval()
+    torch.nn.init.normal_(model.command_attention.weight)
+    torch.nn.init.normal_(model.command_gate.weight)
+    return checkpoint.save(tmp_path / 'command.pt', model, vehicle={'name': 'metadrive'})
+
+
+def test_model_controller_steers_with_the_route_command(command_checkpoint, camera_frames):
+    from signattn_driver.predictor import Predictor
+    from signattn_driver.sim.closed_loop import ModelController
+    jpeg = cv2.imencode('.jpg', camera_frames[0])[1].tobytes()
+    steer = {}
+    for command in (FOLLOW_LANE, LEFT, RIGHT):
+        controller = ModelController(command_checkpoint)
+        steer[command] = controller.steer(jpeg, 10**18, 8.0, None, route_command=command)
+        predictor = Predictor(command_checkpoint)
+        u, _ = predictor.step(cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR),
+                              'bgr', command=command)
+        assert steer[command] == pytest.approx(controller.command(u, 8.0), abs=1e-9)
+    assert len({round(v, 6) for v in steer.values()}) == 3    # each command its own answer
+    # without the navigator the same model steers follow-lane whatever it is told
+    blind = ModelController(command_checkpoint, route_commands=False)
+    assert blind.steer(jpeg, 10**18, 8.0, None, route_command=LEFT) == steer[FOLLOW_LANE]
+
+
+@needs_sim
+def test_closed_loop_controllers_get_the_route_command_of_each_frame():
+    from signattn_driver.sim.closed_loop import ClosedLoopConfig, drive_episode, ExpertController
+    from signattn_driver.sim.metadrive_adapter import MetaDriveSim
+    told, states = [], []
+
+    class Listening(ExpertController):
+        def steer(self, jpeg, stamp_ns, speed_mps, sim, route_command=FOLLOW_LANE):
+            told.append(route_command)
+            return super().steer(jpeg, stamp_ns, speed_mps, sim, route_command)
+    config = ClosedLoopConfig(seeds=(0,), max_seconds=12.0, sim=SimConfig(
+        width_px=160, height_px=80, traffic_density=0.0, map_blocks='XTO'))
+    with MetaDriveSim(config.sim) as sim:
+        episode = drive_episode(sim, Listening(), 0, config,
+                                observer=lambda state, *_: states.append(state.route_command))
+    assert told == states and len(told) == 240
+    assert told[0] == FOLLOW_LANE and LEFT in told          # map XTO seed 0 turns left first
+    assert [j['command'] for j in episode['route_commands']] == ['left', 'straight', 'right']
+
+
+@needs_sim
+def test_simulated_drives_record_the_command_and_dagger_policies_get_it(
+        tmp_path, command_checkpoint, monkeypatch):
+    from signattn_driver.sim import closed_loop
+    from signattn_driver.sim.recording import NoiseConfig, simulate, SimulationConfig
+    told = []
+
+    class Listening(closed_loop.ModelController):
+        def steer(self, jpeg, stamp_ns, speed_mps, sim, route_command=FOLLOW_LANE):
+            told.append(route_command)
+            return super().steer(jpeg, stamp_ns, speed_mps, sim, route_command)
+    monkeypatch.setattr(closed_loop, 'ModelController', Listening)
+    # beta 1: the expert alone steers (the route is driven as in the test above), the policy
+    # still sees every frame with its command
+    config = SimulationConfig(minutes=12 / 60, seed=0, val_every=0, beta=1.0,
+                              policy=str(command_checkpoint), noise=NoiseConfig(amplitude=0.0),
+                              sim=SimConfig(width_px=160, height_px=80, traffic_density=0.0,
+                                            map_blocks='XTO'))
+    result = simulate(tmp_path / 'sim', config)
+    drive = result['drives'][0]
+    labels = Dataset(tmp_path / 'sim' / 'dataset').drive(drive['name']).labels
+    recorded = labels['route_command'].tolist()
+    assert recorded == told and len(recorded) == 240
+    assert recorded[0] == FOLLOW_LANE and recorded.count(LEFT) > 60
+    truth = read_ground_truth(tmp_path / 'sim' / 'bags' / drive['name'])
+    assert truth['route_command'].tolist() == recorded          # bag and dataset agree
+    assert drive['route_command_frames']['left'] == recorded.count(LEFT)
+    assert [j['command'] for j in drive['route_commands']] == ['left', 'straight', 'right']
+
+
+def test_the_node_gets_the_route_command_through_ros(command_checkpoint, camera_frames,
+                                                      ros_domain_id):
+    pytest.importorskip('rclpy', reason='--through-ros needs rclpy')
+    from signattn_driver.ros.sim_controller import RosController
+    from signattn_driver.sim.closed_loop import ModelController
+    model = ModelController(command_checkpoint)
+    ros = RosController(command_checkpoint)
+    jpegs = [cv2.imencode('.jpg', frame)[1].tobytes() for frame in camera_frames]
+    commands = [FOLLOW_LANE, LEFT, LEFT, RIGHT, STRAIGHT, RIGHT, LEFT, FOLLOW_LANE]
+    try:
+        steered = []
+        for i, (jpeg, command) in enumerate(zip(jpegs, commands)):
+            stamp_ns = 10**18 + i * 50_000_000
+            through_node = ros.steer(jpeg, stamp_ns, 8.0, None, route_command=command)
+            in_process = model.steer(jpeg, stamp_ns, 8.0, None, route_command=command)
+            assert through_node == pytest.approx(in_process, abs=1e-4), (i, command)
+            steered.append(in_process)
+    finally:
+        ros.close()
+    # the commands mattered: the same frames steer otherwise without them
+    blind = ModelController(command_checkpoint, route_commands=False)
+    without = [blind.steer(j, 10**18 + i * 50_000_000, 8.0, None) for i, j in enumerate(jpegs)]
+    assert np.max(np.abs(np.subtract(steered, without))) > 1e-3

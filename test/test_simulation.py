@@ -293,8 +293,8 @@ def test_dagger_drive_is_labelled_by_the_expert(tmp_path, tiny_checkpoint, monke
             return super().step(steering, throttle)
 
     class LoggedModel(closed_loop.ModelController):
-        def steer(self, jpeg, stamp_ns, speed_mps, sim):
-            log['model'].append(super().steer(jpeg, stamp_ns, speed_mps, sim))
+        def steer(self, jpeg, stamp_ns, speed_mps, sim, route_command=0):
+            log['model'].append(super().steer(jpeg, stamp_ns, speed_mps, sim, route_command))
             return log['model'][-1]
     monkeypatch.setattr(recording, 'MetaDriveSim', LoggedSim)
     monkeypatch.setattr(closed_loop, 'ModelController', LoggedModel)

@@ -37,6 +37,9 @@ def register(subparsers):
            'block mix) or a MetaDrive block sequence such as CSCCSCC (S straight, C curve, '
            'X intersection, T T-junction, O roundabout, r/R ramps; sim/maps.py)')
     p.add_argument('--no-baselines', action='store_true', help='skip expert and zero runs')
+    p.add_argument('--no-route-commands', action='store_true',
+                   help='withhold the navigator\'s route command from a command model '
+                   '(follow-lane throughout), to measure it without the navigator')
     option(p, '--device', owner=ModelController, help=f'in-process model device: {DEVICE_HELP}')
     p.add_argument('--threads', type=int,
                    help='torch CPU threads of the model, in-process or in the node (if '
@@ -84,6 +87,7 @@ def run(args) -> int:
         import torch
         torch.set_num_threads(args.threads)
     device = given(device=args.device)
+    routes = {'route_commands': not args.no_route_commands}
     config = ClosedLoopConfig(
         sim=SimConfig(**given(traffic_density=args.traffic, map_blocks=args.blocks)),
         **given(seeds=tuple(args.seeds) if args.seeds else None, max_seconds=args.max_seconds,
@@ -94,10 +98,11 @@ def run(args) -> int:
         if args.checkpoint is not None:
             if args.through_ros:
                 from signattn_driver.ros.sim_controller import RosController
-                ros = RosController(args.checkpoint, **given(num_threads=args.threads))
+                ros = RosController(args.checkpoint, **routes,
+                                    **given(num_threads=args.threads))
                 controllers.append(ros)
             else:
-                controllers.append(ModelController(args.checkpoint, **device))
+                controllers.append(ModelController(args.checkpoint, **routes, **device))
         with tqdm(total=len(controllers) * len(config.seeds), unit='episode',
                   desc='drive-sim') as bar:
             started = []
@@ -111,7 +116,8 @@ def run(args) -> int:
             bar.update(bar.total - bar.n)
         if args.animation is not None:
             seed = config.seeds[0] if args.animation_seed is None else args.animation_seed
-            animated = ModelController(args.checkpoint, keep_attention=True, **device)
+            animated = ModelController(args.checkpoint, keep_attention=True, **routes,
+                                       **device)
             results['animation'] = animate_episode(animated, seed, config, args.animation,
                                                    **given(stride=args.animation_stride))
     finally:

@@ -11,11 +11,14 @@ from geometry_msgs.msg import Vector3Stamped
 import rclpy
 from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage
+from std_msgs.msg import UInt8
 from std_srvs.srv import Trigger
 
 from signattn_driver.data.labels import stamp_ns_of
+from signattn_driver.ros.drive_parameters import ROUTE_COMMAND_QOS
 from signattn_driver.ros.node_process import (NodeProcess, NodeProcessError, node_environment,
                                               nothing_heard_hint)
+from signattn_driver.route_command import FOLLOW_LANE
 from signattn_driver.sim.closed_loop import ClosedLoopError, InverseRadiusController
 
 
@@ -26,29 +29,39 @@ class RosController(InverseRadiusController):
     awaited, so the simulation never runs ahead of the node. The node applies the sequence rule
     (`signattn_driver.data.sequence_rule`) itself: a stamp gap or backward jump restarts its
     LSTM; `reset()` (a new episode) calls its `~/reset_state` service, the explicit reset.
+
+    The navigator's route command goes to the node's `route/command` (std_msgs/UInt8, reliable
+    and transient-local, as the node subscribes) just before each frame, so it is never older
+    than the node's `route_command_timeout_s` however slowly the simulation runs; with
+    `route_commands=False` none is sent (the node then steers follow-lane).
     """
 
     name = 'ros'
     CAMERA_TOPIC = '/sim/center_camera/image_color/compressed'
     COMMAND_TOPIC = '/sim/steering/command'
+    ROUTE_COMMAND_TOPIC = '/sim/route/command'
     RESET_SERVICE = '/drive_node/reset_state'
 
     def __init__(self, checkpoint_path, vehicle='metadrive', timeout_s: float = 30.0,
-                 num_threads: int = 0):
+                 num_threads: int = 0, route_commands: bool = True):
         super().__init__(vehicle)
         self.timeout_s = timeout_s
+        self.route_commands = route_commands
         self._rclpy, self._msg = rclpy, CompressedImage
         self.node_process = NodeProcess(
             parameters={'checkpoint': Path(checkpoint_path), 'device': 'cpu',
                         'vehicle': vehicle, 'publish_attention': False,
                         'num_threads': int(num_threads)},
             remaps={'image/compressed': self.CAMERA_TOPIC,
-                    'steering/command': self.COMMAND_TOPIC}, env=node_environment())
+                    'steering/command': self.COMMAND_TOPIC,
+                    'route/command': self.ROUTE_COMMAND_TOPIC}, env=node_environment())
         self.process = self.node_process.process
         self._context = rclpy.Context()
         rclpy.init(context=self._context)
         self.node = Node('signattn_drive_sim', context=self._context)
         self._pub = self.node.create_publisher(CompressedImage, self.CAMERA_TOPIC, 10)
+        self._route_pub = self.node.create_publisher(UInt8, self.ROUTE_COMMAND_TOPIC,
+                                                     ROUTE_COMMAND_QOS)
         self._answers = {}
         self.node.create_subscription(Vector3Stamped, self.COMMAND_TOPIC, self._on_command, 10)
         self._reset_client = self.node.create_client(Trigger, self.RESET_SERVICE)
@@ -92,8 +105,8 @@ class RosController(InverseRadiusController):
             raise ClosedLoopError(f'{self.RESET_SERVICE} failed: {future.result().message}')
         self.resets += 1
 
-    def steer(self, jpeg, stamp_ns, speed_mps, sim) -> float:
-        """Publish the frame, wait for the node's command with the same stamp."""
+    def steer(self, jpeg, stamp_ns, speed_mps, sim, route_command=FOLLOW_LANE) -> float:
+        """Publish the route command and the frame, wait for the node's steering for it."""
         msg = self._msg()
         msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(int(stamp_ns), 10**9)
         msg.header.frame_id = 'center_camera'
@@ -109,6 +122,8 @@ class RosController(InverseRadiusController):
                                       f'{self.timeout_s} s: {nothing_heard_hint()}')
             if now >= next_send:
                 # resend until answered: the node may still be starting, or drop a frame
+                if self.route_commands:
+                    self._route_pub.publish(UInt8(data=int(route_command)))
                 self._pub.publish(msg)
                 next_send = now + 1.0
             self._executor.spin_once(timeout_sec=0.01)

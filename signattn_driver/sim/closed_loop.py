@@ -15,7 +15,13 @@ Metrics per controller (over all episodes):
   controller was in charge and on the road; off_road_share: the share of its frames off it.
 - out_of_road_per_km: events per km driven (km while the controller was in charge).
 Per episode also `route_junctions`: the junctions on the route (kind, route fraction where
-the junction starts), to see whether a controller fails where the route turns off.
+the junction starts), to see whether a controller fails where the route turns off, and
+`route_commands`: each junction's extent in metres and the navigator's command for it.
+
+Every frame a controller also gets the navigator's route command (`SimState.route_command`,
+sim/route.py): a command model steers with it, in process (`ModelController`) or through the
+node's `route/command` topic (`RosController`); `route_commands=False` withholds it (always
+follow-lane), to measure the same model without the navigator.
 
 Controllers share the small `Controller` interface: `ExpertController` (MetaDrive's IDM, the
 ceiling), `ZeroController` (wheel held straight, the floor), `ModelController` (a checkpoint
@@ -35,6 +41,7 @@ import numpy as np
 
 from signattn_driver.data.sequence_rule import SequenceTracker
 from signattn_driver.errors import SimulationError
+from signattn_driver.route_command import FOLLOW_LANE
 from signattn_driver.sim.episode import EpisodeDriver, EpisodeLimits, run_episode
 from signattn_driver.sim.metadrive_adapter import (CAMERA_JPEG_QUALITY,
                                                    front_wheel_rad_to_steering, MetaDriveSim,
@@ -76,8 +83,12 @@ class Controller:
     def reset(self):
         """Start a new episode (a new map); the next frame begins a new sequence."""
 
-    def steer(self, jpeg: bytes, stamp_ns: int, speed_mps: float, sim: MetaDriveSim) -> float:
-        """Return the steering command in [-1, 1] (+ = left) for this frame."""
+    def steer(self, jpeg: bytes, stamp_ns: int, speed_mps: float, sim: MetaDriveSim,
+              route_command: int = FOLLOW_LANE) -> float:
+        """Return the steering command in [-1, 1] (+ = left) for this frame.
+
+        `route_command` is the navigator's command for the frame (route_command.py).
+        """
         raise NotImplementedError
 
 
@@ -86,8 +97,8 @@ class ExpertController(Controller):
 
     name = 'expert'
 
-    def steer(self, jpeg, stamp_ns, speed_mps, sim) -> float:
-        """Return the expert's steering command."""
+    def steer(self, jpeg, stamp_ns, speed_mps, sim, route_command=FOLLOW_LANE) -> float:
+        """Return the expert's steering command (it follows the route itself)."""
         return sim.expert_action()[0]
 
 
@@ -96,7 +107,7 @@ class ZeroController(Controller):
 
     name = 'zero'
 
-    def steer(self, jpeg, stamp_ns, speed_mps, sim) -> float:
+    def steer(self, jpeg, stamp_ns, speed_mps, sim, route_command=FOLLOW_LANE) -> float:
         """Return 0."""
         return 0.0
 
@@ -120,14 +131,17 @@ class ModelController(InverseRadiusController):
 
     The LSTM state restarts where the sequence rule says (`SequenceTracker`): at the first
     frame after `reset()` and at a stamp gap or backward jump. With `keep_attention` the
-    attention map of the last frame is kept in `attention` (for animations).
+    attention map of the last frame is kept in `attention` (for animations). A route-command
+    checkpoint steers with each frame's command unless `route_commands` is False (then
+    follow-lane throughout); a camera-only one ignores it.
     """
 
     name = 'model'
 
     def __init__(self, checkpoint_path, device='cpu', vehicle='metadrive',
-                 keep_attention: bool = False):
+                 keep_attention: bool = False, route_commands: bool = True):
         super().__init__(vehicle)
+        self.route_commands = route_commands
         from signattn_driver.predictor import Predictor
         from signattn_driver.preprocessing import decode_image
         self._decode = decode_image
@@ -141,13 +155,15 @@ class ModelController(InverseRadiusController):
         """Start a new sequence at the next frame (a new map)."""
         self.tracker.request_reset()
 
-    def steer(self, jpeg, stamp_ns, speed_mps, sim) -> float:
-        """Run the network on the decoded frame."""
+    def steer(self, jpeg, stamp_ns, speed_mps, sim, route_command=FOLLOW_LANE) -> float:
+        """Run the network on the decoded frame with the route command."""
         if self.tracker.observe(stamp_ns):
             self.predictor.reset()
             self.sequence_starts += 1
+        command = route_command if self.route_commands else FOLLOW_LANE
         u, self.attention = self.predictor.step(self._decode(jpeg), 'bgr',
-                                                want_attention=self.keep_attention)
+                                                want_attention=self.keep_attention,
+                                                command=command)
         return self.command(u, speed_mps)
 
 
@@ -156,16 +172,18 @@ class _ControllerDriver(EpisodeDriver):
 
     def __init__(self, controller: Controller, observer=None):
         self.controller, self.observer = controller, observer
-        self.junctions = []
+        self.junctions, self.route_commands = [], []
 
     def start(self, sim, state):
         """Note the route's junctions and start the controller's new episode."""
         self.junctions = sim.route_junctions()
+        self.route_commands = sim.route_commands.summary()
         self.controller.reset()
 
     def steer(self, frame, sim) -> float:
-        """Return the controller's command for the frame."""
-        return self.controller.steer(frame.jpeg, frame.stamp_ns, frame.state.speed_mps, sim)
+        """Return the controller's command for the frame, given the route's command."""
+        return self.controller.steer(frame.jpeg, frame.stamp_ns, frame.state.speed_mps, sim,
+                                     route_command=frame.state.route_command)
 
     def observe(self, frame, command, in_charge):
         """Pass the frame on to the observer."""
@@ -198,6 +216,7 @@ def drive_episode(sim: MetaDriveSim, controller: Controller, seed: int,
             'out_of_road_events': episode.out_of_road_events,
             'km_in_charge': episode.km_in_charge, 'frames_in_charge': episode.frames_in_charge,
             'frames_off_road': episode.frames_off_road, 'route_junctions': driver.junctions,
+            'route_commands': driver.route_commands,
             'offsets_m': episode.offsets_m}
 
 

@@ -24,6 +24,11 @@ Labels follow the converter's conventions: steering-wheel angle theta = K_s * s_
 with the profile config/vehicles/metadrive.yaml (+ = left), speed in m/s, u from eq. 3 of the
 eq. 2-smoothed values. Dataset frames are the decoded JPEG of the bag, i.e. exactly what the
 node sees when the bag is replayed.
+
+Every frame also records the navigator's route command (sim/route.py: the exit the route takes
+at the next junction, announced before it; follow-lane elsewhere) on /vehicle/route_command
+and in the dataset's `route_command` column; a DAgger policy that takes commands steers with
+it, as in `drive-sim`.
 """
 
 import contextlib
@@ -42,6 +47,7 @@ from signattn_driver.data.dataset import DatasetWriter
 from signattn_driver.data.labels import DEFAULT_SMOOTHING, Smoother
 from signattn_driver.errors import ConfigError, SimulationError
 from signattn_driver.preprocessing import compressed_to_hsv_u8
+from signattn_driver.route_command import ROUTE_COMMANDS
 from signattn_driver.sim.episode import EpisodeDriver, EpisodeLimits, run_episode
 from signattn_driver.sim.metadrive_adapter import (CAMERA_JPEG_QUALITY, MetaDriveSim, SimConfig,
                                                    steering_to_front_wheel_rad)
@@ -291,11 +297,14 @@ class _DriveWriter(EpisodeDriver):
         self.expert_log = []        # the expert's command, every frame
         self.abs_error = []         # |model - expert| command, every frame
         self.jpeg_bytes = 0
+        self.command_frames = [0] * len(ROUTE_COMMANDS)   # frames per route command
         self.sim = None
+        self.route_commands = []
 
     def start(self, sim, state):
         """Keep the simulator (for the lane masks); start the policy's new sequence."""
         self.sim = sim
+        self.route_commands = sim.route_commands.summary()
         if self.policy is not None:
             self.policy.reset()
 
@@ -304,7 +313,8 @@ class _DriveWriter(EpisodeDriver):
         if self.policy is None:
             return frame.expert_steering
         # the model sees every frame, takeovers included, so its LSTM state stays current
-        model = self.policy.steer(frame.jpeg, frame.stamp_ns, frame.state.speed_mps, sim)
+        model = self.policy.steer(frame.jpeg, frame.stamp_ns, frame.state.speed_mps, sim,
+                                  route_command=frame.state.route_command)
         self.abs_error.append(abs(model - frame.expert_steering))
         beta = self.config.beta
         return beta * frame.expert_steering + (1.0 - beta) * model
@@ -314,8 +324,9 @@ class _DriveWriter(EpisodeDriver):
         return self.noise()
 
     def observe(self, frame, command, in_charge):
-        """Write the frame with the expert's command as its label."""
+        """Write the frame with the expert's command as its label and the route's command."""
         state, stamp_ns = frame.state, frame.stamp_ns
+        self.command_frames[state.route_command] += 1
         theta = steering_wheel_rad(frame.expert_steering, self.profile)
         # eq. 2 is causal, so the bag's u can be written as frames come.
         theta_s, speed_s = self.smoother.update([theta, state.speed_mps])
@@ -324,9 +335,11 @@ class _DriveWriter(EpisodeDriver):
             self.bag.write_image(stamp_ns, frame.jpeg)
             self.bag.write_ground_truth(stamp_ns, theta, state.speed_mps, float(
                 inverse_radius_from_steering(theta_s, speed_s, self.profile)))
+            self.bag.write_route_command(stamp_ns, state.route_command)
         if self.drive is not None:
             self.drive.append(compressed_to_hsv_u8(frame.jpeg), stamp_ns, theta,
-                              state.speed_mps, mask_u8=self.sim.marking_mask())
+                              state.speed_mps, mask_u8=self.sim.marking_mask(),
+                              route_command=state.route_command)
         self.expert_log.append(frame.expert_steering)
         if self.progress is not None:
             self.progress(self.frames_done + frame.index + 1)
@@ -342,7 +355,9 @@ class _DriveWriter(EpisodeDriver):
                    'out_of_road_events': episode.out_of_road_events,
                    'jpeg_kb_per_frame': self.jpeg_bytes / n / 1024.0, 'wall_s': episode.wall_s,
                    'steps_per_s': n / episode.wall_s,
-                   'expert_front_wheel_rms_deg': math.degrees(steering_to_front_wheel_rad(rms))}
+                   'expert_front_wheel_rms_deg': math.degrees(steering_to_front_wheel_rad(rms)),
+                   'route_commands': self.route_commands,
+                   'route_command_frames': dict(zip(ROUTE_COMMANDS, self.command_frames))}
         if self.policy is not None:
             # frames the model had a share of the wheel
             summary['policy_frames'] = episode.frames_in_charge * int(self.config.beta < 1.0)
