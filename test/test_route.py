@@ -336,7 +336,7 @@ def test_the_animation_shows_the_route_command(camera_frames):
 
 @pytest.fixture
 def command_checkpoint(tmp_path):
-    """A tiny route-command model whose commands steer differently (non-zero embeddings)."""
+    """Save a tiny route-command model whose commands steer differently (non-zero embeddings)."""
     torch.manual_seed(0)
     model = SteeringNet(tiny_config(num_commands=4)).eval()
     torch.nn.init.normal_(model.command_attention.weight)
@@ -364,7 +364,8 @@ def test_model_controller_steers_with_the_route_command(command_checkpoint, came
 
 @needs_sim
 def test_closed_loop_controllers_get_the_route_command_of_each_frame():
-    from signattn_driver.sim.closed_loop import ClosedLoopConfig, drive_episode, ExpertController
+    from signattn_driver.sim.closed_loop import (ClosedLoopConfig, drive_episode,
+                                                 ExpertController, summarize, ZeroController)
     from signattn_driver.sim.metadrive_adapter import MetaDriveSim
     told, states = [], []
 
@@ -377,9 +378,18 @@ def test_closed_loop_controllers_get_the_route_command_of_each_frame():
     with MetaDriveSim(config.sim) as sim:
         episode = drive_episode(sim, Listening(), 0, config,
                                 observer=lambda state, *_: states.append(state.route_command))
+        config.max_seconds = 20.0
+        zero = summarize([drive_episode(sim, ZeroController(), 0, config)])
     assert told == states and len(told) == 240
     assert told[0] == FOLLOW_LANE and LEFT in told          # map XTO seed 0 turns left first
     assert [j['command'] for j in episode['route_commands']] == ['left', 'straight', 'right']
+    # the floor drives straight on where the route turns left, to the end of that exit road:
+    # its event is placed at the intersection
+    places = zero['out_of_road_events_by_place']
+    assert sum(places.values()) == zero['out_of_road_events'] >= 1
+    assert places['intersection'] >= 1
+    first = zero['per_episode'][0]['out_of_road_places'][0]
+    assert first['place'] == 'intersection' and first['route_command'] == 'left'
 
 
 @needs_sim
@@ -413,7 +423,7 @@ def test_simulated_drives_record_the_command_and_dagger_policies_get_it(
 
 
 def test_the_node_gets_the_route_command_through_ros(command_checkpoint, camera_frames,
-                                                      ros_domain_id):
+                                                     ros_domain_id):
     pytest.importorskip('rclpy', reason='--through-ros needs rclpy')
     from signattn_driver.ros.sim_controller import RosController
     from signattn_driver.sim.closed_loop import ModelController

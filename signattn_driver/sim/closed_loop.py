@@ -16,7 +16,11 @@ Metrics per controller (over all episodes):
 - out_of_road_per_km: events per km driven (km while the controller was in charge).
 Per episode also `route_junctions`: the junctions on the route (kind, route fraction where
 the junction starts), to see whether a controller fails where the route turns off, and
-`route_commands`: each junction's extent in metres and the navigator's command for it.
+`route_commands`: each junction's extent in metres and the navigator's command for it, and
+`out_of_road_places`: where each event happened (route metres, the command in force, and the
+place: the junction kind while its command is in force, else 'road'); the summary counts them
+per place in `out_of_road_events_by_place`, so failures at route choices and at lane keeping
+are told apart.
 
 Every frame a controller also gets the navigator's route command (`SimState.route_command`,
 sim/route.py): a command model steers with it, in process (`ModelController`) or through the
@@ -41,11 +45,12 @@ import numpy as np
 
 from signattn_driver.data.sequence_rule import SequenceTracker
 from signattn_driver.errors import SimulationError
-from signattn_driver.route_command import FOLLOW_LANE
+from signattn_driver.route_command import FOLLOW_LANE, route_command_name
 from signattn_driver.sim.episode import EpisodeDriver, EpisodeLimits, run_episode
 from signattn_driver.sim.metadrive_adapter import (CAMERA_JPEG_QUALITY,
                                                    front_wheel_rad_to_steering, MetaDriveSim,
                                                    SimConfig)
+from signattn_driver.sim.route import JUNCTION_KINDS
 from signattn_driver.vehicle import front_wheel_angle_rad, load_vehicle
 
 # Maps no training run has visited: `signattn simulate` drives maps --seed, --seed + 1, ...;
@@ -172,13 +177,24 @@ class _ControllerDriver(EpisodeDriver):
 
     def __init__(self, controller: Controller, observer=None):
         self.controller, self.observer = controller, observer
-        self.junctions, self.route_commands = [], []
+        self.junctions, self.route_commands, self.places = [], [], []
+        self._commands, self._was_off, self._in_charge = None, False, True
 
     def start(self, sim, state):
         """Note the route's junctions and start the controller's new episode."""
         self.junctions = sim.route_junctions()
         self.route_commands = sim.route_commands.summary()
+        self._commands = sim.route_commands
+        self._was_off, self._in_charge = state.out_of_road, True
         self.controller.reset()
+
+    def note_state(self, state, in_charge: bool):
+        """Place an out-of-road event as `run_episode` counts it (left the road in charge)."""
+        if state.out_of_road and not self._was_off and self._in_charge:
+            self.places.append({'route_m': round(state.route_progress_m, 1),
+                                'route_command': route_command_name(state.route_command),
+                                'place': self._commands.place(state.route_progress_m)})
+        self._was_off, self._in_charge = state.out_of_road, in_charge
 
     def steer(self, frame, sim) -> float:
         """Return the controller's command for the frame, given the route's command."""
@@ -186,7 +202,8 @@ class _ControllerDriver(EpisodeDriver):
                                      route_command=frame.state.route_command)
 
     def observe(self, frame, command, in_charge):
-        """Pass the frame on to the observer."""
+        """Place an event the last step caused; pass the frame on to the observer."""
+        self.note_state(frame.state, in_charge)
         if self.observer is not None:
             self.observer(frame.state, command, frame.expert_steering, in_charge)
 
@@ -210,13 +227,14 @@ def drive_episode(sim: MetaDriveSim, controller: Controller, seed: int,
                            stall_frames=math.floor(config.stall_s * rate))
     driver = _ControllerDriver(controller, observer)
     episode = run_episode(sim, driver, seed, episode_index, limits, config.jpeg_quality)
+    driver.note_state(episode.state, False)      # the last step's state is seen by no frame
     return {'seed': seed, 'end': episode.end, 'frames': episode.frames,
             'wall_s': episode.wall_s, 'route_completion': episode.state.route_completion,
             'autonomous_completion': episode.autonomous_completion,
             'out_of_road_events': episode.out_of_road_events,
             'km_in_charge': episode.km_in_charge, 'frames_in_charge': episode.frames_in_charge,
             'frames_off_road': episode.frames_off_road, 'route_junctions': driver.junctions,
-            'route_commands': driver.route_commands,
+            'route_commands': driver.route_commands, 'out_of_road_places': driver.places,
             'offsets_m': episode.offsets_m}
 
 
@@ -241,9 +259,19 @@ def summarize(episodes: list) -> dict:
             1, sum(e['frames_in_charge'] for e in episodes)),
         'out_of_road_per_km': float(events / km) if km > 0 else float('nan'),
         'crashes': sum(e['end'] == 'crashed' for e in episodes),
+        'out_of_road_events_by_place': _count_places(episodes),
         'steps_per_s': frames / wall if wall > 0 else float('nan'),
         'per_episode': [_episode_report(e) for e in episodes],
     }
+
+
+def _count_places(episodes: list) -> dict:
+    """Count out-of-road events per place: 'road' and each junction kind."""
+    counts = {'road': 0, **{kind: 0 for kind in JUNCTION_KINDS.values()}}
+    for episode in episodes:
+        for event in episode.get('out_of_road_places', ()):
+            counts[event['place']] += 1
+    return counts
 
 
 def _episode_report(episode: dict) -> dict:

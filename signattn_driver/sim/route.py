@@ -106,12 +106,22 @@ class RouteCommands:
         self.commands = [turn_command(j.heading_change_rad, self.config.straight_tolerance_deg)
                          for j in self.junctions]
 
+    def _index(self, route_m: float) -> int | None:
+        """Index of the junction whose command is in force at `route_m`, or None."""
+        for i, junction in enumerate(self.junctions):
+            if junction.entry_m - self.config.announce_m <= route_m < junction.exit_m:
+                return i
+        return None
+
     def at(self, route_m: float) -> int:
         """Command at `route_m` metres along the route (route_command.py values)."""
-        for junction, command in zip(self.junctions, self.commands):
-            if junction.entry_m - self.config.announce_m <= route_m < junction.exit_m:
-                return command
-        return FOLLOW_LANE
+        i = self._index(route_m)
+        return FOLLOW_LANE if i is None else self.commands[i]
+
+    def place(self, route_m: float) -> str:
+        """Where `route_m` lies: the kind of the junction whose command is in force, or 'road'."""
+        i = self._index(route_m)
+        return 'road' if i is None else self.junctions[i].kind
 
     def summary(self) -> list:
         """[{'kind', 'entry_m', 'exit_m', 'heading_change_deg', 'command'}] for manifests."""
