@@ -250,6 +250,7 @@ def test_training_windows_carry_commands_and_mirroring_swaps_left_and_right(tmp_
                                  [FOLLOW_LANE, LEFT, STRAIGHT, RIGHT]]
 
 
+@pytest.mark.slow
 def test_a_camera_only_checkpoint_starts_a_command_model_that_learns_the_commands(
         tmp_path, tiny_checkpoint):
     """Start a command model from a camera-only checkpoint (--init-checkpoint), then train.
