@@ -127,7 +127,7 @@ class RouteCommands:
         """[{'kind', 'entry_m', 'exit_m', 'heading_change_deg', 'command'}] for manifests."""
         from signattn_driver.route_command import route_command_name
         return [{'kind': j.kind, 'entry_m': round(j.entry_m, 2), 'exit_m': round(j.exit_m, 2),
-                 'heading_change_deg': round(math.degrees(j.heading_change_rad), 1),
+                 'heading_change_deg': round(math.degrees(j.heading_change_rad), 1) + 0.0,
                  'command': route_command_name(c)}
                 for j, c in zip(self.junctions, self.commands)]
 
