@@ -33,8 +33,8 @@ import os
 import numpy as np
 
 from signattn_driver.errors import ConfigError, SimulationError
-from signattn_driver.sim.lane_masks import build_quads, map_lines, project_quads
 from signattn_driver.route_command import FOLLOW_LANE
+from signattn_driver.sim.lane_masks import build_quads, map_lines, project_quads
 from signattn_driver.sim.maps import map_config, parse_blocks
 from signattn_driver.sim.route import junctions_of_route, RouteCommands, RouteConfig
 
