@@ -22,6 +22,8 @@ from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import LifecycleNode, Node
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
+from signattn_driver.choices import DEVICE_HELP, PRECISIONS, RELIABILITY_NAMES, TRANSPORTS
+from signattn_driver.paths import SHIPPED_MODEL
 
 PACKAGE = 'signattn_driver'
 RVIZ_MISSING = ("rviz:=true, but rviz2 is not installed (no package 'rviz2' on "
@@ -59,7 +61,7 @@ def generate_launch_description():
     arguments = [
         DeclareLaunchArgument('checkpoint',
                               default_value=PathJoinSubstitution(
-                                  [share, 'config', 'models', 'sim_mean_field.pt']),
+                                  [share, 'config', *SHIPPED_MODEL]),
                               description='checkpoint written by `signattn train` (default: '
                               'the shipped model trained on simulated drives)'),
         DeclareLaunchArgument('camera_topic',
@@ -67,17 +69,17 @@ def generate_launch_description():
                               description='camera topic; CompressedImage for '
                               'input_transport:=compressed, Image for raw'),
         DeclareLaunchArgument('input_transport', default_value='compressed',
-                              choices=['compressed', 'raw'],
+                              choices=list(TRANSPORTS),
                               description='message type on camera_topic'),
         DeclareLaunchArgument('input_reliability', default_value='best_effort',
-                              choices=['best_effort', 'reliable'],
+                              choices=list(RELIABILITY_NAMES),
                               description='QoS reliability of the camera subscription'),
         DeclareLaunchArgument('input_depth', default_value='1',
                               description='QoS history depth of the camera subscription'),
         DeclareLaunchArgument('device', default_value='auto',
-                              description='auto | cpu | cuda | cuda:N'),
+                              description=DEVICE_HELP),
         DeclareLaunchArgument('precision', default_value='fp32',
-                              choices=['fp32', 'bf16', 'int8'],
+                              choices=list(PRECISIONS),
                               description='fp32 | bf16 | int8 (int8: CPU only)'),
         DeclareLaunchArgument('speed_topic', default_value='',
                               description='geometry_msgs/TwistStamped speed (linear.x) for the '

@@ -20,7 +20,7 @@ def isolate_dds(environ=os.environ):
 
 def register(subparsers):
     """Add `demo`."""
-    from signattn_driver.device import DEVICE_HELP
+    from signattn_driver.choices import DEVICE_HELP
     from signattn_driver.ros.demo import DemoConfig
     parser = subparsers.add_parser(
         'demo', help='drive the shipped sample through the real node; write outputs/demo/',

@@ -8,8 +8,8 @@ from signattn_driver.cli.options import given, option
 
 def register(subparsers):
     """Add the `evaluate-live` subcommand."""
-    from signattn_driver.device import DEVICE_HELP
-    from signattn_driver.predictor import PRECISIONS
+    from signattn_driver.choices import DEVICE_HELP
+    from signattn_driver.choices import PRECISIONS
     from signattn_driver.ros.live_evaluation import LiveEvaluationConfig as Config
     parser = subparsers.add_parser(
         'evaluate-live', help='replay a bag to the drive node and score it live',
