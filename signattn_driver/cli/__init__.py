@@ -15,7 +15,7 @@ from signattn_driver import __version__
 # Module names under signattn_driver.cli, in the order `signattn --help` lists them.
 SUBCOMMANDS = (
     'convert', 'train', 'evaluate', 'sweep', 'replay', 'evaluate_live', 'simulate', 'drive_sim',
-    'demo', 'benchmark',
+    'demo', 'view', 'benchmark',
 )
 
 

@@ -169,7 +169,7 @@ class ViewerServer:
             'Referrer-Policy': 'no-referrer',
             'Content-Security-Policy': (
                 "default-src 'none'; script-src 'self'; style-src 'self'; "
-                f"img-src 'self' blob:; connect-src 'self' ws://{request.host}; "
+                f"img-src 'self' blob: data:; connect-src 'self' ws://{request.host}; "
                 "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"),
         })
 
