@@ -70,3 +70,11 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip('[]')).is_loopback
     except ValueError:
         return False
+
+
+def exposure_warning(config: ViewerConfig) -> str | None:
+    """The warning to give when the viewer listens beyond this machine, else None."""
+    if config.loopback:
+        return None
+    return (f'the viewer listens on {config.host}: everyone who can reach this address sees the '
+            f'camera and the commands, unauthenticated (default {ViewerConfig.host})')

@@ -16,8 +16,9 @@ import threading
 from urllib.parse import urlsplit
 
 from aiohttp import web, WSMsgType
+from aiohttp.http_exceptions import HttpProcessingError
 
-from signattn_driver.viewer.config import ViewerConfig, ViewerError
+from signattn_driver.viewer.config import exposure_warning, ViewerConfig, ViewerError
 from signattn_driver.viewer.hub import IMAGE_STREAMS, STATE_NAMES, StreamHub
 from signattn_driver.viewer.protocol import (commands_message, frame_packet, hello_message,
                                              MAX_CLIENT_MESSAGE_BYTES, parse_ack, state_message)
@@ -32,6 +33,19 @@ PAGES = {
 }
 HEARTBEAT_S = 10.0   # a browser that vanished without closing is dropped after about this
 LOOPBACK_NAMES = ('127.0.0.1', 'localhost', '[::1]')
+
+
+def _quiet_bad_requests(record: logging.LogRecord) -> bool:
+    """Logging filter: a malformed request is the client's problem, not a traceback here.
+
+    aiohttp answers it with 400 and logs the parser's exception at ERROR; a port scan would
+    fill the terminal. It becomes one debug line instead.
+    """
+    error = record.exc_info[1] if record.exc_info else None
+    if isinstance(error, HttpProcessingError):
+        log.debug('malformed request refused: %s', str(error).splitlines()[0])
+        return False
+    return True
 
 
 class ViewerServer:
@@ -73,9 +87,12 @@ class ViewerServer:
         """Bind and serve in a background thread; raise ViewerError when it cannot bind."""
         for path, (name, _) in PAGES.items():
             self._files[path] = (STATIC_DIR / name).read_bytes()
-        if not self.config.loopback:
-            log.warning('the viewer listens on %s: everyone who can reach this address sees '
-                        'the camera and the commands (default 127.0.0.1)', self.config.host)
+        server_log = logging.getLogger('aiohttp.server')
+        if _quiet_bad_requests not in server_log.filters:
+            server_log.addFilter(_quiet_bad_requests)
+        warning = exposure_warning(self.config)
+        if warning:
+            log.warning(warning)
         self._thread = threading.Thread(target=self._run, name='viewer_http', daemon=True)
         self._thread.start()
         if not self._started.wait(timeout_s):
@@ -106,6 +123,7 @@ class ViewerServer:
 
     def _run(self):
         loop = self._loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
         try:
             loop.run_until_complete(self._bind())
         except OSError as err:
@@ -118,6 +136,10 @@ class ViewerServer:
         if self._start_error is None:
             loop.run_forever()
             loop.run_until_complete(self._shutdown())
+        pending = asyncio.all_tasks(loop)   # handlers of connections cut by the shutdown
+        for task in pending:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         loop.close()
 
     async def _bind(self):
