@@ -89,6 +89,9 @@ def generate_launch_description():
                               description='use /clock (e.g. `signattn replay BAG --clock`)'),
         DeclareLaunchArgument('rviz', default_value='false',
                               description='also start rviz2 with the attention view'),
+        DeclareLaunchArgument('view', default_value='false',
+                              description='also start the live web viewer (`signattn view`): '
+                              'http://127.0.0.1:8080'),
     ]
     camera_topic = LaunchConfiguration('camera_topic')
     use_sim_time = ParameterValue(LaunchConfiguration('use_sim_time'), value_type=bool)
@@ -128,4 +131,7 @@ def generate_launch_description():
         RegisterEventHandler(OnProcessExit(
             target_action=drive_node, on_exit=[OpaqueFunction(function=end_with_drive_node)])),
         rviz,
+        Node(package=PACKAGE, executable='viewer_node', name='viewer', output='screen',
+             parameters=[{'use_sim_time': use_sim_time}],
+             condition=IfCondition(LaunchConfiguration('view'))),   # docs/viewer.md
     ])

@@ -55,7 +55,7 @@ DEFAULT_CAMERA = '/center_camera/image_color/compressed'
 PARAMETER_ARGUMENTS = ('checkpoint', 'device', 'precision', 'input_transport',
                        'input_reliability', 'input_depth', 'speed_topic', 'assumed_speed_mps',
                        'use_sim_time')
-OTHER_ARGUMENTS = ('camera_topic', 'ackermann_topic', 'rviz')
+OTHER_ARGUMENTS = ('camera_topic', 'ackermann_topic', 'rviz', 'view')
 
 
 def ros2_executable() -> str:
