@@ -165,6 +165,7 @@ def test_a_slow_browser_gets_the_newest_frame_never_a_backlog(served):
                 hub.put_frame(make_frame('attention', STAMP0_NS, picture(0), 80))
                 header, jpeg = parse_frame_packet((await receive_until(ws, is_picture)).data)
                 assert header['stamp'] == stamp_text(STAMP0_NS) and jpeg[:2] == b'\xff\xd8'
+                assert not server.ready('attention')     # nothing is encoded for it now
                 for i in range(1, 30):       # the browser has not acknowledged yet
                     hub.put_frame(make_frame('attention', STAMP0_NS + i * 50_000_000,
                                              picture(i), 80))
@@ -173,6 +174,7 @@ def test_a_slow_browser_gets_the_newest_frame_never_a_backlog(served):
                 await ws.send_str(json.dumps({'ack': 'attention'}))
                 header, _ = parse_frame_packet((await receive_until(ws, is_picture)).data)
                 assert header['stamp'] == stamp_text(STAMP0_NS + 29 * 50_000_000)
+                assert not server.ready('attention') and server.ready('contribution')
                 assert header['version'] == 30
                 await ws.send_str(json.dumps({'ack': 'attention'}))
                 with pytest.raises(asyncio.TimeoutError):   # nothing new: nothing sent

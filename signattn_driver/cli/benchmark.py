@@ -14,7 +14,7 @@ import sys
 
 from signattn_driver.cli import CliError
 
-BENCHMARKS = ('predictor', 'convert', 'node', 'soak', 'train', 'evaluate')
+BENCHMARKS = ('predictor', 'convert', 'node', 'soak', 'train', 'evaluate', 'viewer')
 
 
 def checkout_root():

@@ -11,6 +11,7 @@ send bytes. Parameters mirror `ViewerConfig`; how to use it: docs/viewer.md.
 
 from dataclasses import asdict, fields
 import math
+import os
 import sys
 import time
 
@@ -47,6 +48,7 @@ PARAMETER_TEXT = {
     'jpeg_quality': 'JPEG quality 1-100 of the pictures sent',
     'max_clients': 'browser connections served at once',
     'vehicle': 'vehicle profile for the steering-wheel angle shown next to u',
+    'niceness': 'added to the viewer process nice value: the drive node wins the CPU',
 }
 
 
@@ -90,7 +92,10 @@ class ViewerNode(Node):
         except Exception as err:   # missing or malformed profile file
             raise ViewerError(f'vehicle {self.config.vehicle!r}: '
                               f'{str(err).splitlines()[0]}') from err
-        self.wants = lambda stream: False   # set by run_viewer once the servers run
+        # Set by run_viewer once the servers run: whether anyone watches a picture stream (then
+        # the node subscribes to it), and whether anyone can take a new picture right now (then
+        # an arriving one is converted and encoded; otherwise it is skipped).
+        self.watched = self.ready = lambda stream: False
         self._tracker = NodeStatusTracker()
         reliable = QoSProfile(depth=10)
         self.create_subscription(Vector3Stamped, 'steering/command', self._on_command, reliable)
@@ -110,7 +115,7 @@ class ViewerNode(Node):
         """Subscribe to a picture topic only while someone watches it."""
         for stream, topic in IMAGE_TOPICS.items():
             subscription = self._image_subscriptions.get(stream)
-            wanted = self.wants(stream)
+            wanted = self.watched(stream)
             if wanted and subscription is None:
                 self._image_subscriptions[stream] = self.create_subscription(
                     Image, topic, lambda msg, s=stream: self._on_image(s, msg), self._image_qos)
@@ -119,6 +124,8 @@ class ViewerNode(Node):
                 del self._image_subscriptions[stream]
 
     def _on_image(self, stream: str, msg):
+        if not self.ready(stream):
+            return
         try:
             if str(msg.encoding).upper() == '32FC1':
                 image = raw_map_bgr(float_map(msg))
@@ -173,7 +180,11 @@ def run_viewer(config: ViewerConfig | None = None, args=None, announce=None) -> 
         server = ViewerServer(node.hub, node.config).start()
         if node.config.foxglove:
             bridge = FoxgloveBridge(node.hub, node.config).start()
-        node.wants = lambda stream: server.client_count > 0 or (
+        if node.config.niceness:
+            os.nice(node.config.niceness)
+        node.watched = lambda stream: server.client_count > 0 or (
+            bridge is not None and bridge.wants(stream))
+        node.ready = lambda stream: server.ready(stream) or (
             bridge is not None and bridge.wants(stream))
         if announce is not None:
             announce(f'viewer: open {server.url}')

@@ -24,6 +24,8 @@ class ViewerConfig:
         max_clients: browser connections served at once; more get HTTP 503.
         vehicle: vehicle profile (config/vehicles/NAME.yaml) for the steering-wheel angle the
             page shows next to u: theta = u d_w K_s, the kinematic (speed 0) angle of eq. 3.
+        niceness: added to the viewer process's nice value at start (0 = unchanged): on a
+            small computer the drive node, not its viewer, should win the CPU.
     """
 
     host: str = '127.0.0.1'
@@ -35,6 +37,7 @@ class ViewerConfig:
     jpeg_quality: int = 80
     max_clients: int = 16
     vehicle: str = 'mkz'
+    niceness: int = 10
 
     def __post_init__(self):
         """Reject settings the viewer cannot run with, naming the setting."""
@@ -47,6 +50,8 @@ class ViewerConfig:
         if not self.trace_s > 0 or not self.stale_s > 0:
             raise ViewerError(f'trace_s and stale_s must be > 0, got {self.trace_s}, '
                               f'{self.stale_s}')
+        if not 0 <= int(self.niceness) <= 19:
+            raise ViewerError(f'niceness must be 0..19, got {self.niceness}')
         if int(self.max_clients) < 1:
             raise ViewerError(f'max_clients must be >= 1, got {self.max_clients}')
 

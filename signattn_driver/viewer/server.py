@@ -66,6 +66,7 @@ class ViewerServer:
         self._runner = None
         self._sockets = set()            # open WebSocketResponses
         self._wakes = set()              # one asyncio.Event per connection
+        self._credits = []               # one {stream: pictures allowed in flight} per connection
         self._wake_pending = False
         self._started = threading.Event()
         self._start_error = None
@@ -76,6 +77,14 @@ class ViewerServer:
     def client_count(self) -> int:
         """Browser connections open now (any thread may read it)."""
         return len(self._sockets)
+
+    def ready(self, stream: str) -> bool:
+        """Whether a browser waits for a new picture of `stream` (any thread may ask).
+
+        The ROS side converts and encodes a picture only then: a browser slower than the
+        camera costs encoding at its own rate, not the camera's.
+        """
+        return any(credits[stream] for credits in list(self._credits))
 
     @property
     def url(self) -> str:
@@ -209,6 +218,7 @@ class ViewerServer:
         credits = {stream: 1 for stream in IMAGE_STREAMS}   # pictures allowed in flight
         self._sockets.add(ws)
         self._wakes.add(wake)
+        self._credits.append(credits)
         sender = asyncio.create_task(self._send(ws, wake, credits))
         try:
             async for msg in ws:
@@ -221,6 +231,7 @@ class ViewerServer:
         finally:
             self._wakes.discard(wake)
             self._sockets.discard(ws)
+            self._credits.remove(credits)
             sender.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await sender
