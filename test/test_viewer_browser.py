@@ -50,7 +50,7 @@ STALE_S = 2.0      # the page's "missing" delay (--ros-args -p stale_s)
 
 
 def sample_frames(count: int = 60) -> list:
-    """The first `count` JPEG frames of the shipped sample drive."""
+    """Return the first `count` JPEG frames of the shipped sample drive."""
     frames = []
     with Reader(config_path('sample_drive')) as reader:
         connections = [c for c in reader.connections if c.topic == camera_topic('center')]
@@ -133,7 +133,7 @@ def wait_for(condition, what: str, timeout_s: float = WAIT_S):
 
 
 def shown(page) -> dict:
-    """What the page shows now: frame stamp and count, the frame's u, status."""
+    """Read what the page shows now: frame stamp and count, the frame's u, status."""
     return page.evaluate("""() => {
         const u = document.getElementById('frame-u');
         const text = (id) => document.getElementById(id).textContent;

@@ -30,7 +30,7 @@ STAMP0_NS = 1_600_000_000_050_000_000
 
 
 def picture(seed: int, size_hw=(120, 160)) -> np.ndarray:
-    """A noisy BGR picture (compresses badly: realistic JPEG sizes)."""
+    """Make a noisy BGR image; it compresses badly, giving realistic JPEG sizes."""
     return np.random.default_rng(seed).integers(0, 256, (*size_hw, 3), dtype=np.uint8)
 
 
@@ -66,7 +66,7 @@ def is_text(kind):
 
 
 def http_get(port: int, path: str, host: str | None = None) -> tuple[int, bytes]:
-    """A plain HTTP/1.1 GET over a raw socket: (status, body)."""
+    """Send a plain HTTP/1.1 GET over a raw socket; return (status, body)."""
     request = (f'GET {path} HTTP/1.1\r\nHost: {host or f"127.0.0.1:{port}"}\r\n'
                'Connection: close\r\n\r\n').encode()
     return _status(raw_exchange(port, request))

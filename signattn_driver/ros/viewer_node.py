@@ -58,7 +58,7 @@ def _level(value) -> int:
 
 
 def float_map(msg) -> np.ndarray:
-    """The (height, width) float32 array of a 32FC1 Image (the node's attention_raw map)."""
+    """Return the (height, width) float32 array of a 32FC1 Image (attention_raw:=true)."""
     dtype = np.dtype('>f4' if msg.is_bigendian else '<f4')
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     if height <= 0 or width <= 0 or step < 4 * width or len(msg.data) < step * height:

@@ -78,7 +78,7 @@ def is_loopback(host: str) -> bool:
 
 
 def exposure_warning(config: ViewerConfig) -> str | None:
-    """The warning to give when the viewer listens beyond this machine, else None."""
+    """Return the warning for a viewer that listens beyond this machine, else None."""
     if config.loopback:
         return None
     return (f'the viewer listens on {config.host}: everyone who can reach this address sees the '

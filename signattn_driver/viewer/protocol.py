@@ -50,19 +50,19 @@ def parse_frame_packet(data: bytes) -> tuple[dict, bytes]:
 
 
 def commands_message(commands: list[Command]) -> str:
-    """Trace entries for the browser: [[stamp, u, steering_wheel_deg], ...]."""
+    """Pack trace entries for the browser: [[stamp, u, steering_wheel_deg], ...]."""
     return json.dumps({'type': 'commands', 'items': [
         [stamp_text(c.stamp_ns), c.inverse_radius_per_m, c.steering_wheel_deg]
         for c in commands]})
 
 
 def state_message(kind: str, value: dict) -> str:
-    """A status or route update."""
+    """Pack a status or route update."""
     return json.dumps({'type': kind, **value})
 
 
 def hello_message(trace_s: float, stale_s: float, vehicle: str) -> str:
-    """Settings the page needs before the first data."""
+    """Pack the settings the page needs before the first data."""
     return json.dumps({'type': 'hello', 'trace_s': trace_s, 'stale_s': stale_s,
                        'vehicle': vehicle, 'streams': list(IMAGE_STREAMS)})
 

@@ -36,7 +36,7 @@ LOOPBACK_NAMES = ('127.0.0.1', 'localhost', '[::1]')
 
 
 def _quiet_bad_requests(record: logging.LogRecord) -> bool:
-    """Logging filter: a malformed request is the client's problem, not a traceback here.
+    """Drop aiohttp's traceback for a malformed request (a logging filter).
 
     aiohttp answers it with 400 and logs the parser's exception at ERROR; a port scan would
     fill the terminal. It becomes one debug line instead.
