@@ -12,7 +12,9 @@ send bytes. Parameters mirror `ViewerConfig`; how to use it: docs/viewer.md.
 from dataclasses import asdict, fields
 import math
 import os
+import signal
 import sys
+import threading
 import time
 
 import numpy as np
@@ -194,6 +196,10 @@ def run_viewer(config: ViewerConfig | None = None, args=None, announce=None) -> 
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        # `ros2 launch` forwards Ctrl-C while the terminal already sent it: a second SIGINT
+        # during teardown must not turn a clean exit into a traceback (as in drive_node).
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         for part in (bridge, server):
             if part is not None:
                 part.stop()
