@@ -11,6 +11,8 @@ import os
 from pathlib import Path
 import socket
 import struct
+import subprocess
+import sys
 import threading
 import time
 
@@ -340,3 +342,17 @@ def test_fifty_connections_opened_and_closed_free_memory_and_threads(served):
     assert threading.active_count() == threads_before
     assert grown_mb < 8, f'RSS grew {grown_mb:.1f} MB over 50 connections'
     assert not server._wakes and not server._sockets
+
+
+def test_view_command_reports_a_busy_port_in_one_line(served, ros_domain_id):
+    """`signattn view` on a port in use: exit status 2 and one line saying what to do."""
+    _, server = served
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run([sys.executable, '-m', 'signattn_driver', 'view', '--port',
+                             str(server.port)], cwd=root, capture_output=True, text=True,
+                            timeout=120, env=dict(os.environ, PYTHONPATH=str(root)))
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('signattn view: error: cannot listen on '
+                                                   f'127.0.0.1:{server.port}')
+    assert '--port' in lines[0]
