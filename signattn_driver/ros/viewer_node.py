@@ -4,11 +4,15 @@ Subscribes to `steering/command` (geometry_msgs/Vector3Stamped, vector.x = u in 
 `/diagnostics` (the drive_node status), `route/command` (std_msgs/UInt8, optional) and, only
 while a browser or a Foxglove client watches, `attention` and `attention/contribution`
 (sensor_msgs/Image: the bgr8 overlay, or the raw 32FC1 map). The drive node computes overlays
-only while someone subscribes, so an idle viewer costs the node nothing. Pictures become JPEG
-here, in the viewer's process; the page and the Foxglove bridge (signattn_driver.viewer) only
-send bytes. Parameters mirror `ViewerConfig`; how to use it: docs/viewer.md.
+only while someone subscribes, so an idle viewer costs the node nothing. Overlays become JPEG
+here, in the viewer's process. A raw map (the node run with attention_raw:=true, the cheap
+way for the node) is sent with the camera's own JPEG of the same stamp, taken from
+`image/compressed` (remap it like the node's input), and the page draws the heat map. The page
+and the Foxglove bridge (signattn_driver.viewer) only send bytes. Parameters mirror
+`ViewerConfig`; how to use it: docs/viewer.md.
 """
 
+import collections
 from dataclasses import asdict, fields
 import math
 import os
@@ -22,22 +26,25 @@ import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import HistoryPolicy, qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Vector3Stamped
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import UInt8
 
 from signattn_driver.data.labels import stamp_ns_of
-from signattn_driver.ros.image_conversion import image_msg_to_array, ImageConversionError
+from signattn_driver.ros.image_conversion import (compressed_image_size, image_msg_to_array,
+                                                  ImageConversionError)
 from signattn_driver.vehicle import load_vehicle, steering_from_inverse_radius
 from signattn_driver.viewer.config import ViewerConfig, ViewerError
 from signattn_driver.viewer.frames import FrameEncodingError, make_frame, raw_map_bgr
-from signattn_driver.viewer.hub import StreamHub
+from signattn_driver.viewer.hub import Frame, StreamHub
 from signattn_driver.viewer.status import DRIVE_STATUS_PREFIX, NodeStatusTracker, route_state
 
 IMAGE_TOPICS = {'attention': 'attention', 'contribution': 'attention/contribution'}
+CAMERA_TOPIC = 'image/compressed'   # the node's input, for raw attention maps
+CAMERA_FRAMES_KEPT = 30             # by stamp: a map arrives one processing time after its frame
 MAX_INPUT_PIXELS = 4096 * 4096
 SUBSCRIPTION_CHECK_S = 0.25   # how soon a new browser gets pictures
 PARAMETER_TEXT = {
@@ -111,6 +118,9 @@ class ViewerNode(Node):
         self._image_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
                                      reliability=ReliabilityPolicy.RELIABLE)
         self._image_subscriptions = {}
+        self._raw_attention = False        # the node publishes raw maps (seen one)
+        self._camera = collections.OrderedDict()   # stamp_ns -> (jpeg bytes, width, height)
+        self._camera_subscription = None
         self.create_timer(SUBSCRIPTION_CHECK_S, self._update_image_subscriptions)
 
     def _update_image_subscriptions(self):
@@ -124,19 +134,43 @@ class ViewerNode(Node):
             elif not wanted and subscription is not None:
                 self.destroy_subscription(subscription)
                 del self._image_subscriptions[stream]
+        camera_wanted = self._raw_attention and self.watched('attention')
+        if camera_wanted and self._camera_subscription is None:
+            self._camera_subscription = self.create_subscription(
+                CompressedImage, CAMERA_TOPIC, self._on_camera, qos_profile_sensor_data)
+        elif not camera_wanted and self._camera_subscription is not None:
+            self.destroy_subscription(self._camera_subscription)
+            self._camera_subscription = None
+            self._camera.clear()
+
+    def _on_camera(self, msg):
+        size = compressed_image_size(msg.data)
+        if size is None:
+            return   # neither JPEG nor PNG: the raw map is then drawn alone
+        self._camera[stamp_ns_of(msg.header)] = (bytes(msg.data), size[1], size[2])
+        while len(self._camera) > CAMERA_FRAMES_KEPT:
+            self._camera.popitem(last=False)
 
     def _on_image(self, stream: str, msg):
+        raw = str(msg.encoding).upper() == '32FC1'
+        if stream == 'attention':
+            self._raw_attention = raw
         if not self.ready(stream):
             return
+        stamp_ns = stamp_ns_of(msg.header)
         try:
-            if str(msg.encoding).upper() == '32FC1':
+            if raw and stream == 'attention' and stamp_ns in self._camera:
+                jpeg, width, height = self._camera[stamp_ns]
+                self.hub.put_frame(Frame(stream, stamp_ns, jpeg, width, height,
+                                         attention_map=float_map(msg)))
+                return
+            if raw:
                 image = raw_map_bgr(float_map(msg))
             else:
                 image, order = image_msg_to_array(msg, None, MAX_INPUT_PIXELS)
                 if order == 'rgb':
                     image = image[..., ::-1]
-            self.hub.put_frame(make_frame(stream, stamp_ns_of(msg.header), image,
-                                          self.config.jpeg_quality))
+            self.hub.put_frame(make_frame(stream, stamp_ns, image, self.config.jpeg_quality))
         except (ImageConversionError, FrameEncodingError) as err:
             self.get_logger().warning(f'{stream} picture skipped: {err}',
                                       throttle_duration_sec=5.0)

@@ -20,6 +20,7 @@ import threading
 import time
 
 from signattn_driver.viewer.config import ViewerConfig, ViewerError
+from signattn_driver.viewer.frames import FrameEncodingError, overlay_jpeg
 from signattn_driver.viewer.hub import IMAGE_STREAMS, StreamHub
 
 log = logging.getLogger(__name__)
@@ -129,9 +130,14 @@ class FoxgloveBridge:
                     continue
                 self._sent[stream] = version
                 if self._images[stream].has_sinks():
+                    try:
+                        data = overlay_jpeg(frame, self.config.jpeg_quality)
+                    except FrameEncodingError as err:
+                        log.warning('%s picture not sent to Foxglove: %s', stream, err)
+                        continue
                     self._images[stream].log(CompressedImage(
                         timestamp=_timestamp(frame.stamp_ns), frame_id='camera',
-                        data=frame.jpeg, format='jpeg'), log_time=now_ns)
+                        data=data, format='jpeg'), log_time=now_ns)
             commands = self.hub.commands_since(self._cursor)
             if commands:
                 self._cursor = commands[-1].seq

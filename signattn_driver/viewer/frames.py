@@ -1,14 +1,16 @@
 """Pictures for the viewer: BGR arrays or raw attention maps -> JPEG `Frame`s.
 
 The drive node publishes `attention` either as a bgr8 overlay over the camera picture or, with
-attention_raw:=true, as the raw (10, 20) 32FC1 map; the latter is drawn here as a heat map
-scaled up to `RAW_MAP_WIDTH_PX` so that the page and Foxglove show both the same way.
+attention_raw:=true, as the raw (10, 20) 32FC1 map. A raw map travels to the page together
+with the camera's own JPEG of the same stamp, and the page draws the heat map (no decoding or
+encoding here, and none in the node); without that JPEG it is drawn here as a heat map alone,
+`RAW_MAP_WIDTH_PX` wide. Foxglove gets the overlay drawn here (`overlay_jpeg`).
 """
 
 import cv2
 import numpy as np
 
-from signattn_driver.attention_overlay import attention_heatmap
+from signattn_driver.attention_overlay import attention_heatmap, attention_overlay
 from signattn_driver.viewer.hub import Frame
 
 RAW_MAP_WIDTH_PX = 640
@@ -46,3 +48,15 @@ def make_frame(stream: str, stamp_ns: int, image_bgr: np.ndarray, quality: int) 
     """Encode a BGR picture of `stream` taken at `stamp_ns` into a Frame."""
     return Frame(stream, int(stamp_ns), encode_jpeg(image_bgr, quality),
                  int(image_bgr.shape[1]), int(image_bgr.shape[0]))
+
+
+def overlay_jpeg(frame: Frame, quality: int) -> bytes:
+    """Return the JPEG of a frame with its attention map drawn over the picture, if it has one."""
+    if frame.attention_map is None:
+        return frame.jpeg
+    image = cv2.imdecode(np.frombuffer(frame.jpeg, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise FrameEncodingError(f'the camera picture of {frame.stream} does not decode')
+    attention = np.clip(np.nan_to_num(frame.attention_map, nan=0.0, posinf=0.0, neginf=0.0),
+                        0, None)
+    return encode_jpeg(attention_overlay(image, attention), quality)

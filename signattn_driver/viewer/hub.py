@@ -19,13 +19,18 @@ STATE_NAMES = ('status', 'route')
 
 @dataclass(frozen=True)
 class Frame:
-    """One picture ready to send: JPEG bytes and the camera stamp it belongs to."""
+    """One picture ready to send: JPEG bytes and the camera stamp it belongs to.
+
+    With `attention_map` set, `jpeg` is the plain camera picture and the heat map of the
+    (h, w) map is drawn over it by the page (the node published attention_raw:=true).
+    """
 
     stream: str          # one of IMAGE_STREAMS
     stamp_ns: int        # header stamp of the camera frame (= the command's stamp)
     jpeg: bytes
     width: int
     height: int
+    attention_map: object = None   # (h, w) float32 numpy array, or None
 
 
 @dataclass(frozen=True)

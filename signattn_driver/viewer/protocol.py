@@ -2,7 +2,9 @@
 
 Server -> browser:
 - binary, one picture: uint32 big-endian header length, the header as UTF-8 JSON
-  ({"stream", "stamp", "version", "width", "height"}), then the JPEG bytes;
+  ({"stream", "stamp", "version", "width", "height"}, and "map": {"height", "width",
+  "values"} when the page is to draw the attention heat map over the picture itself), then the
+  JPEG bytes;
 - text, JSON with a "type": "hello" (settings), "commands" (new trace entries
   [stamp, u_per_m, steering_wheel_deg]), "status" (node health), "route".
 
@@ -16,6 +18,8 @@ Stamps travel as 'sec.nanosec' strings: a JavaScript number cannot hold int64 na
 import json
 import struct
 
+import numpy as np
+
 from signattn_driver.viewer.hub import Command, Frame, IMAGE_STREAMS, stamp_text
 
 _LENGTH = struct.Struct('>I')
@@ -28,9 +32,14 @@ class ProtocolError(ValueError):
 
 def frame_packet(frame: Frame, version: int) -> bytes:
     """Pack a picture for the browser."""
-    header = json.dumps({'stream': frame.stream, 'stamp': stamp_text(frame.stamp_ns),
-                         'version': version, 'width': frame.width,
-                         'height': frame.height}).encode()
+    header = {'stream': frame.stream, 'stamp': stamp_text(frame.stamp_ns), 'version': version,
+              'width': frame.width, 'height': frame.height}
+    if frame.attention_map is not None:
+        height, width = frame.attention_map.shape
+        header['map'] = {'height': int(height), 'width': int(width),
+                         'values': [float(f'{v:.4g}') for v in np.nan_to_num(
+                             frame.attention_map, nan=0.0, posinf=0.0, neginf=0.0).ravel()]}
+    header = json.dumps(header).encode()
     return _LENGTH.pack(len(header)) + header + frame.jpeg
 
 

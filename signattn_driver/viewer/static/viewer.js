@@ -8,7 +8,6 @@
   const settings = {trace_s: 30, stale_s: 3};
   const trace = [];              // {t (s, page clock), stamp, u, wheel}
   const uByStamp = new Map();    // 'sec.nanosec' -> u, for the commands in the trace
-  const shownUrl = {};           // stream -> object URL on screen
   const lastAt = {frame: 0, status: 0};
   let shownStamp = null;
   let framesShown = 0;
@@ -45,30 +44,64 @@
     if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));
   }
 
+  // OpenCV's COLORMAP_JET, as the node's overlays: 0 blue .. 1 dark red.
+  const jet = (v) => [3, 2, 1].map(
+    (k) => 255 * Math.min(1, Math.max(0, 1.5 - Math.abs(4 * v - k))));
+  const mapCanvas = document.createElement('canvas');
+
+  // A raw attention map (attention_raw:=true) over the camera picture, as the node would draw
+  // it: peak-normalised, jet colours, blended at 0.5, smoothed by the upscaling.
+  function drawMap(ctx, map, width, height) {
+    mapCanvas.width = map.width;
+    mapCanvas.height = map.height;
+    const mapCtx = mapCanvas.getContext('2d');
+    const pixels = mapCtx.createImageData(map.width, map.height);
+    const peak = Math.max(...map.values) || 1;
+    map.values.forEach((value, i) => {
+      const [r, g, b] = jet(Math.max(0, value) / peak);
+      pixels.data.set([r, g, b, 255], 4 * i);
+    });
+    mapCtx.putImageData(pixels, 0, 0);
+    ctx.save();
+    ctx.globalAlpha = 0.5;
+    ctx.imageSmoothingEnabled = true;
+    ctx.imageSmoothingQuality = 'high';
+    ctx.drawImage(mapCanvas, 0, 0, width, height);
+    ctx.restore();
+  }
+
   function onPicture(buffer) {
     const length = new DataView(buffer).getUint32(0);
     const header = JSON.parse(new TextDecoder().decode(new Uint8Array(buffer, 4, length)));
-    const url = URL.createObjectURL(
-      new Blob([new Uint8Array(buffer, 4 + length)], {type: 'image/jpeg'}));
-    const img = $(header.stream);
-    if (!img) { URL.revokeObjectURL(url); return; }
-    img.src = url;
-    img.decode().catch(() => null).then(() => {
-      if (shownUrl[header.stream]) URL.revokeObjectURL(shownUrl[header.stream]);
-      shownUrl[header.stream] = url;
-      if (header.stream === 'attention') {
-        shownStamp = header.stamp;
-        framesShown += 1;
-        lastAt.frame = now();
-        setText('frame-stamp', header.stamp);
-        setText('frame-count', String(framesShown));
-        showFrameCommand();
-      } else {
-        $('contribution-box').hidden = false;
-        setText('contribution-stamp', header.stamp);
+    const canvas = $(header.stream);
+    if (!canvas) return;
+    const blob = new Blob([new Uint8Array(buffer, 4 + length)], {type: 'image/jpeg'});
+    createImageBitmap(blob).then((bitmap) => {
+      if (canvas.width !== bitmap.width || canvas.height !== bitmap.height) {
+        canvas.width = bitmap.width;
+        canvas.height = bitmap.height;
       }
-      send({ack: header.stream});
-    });
+      const ctx = canvas.getContext('2d');
+      ctx.drawImage(bitmap, 0, 0);
+      bitmap.close();
+      if (header.map) drawMap(ctx, header.map, canvas.width, canvas.height);
+      shown(header);
+    }, () => shown(header));   // an undecodable picture: ask for the next one all the same
+  }
+
+  function shown(header) {
+    if (header.stream === 'attention') {
+      shownStamp = header.stamp;
+      framesShown += 1;
+      lastAt.frame = now();
+      setText('frame-stamp', header.stamp);
+      setText('frame-count', String(framesShown));
+      showFrameCommand();
+    } else {
+      $('contribution-box').hidden = false;
+      setText('contribution-stamp', header.stamp);
+    }
+    send({ack: header.stream});
   }
 
   function showFrameCommand() {
