@@ -6,11 +6,14 @@ the drive node (shipped checkpoint, CPU, 1 torch thread), `signattn view`, headl
 frame's header carries its publish time and, in frame_id, its phase and sequence number, so a
 command's latency is its arrival minus that stamp (camera -> node -> listener over loopback
 DDS). The camera runs phases of --duration s; in the "on" phases a page is open on the
-viewer (which then subscribes to `attention`, so the node draws overlays and the viewer encodes
-JPEGs for the browser), in the "off" phases no page is open (the viewer runs, idle). Phases
-alternate off, on, on, off, off, on, ... (--repeats pairs) so that drifting load on a shared
-machine falls on both sides; the first --settle s of each phase are left out. Reported: p50
-and p99 per phase, the added latency per pair, and the median over pairs.
+viewer (which then subscribes to `attention`), in the "off" phases no page is open (the viewer
+runs, idle). Phases alternate off, on, on, off, off, on, ... (--repeats pairs) so that drifting
+load on a shared machine falls on both sides; the first --settle s of each phase are left out.
+Two node variants (--modes), one after the other with the same viewer and browser: `overlay`,
+the default node, draws the attention overlay over the camera picture for each frame while
+watched (and the viewer JPEG-encodes it); `raw` (attention_raw:=true) publishes the 10x20 map
+only, and the page draws it over the camera's own JPEG. Reported: p50 and p99 per phase, the
+added latency per pair, and the median over pairs, per mode.
 """
 
 import os
@@ -24,7 +27,7 @@ import time
 
 import numpy as np
 
-from benchmarks.node_processes import child_env, close_listener, open_listener, start_camera
+from benchmarks.node_processes import child_env, open_listener, start_camera
 from signattn_driver.paths import config_path
 from signattn_driver.ros.node_process import NodeProcess
 
@@ -42,6 +45,9 @@ def add_arguments(parser):
                         help='seconds left out at the start of each phase')
     parser.add_argument('--repeats', type=int, default=3, help='off/on pairs')
     parser.add_argument('--chromium', default='/usr/bin/chromium', help='browser binary')
+    parser.add_argument('--modes', default='overlay,raw',
+                        help='node variants: overlay (attention as a bgr8 overlay, the default) '
+                        'and/or raw (attention_raw:=true: the page draws the heat map)')
 
 
 def _phases(repeats: int) -> list:
@@ -98,53 +104,46 @@ def _stats(samples: list, settle_frames: int) -> dict:
             'latency_p99_ms': float(np.percentile(values, 99))}
 
 
-def run(args) -> dict:
-    """Run the phases once with the browser toggled by phase; return per-phase and medians."""
-    from playwright.sync_api import sync_playwright
-    env = child_env()
-    checkpoint = args.checkpoint or str(config_path('models', 'sim_mean_field.pt'))
-    names = _phases(args.repeats)
-    schedule = [['warmup', 5.0, 3.0]] + [[name, args.rate, args.duration] for name in names]
-    settle_frames = int(args.settle * args.rate)
-    load_before = os.getloadavg()
-    node = NodeProcess({'checkpoint': checkpoint, 'device': 'cpu', 'num_threads': 1}, env=env)
-    viewer, url = _start_viewer(env)
-    listener = _Listener()
-    shown = {}
+def _measure(mode: str, args, checkpoint: str, env: dict, browser, url: str,
+             listener: _Listener) -> dict:
+    """Run one node (`mode`: overlay or raw attention) through the off/on phases."""
+    names = [f'{mode}_{name}' for name in _phases(args.repeats)]
+    schedule = [[f'{mode}_warmup', 5.0, 3.0]] + [[name, args.rate, args.duration]
+                                                 for name in names]
+    node = NodeProcess({'checkpoint': checkpoint, 'device': 'cpu', 'num_threads': 1,
+                        'attention_raw': mode == 'raw'}, env=env)
+    camera = start_camera(schedule, env)
+    shown, page, page_phase, phase = {}, None, None, None
     try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=args.chromium,
-                                                 args=CHROMIUM_ARGS)
-            camera = start_camera(schedule, env)
-            page, phase = None, None
-            while camera.poll() is None:
-                node.check_alive()
-                if listener.phase != phase:
-                    phase = listener.phase
-                    if page is not None:       # leaving an "on" phase
-                        shown[page_phase] = _frames_shown(page)
-                        page.close()
-                        page = None
-                    if phase and phase.startswith('on'):
-                        page, page_phase = browser.new_page(), phase
-                        page.goto(url)
-                time.sleep(0.05)
-            if page is not None:
-                shown[page_phase] = _frames_shown(page)
-            browser.close()
-            published = camera.stdout.read()
+        while camera.poll() is None:
+            node.check_alive()
+            if listener.phase != phase:
+                phase = listener.phase
+                if page is not None:       # leaving an "on" phase
+                    shown[page_phase] = _frames_shown(page)
+                    page.close()
+                    page = None
+                if phase in names and '_on' in phase:
+                    page, page_phase = browser.new_page(), phase
+                    page.goto(url)
+            time.sleep(0.05)
+        if page is not None:
+            shown[page_phase] = _frames_shown(page)
+            page.close()
+        published = camera.stdout.read().strip()
     finally:
-        close_listener(listener.executor, listener.node, listener.context, camera)
+        if camera.poll() is None:
+            camera.terminate()
+            camera.wait(timeout=20)
         node.close()
-        viewer.terminate()
-        viewer.wait(timeout=20)
+    settle_frames = int(args.settle * args.rate)
     phases = {name: _stats(listener.latency_ms.get(name, []), settle_frames) for name in names}
     for name in names:
-        if name.startswith('on'):
+        if '_on' in name:
             phases[name]['browser_frames_shown'] = shown.get(name, 0)
     pairs = []
     for i in range(args.repeats):
-        off, on = phases[f'off{i}'], phases[f'on{i}']
+        off, on = phases[f'{mode}_off{i}'], phases[f'{mode}_on{i}']
         pair = {'pair': i}
         for stat in ('latency_p50_ms', 'latency_p99_ms'):
             pair[f'off_{stat}'], pair[f'on_{stat}'] = off[stat], on[stat]
@@ -153,14 +152,49 @@ def run(args) -> dict:
         pairs.append(pair)
     median = {key: float(np.median([p[key] for p in pairs if p.get(key) is not None]))
               for key in pairs[0] if key != 'pair'}
+    return {'order': names, 'camera_published': published, 'phases': phases, 'pairs': pairs,
+            'median_over_pairs': median}
+
+
+def run(args) -> dict:
+    """Measure each mode's node in turn, the browser toggled by phase; medians over pairs."""
+    from playwright.sync_api import sync_playwright
+    env = child_env()
+    checkpoint = args.checkpoint or str(config_path('models', 'sim_mean_field.pt'))
+    load_before = os.getloadavg()
+    viewer, url = _start_viewer(env)
+    listener = _Listener()
+    modes = {}
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=args.chromium,
+                                                 args=CHROMIUM_ARGS)
+            try:
+                for mode in args.modes.split(','):
+                    modes[mode] = _measure(mode, args, checkpoint, env, browser, url, listener)
+            finally:
+                browser.close()
+    finally:
+        listener.executor.shutdown(timeout_sec=1.0)
+        listener.node.destroy_node()
+        rclpy_shutdown(listener.context)
+        viewer.terminate()
+        viewer.wait(timeout=20)
     return {
         'machine': f'{os.cpu_count()}-core CPU, {platform.processor() or platform.machine()}',
-        'checkpoint': Path(checkpoint).name, 'camera': f'640x480 JPEG at {args.rate:g} Hz',
-        'node': 'drive_node, CPU, fp32, 1 torch thread',
-        'browser': 'Debian chromium, headless, one page on the viewer',
-        'phase_s': args.duration, 'settle_s': args.settle, 'order': names,
         'load_average_1min_before_after': [round(load_before[0], 2),
                                            round(os.getloadavg()[0], 2)],
-        'camera_published': published.strip(), 'phases': phases, 'pairs': pairs,
-        'median_over_pairs': median,
+        'checkpoint': Path(checkpoint).name, 'camera': f'640x480 JPEG at {args.rate:g} Hz',
+        'node': 'drive_node, CPU, fp32, 1 torch thread; overlay: attention as a bgr8 overlay '
+                '(default), raw: attention_raw:=true (the page draws the heat map)',
+        'browser': 'Debian chromium, headless, one page on the viewer',
+        'phase_s': args.duration, 'settle_s': args.settle, 'modes': modes,
+        'summary': {f'{mode}_{key}': value for mode, result in modes.items()
+                    for key, value in result['median_over_pairs'].items()},
     }
+
+
+def rclpy_shutdown(context):
+    """Shut the listener's rclpy context down."""
+    import rclpy
+    rclpy.try_shutdown(context=context)

@@ -133,5 +133,6 @@ def generate_launch_description():
         rviz,
         Node(package=PACKAGE, executable='viewer_node', name='viewer', output='screen',
              parameters=[{'use_sim_time': use_sim_time}],
+             remappings=[('image/compressed', camera_topic)],   # for attention_raw maps
              condition=IfCondition(LaunchConfiguration('view'))),   # docs/viewer.md
     ])

@@ -167,6 +167,8 @@ def test_viewer_only_when_asked(described, share):
     assert viewer['package'] == PACKAGE and viewer['name'] == 'viewer'
     assert resolve(viewer['condition'], launch_arguments(declared), share) is False
     assert resolve(viewer['condition'], launch_arguments(declared, view='true'), share) is True
+    started = resolve(viewer, launch_arguments(declared, camera_topic='/cam/compressed'), share)
+    assert started['remappings'] == [('image/compressed', '/cam/compressed')]
 
 
 def test_pip_layout_puts_the_executables_where_launch_ros_looks(pip_prefix):

@@ -4,7 +4,8 @@ The test publishes the shipped sample drive's camera frames (with fresh stamps) 
 drive_node (tiny checkpoint), runs `signattn view` as a user would, opens the page in Debian's
 Chromium driven by Playwright, and checks what a person watching would: pictures keep coming,
 the steering value shown for a frame is the command the node published for that frame's
-stamp, and after the node is restarted the page says so and then shows the new node's frames.
+stamp, and after the node is restarted (with attention_raw:=true, whose maps the page draws
+over the camera's JPEG) the page says the node was gone, then shows the new node's frames.
 Needs /usr/bin/chromium (apt `chromium`; .ci/run installs it) and the `playwright` package;
 nothing is downloaded at run time. Without them the test skips, saying which is missing.
 """
@@ -102,8 +103,9 @@ class Camera:
         rclpy.try_shutdown(context=self.context)
 
 
-def start_node(checkpoint) -> NodeProcess:
-    return NodeProcess({'checkpoint': str(checkpoint), 'device': 'cpu', 'num_threads': 1})
+def start_node(checkpoint, attention_raw: bool = False) -> NodeProcess:
+    return NodeProcess({'checkpoint': str(checkpoint), 'device': 'cpu', 'num_threads': 1,
+                        'attention_raw': attention_raw})
 
 
 def start_viewer() -> tuple[subprocess.Popen, str]:
@@ -140,6 +142,7 @@ def shown(page) -> dict:
         return {stamp: text('frame-stamp'), count: Number(text('frame-count')),
                 u_stamp: u.dataset.stamp || '', u: u.dataset.u || '',
                 level: text('status-level'), rate: text('status-rate'),
+                overlay: document.getElementById('attention').dataset.overlay || '',
                 age: text('frame-age'), connection: text('connection')};
     }""")
 
@@ -180,15 +183,18 @@ def test_page_shows_live_frames_matching_commands_and_survives_a_node_restart(
                 check_matches(camera, pairs)   # ...showing the node's own u for each stamp
                 wait_for(lambda: shown(page)['level'] == 'OK' and 'Hz' in shown(page)['rate'],
                          'the node status (OK, a rate)')
+                assert shown(page)['overlay'] == 'node'     # the node's bgr8 overlay
 
                 node.stop()
                 gone = wait_for(lambda: (lambda s: s if s['level'] == 'MISSING' and s['age']
                                          else None)(shown(page)), 'the page to notice the stop')
                 assert 'no new frame' in gone['age']
-                node = start_node(tiny_checkpoint)
+                # back as the cheap variant: raw maps, drawn by the page over the camera JPEG
+                node = start_node(tiny_checkpoint, attention_raw=True)
                 pairs = matched_frames(page, camera, needed=3, after_count=gone['count'])
                 check_matches(camera, pairs)
                 assert all(stamp > gone['stamp'] for stamp, _ in pairs)
+                wait_for(lambda: shown(page)['overlay'] == 'page', 'the page-drawn heat map')
                 wait_for(lambda: shown(page)['level'] in ('OK', 'WARN'), 'the new node status')
                 assert shown(page)['connection'] == 'connected'
             finally:

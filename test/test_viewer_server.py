@@ -23,8 +23,8 @@ aiohttp = pytest.importorskip('aiohttp', reason='aiohttp is not installed (requi
 
 from signattn_driver.viewer.config import exposure_warning, ViewerConfig, ViewerError  # noqa
 from signattn_driver.viewer.frames import make_frame, raw_map_bgr  # noqa: E402
-from signattn_driver.viewer.hub import stamp_text, StreamHub  # noqa: E402
-from signattn_driver.viewer.protocol import parse_frame_packet  # noqa: E402
+from signattn_driver.viewer.hub import Frame, stamp_text, StreamHub  # noqa: E402
+from signattn_driver.viewer.protocol import frame_packet, parse_frame_packet  # noqa: E402
 from signattn_driver.viewer.server import ViewerServer  # noqa: E402
 from signattn_driver.viewer.status import NodeStatusTracker  # noqa: E402
 
@@ -235,6 +235,17 @@ def test_status_rate_is_unknown_after_a_node_restart():
     restarted = tracker.update(0, 'ok', {'frames_processed': '3'}, 2.0)
     assert restarted['rate_hz'] is None and restarted['frames_processed'] == 3
     assert tracker.update(0, 'ok', {'frames_processed': '23'}, 3.0)['rate_hz'] == 20.0
+
+
+def test_a_raw_map_travels_with_the_camera_jpeg_for_the_page_to_draw():
+    attention = np.full((10, 20), 1 / 200, np.float32)
+    attention[0, 0] = np.nan                       # never becomes invalid JSON
+    camera_jpeg = make_frame('attention', STAMP0_NS, picture(1), 80).jpeg
+    frame = Frame('attention', STAMP0_NS, camera_jpeg, 160, 120, attention_map=attention)
+    header, jpeg = parse_frame_packet(frame_packet(frame, 3))
+    assert jpeg == camera_jpeg and (header['width'], header['height']) == (160, 120)
+    assert (header['map']['height'], header['map']['width']) == (10, 20)
+    assert header['map']['values'][0] == 0.0 and header['map']['values'][1] == 0.005
 
 
 def test_raw_attention_maps_become_a_picture():

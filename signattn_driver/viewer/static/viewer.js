@@ -85,6 +85,7 @@
       ctx.drawImage(bitmap, 0, 0);
       bitmap.close();
       if (header.map) drawMap(ctx, header.map, canvas.width, canvas.height);
+      canvas.dataset.overlay = header.map ? 'page' : 'node';   // who drew the heat map
       shown(header);
     }, () => shown(header));   // an undecodable picture: ask for the next one all the same
   }
