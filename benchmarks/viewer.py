@@ -13,7 +13,9 @@ Two node variants (--modes), one after the other with the same viewer and browse
 the default node, draws the attention overlay over the camera picture for each frame while
 watched (and the viewer JPEG-encodes it); `raw` (attention_raw:=true) publishes the 10x20 map
 only, and the page draws it over the camera's own JPEG. Reported: p50 and p99 per phase, the
-added latency per pair, and the median over pairs, per mode.
+added latency per pair, and the median over pairs, per mode; and the CPU time the node and the
+viewer spent per camera frame in each phase (/proc), which the neighbours' load on a shared
+machine disturbs far less than latency.
 """
 
 import os
@@ -27,6 +29,7 @@ import time
 
 import numpy as np
 
+from benchmarks.node import _cpu_seconds
 from benchmarks.node_processes import child_env, open_listener, start_camera
 from signattn_driver.paths import config_path
 from signattn_driver.ros.node_process import NodeProcess
@@ -105,7 +108,7 @@ def _stats(samples: list, settle_frames: int) -> dict:
 
 
 def _measure(mode: str, args, checkpoint: str, env: dict, browser, url: str,
-             listener: _Listener) -> dict:
+             listener: _Listener, viewer_pid: int) -> dict:
     """Run one node (`mode`: overlay or raw attention) through the off/on phases."""
     names = [f'{mode}_{name}' for name in _phases(args.repeats)]
     schedule = [[f'{mode}_warmup', 5.0, 3.0]] + [[name, args.rate, args.duration]
@@ -114,11 +117,13 @@ def _measure(mode: str, args, checkpoint: str, env: dict, browser, url: str,
                         'attention_raw': mode == 'raw'}, env=env)
     camera = start_camera(schedule, env)
     shown, page, page_phase, phase = {}, None, None, None
+    cpu = {}   # phase -> (node, viewer) CPU seconds when its first command arrived
     try:
         while camera.poll() is None:
             node.check_alive()
             if listener.phase != phase:
                 phase = listener.phase
+                cpu[phase] = (_cpu_seconds(node.pid), _cpu_seconds(viewer_pid))
                 if page is not None:       # leaving an "on" phase
                     shown[page_phase] = _frames_shown(page)
                     page.close()
@@ -130,6 +135,7 @@ def _measure(mode: str, args, checkpoint: str, env: dict, browser, url: str,
         if page is not None:
             shown[page_phase] = _frames_shown(page)
             page.close()
+        cpu['end'] = (_cpu_seconds(node.pid), _cpu_seconds(viewer_pid))
         published = camera.stdout.read().strip()
     finally:
         if camera.poll() is None:
@@ -138,6 +144,12 @@ def _measure(mode: str, args, checkpoint: str, env: dict, browser, url: str,
         node.close()
     settle_frames = int(args.settle * args.rate)
     phases = {name: _stats(listener.latency_ms.get(name, []), settle_frames) for name in names}
+    order = [p for p in cpu if p in names] + ['end']
+    frames = args.rate * args.duration
+    for name, following in zip(order, order[1:]):
+        for i, who in enumerate(('node', 'viewer')):
+            phases[name][f'{who}_cpu_ms_per_frame'] = 1e3 * (cpu[following][i] -
+                                                             cpu[name][i]) / frames
     for name in names:
         if '_on' in name:
             phases[name]['browser_frames_shown'] = shown.get(name, 0)
@@ -145,9 +157,11 @@ def _measure(mode: str, args, checkpoint: str, env: dict, browser, url: str,
     for i in range(args.repeats):
         off, on = phases[f'{mode}_off{i}'], phases[f'{mode}_on{i}']
         pair = {'pair': i}
-        for stat in ('latency_p50_ms', 'latency_p99_ms'):
-            pair[f'off_{stat}'], pair[f'on_{stat}'] = off[stat], on[stat]
-            if off[stat] and on[stat]:
+        for stat in ('latency_p50_ms', 'latency_p99_ms', 'node_cpu_ms_per_frame',
+                     'viewer_cpu_ms_per_frame'):
+            pair[f'off_{stat}'], pair[f'on_{stat}'] = off.get(stat), on.get(stat)
+        for stat in ('latency_p50_ms', 'latency_p99_ms', 'node_cpu_ms_per_frame'):
+            if off.get(stat) and on.get(stat):
                 pair[f'added_{stat.removesuffix("_ms")}_pct'] = 100.0 * (on[stat] / off[stat] - 1)
         pairs.append(pair)
     median = {key: float(np.median([p[key] for p in pairs if p.get(key) is not None]))
@@ -171,7 +185,8 @@ def run(args) -> dict:
                                                  args=CHROMIUM_ARGS)
             try:
                 for mode in args.modes.split(','):
-                    modes[mode] = _measure(mode, args, checkpoint, env, browser, url, listener)
+                    modes[mode] = _measure(mode, args, checkpoint, env, browser, url, listener,
+                                           viewer.pid)
             finally:
                 browser.close()
     finally:
