@@ -114,7 +114,9 @@
   }
 
   function onText(message) {
-    if (message.type === 'hello') {
+    if (message.type === 'hello') {   // (re)connected: the viewer resends its kept trace
+      trace.length = 0;
+      uByStamp.clear();
       settings.trace_s = message.trace_s;
       settings.stale_s = message.stale_s;
       setText('trace-s', String(message.trace_s));
