@@ -47,7 +47,7 @@ def wait_for(condition, what: str):
 
 @pytest.fixture
 def graph(ros_domain_id):
-    """A ViewerNode (watched, ready) and a publishing test node, spinning in one executor."""
+    """Spin a ViewerNode (watched, ready) and a publishing test node in one executor."""
     context = rclpy.Context()
     rclpy.init(context=context)
     hub = StreamHub()
