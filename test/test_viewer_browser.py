@@ -185,7 +185,7 @@ def test_page_shows_live_frames_matching_commands_and_survives_a_node_restart(
                          'the node status (OK, a rate)')
                 assert shown(page)['overlay'] == 'node'     # the node's bgr8 overlay
 
-                node.stop()
+                node.close()
                 gone = wait_for(lambda: (lambda s: s if s['level'] == 'MISSING' and s['age']
                                          else None)(shown(page)), 'the page to notice the stop')
                 assert 'no new frame' in gone['age']
