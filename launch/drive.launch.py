@@ -101,6 +101,9 @@ def generate_launch_description():
         DeclareLaunchArgument('lifecycle', default_value='false', choices=['true', 'false'],
                               description='run drive_node as a managed (lifecycle) node: it '
                               'loads the checkpoint on configure and steers once activated'),
+        DeclareLaunchArgument('view', default_value='false',
+                              description='also start the live web viewer (`signattn view`): '
+                              'http://127.0.0.1:8080'),
     ]
     camera_topic = LaunchConfiguration('camera_topic')
     use_sim_time = ParameterValue(LaunchConfiguration('use_sim_time'), value_type=bool)
@@ -147,4 +150,8 @@ def generate_launch_description():
             target_action=node, on_exit=[OpaqueFunction(function=end_with_drive_node)]))
           for node in (drive_node, managed_drive_node)),
         rviz,
+        Node(package=PACKAGE, executable='viewer_node', name='viewer', output='screen',
+             parameters=[{'use_sim_time': use_sim_time}],
+             remappings=[('image/compressed', camera_topic)],   # for attention_raw maps
+             condition=IfCondition(LaunchConfiguration('view'))),   # docs/viewer.md
     ])
