@@ -260,6 +260,12 @@ def _drive_bag(cfg: LiveEvaluationConfig, process: NodeProcess | None) -> tuple:
         end = time.monotonic() + cfg.settle_s
         while time.monotonic() < end and len(commands) < len(published):
             time.sleep(0.05)
+        # The node sends a frame's maps after its command: let the last ones arrive.
+        end = time.monotonic() + min(cfg.settle_s, 1.0)
+        if maps is not None:
+            time.sleep(min(cfg.settle_s, 0.2))
+            while time.monotonic() < end and not maps.caught_up():
+                time.sleep(0.05)
     finally:
         executor.shutdown(timeout_sec=1.0)
         node.destroy_node()

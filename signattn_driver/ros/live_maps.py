@@ -76,6 +76,11 @@ class MapRecorder:
             images[stamp_ns_of(msg.header)] = image.copy()
         return True
 
+    def caught_up(self) -> bool:
+        """Whether as many contribution overlays as attention overlays have arrived."""
+        with self._lock:
+            return self.received['contribution'] >= self.received['attention']
+
     def scale_near(self, when_s: float) -> float | None:
         """The reported scale (1/m) heard closest to perf_counter() time `when_s`, or None."""
         if not self.scales:
