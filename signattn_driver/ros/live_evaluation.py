@@ -253,8 +253,9 @@ def _drive_bag(cfg: LiveEvaluationConfig, process: NodeProcess | None) -> tuple:
         _reset_node(reset)
         commands.clear()
         if maps is not None:
-            maps.clear()
             maps.per_frame_scale = _per_frame_scale(node, cfg.node_name)
+            time.sleep(0.3)   # the warm-up frame's maps follow its command: not the drive's
+            maps.clear()
         replayer.run(on_publish=lambda topic, bag_ns, raw, wall: published.__setitem__(
             header_stamp_ns(raw), wall))
         end = time.monotonic() + cfg.settle_s
