@@ -46,7 +46,7 @@ def _panel(image_bgr: np.ndarray, width_px: int) -> np.ndarray:
 
 
 def _caption(width_px: int, lines: list) -> np.ndarray:
-    """A black strip with lines of (text, swatch BGR or None) items, written left to right."""
+    """Draw a black strip with lines of (text, swatch BGR or None) items, left to right."""
     strip = np.zeros((CAPTION_HEIGHT_PX, width_px, 3), np.uint8)
     for row, items in enumerate(lines):
         x, y = 4, 13 + 16 * row

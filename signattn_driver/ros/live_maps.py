@@ -44,16 +44,16 @@ class MapRecorder:
             self.scales = []                              # (perf_counter(), scale 1/m)
 
     def on_attention(self, msg):
-        """Callback of `attention`."""
+        """Keep or count an `attention` overlay."""
         self._keep(self.attention, 'attention', msg)
 
     def on_contribution(self, msg):
-        """Callback of `attention/contribution`."""
+        """Keep or count an `attention/contribution` overlay (and when it came)."""
         if self._keep(self.contribution, 'contribution', msg):
             self.contribution_received_s[stamp_ns_of(msg.header)] = time.perf_counter()
 
     def on_diagnostics(self, msg):
-        """Callback of /diagnostics: note the contribution scale the node reports (> 0 only)."""
+        """Note the contribution scale the node reports on /diagnostics (> 0 only)."""
         for status in msg.status:
             for pair in status.values:
                 if pair.key == SCALE_KEY:
@@ -77,18 +77,18 @@ class MapRecorder:
         return True
 
     def caught_up(self) -> bool:
-        """Whether as many contribution overlays as attention overlays have arrived."""
+        """Return whether as many contribution overlays as attention overlays have arrived."""
         with self._lock:
             return self.received['contribution'] >= self.received['attention']
 
     def scale_near(self, when_s: float) -> float | None:
-        """The reported scale (1/m) heard closest to perf_counter() time `when_s`, or None."""
+        """Return the reported scale (1/m) heard closest to perf_counter() `when_s`, or None."""
         if not self.scales:
             return None
         return min(self.scales, key=lambda pair: abs(pair[0] - when_s))[1]
 
     def summary(self) -> dict:
-        """Counts and scales for the report."""
+        """Return the counts and scales for the report."""
         values = [v for _, v in self.scales]
         return {
             'attention_frames_received': self.received['attention'],
