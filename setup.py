@@ -9,7 +9,7 @@ from setuptools import find_packages, setup
 package_name = 'signattn_driver'
 # Executables that launch_ros starts (`Node(package=..., executable=...)`): it looks for them in
 # <prefix>/lib/<package>/ only.
-LIBEXEC_SCRIPTS = ('drive_node', 'signattn')
+LIBEXEC_SCRIPTS = ('drive_node', 'signattn', 'viewer_node')
 
 
 def tree(source_dir):
@@ -55,6 +55,7 @@ setup(
     name=package_name,
     version='0.1.0',
     packages=find_packages(include=['signattn_driver', 'signattn_driver.*']),  # not benchmarks
+    package_data={'signattn_driver.viewer': ['static/*']},   # the viewer's page, script, style
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
         ('share/' + package_name, ['package.xml']),
@@ -79,6 +80,7 @@ setup(
         'console_scripts': [
             'drive_node = signattn_driver.ros.drive_node:main',
             'signattn = signattn_driver.cli:main',
+            'viewer_node = signattn_driver.ros.viewer_node:main',
         ],
     },
 )

@@ -14,14 +14,17 @@ import time
 
 import numpy as np
 
+from signattn_driver.choices import PRECISIONS
+from signattn_driver.paths import SHIPPED_MODEL, shipped_model
+
 
 def add_arguments(parser):
     """Options of `signattn benchmark soak`."""
-    parser.add_argument('--checkpoint', help='checkpoint (default: the shipped '
-                        'config/models/sim_mean_field.pt)')
+    parser.add_argument('--checkpoint', help='checkpoint (default: the shipped model, '
+                        f'config/{"/".join(SHIPPED_MODEL)})')
     parser.add_argument('--frames', type=int, default=6000, help='frames to publish')
     parser.add_argument('--rate', type=float, default=50.0, help='camera rate (Hz)')
-    parser.add_argument('--precision', default='fp32')
+    parser.add_argument('--precision', default='fp32', choices=PRECISIONS)
     parser.add_argument('--threads', type=int, default=1, help='torch threads in the node')
     parser.add_argument('--sample-s', type=float, default=1.0, help='RSS sampling period')
     parser.add_argument('--warmup-s', type=float, default=10.0,
@@ -39,11 +42,10 @@ def run(args) -> dict:
     """Publish `frames` at `rate`, sample the node's RSS; return the curve and its summary."""
     from benchmarks.node_processes import (camera_counts, child_env, close_listener,
                                            open_listener, require_heard, start_camera)
-    from signattn_driver.paths import config_path
     from signattn_driver.ros.node_process import NodeProcess
 
     env = child_env()
-    path = args.checkpoint or str(config_path('models', 'sim_mean_field.pt'))
+    path = args.checkpoint or str(shipped_model())
     load = [os.getloadavg()[0]]
     with NodeProcess(parameters={'checkpoint': path, 'device': 'cpu',
                                  'precision': args.precision, 'num_threads': args.threads,
@@ -63,7 +65,7 @@ def run(args) -> dict:
     load.append(os.getloadavg()[0])
     return {
         'machine': f'{os.cpu_count()} CPU cores, {platform.processor() or "cpu"}',
-        'checkpoint': args.checkpoint or 'config/models/sim_mean_field.pt (shipped)',
+        'checkpoint': args.checkpoint or f'{shipped_model()} (shipped)',
         'precision': args.precision, 'threads': args.threads, 'rate_hz': args.rate,
         'frames_published': int(published['soak']),
         'commands_received': counts['commands'], 'attention_received': counts['attention'],

@@ -22,6 +22,8 @@ from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import LifecycleNode, Node
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
+from signattn_driver.choices import DEVICE_HELP, PRECISIONS, RELIABILITY_NAMES, TRANSPORTS
+from signattn_driver.paths import SHIPPED_MODEL
 
 PACKAGE = 'signattn_driver'
 RVIZ_MISSING = ("rviz:=true, but rviz2 is not installed (no package 'rviz2' on "
@@ -59,7 +61,7 @@ def generate_launch_description():
     arguments = [
         DeclareLaunchArgument('checkpoint',
                               default_value=PathJoinSubstitution(
-                                  [share, 'config', 'models', 'sim_mean_field.pt']),
+                                  [share, 'config', *SHIPPED_MODEL]),
                               description='checkpoint written by `signattn train` (default: '
                               'the shipped model trained on simulated drives)'),
         DeclareLaunchArgument('camera_topic',
@@ -67,17 +69,17 @@ def generate_launch_description():
                               description='camera topic; CompressedImage for '
                               'input_transport:=compressed, Image for raw'),
         DeclareLaunchArgument('input_transport', default_value='compressed',
-                              choices=['compressed', 'raw'],
+                              choices=list(TRANSPORTS),
                               description='message type on camera_topic'),
         DeclareLaunchArgument('input_reliability', default_value='best_effort',
-                              choices=['best_effort', 'reliable'],
+                              choices=list(RELIABILITY_NAMES),
                               description='QoS reliability of the camera subscription'),
         DeclareLaunchArgument('input_depth', default_value='1',
                               description='QoS history depth of the camera subscription'),
         DeclareLaunchArgument('device', default_value='auto',
-                              description='auto | cpu | cuda | cuda:N'),
+                              description=DEVICE_HELP),
         DeclareLaunchArgument('precision', default_value='fp32',
-                              choices=['fp32', 'bf16', 'int8'],
+                              choices=list(PRECISIONS),
                               description='fp32 | bf16 | int8 (int8: CPU only)'),
         DeclareLaunchArgument('speed_topic', default_value='',
                               description='geometry_msgs/TwistStamped speed (linear.x) for the '
@@ -99,6 +101,9 @@ def generate_launch_description():
         DeclareLaunchArgument('lifecycle', default_value='false', choices=['true', 'false'],
                               description='run drive_node as a managed (lifecycle) node: it '
                               'loads the checkpoint on configure and steers once activated'),
+        DeclareLaunchArgument('view', default_value='false',
+                              description='also start the live web viewer (`signattn view`): '
+                              'http://127.0.0.1:8080'),
     ]
     camera_topic = LaunchConfiguration('camera_topic')
     use_sim_time = ParameterValue(LaunchConfiguration('use_sim_time'), value_type=bool)
@@ -145,4 +150,8 @@ def generate_launch_description():
             target_action=node, on_exit=[OpaqueFunction(function=end_with_drive_node)]))
           for node in (drive_node, managed_drive_node)),
         rviz,
+        Node(package=PACKAGE, executable='viewer_node', name='viewer', output='screen',
+             parameters=[{'use_sim_time': use_sim_time}],
+             remappings=[('image/compressed', camera_topic)],   # for attention_raw maps
+             condition=IfCondition(LaunchConfiguration('view'))),   # docs/viewer.md
     ])

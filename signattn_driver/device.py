@@ -2,17 +2,8 @@
 
 import torch
 
+from signattn_driver.choices import DEVICE_HELP, is_device_name
 from signattn_driver.errors import ConfigError
-
-# What a device setting may say (flags, node parameters, configs); N is a GPU index.
-DEVICE_NAMES = ('auto', 'cpu', 'cuda', 'cuda:N')
-DEVICE_HELP = 'auto (CUDA when present), cpu, cuda or cuda:N'
-
-
-def is_device_name(device: str) -> bool:
-    """Return whether `device` is spelled as DEVICE_NAMES allow (hardware not checked)."""
-    return device in ('auto', 'cpu', 'cuda') or (
-        device.startswith('cuda:') and device[len('cuda:'):].isdigit())
 
 
 def resolve_device(device: str = 'auto') -> torch.device:

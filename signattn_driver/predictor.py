@@ -13,11 +13,11 @@ import torch
 from torch import nn
 
 from signattn_driver.checkpoint import load_model
+from signattn_driver.choices import PRECISIONS
 from signattn_driver.device import resolve_device
 from signattn_driver.preprocessing import (hsv_u8_to_input, PreprocessingError, to_hsv_u8,
                                            to_hsv_u8_torch)
 
-PRECISIONS = ('fp32', 'bf16', 'int8')
 log = logging.getLogger(__name__)
 
 

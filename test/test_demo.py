@@ -3,12 +3,14 @@
 import json
 
 import cv2
+from PIL import Image
 import pytest
 import torch
 
 from conftest import tiny_config
 from signattn_driver import checkpoint
 from signattn_driver.data.bag_layout import DriveBagWriter, read_ground_truth
+from signattn_driver.map_animation import PANEL_WIDTH_PX
 from signattn_driver.ros.demo import DEFAULT_BAG, DEFAULT_CHECKPOINT, DemoConfig, run_demo
 from signattn_driver.model import SteeringNet
 from signattn_driver.paths import config_path
@@ -49,6 +51,13 @@ def test_demo_on_a_short_drive(tmp_path, camera_frames, ros_domain_id, monkeypat
     assert live['zero_steering_mae_deg'] > 0
     gif = tmp_path / 'demo' / 'live' / 'attention.gif'
     assert gif.read_bytes()[:6] in (b'GIF87a', b'GIF89a')
+    # the animation shows both maps of each frame: attention left, contribution right
+    assert live['contribution_frames_received'] >= 1
+    assert live['gif_layout'] == 'attention alpha left, contribution phi right'
+    with Image.open(gif) as animation:
+        assert animation.n_frames == live['gif_frames'] and 1 <= live['gif_frames'] <= 5
+        assert animation.size[0] == 2 * PANEL_WIDTH_PX
+    assert 'contribution phi right' in (tmp_path / 'demo' / 'summary.md').read_text()
     assert (tmp_path / 'demo' / 'explanations' / 'deletion_curves.png').is_file()
     assert summary['offline']['deletion_plot'].endswith('deletion_change_curves.png')
     assert (tmp_path / 'demo' / 'explanations' / 'deletion_change_curves.png').is_file()

@@ -56,7 +56,7 @@ PARAMETER_ARGUMENTS = ('checkpoint', 'device', 'precision', 'input_transport',
                        'input_reliability', 'input_depth', 'speed_topic', 'assumed_speed_mps',
                        'use_sim_time')
 OTHER_ARGUMENTS = ('camera_topic', 'ackermann_topic', 'rviz', 'lifecycle',
-                   'route_command_topic')
+                   'route_command_topic', 'view')
 
 
 def ros2_executable() -> str:

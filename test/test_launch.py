@@ -109,7 +109,7 @@ def test_arguments_are_declared_with_descriptions(described):
     declared, _, _ = described
     assert {'checkpoint', 'camera_topic', 'input_transport', 'input_reliability', 'input_depth',
             'device', 'precision', 'speed_topic', 'assumed_speed_mps', 'ackermann_topic',
-            'use_sim_time', 'rviz', 'lifecycle', 'route_command_topic'} == set(declared)
+            'use_sim_time', 'rviz', 'lifecycle', 'route_command_topic', 'view'} == set(declared)
     assert all(kw.get('description') for kw in declared.values())
     assert declared['camera_topic']['default_value'] == camera_topic('center')
     assert declared['ackermann_topic']['default_value'] == 'steering/ackermann'   # no remap
@@ -156,8 +156,8 @@ def test_rviz_check_comes_before_the_node_and_rviz_only_when_asked(described, sh
     declared, nodes, entities = described
     order = [type(e).__name__ for e in entities if type(e).__name__ != 'DeclareLaunchArgument']
     assert order == ['OpaqueFunction', 'Node', 'LifecycleNode', 'RegisterEventHandler',
-                     'RegisterEventHandler', 'Node']
-    assert entities[-6].kwargs['function'].__name__ == 'require_rviz2'   # before drive_node
+                     'RegisterEventHandler', 'Node', 'Node']
+    assert entities[-7].kwargs['function'].__name__ == 'require_rviz2'   # before drive_node
     rviz = nodes['rviz2']
     assert resolve(rviz['condition'], launch_arguments(declared, checkpoint='m'), share) is False
     started = resolve(rviz, launch_arguments(declared, checkpoint='m', rviz='true'), share)
@@ -167,13 +167,25 @@ def test_rviz_check_comes_before_the_node_and_rviz_only_when_asked(described, sh
     assert (share / 'launch' / 'drive.launch.py').is_file()
 
 
+def test_viewer_only_when_asked(described, share):
+    declared, nodes, _ = described
+    viewer = nodes['viewer_node']
+    assert viewer['package'] == PACKAGE and viewer['name'] == 'viewer'
+    assert resolve(viewer['condition'], launch_arguments(declared), share) is False
+    assert resolve(viewer['condition'], launch_arguments(declared, view='true'), share) is True
+    started = resolve(viewer, launch_arguments(declared, camera_topic='/cam/compressed'), share)
+    assert started['remappings'] == [('image/compressed', '/cam/compressed')]
+
+
 def test_pip_layout_puts_the_executables_where_launch_ros_looks(pip_prefix):
     """launch_ros starts `<prefix>/lib/<package>/<executable>`; pip puts scripts in bin/."""
     from conftest import prefix_site_packages
-    for name in ('drive_node', 'signattn'):
+    for name in ('drive_node', 'signattn', 'viewer_node'):
         libexec = pip_prefix / 'lib' / PACKAGE / name
         assert os.access(libexec, os.X_OK), f'{libexec} missing or not executable'
         assert (pip_prefix / 'bin' / name).is_file()
+    assert (prefix_site_packages(pip_prefix) / PACKAGE / 'viewer' / 'static' /
+            'index.html').is_file()   # the viewer's page ships with the package
     env = dict(os.environ, PYTHONPATH=str(prefix_site_packages(pip_prefix)))
     result = subprocess.run([str(pip_prefix / 'lib' / PACKAGE / 'signattn'), '--help'],
                             capture_output=True, text=True, env=env, timeout=120)

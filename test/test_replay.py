@@ -92,7 +92,7 @@ def test_evaluate_live_scores_the_node_against_ground_truth(drive_bag, tiny_chec
     from signattn_driver.predictor import Predictor
 
     out = tmp_path / 'live'
-    report = evaluate_live(LiveEvaluationConfig(bag=drive_bag, out_dir=out,
+    report = evaluate_live(LiveEvaluationConfig(bag=drive_bag, out_dir=out, attention_gif_frames=6,
                                                 checkpoint=tiny_checkpoint, device='cpu'))
     assert report['frames_published'] == FRAMES
     assert report['commands_received'] + report['frames_dropped'] == FRAMES
@@ -100,6 +100,17 @@ def test_evaluate_live_scores_the_node_against_ground_truth(drive_bag, tiny_chec
     assert report['frames_matched_with_ground_truth'] == report['commands_received']
     assert report['latency_p50_ms'] > 0
     assert (out / 'live_evaluation.md').read_text().startswith('# Live evaluation')
+    # Both maps were heard (the node publishes them with the command it answers) and the GIF
+    # puts them side by side: twice the width of a 320-pixel panel.
+    assert 1 <= report['contribution_frames_received'] <= report['commands_received']
+    assert report['attention_frames_received'] == report['contribution_frames_received']
+    assert report['contribution_scale'] == 'per frame (max abs(phi))'   # the node's default
+    assert 1 <= report['gif_frames'] <= 6
+    assert report['gif_layout'] == 'attention alpha left, contribution phi right'
+    from PIL import Image
+    with Image.open(out / 'attention.gif') as gif:
+        assert gif.n_frames == report['gif_frames'] and gif.size[0] == 640
+    assert 'contribution overlays received' in (out / 'live_evaluation.md').read_text()
 
     with open(out / 'live_predictions.csv') as f:
         rows = list(csv.DictReader(f))

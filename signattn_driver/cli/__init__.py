@@ -16,7 +16,7 @@ from signattn_driver.errors import SignattnError
 # Module names under signattn_driver.cli, in the order `signattn --help` lists them.
 SUBCOMMANDS = (
     'convert', 'train', 'evaluate', 'sweep', 'replay', 'evaluate_live', 'simulate', 'drive_sim',
-    'demo', 'benchmark',
+    'demo', 'view', 'benchmark',
 )
 
 

@@ -14,7 +14,8 @@ import sys
 
 from signattn_driver.cli import CliError
 
-BENCHMARKS = ('predictor', 'convert', 'node', 'soak', 'train', 'evaluate', 'statistics_size')
+BENCHMARKS = ('predictor', 'convert', 'node', 'soak', 'train', 'evaluate', 'statistics_size',
+              'viewer')
 
 
 def checkout_root():

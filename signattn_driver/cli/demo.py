@@ -20,7 +20,7 @@ def isolate_dds(environ=os.environ):
 
 def register(subparsers):
     """Add `demo`."""
-    from signattn_driver.device import DEVICE_HELP
+    from signattn_driver.choices import DEVICE_HELP
     from signattn_driver.ros.demo import DemoConfig
     parser = subparsers.add_parser(
         'demo', help='drive the shipped sample through the real node; write outputs/demo/',
@@ -33,7 +33,7 @@ def register(subparsers):
     option(parser, '--deletion-frames', type=int, owner=DemoConfig,
            help='frames scored by the deletion metric')
     option(parser, '--gif-frames', type=int, owner=DemoConfig,
-           help='attention overlays in the animation')
+           help='frames in the animation (attention and contribution side by side)')
     option(parser, '--device', owner=DemoConfig, help=DEVICE_HELP)
     parser.set_defaults(func=_run)
 
@@ -55,6 +55,6 @@ def _run(args) -> int:
               f'{v["output_change_auc_25_deg_pct"]:7.1f}, vs label (paper) '
               f'{v["deletion_auc_25_deg_pct"]:7.1f} deg x %')
     print(f'\nLook at: {cfg.out_dir / "summary.md"}\n'
-          f'         {live["attention_gif"]}  (attention overlays from the node)\n'
+          f'         {live["attention_gif"]}  (the node\'s maps: {live["gif_layout"]})\n'
           f'         {off["deletion_plot"]}  (output-change deletion curves)')
     return 0

@@ -9,7 +9,7 @@ from signattn_driver.cli.options import given, option
 
 def register(subparsers):
     """Add the `drive-sim` subcommand."""
-    from signattn_driver.device import DEVICE_HELP
+    from signattn_driver.choices import DEVICE_HELP
     from signattn_driver.sim.animation import animate_episode
     from signattn_driver.sim.closed_loop import ClosedLoopConfig, ModelController
     from signattn_driver.sim.metadrive_adapter import SimConfig

@@ -8,7 +8,7 @@ from signattn_driver.cli.options import given, option
 
 def register(subparsers):
     """Add the `evaluate` subcommand."""
-    from signattn_driver.device import DEVICE_HELP
+    from signattn_driver.choices import DEVICE_HELP
     from signattn_driver.evaluation.evaluate import EvalConfig, evaluate
     p = subparsers.add_parser(
         'evaluate', help='accuracy, deletion metric and saliency baselines of checkpoints',

@@ -8,8 +8,8 @@ from signattn_driver.cli.options import given, option
 
 def register(subparsers):
     """Add the `evaluate-live` subcommand."""
-    from signattn_driver.device import DEVICE_HELP
-    from signattn_driver.predictor import PRECISIONS
+    from signattn_driver.choices import DEVICE_HELP
+    from signattn_driver.choices import PRECISIONS
     from signattn_driver.ros.live_evaluation import LiveEvaluationConfig as Config
     parser = subparsers.add_parser(
         'evaluate-live', help='replay a bag to the drive node and score it live',
@@ -34,7 +34,8 @@ def register(subparsers):
            name='startup_timeout_s', help='seconds a started node may take to come up')
     option(parser, '--attention-gif', type=int, metavar='N', owner=Config,
            name='attention_gif_frames',
-           help='record the first N attention overlays as OUT/attention.gif')
+           help='record the first N frames of the node\'s two maps (attention and '
+           'attention/contribution, side by side) as OUT/attention.gif')
     parser.set_defaults(func=_run)
 
 
@@ -52,5 +53,9 @@ def _run(args) -> int:
           f'MAE u {report["mae_inverse_radius_per_m"]}, MAE steering wheel '
           f'{report["mae_steering_wheel_deg"]} deg, latency p50 {report["latency_p50_ms"]} ms '
           f'p99 {report["latency_p99_ms"]} ms')
+    if report.get('attention_gif'):
+        print(f'{report["contribution_frames_received"]} contribution overlays received; '
+              f'{report["attention_gif"]}: {report["gif_frames"]} frames, '
+              f'{report["gif_layout"]}')
     print(f'report: {cfg.out_dir / "live_evaluation.md"}')
     return 0

@@ -8,7 +8,7 @@ from signattn_driver.cli.options import given, option
 
 def register(subparsers):
     """Add the `simulate` subcommand."""
-    from signattn_driver.device import DEVICE_HELP
+    from signattn_driver.choices import DEVICE_HELP
     from signattn_driver.sim.metadrive_adapter import SimConfig
     from signattn_driver.sim.recording import NoiseConfig, SimulationConfig
     p = subparsers.add_parser(

@@ -9,7 +9,7 @@ from signattn_driver.cli.options import given, option
 
 def register(subparsers):
     """Add the `sweep` subcommand."""
-    from signattn_driver.device import DEVICE_HELP
+    from signattn_driver.choices import DEVICE_HELP
     from signattn_driver.evaluation.sweeps import sweep, SWEEPS
     from signattn_driver.model import ATTENTIONS, BINARIZERS, ModelConfig
     p = subparsers.add_parser(

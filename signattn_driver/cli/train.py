@@ -8,7 +8,7 @@ from signattn_driver.cli.options import option
 
 def register(subparsers):
     """Add the `train` subcommand."""
-    from signattn_driver.device import DEVICE_HELP
+    from signattn_driver.choices import DEVICE_HELP
     from signattn_driver.model import ATTENTIONS, ModelConfig
     from signattn_driver.training.config import TrainConfig
     p = subparsers.add_parser(

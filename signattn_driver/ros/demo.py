@@ -3,7 +3,8 @@
 Steps (each reuses the package's own tools, nothing is re-implemented here):
 1. live: `live_evaluation.evaluate_live` starts `drive_node` with the checkpoint, replays the
    sample bag over loopback DDS in real time and records the node's commands (MAE, latency)
-   and its `attention` overlays (an animated GIF);
+   and its two maps, `attention` (alpha) and `attention/contribution` (phi), side by side in
+   an animated GIF;
 2. offline: the same bag becomes a dataset (`bag_dataset`) and `evaluation.evaluate` scores the
    attention map against Grad-CAM and a random floor with the deletion metric;
 3. a summary (Markdown + JSON) with where to look.
@@ -41,7 +42,7 @@ class DemoConfig:
     checkpoint: Path | None = None      # None: the shipped model (paths.SHIPPED_MODEL)
     bag: Path | None = None             # None: config/sample_drive (ROS 2 bag)
     deletion_frames: int = 48           # frames scored by the deletion metric
-    gif_frames: int = 80                # attention overlays in the animation
+    gif_frames: int = 80                # frames in the animation (alpha and phi side by side)
     methods: tuple = ('attention', 'gradcam', 'random')
     rate: float = 1.0                   # replay speed (1 = real time, as a car would send)
     device: str = 'auto'
@@ -125,7 +126,11 @@ def _summary(cfg, checkpoint, ckpt, bag, live, offline, out, seconds) -> dict:
                  'latency_p50_ms': live['latency_p50_ms'],
                  'latency_p99_ms': live['latency_p99_ms'],
                  'report': str(out / 'live' / 'live_evaluation.md'),
-                 'attention_gif': live.get('attention_gif')},
+                 'attention_gif': live.get('attention_gif'),
+                 'gif_frames': live.get('gif_frames', 0), 'gif_layout': live.get('gif_layout'),
+                 'attention_frames_received': live.get('attention_frames_received', 0),
+                 'contribution_frames_received': live.get('contribution_frames_received', 0),
+                 'contribution_scale': live.get('contribution_scale')},
         'offline': {'frames': entry['frames'], 'accuracy': entry['accuracy'],
                     'methods': methods, 'report': str(out / 'explanations' / 'report.md'),
                     'deletion_plot': str(out / 'explanations' /
@@ -147,7 +152,11 @@ def _markdown(s: dict) -> str:
         f'{live["zero_steering_mae_deg"]:.2f} deg)',
         f'- latency camera publish -> command: p50 {live["latency_p50_ms"]:.1f} ms, '
         f'p99 {live["latency_p99_ms"]:.1f} ms',
-        f'- attention overlays as the node published them: `{live["attention_gif"]}`',
+        f'- the two maps as the node published them, {live["gif_layout"]} '
+        f'({live["gif_frames"]} frames; phi: blue pushes the wheel left, orange right, colour '
+        f'scale {live["contribution_scale"]}): `{live["attention_gif"]}`',
+        f'- overlays received: {live["attention_frames_received"]} attention, '
+        f'{live["contribution_frames_received"]} contribution',
         f'- full report: `{live["report"]}`', '',
         '## Offline explanation quality (deletion metric, 0-25 % masked)', '',
         'Output change |u_masked - u_unmasked| (higher = the map found what the model uses) '

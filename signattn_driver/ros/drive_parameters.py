@@ -11,13 +11,12 @@ from rcl_interfaces.msg import ParameterDescriptor, ParameterType
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from signattn_driver.data.sequence_rule import SEQUENCE_BREAK_GAP_S
-from signattn_driver.device import is_device_name
-from signattn_driver.predictor import PRECISIONS
+from signattn_driver.choices import (is_device_name, PRECISIONS, RELIABILITY_NAMES,
+                                     TRANSPORTS)
 from signattn_driver.vehicle import load_vehicle
 
-TRANSPORTS = ('raw', 'compressed')
-RELIABILITIES = {'best_effort': ReliabilityPolicy.BEST_EFFORT,
-                 'reliable': ReliabilityPolicy.RELIABLE}
+RELIABILITIES = dict(zip(RELIABILITY_NAMES,
+                         (ReliabilityPolicy.BEST_EFFORT, ReliabilityPolicy.RELIABLE)))
 # The navigator's route command: reliable and latched, so a late joiner gets the current one.
 ROUTE_COMMAND_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                                durability=DurabilityPolicy.TRANSIENT_LOCAL)

@@ -7,7 +7,8 @@ the ground truth (/vehicle/inverse_turning_radius and the speed of /vehicle/twis
 the same bag, so none of it can be lost in transit. The report (JSON, Markdown and a per-frame
 CSV) holds the MAE of u and of the steering-wheel angle (eq. 3 inverted with the measured
 speed), the latency from publishing a frame to receiving its command, and the frames the node
-dropped.
+dropped. With `attention_gif_frames` > 0 it also listens to the node's `attention` and
+`attention/contribution` overlays and writes them side by side as `attention.gif` (live_maps).
 """
 
 from dataclasses import asdict, dataclass
@@ -27,6 +28,7 @@ from signattn_driver.data.bag_layout import camera_topic, INVERSE_RADIUS_TOPIC
 from signattn_driver.data.labels import stamp_ns_of
 from signattn_driver.errors import RosError
 from signattn_driver.latency import latency_summary
+from signattn_driver.ros.live_maps import MapRecorder
 from signattn_driver.ros.node_process import NodeProcess, nothing_heard_hint
 from signattn_driver.vehicle import load_vehicle, steering_wheel_error_deg
 
@@ -55,8 +57,10 @@ class LiveEvaluationConfig:
     startup_timeout_s: float = 60.0
     match_tolerance_s: float = 0.025   # ground truth within half a frame at 20 Hz
     settle_s: float = 2.0              # wait this long after the last frame for late commands
-    attention_gif_frames: int = 0      # > 0: record the node's `attention` overlays as a GIF
+    attention_gif_frames: int = 0      # > 0: both maps' overlays as a GIF (and count them)
     attention_topic: str = '/attention'
+    contribution_topic: str = '/attention/contribution'
+    diagnostics_topic: str = '/diagnostics'   # the node reports its contribution scale there
 
 
 def header_stamp_ns(rawdata) -> int:
@@ -154,6 +158,15 @@ def write_report(out_dir: Path, report: dict, rows: list) -> Path:
         *(f'| latency {k} (ms, frame published -> command received) | '
           f'{fmt(report[f"latency_{k}_ms"], ".2f")} |' for k in ('p50', 'p90', 'p99', 'max')),
     ]
+    if 'gif_frames' in report:
+        scale = report['contribution_scale_reported_per_m']
+        lines += [
+            f'| attention overlays received | {report["attention_frames_received"]} |',
+            f'| contribution overlays received | {report["contribution_frames_received"]} |',
+            f'| contribution colour scale | {report["contribution_scale"]}'
+            + (f', reported {scale["min"]:.3g}-{scale["max"]:.3g} 1/m' if scale else '') + ' |',
+            f'| frames in `attention.gif` ({report["gif_layout"] or "none heard"}) | '
+            f'{report["gif_frames"]} |']
     path = out_dir / 'live_evaluation.md'
     path.write_text('\n'.join(lines) + '\n')
     return path
@@ -180,7 +193,7 @@ def evaluate_live(cfg: LiveEvaluationConfig) -> dict:
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
     process = _start_node(cfg, cfg.out_dir / 'drive_node.log') if cfg.checkpoint else None
     try:
-        published, commands, overlays = _drive_bag(cfg, process)
+        published, commands, maps = _drive_bag(cfg, process)
     finally:
         if process is not None:
             process.stop()
@@ -193,9 +206,8 @@ def evaluate_live(cfg: LiveEvaluationConfig) -> dict:
                   device=cfg.device if cfg.checkpoint else None,
                   precision=cfg.precision if cfg.checkpoint else None)
     report['config'] = {k: str(v) for k, v in asdict(cfg).items()}
-    if overlays:
-        report['attention_gif'] = str(write_gif(cfg.out_dir / 'attention.gif',
-                                                [overlays[k] for k in sorted(overlays)]))
+    if maps is not None:
+        report.update(maps.summary(), **maps.write(cfg.out_dir / 'attention.gif'))
     write_report(cfg.out_dir, report, rows)
     return report
 
@@ -205,13 +217,12 @@ def _drive_bag(cfg: LiveEvaluationConfig, process: NodeProcess | None) -> tuple:
 
     Returns:
         (published: camera stamp ns -> perf_counter() at publishing, commands: stamp ns ->
-        (u in 1/m, perf_counter() at receipt), overlays: stamp ns -> BGR attention image).
+        (u in 1/m, perf_counter() at receipt), maps: the MapRecorder, None without a GIF).
     """
     import rclpy
     from geometry_msgs.msg import Vector3Stamped
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import QoSProfile
-    from sensor_msgs.msg import Image
     from std_srvs.srv import Trigger
 
     from signattn_driver.ros.replay import BagReplayer
@@ -221,17 +232,16 @@ def _drive_bag(cfg: LiveEvaluationConfig, process: NodeProcess | None) -> tuple:
     node = rclpy.create_node('signattn_evaluate_live', context=context)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
-    commands, published, overlays = {}, {}, {}
+    commands, published = {}, {}
+    maps = MapRecorder(cfg.attention_gif_frames) if cfg.attention_gif_frames > 0 else None
     try:
         node.create_subscription(
             Vector3Stamped, cfg.command_topic,
             lambda m: commands.__setitem__(stamp_ns_of(m.header),
                                            (m.vector.x, time.perf_counter())),
             QoSProfile(depth=1000))
-        if cfg.attention_gif_frames > 0:
-            node.create_subscription(Image, cfg.attention_topic,
-                                     lambda m: _keep_overlay(overlays, m, cfg),
-                                     QoSProfile(depth=10))
+        if maps is not None:
+            _listen_to_maps(cfg, node, maps)
         reset = node.create_client(Trigger, f'/{cfg.node_name}/reset_state')
         threading.Thread(target=executor.spin, daemon=True).start()
         replayer = BagReplayer(node, cfg.bag, rate=cfg.rate, topics=[cfg.camera_topic])
@@ -242,17 +252,26 @@ def _drive_bag(cfg: LiveEvaluationConfig, process: NodeProcess | None) -> tuple:
         _warm_up(replayer, camera, commands)
         _reset_node(reset)
         commands.clear()
-        overlays.clear()
+        if maps is not None:
+            maps.per_frame_scale = _per_frame_scale(node, cfg.node_name)
+            time.sleep(0.3)   # the warm-up frame's maps follow its command: not the drive's
+            maps.clear()
         replayer.run(on_publish=lambda topic, bag_ns, raw, wall: published.__setitem__(
             header_stamp_ns(raw), wall))
         end = time.monotonic() + cfg.settle_s
         while time.monotonic() < end and len(commands) < len(published):
             time.sleep(0.05)
+        # The node sends a frame's maps after its command: let the last ones arrive.
+        end = time.monotonic() + min(cfg.settle_s, 1.0)
+        if maps is not None:
+            time.sleep(min(cfg.settle_s, 0.2))
+            while time.monotonic() < end and not maps.caught_up():
+                time.sleep(0.05)
     finally:
         executor.shutdown(timeout_sec=1.0)
         node.destroy_node()
         rclpy.try_shutdown(context=context)
-    return published, dict(commands), overlays
+    return published, dict(commands), maps
 
 
 def _wait_for_node(cfg: LiveEvaluationConfig, node, camera, process: NodeProcess | None):
@@ -280,26 +299,41 @@ def _reset_node(reset):
         log.warning('no %s service: the node keeps its LSTM state', reset.srv_name)
 
 
-def _keep_overlay(overlays: dict, msg, cfg: LiveEvaluationConfig):
-    """Keep the first `attention_gif_frames` attention images (bgr8) by header stamp."""
-    from signattn_driver.ros.image_conversion import image_msg_to_array
-    if len(overlays) < cfg.attention_gif_frames and msg.encoding == 'bgr8':
-        image, _ = image_msg_to_array(msg)
-        overlays[stamp_ns_of(msg.header)] = image.copy()
+def _listen_to_maps(cfg: LiveEvaluationConfig, node, maps: MapRecorder):
+    """Subscribe `maps` to the node's two overlays and its /diagnostics."""
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.qos import QoSProfile
+    from sensor_msgs.msg import Image
+    node.create_subscription(Image, cfg.attention_topic, maps.on_attention, QoSProfile(depth=10))
+    node.create_subscription(Image, cfg.contribution_topic, maps.on_contribution,
+                             QoSProfile(depth=10))
+    node.create_subscription(DiagnosticArray, cfg.diagnostics_topic, maps.on_diagnostics,
+                             QoSProfile(depth=10))
 
 
-def write_gif(path: Path, frames_bgr: list, fps: float = 10.0, max_width: int = 320) -> Path:
-    """Write BGR uint8 frames as an animated GIF (Pillow), downscaled to `max_width`."""
-    import cv2
-    from PIL import Image as PILImage
-    images = []
-    for frame in frames_bgr:
-        scale = min(1.0, max_width / frame.shape[1])
-        small = cv2.resize(frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        images.append(PILImage.fromarray(cv2.cvtColor(small, cv2.COLOR_BGR2RGB)))
-    images[0].save(path, save_all=True, append_images=images[1:], loop=0,
-                   duration=int(1000 / fps))
-    return path
+def _per_frame_scale(node, node_name: str, timeout_s: float = 2.0) -> bool | None:
+    """Ask the node whether it scales each contribution overlay to its own max |phi|.
+
+    Returns:
+        True for `contribution_scale_per_m` 0 (each frame's max), False for a fixed scale, None
+        when the node does not answer or has no such parameter.
+    """
+    from rcl_interfaces.msg import ParameterType
+    from rcl_interfaces.srv import GetParameters
+    client = node.create_client(GetParameters, f'/{node_name}/get_parameters')
+    try:
+        if not client.wait_for_service(timeout_sec=timeout_s):
+            return None
+        future = client.call_async(GetParameters.Request(names=['contribution_scale_per_m']))
+        end = time.monotonic() + timeout_s
+        while not future.done() and time.monotonic() < end:
+            time.sleep(0.01)
+        values = future.result().values if future.done() and future.result() else []
+        if not values or values[0].type != ParameterType.PARAMETER_DOUBLE:
+            return None
+        return values[0].double_value <= 0.0
+    finally:
+        node.destroy_client(client)
 
 
 def _warm_up(replayer, camera, commands, tries: int = 40):

@@ -7,9 +7,8 @@ rclpy import, so all of it is tested without a ROS graph (test/test_node_health.
 
 import collections
 from dataclasses import dataclass
-import math
 
-import numpy as np
+from signattn_driver.latency import latency_summary
 
 # diagnostic_msgs/DiagnosticStatus levels (bytes there; plain ints here)
 OK, WARN, ERROR = 0, 1, 2
@@ -71,9 +70,7 @@ class StageTimes:
         """Return `{name}_p50_ms` and `{name}_p99_ms` per name; NaN before the first frame."""
         out = {}
         for name, values in self.ms.items():
-            arr = np.array(values) if values else np.array([math.nan])
-            out[f'{name}_p50_ms'] = float(np.percentile(arr, 50))
-            out[f'{name}_p99_ms'] = float(np.percentile(arr, 99))
+            out.update(latency_summary(values, f'{name}_'))
         return out
 
 
