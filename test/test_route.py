@@ -391,6 +391,8 @@ def test_closed_loop_controllers_get_the_route_command_of_each_frame():
     assert places['intersection'] >= 1
     first = zero['per_episode'][0]['out_of_road_places'][0]
     assert first['place'] == 'intersection' and first['route_command'] == 'left'
+    # 12 s (~100 m) of the route end in the T-junction's announce range, past the X
+    assert episode['end'] == 'timeout' and episode['end_place'] == 't_junction'
 
 
 @needs_sim

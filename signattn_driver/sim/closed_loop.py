@@ -20,7 +20,8 @@ the junction starts), to see whether a controller fails where the route turns of
 `out_of_road_places`: where each event happened (route metres, the command in force, and the
 place: the junction kind while its command is in force, else 'road'); the summary counts them
 per place in `out_of_road_events_by_place`, so failures at route choices and at lane keeping
-are told apart.
+are told apart. `end_place` says the same of where an episode that did not arrive ended (a car
+that takes the wrong exit stays on the road but makes no more route progress: 'stalled').
 
 Every frame a controller also gets the navigator's route command (`SimState.route_command`,
 sim/route.py): a command model steers with it, in process (`ModelController`) or through the
@@ -235,6 +236,8 @@ def drive_episode(sim: MetaDriveSim, controller: Controller, seed: int,
             'km_in_charge': episode.km_in_charge, 'frames_in_charge': episode.frames_in_charge,
             'frames_off_road': episode.frames_off_road, 'route_junctions': driver.junctions,
             'route_commands': driver.route_commands, 'out_of_road_places': driver.places,
+            'end_place': (None if episode.end == 'arrived' else
+                          sim.route_commands.place(episode.state.route_progress_m)),
             'offsets_m': episode.offsets_m}
 
 
