@@ -16,7 +16,7 @@ Folders by concern:
   replay, live evaluation, the demo, the simulator's ROS controller;
 - cli/: the one `signattn` command.
 
-Nothing outside ros/ and cli/ imports rclpy (test/test_core_imports.py).
+Nothing outside ros/ and cli/ imports rclpy (test/lint/test_core_imports.py).
 """
 
 __version__ = '0.1.0'

@@ -13,7 +13,9 @@ a layer's specific errors derive from its class (defined beside the code that ra
     +-- EvaluationError                evaluation/: ExplanationError, SweepError
     +-- SimulationError                sim/: MetaDriveError (the simulator itself), ClosedLoopError
     +-- RosError                       ros/: ReplayError, LiveEvaluationError, DemoError,
-    |                                  NodeProcessError, ImageConversionError (also ValueError)
+    |                                  NodeProcessError, NodeStartupError, NothingHeardError,
+    |                                  ImageConversionError (also ValueError)
+    +-- ViewerError                    viewer/: FrameEncodingError, ProtocolError (also ValueError)
     +-- CliError                       cli/: a command line that cannot be run
 
 `signattn` turns a SignattnError into one line on stderr and exit status 2; any other exception

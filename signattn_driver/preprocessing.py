@@ -11,7 +11,7 @@ two places that need them: `to_hsv_u8` (numpy/OpenCV: converter, CPU node) and `
 colour conversion within 1 level on identical pixels; end to end, the 99th percentile of the
 per-pixel difference is within HSV_TOLERANCE levels. The maximum is not bounded: for dark or grey
 pixels S and H are ill-conditioned, so a 1-level rounding difference can move them far
-(test/test_preprocessing.py).
+(test/core/test_preprocessing.py).
 """
 
 import functools

@@ -1,7 +1,7 @@
 """The drive node's parameters: defaults, types, descriptions and validation, in one table.
 
 `config/drive.yaml`, the launch file's arguments and docs/node.md mirror `PARAMETERS` by value
-(test/test_parameter_defaults.py).
+(test/ros/test_parameter_defaults.py).
 """
 
 from dataclasses import dataclass
@@ -60,7 +60,7 @@ STRING, BOOL, INTEGER, DOUBLE = (ParameterType.PARAMETER_STRING, ParameterType.P
                                  ParameterType.PARAMETER_DOUBLE)
 TYPE_NAMES = {STRING: 'a string', BOOL: 'true or false', INTEGER: 'an integer',
               DOUBLE: 'a floating-point number (e.g. 1.0)'}
-# name -> row; config/drive.yaml mirrors this table (test/test_parameter_defaults.py).
+# name -> row; config/drive.yaml mirrors this table (test/ros/test_parameter_defaults.py).
 PARAMETERS = {
     'checkpoint': NodeParameter(
         '', STRING, True, 'checkpoint file written by `signattn train` (required)'),

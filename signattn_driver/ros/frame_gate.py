@@ -3,7 +3,7 @@
 `stamp_rejection` is the gate on header stamps (too old, too far in the future); the pixel limit
 is checked while decoding (ros/image_conversion.py, from the header, before any pixel is
 decoded). `NewestFrameSlot` hands frames from the subscription callback to the inference
-thread, keeping only the newest. No rclpy import: test/test_frame_gate.py tests it directly.
+thread, keeping only the newest. No rclpy import: test/ros/test_frame_gate.py tests it directly.
 """
 
 from dataclasses import dataclass

@@ -2,7 +2,7 @@
 
 The node (ros/drive_node.py) counts what happens to each frame here, times its stages and asks
 once per diagnostics tick for a verdict: OK, or WARN with the reasons a user can act on. No
-rclpy import, so all of it is tested without a ROS graph (test/test_node_health.py).
+rclpy import, so all of it is tested without a ROS graph (test/ros/test_node_health.py).
 """
 
 import collections

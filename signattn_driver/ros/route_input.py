@@ -3,7 +3,7 @@
 A navigator publishes `route/command` (std_msgs/UInt8, values in signattn_driver/
 route_command.py). The node steers with the last valid value for `timeout_s` after its arrival;
 no command, an expired one or an invalid one means follow-lane, and /diagnostics says which.
-No rclpy import: test/test_route_input.py drives it with a fake clock.
+No rclpy import: test/ros/test_route_input.py drives it with a fake clock.
 """
 
 from dataclasses import dataclass

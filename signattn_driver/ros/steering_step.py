@@ -3,7 +3,7 @@
 `SteeringStep` wraps the node's Predictor: it times preprocessing and the network, copies back
 only the maps the node will publish, moves to the CPU when CUDA runs out of memory, and turns
 every failure into a frame_gate.Rejection instead of an exception. No rclpy import:
-test/test_steering_step.py drives it directly.
+test/ros/test_steering_step.py drives it directly.
 """
 
 from dataclasses import dataclass

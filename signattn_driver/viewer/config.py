@@ -3,8 +3,10 @@
 from dataclasses import dataclass
 import ipaddress
 
+from signattn_driver.errors import SignattnError
 
-class ViewerError(RuntimeError):
+
+class ViewerError(SignattnError):
     """The viewer cannot start or serve (port in use, bad setting, missing package)."""
 
 

@@ -11,12 +11,13 @@ import cv2
 import numpy as np
 
 from signattn_driver.attention_overlay import attention_heatmap, attention_overlay
+from signattn_driver.viewer.config import ViewerError
 from signattn_driver.viewer.hub import Frame
 
 RAW_MAP_WIDTH_PX = 640
 
 
-class FrameEncodingError(ValueError):
+class FrameEncodingError(ViewerError, ValueError):
     """A picture that cannot be sent (wrong shape or type, encoder failure)."""
 
 

@@ -20,13 +20,14 @@ import struct
 
 import numpy as np
 
+from signattn_driver.viewer.config import ViewerError
 from signattn_driver.viewer.hub import Command, Frame, IMAGE_STREAMS, stamp_text
 
 _LENGTH = struct.Struct('>I')
 MAX_CLIENT_MESSAGE_BYTES = 1024
 
 
-class ProtocolError(ValueError):
+class ProtocolError(ViewerError, ValueError):
     """Bytes that are not a frame packet of this protocol."""
 
 

@@ -7,7 +7,7 @@ import re
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 pytest.importorskip('rclpy', reason='the drive node module imports rclpy')
 from signattn_driver.ros.drive_node import PARAMETERS  # noqa: E402
 

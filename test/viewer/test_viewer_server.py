@@ -358,7 +358,7 @@ def test_fifty_connections_opened_and_closed_free_memory_and_threads(served):
 def test_view_command_reports_a_busy_port_in_one_line(served, ros_domain_id):
     """`signattn view` on a port in use: exit status 2 and one line saying what to do."""
     _, server = served
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     result = subprocess.run([sys.executable, '-m', 'signattn_driver', 'view', '--port',
                              str(server.port)], cwd=root, capture_output=True, text=True,
                             timeout=120, env=dict(os.environ, PYTHONPATH=str(root)))

@@ -42,7 +42,7 @@ from signattn_driver.ros.node_process import NodeProcess  # noqa: E402
 from signattn_driver.viewer.hub import stamp_text  # noqa: E402
 
 pytestmark = pytest.mark.ros
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
                  '--disable-component-update', '--no-first-run', '--disable-sync']
 RATE_HZ = 10.0     # camera rate: enough to see updates, light on a loaded 2-core machine

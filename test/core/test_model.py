@@ -241,7 +241,7 @@ def test_shipped_checkpoint_loads_and_reproduces_its_output():
     import json
     from pathlib import Path
     from signattn_driver import checkpoint
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     ref = json.loads((root / 'test' / 'fixtures' / 'sim_sign_small_reference.json').read_text())
     model, ckpt = checkpoint.load_model(root / 'config' / 'models' / 'sim_sign_small.pt',
                                         map_location='cpu')

@@ -46,7 +46,7 @@ from conftest import prefix_site_packages  # noqa: E402
 from signattn_driver.vehicle import front_wheel_angle_rad, load_vehicle  # noqa: E402
 
 pytestmark = pytest.mark.ros
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = 'signattn_driver'
 WAIT_S = 60.0   # generous: a loaded 2-core CI machine; nothing asserts on time
 DEFAULT_CAMERA = '/center_camera/image_color/compressed'

@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-CHECKOUT = Path(__file__).resolve().parent.parent
+CHECKOUT = Path(__file__).resolve().parents[2]
 if not (CHECKOUT / 'benchmarks' / 'node.py').is_file():
     pytest.skip('benchmarks/ is not in this tree (it lives in a source checkout)',
                 allow_module_level=True)

@@ -8,7 +8,7 @@ from signattn_driver.cli import main
 from signattn_driver.evaluation.deletion import DeletionConfig
 from signattn_driver.evaluation.evaluate import EvalConfig
 from signattn_driver.evaluation.sweeps import SWEEPS, sweep, SweepError
-from test_evaluation import write_dataset
+from fixtures.datasets import write_dataset
 
 
 def test_bits_sweep_end_to_end(tmp_path, capsys):

@@ -138,7 +138,7 @@ def test_size_check_command_writes_every_case(tmp_path, capsys):
 def test_rerun_recomputes_a_saved_report_from_its_per_frame_aucs(tmp_path, monkeypatch):
     import shutil
     from pathlib import Path
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     monkeypatch.syspath_prepend(str(root))
     from benchmarks.rerun_paired import rerun
     src = root / 'docs' / 'results' / 'experiments' / 'eval_scratch' / 'report.json'

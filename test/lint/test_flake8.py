@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 ament_flake8 = pytest.importorskip('ament_flake8.main', reason='ament_flake8 not installed')
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.flake8

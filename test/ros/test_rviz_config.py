@@ -11,7 +11,7 @@ rclpy = pytest.importorskip('rclpy', reason='rclpy not installed')
 from rclpy.qos import ReliabilityPolicy  # noqa: E402
 
 pytestmark = pytest.mark.ros
-VIEW = Path(__file__).resolve().parent.parent / 'config' / 'attention.rviz'
+VIEW = Path(__file__).resolve().parents[2] / 'config' / 'attention.rviz'
 # rviz2 display class -> the message type it subscribes to
 DISPLAY_TYPES = {'rviz_default_plugins/Image': 'sensor_msgs/msg/Image'}
 RELIABILITY = {'Reliable': ReliabilityPolicy.RELIABLE,

@@ -19,7 +19,7 @@ import yaml
 
 from signattn_driver.data.bag_layout import camera_topic
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 LAUNCH_FILE = ROOT / 'launch' / 'drive.launch.py'
 PACKAGE = 'signattn_driver'
 

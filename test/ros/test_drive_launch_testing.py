@@ -1,6 +1,6 @@
 """launch_testing: the installed drive.launch.py starts drive_node, and it steers from a frame.
 
-Runs under launch_testing: `launch_test test/test_drive_launch_testing.py`, or pytest with
+Runs under launch_testing: `launch_test test/ros/test_drive_launch_testing.py`, or pytest with
 launch_testing's pytest plugin active (`colcon test` on a ROS 2 install). Without launch_testing,
 or when its plugin is not loaded (`-p no:launch_testing`, or pytest >= 9.1 where the plugin of
 launch_testing 3.7.1 cannot load), it skips, saying why; test_drive_launch.py then covers the
@@ -39,7 +39,7 @@ def _launch_testing_runs_this_file(request):
     """Under plain pytest the classes below would run without the launch: skip them."""
     if not request.config.pluginmanager.hasplugin('launch_testing'):
         pytest.skip("launch_testing's pytest plugin is not active (-p no:launch_testing, or "
-                    'pytest >= 9.1); run `launch_test test/test_drive_launch_testing.py`')
+                    'pytest >= 9.1); run `launch_test test/ros/test_drive_launch_testing.py`')
 
 
 @pytest.mark.launch_test

@@ -9,7 +9,7 @@ from pathlib import Path
 import subprocess
 import sys
 
-PACKAGE_DIR = Path(__file__).resolve().parent.parent / 'signattn_driver'
+PACKAGE_DIR = Path(__file__).resolve().parents[2] / 'signattn_driver'
 ROS_MODULES = ('rclpy', 'sensor_msgs', 'std_msgs', 'geometry_msgs', 'diagnostic_msgs',
                'std_srvs', 'ackermann_msgs', 'rcl_interfaces', 'rosbag2_py', 'cv_bridge',
                'launch', 'launch_ros')

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 ament_pep257 = pytest.importorskip('ament_pep257.main', reason='ament_pep257 not installed')
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.linter

@@ -9,33 +9,15 @@ from scipy import stats as sps
 import torch
 
 from conftest import tiny_config
+from fixtures.datasets import write_dataset
 from signattn_driver import checkpoint
 from signattn_driver.cli import main
-from signattn_driver.data.dataset import DatasetWriter
 from signattn_driver.evaluation.deletion import DeletionConfig
 from signattn_driver.evaluation.evaluate import EvalConfig, evaluate, EvaluationError, plan_runs
 from signattn_driver.evaluation.explanations import ExplainConfig
 from signattn_driver.model import SteeringNet
 from signattn_driver.data.sequences import Segment
 from signattn_driver.evaluation.statistics import summary, welch_t_test
-from signattn_driver.vehicle import load_vehicle
-
-
-def write_dataset(root, splits=('test', 'train'), frames=10, masks=True):
-    """Write a small dataset of noisy frames (optionally with masks) and return its path."""
-    rng = np.random.default_rng(0)
-    writer = DatasetWriter(root, load_vehicle('mkz'), 0.2)
-    for i, split in enumerate(splits):
-        drive = writer.drive(f'd{i}', split)
-        for t in range(frames):
-            hsv = rng.integers(0, 256, (80, 160, 3)).astype(np.uint8)
-            hsv[..., 0] %= 180
-            mask = np.zeros((80, 160), np.uint8)
-            mask[40:, 40:120] = 1
-            drive.append(hsv, t * 50_000_000, 0.2 * np.sin(t / 3), 8.0 + t,
-                         mask_u8=mask if masks else None)
-        writer.close_drive(drive)
-    return writer.finalize()
 
 
 @pytest.fixture
