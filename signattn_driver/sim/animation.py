@@ -1,10 +1,14 @@
 """An animated closed-loop episode: where the model looks, beside where the car went.
 
-Each frame of the animation has two panels:
+Each frame of the animation has two panels, three when the controller keeps its contribution
+map:
 - left: the camera frame the model saw with its attention map blended over it
   (`attention_overlay`, as the drive node publishes it), and below it a strip with the time,
   who is driving, the model's and the expert's steering commands as bars, the out-of-road
   events so far, the route completion and the navigator's route command;
+- middle (with a contribution map): the same frame with phi, the exact share of each cell in
+  the command (`contribution_overlay`, as the node's `attention/contribution`: blue pushes the
+  wheel left, orange right, scaled to the frame's largest |phi|), and its scale below;
 - right: the map from above (lanes grey, the route's lanes lighter), the car's trace so far
   (green while the controller drives, orange while the expert has taken over), a red ring at
   each out-of-road event, the car as a triangle, and in its top-left corner the route command
@@ -22,6 +26,9 @@ import cv2
 import numpy as np
 
 from signattn_driver.attention_overlay import attention_overlay
+from signattn_driver.contribution_overlay import (contribution_overlay,
+                                                  contribution_scale_per_m, LEFT_BGR,
+                                                  RIGHT_BGR)
 from signattn_driver.route_command import (FOLLOW_LANE, LEFT, RIGHT, route_command_name,
                                            STRAIGHT)
 
@@ -65,17 +72,20 @@ class EpisodeAnimation:
         sim: the simulator (its `lane_outlines()` is read at the first frame, after reset).
         attention_source: callable returning the controller's last (10, 20) attention map
             or None (e.g. `lambda: controller.attention`).
+        contribution_source: callable returning its last (10, 20) contribution map phi in
+            1/m, or None (e.g. `lambda: controller.contribution`): adds the middle panel.
         stride: keep every stride-th frame (2 at 20 Hz: 10 frames/s, played in real time).
         panel_px: height of the animation; it is twice as wide.
         rate_hz: simulation frame rate (sets the GIF's frame duration).
     """
 
     def __init__(self, sim, attention_source=None, stride: int = 2, panel_px: int = 256,
-                 rate_hz: float = 20.0):
+                 rate_hz: float = 20.0, contribution_source=None):
         if stride < 1 or panel_px < 64:
             raise ValueError(f'stride must be >= 1 and panel_px >= 64, got {stride}, '
                              f'{panel_px}')
         self.sim, self.attention_source = sim, attention_source
+        self.contribution_source = contribution_source
         self.stride, self.panel_px, self.rate_hz = int(stride), int(panel_px), float(rate_hz)
         self.frames = []            # Pillow palette images (1 byte per pixel)
         self._view = None
@@ -103,10 +113,12 @@ class EpisodeAnimation:
         self._count += 1
         if (self._count - 1) % self.stride == 0:
             attention = self.attention_source() if self.attention_source else None
+            phi = self.contribution_source() if self.contribution_source else None
             self.frames.append(_to_palette(self._compose(state, command, expert_steering,
-                                                         in_charge, attention)))
+                                                         in_charge, attention, phi)))
 
-    def _compose(self, state, command, expert_steering, in_charge, attention) -> np.ndarray:
+    def _compose(self, state, command, expert_steering, in_charge, attention,
+                 phi=None) -> np.ndarray:
         size = self.panel_px
         camera = state.image_bgr
         if attention is not None:
@@ -118,7 +130,9 @@ class EpisodeAnimation:
         _draw_car(top_down, self._view, state)
         _draw_command(top_down, state.route_command)
         left = np.vstack([camera, strip])
-        return np.hstack([left, top_down])
+        if phi is None:
+            return np.hstack([left, top_down])
+        return np.hstack([left, _contribution_panel(state.image_bgr, phi, size), top_down])
 
     def save(self, path) -> Path:
         """Write the frames as a looping GIF; return the path."""
@@ -130,6 +144,20 @@ class EpisodeAnimation:
         self.frames[0].save(path, save_all=True, append_images=self.frames[1:],
                             duration=duration_ms, loop=0, optimize=False)
         return path
+
+
+def _contribution_panel(image_bgr: np.ndarray, phi: np.ndarray, size: int) -> np.ndarray:
+    """Draw the frame with phi over it (size x size/2) above its legend and scale."""
+    scale = contribution_scale_per_m(phi)
+    camera = cv2.resize(contribution_overlay(image_bgr, phi, scale), (size, size // 2),
+                        interpolation=cv2.INTER_AREA)
+    legend = np.full((size - size // 2, size, 3), BACKGROUND, np.uint8)
+    rows = (('phi: share of each cell in u', TEXT), ('blue: pushes the wheel left', LEFT_BGR),
+            ('orange: pushes it right', RIGHT_BGR), (f'scale +-{scale:.2g} 1/m', TEXT))
+    for i, (words, color) in enumerate(rows):
+        cv2.putText(legend, words, (6, 18 + 20 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.42, color, 1,
+                    cv2.LINE_AA)
+    return np.vstack([camera, legend])
 
 
 def _to_palette(image_bgr: np.ndarray):
@@ -205,8 +233,8 @@ def animate_episode(controller, seed: int, config, path, stride: int = 2,
     """Drive map `seed` once with `controller` and write the episode's animation to `path`.
 
     Args:
-        controller: a closed_loop `Controller`; if it has an `attention` attribute (a
-            `ModelController` with keep_attention=True) its attention map is overlaid.
+        controller: a closed_loop `Controller`; if it has `attention` and `contribution`
+            attributes (a `ModelController` with keep_attention=True) both maps are shown.
         seed: map seed.
         config: `ClosedLoopConfig` (limits, takeover, simulator settings).
         path: GIF to write.
@@ -223,7 +251,9 @@ def animate_episode(controller, seed: int, config, path, stride: int = 2,
     with MetaDriveSim(config.sim) as sim:
         animation = EpisodeAnimation(sim, lambda: getattr(controller, 'attention', None),
                                      stride=stride, panel_px=panel_px,
-                                     rate_hz=config.sim.rate_hz)
+                                     rate_hz=config.sim.rate_hz,
+                                     contribution_source=lambda: getattr(controller,
+                                                                         'contribution', None))
         episode = drive_episode(sim, controller, seed, config, observer=animation)
     episode = {k: v for k, v in episode.items() if k != 'offsets_m'}
     episode.update(animation=str(animation.save(path)), animation_frames=len(animation.frames))

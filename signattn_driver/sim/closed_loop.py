@@ -137,7 +137,8 @@ class ModelController(InverseRadiusController):
 
     The LSTM state restarts where the sequence rule says (`SequenceTracker`): at the first
     frame after `reset()` and at a stamp gap or backward jump. With `keep_attention` the
-    attention map of the last frame is kept in `attention` (for animations). A route-command
+    attention map of the last frame is kept in `attention` and its contribution map phi (1/m)
+    in `contribution` (for animations). A route-command
     checkpoint steers with each frame's command unless `route_commands` is False (then
     follow-lane throughout); a camera-only one ignores it.
     """
@@ -154,7 +155,7 @@ class ModelController(InverseRadiusController):
         self.predictor = Predictor(checkpoint_path, device=device)
         self.tracker = SequenceTracker()
         self.keep_attention = keep_attention
-        self.attention = None
+        self.attention = self.contribution = None
         self.sequence_starts = 0
 
     def reset(self):
@@ -167,10 +168,11 @@ class ModelController(InverseRadiusController):
             self.predictor.reset()
             self.sequence_starts += 1
         command = route_command if self.route_commands else FOLLOW_LANE
-        u, self.attention = self.predictor.step(self._decode(jpeg), 'bgr',
-                                                want_attention=self.keep_attention,
-                                                command=command)
-        return self.command(u, speed_mps)
+        out = self.predictor.step_full(self._decode(jpeg), 'bgr',
+                                       want_attention=self.keep_attention,
+                                       want_contribution=self.keep_attention, command=command)
+        self.attention, self.contribution = out.attention, out.contribution_per_m
+        return self.command(out.u_per_m, speed_mps)
 
 
 class _ControllerDriver(EpisodeDriver):

@@ -134,6 +134,20 @@ def test_episode_animation_draws_attention_and_trace(tmp_path, camera_frames):
     with pytest.raises(ValueError):
         EpisodeAnimation(FakeSim()).save(tmp_path / 'empty.gif')
 
+    # with the contribution map: a middle panel, blue where cells push the wheel left
+    phi = np.zeros((10, 20), np.float32)
+    phi[6:9, 2:5] = 0.01                     # pushes left, low on the left
+    phi[6:9, 14:17] = -0.002                 # pushes right, weaker
+    both = EpisodeAnimation(FakeSim(), lambda: attention, stride=2, panel_px=128,
+                            contribution_source=lambda: phi)
+    both(state, 0.2, 0.1, in_charge=True)
+    frame = np.asarray(both.frames[0].convert('RGB'))[:, :, ::-1].astype(int)
+    assert frame.shape == (128, 384, 3)
+    middle = frame[:64, 128:256]
+    blueness = middle[:, :, 0] - middle[:, :, 2]
+    # rows 40:56 are road in the camera picture; cells (6..8, 2..4) at x 13..32, none at 48..80
+    assert blueness[40:56, 15:30].mean() > blueness[40:56, 48:80].mean() + 60
+
 
 def test_adapter_reports_the_missing_extra():
     code = ("import sys\n"
@@ -270,10 +284,10 @@ def test_drive_sim_cli_reports_ratios_and_writes_the_animation(tmp_path, tiny_ch
     assert rel['model']['autonomous_completion_ratio'] == pytest.approx(
         model['autonomous_completion'] / expert['autonomous_completion'])
     assert 'auto/exp' in capsys.readouterr().out
-    # 30 frames of the animated episode, every 3rd kept: camera + strip | top-down map
+    # 30 frames of the animated episode, every 3rd kept: alpha + strip | phi + scale | map
     assert results['animation']['frames'] == 30 and results['animation']['animation_frames'] == 10
     with Image.open(gif) as image:
-        assert image.n_frames == 10 and image.size == (512, 256)
+        assert image.n_frames == 10 and image.size == (768, 256)
 
 
 @needs_sim
