@@ -10,6 +10,7 @@ from signattn_driver.cli.options import given, option
 def register(subparsers):
     """Add the `drive-sim` subcommand."""
     from signattn_driver.choices import DEVICE_HELP
+    from signattn_driver.sim.maps import BLOCKS_HELP
     from signattn_driver.sim.animation import animate_episode
     from signattn_driver.sim.closed_loop import ClosedLoopConfig, ModelController
     from signattn_driver.sim.metadrive_adapter import SimConfig
@@ -33,9 +34,7 @@ def register(subparsers):
     option(p, '--traffic', type=float, owner=SimConfig, name='traffic_density',
            help='MetaDrive traffic density')
     option(p, '--blocks', owner=SimConfig, name='map_blocks',
-           help='road blocks per map: a number (procedural maps from MetaDrive\'s default '
-           'block mix) or a MetaDrive block sequence such as CSCCSCC (S straight, C curve, '
-           'X intersection, T T-junction, O roundabout, r/R ramps; sim/maps.py)')
+           help=BLOCKS_HELP)
     p.add_argument('--no-baselines', action='store_true', help='skip expert and zero runs')
     p.add_argument('--no-route-commands', action='store_true',
                    help='withhold the navigator\'s route command from a command model '

@@ -9,6 +9,7 @@ from signattn_driver.cli.options import given, option
 def register(subparsers):
     """Add the `simulate` subcommand."""
     from signattn_driver.choices import DEVICE_HELP
+    from signattn_driver.sim.maps import BLOCKS_HELP
     from signattn_driver.sim.metadrive_adapter import SimConfig
     from signattn_driver.sim.recording import NoiseConfig, SimulationConfig
     p = subparsers.add_parser(
@@ -37,9 +38,7 @@ def register(subparsers):
     option(p, '--traffic', type=float, owner=SimConfig, name='traffic_density',
            help='MetaDrive traffic density')
     option(p, '--blocks', owner=SimConfig, name='map_blocks',
-           help='road blocks per map: a number (procedural maps from MetaDrive\'s default '
-           'block mix) or a MetaDrive block sequence such as CSCCSCC (S straight, C curve, '
-           'X intersection, T T-junction, O roundabout, r/R ramps; sim/maps.py)')
+           help=BLOCKS_HELP)
     option(p, '--max-drive-seconds', type=float, owner=SimulationConfig, name='max_drive_s',
            help='longest drive on one map')
     option(p, '--val-every', type=int, owner=SimulationConfig,

@@ -14,6 +14,10 @@ are its BaseMap.GENERATE_TYPE / GENERATE_CONFIG with BigGenerateMethod 'block_nu
 
 from signattn_driver.errors import ConfigError
 
+BLOCKS_HELP = ('road blocks per map: a number (procedural maps from MetaDrive\'s default block '
+               'mix) or a MetaDrive block sequence such as CSCCSCC (S straight, C curve, '
+               'X intersection, T T-junction, O roundabout, r/R ramps; sim/maps.py)')
+
 PG_BLOCKS = {
     'S': 'straight', 'C': 'curve',
     'X': 'intersection', 'T': 't_junction', 'O': 'roundabout',
