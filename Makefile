@@ -17,7 +17,7 @@ ROS2_EXTRAS ?= ../shared/ros2-extras
 REPRODUCE ?= outputs/reproduce
 SIM_MINUTES ?= 15
 
-.PHONY: venv ros2-extras install test demo reproduce experiments bench soak clean
+.PHONY: venv ros2-extras install test demo reproduce route-model experiments bench soak clean
 
 $(BIN)/.deps-stamp: requirements.txt constraints.txt requirements-sim.txt
 	$(PYTHON) -m venv $(VENV)
@@ -65,6 +65,25 @@ reproduce: install
 	  --lime-samples 300 --out $(REPRODUCE)/report
 	$(BIN)/signattn drive-sim --checkpoint $(REPRODUCE)/finetune/best.pt --max-seconds 120 \
 	  --out $(REPRODUCE)/drive_sim.json --animation $(REPRODUCE)/drive_sim_5001.gif
+
+# The route-command model (docs/simulation.md#a-route-command-model-first-measurement): 8 min
+# of simulated driving with route commands (maps 3000+), the shipped model fine-tuned with one
+# branch per command (config/train_route.yaml, 400 steps), then the 10 held-out maps with and
+# without the navigator's commands, and how the maps move with the command. About 30 min.
+ROUTE ?= outputs/route
+route-model: install
+	$(BIN)/signattn simulate --out $(ROUTE)/sim --minutes 8 --seed 3000 --max-drive-seconds 60 \
+	  --no-bags
+	$(BIN)/signattn train --data $(ROUTE)/sim/dataset --config config/train_route.yaml \
+	  --init-checkpoint config/models/sim_mean_field.pt --out $(ROUTE)/run
+	$(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run/best.pt --no-baselines --max-seconds 120 \
+	  --threads 1 --out docs/results/route/drive_sim_commands.json
+	$(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run/best.pt --no-baselines --max-seconds 120 \
+	  --threads 1 --no-route-commands --out docs/results/route/drive_sim_no_commands.json
+	$(BIN)/signattn simulate --out $(ROUTE)/heldout --minutes 3 --seed 8000 \
+	  --max-drive-seconds 45 --val-every 1 --no-bags
+	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/route_maps.py --checkpoint $(ROUTE)/run/best.pt \
+	  --data $(ROUTE)/heldout/dataset --out docs/results/route/route_maps.json
 
 # The explanation experiments on a 2-core CPU (docs/experiments.md#results): 30 min of
 # simulated driving on new maps, five models from scratch (400 steps each), the bits and
