@@ -4,7 +4,8 @@ For every frame of the given drives where the navigator gave a turn command, the
 commands drive the LSTM state; at that state the same frame is also explained under LEFT and
 RIGHT. Reported per map (alpha, |phi|): the horizontal centre of mass in map columns (0 = left
 edge, 19 = right edge) under each command, and the paired shift RIGHT - LEFT with its spread
-over drives; for phi also the signed sum over the left and right halves of the map.
+over drives; for phi also the signed sum over the left and right halves of the map, and the
+mean command u (1/m, + = left) under each command.
 
 Run: PYTHONPATH=. python benchmarks/route_maps.py --checkpoint CKPT --data DATASET
      [--out docs/results/route_maps.json]
@@ -37,7 +38,7 @@ def column_centre(maps: np.ndarray) -> np.ndarray:
 def explain_drive(model, drive) -> dict:
     """Run one drive with its recorded commands; explain turn frames under LEFT and RIGHT."""
     commands = np.asarray(drive.labels.get('route_command', np.zeros(len(drive))), np.int64)
-    out = {c: {'alpha': [], 'phi': []} for c in (LEFT, RIGHT, 'recorded')}
+    out = {c: {'alpha': [], 'phi': [], 'u': []} for c in (LEFT, RIGHT)}
     recorded = []
     state = None
     for start in range(0, len(drive), 200):
@@ -51,6 +52,7 @@ def explain_drive(model, drive) -> dict:
                     e = model.explain_step(frame, state, c)
                     out[c]['alpha'].append(e.alpha[0].numpy())
                     out[c]['phi'].append(e.contribution[0].numpy())
+                    out[c]['u'].append(float(e.u[0]))
                 recorded.append(int(commands[t]))
             step = model.explain_step(frame, state, int(commands[t]))
             state = step.state
@@ -84,7 +86,9 @@ def summarize(drives: list) -> dict:
     halves = {}
     for c in ('left', 'right'):
         phi = np.concatenate([d[c]['phi'] for d in drives if d['frames']])
-        halves[c] = {'phi_left_half_per_m': float(phi[..., :MAP_WIDTH // 2].sum((1, 2)).mean()),
+        u = np.concatenate([d[c]['u'] for d in drives if d['frames']])
+        halves[c] = {'u_per_m': float(u.mean()),
+                     'phi_left_half_per_m': float(phi[..., :MAP_WIDTH // 2].sum((1, 2)).mean()),
                      'phi_right_half_per_m': float(phi[..., MAP_WIDTH // 2:].sum((1, 2)).mean()),
                      'u_minus_bias_per_m': float(phi.sum((1, 2)).mean())}
     result['phi_by_half'] = halves
