@@ -121,6 +121,9 @@ bench: install
 	$(BIN)/signattn benchmark train --out docs/results/train_cpu_tiny.json
 	$(BIN)/signattn benchmark evaluate --out docs/results/evaluate_cpu.json
 	$(BIN)/signattn benchmark node --inputs compressed,raw --repeats 3 --out docs/results/node_cpu.json
+	$(BIN)/signattn benchmark viewer --repeats 3 --duration 12 --settle 3 \
+	  --out docs/results/viewer_cpu.json
+	$(BIN)/signattn benchmark statistics_size --out docs/results/statistics_size_cpu.json
 
 # The drive node's memory over a long run (docs/benchmarks.md#soak): attention subscribed.
 SOAK_FRAMES ?= 6000
