@@ -16,7 +16,8 @@ def register(subparsers):
     p.add_argument('--data', required=True, type=Path, metavar='DIR', help='dataset folder')
     p.add_argument('--methods', default='attention,gradcam,lime,random',
                    help='comma list of attention, gradcam, lime, random, random_superpixels '
-                   '(random floor on LIME\'s superpixels), center')
+                   '(random floor on LIME\'s superpixels), center, contribution (|phi|, the exact '
+                   'contribution map)')
     p.add_argument('--out', required=True, type=Path, help='report folder, e.g. reports/NAME')
     p.add_argument('--device', default='auto', help="'auto', 'cpu', 'cuda', 'cuda:N'")
     p.add_argument('--limit-frames', type=int, help='evaluate about N evenly spaced frames')
@@ -49,6 +50,9 @@ def add_eval_arguments(p):
     p.add_argument('--no-insertion', action='store_true')
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--no-progress', action='store_true')
+    p.add_argument('--agreement-only', action='store_true', default=None,
+                   help='no deletion/insertion curves: only every map\'s agreement with the '
+                   'contribution map phi (cheap enough for every frame of a split)')
 
 
 def eval_config(args, methods):
@@ -63,6 +67,7 @@ def eval_config(args, methods):
         methods=methods, split=args.split, mode=args.mode, window_frames=args.window_frames,
         warmup_frames=args.warmup_frames, fills=fills,
         bootstrap_samples=args.bootstrap_samples,
+        **({'curves': False} if getattr(args, 'agreement_only', None) else {}),
         deletion=DeletionConfig(step_percent=args.step_percent, fill=fills[0],
                                 insertion=not args.no_insertion,
                                 batch_images=args.batch_images, seed=args.seed),
@@ -90,6 +95,11 @@ def run(args) -> int:
     except (EvaluationError, ExplanationError, CheckpointError, DatasetError) as err:
         raise CliError(str(err)) from err
     for name, entry in report['checkpoints'].items():
+        agreement = ', '.join(f'{m} {s["vs_phi"]["spearman"]:.2f}'
+                              for m, s in entry['contribution']['methods'].items())
+        print(f'{name}: Spearman with |phi|: {agreement}')
+        if not config.curves:
+            continue
         aucs = ', '.join(
             f'{m} {s["deletion_change"]["auc_25_deg_pct_summary"]["mean"]:.1f}'
             for m, s in entry['methods'].items())

@@ -65,14 +65,32 @@ def open_drives(data_dir, split: str = 'val', camera: str = 'center',
 
 
 def step_parts(model, feats: torch.Tensor, alpha: torch.Tensor, h: torch.Tensor):
-    """u (B,) and phi (B, 10, 20) of one camera-only step with a given attention (B, L).
+    """u (B,) and phi (B, 10, 20) of one follow-lane step with a given attention (B, L).
 
     The same arithmetic as `SteeringNet._step` (eq. 10) with alpha replaced: what the command
     would be had the attention been `alpha` for this frame and state.
     """
-    gated = torch.sigmoid(model.gate(h)) * model.attend(feats, alpha)
-    phi, bias = model.contribution(gated, None)
+    gate = model.gate(h)
+    route = None
+    if model.config.num_commands:      # follow-lane, as the evaluation runs command models
+        route = torch.zeros(len(feats), dtype=torch.long, device=feats.device)
+        gate = gate + model.command_gate(route)
+    gated = torch.sigmoid(gate) * model.attend(feats, alpha)
+    phi, bias = model.contribution(gated, route)
     return phi.sum((-2, -1)) + bias, phi
+
+
+def uniform_contribution(model, inputs: torch.Tensor, state) -> torch.Tensor:
+    """phi (B, 10, 20) of frames (B, 3, 80, 160) from `state` with alpha = 1/L everywhere.
+
+    Where alpha acts on u ('soft', 'mean_field', 'gated') phi grows where alpha is high, so a
+    map's agreement with phi is partly built in; phi at uniform alpha is free of that.
+    """
+    feats = model.encode(inputs)
+    if state is None:
+        state = model.initial_state_from_features(feats)
+    flat = feats.new_full(feats.shape[:2], 1.0 / NUM_LOCATIONS)
+    return step_parts(model, feats, flat, state[0])[1]
 
 
 @torch.inference_mode()
@@ -98,11 +116,7 @@ def trace_drives(model, drives: list, uniform_reference: bool = True) -> dict:
         for t in range(len(d.inputs)):
             x = d.inputs[t:t + 1]
             if uniform_reference:
-                feats = model.encode(x)
-                if state is None:
-                    state = model.initial_state_from_features(feats)
-                flat = feats.new_full(feats.shape[:2], 1.0 / NUM_LOCATIONS)
-                keep['phi_uniform'].append(step_parts(model, feats, flat, state[0])[1])
+                keep['phi_uniform'].append(uniform_contribution(model, x, state))
             out = model.explain_step(x, state)
             state = out.state
             keep['u_pred'].append(out.u)
