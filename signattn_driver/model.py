@@ -414,7 +414,7 @@ class SteeringNet(nn.Module):
 
     @torch.no_grad()
     def _eval_contribution(self, feats, alpha, h_prev, route, gated) -> torch.Tensor:
-        """phi (B, 10, 20) of one step as in eval mode; `gated` is reused outside training.
+        """Return phi (B, 10, 20) of one step as in eval mode (`gated` reused outside training).
 
         In training the sign path draws signs ('stochastic', 'mean_field'); |phi| of one draw
         is biased upwards where the signs are coin flips, so the target uses their

@@ -1,4 +1,4 @@
-"""The alignment term, the contribution study (trace, diagnosis, reach) and evaluate against phi."""
+"""The alignment term, the contribution study (trace, diagnosis, reach), evaluate against phi."""
 
 import json
 

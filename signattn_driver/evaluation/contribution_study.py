@@ -65,7 +65,7 @@ def open_drives(data_dir, split: str = 'val', camera: str = 'center',
 
 
 def step_parts(model, feats: torch.Tensor, alpha: torch.Tensor, h: torch.Tensor):
-    """u (B,) and phi (B, 10, 20) of one follow-lane step with a given attention (B, L).
+    """Return u (B,) and phi (B, 10, 20) of one follow-lane step with a given attention (B, L).
 
     The same arithmetic as `SteeringNet._step` (eq. 10) with alpha replaced: what the command
     would be had the attention been `alpha` for this frame and state.
@@ -81,7 +81,7 @@ def step_parts(model, feats: torch.Tensor, alpha: torch.Tensor, h: torch.Tensor)
 
 
 def uniform_contribution(model, inputs: torch.Tensor, state) -> torch.Tensor:
-    """phi (B, 10, 20) of frames (B, 3, 80, 160) from `state` with alpha = 1/L everywhere.
+    """Return phi (B, 10, 20) of frames (B, 3, 80, 160) from `state` with alpha = 1/L.
 
     Where alpha acts on u ('soft', 'mean_field', 'gated') phi grows where alpha is high, so a
     map's agreement with phi is partly built in; phi at uniform alpha is free of that.
@@ -141,7 +141,7 @@ def accuracy(trace: dict) -> dict:
 
 
 def agreement_report(trace: dict) -> dict:
-    """alpha against |phi| (and against |phi at uniform alpha|), overall and per drive."""
+    """Judge alpha against |phi| (and |phi at uniform alpha|), overall and per drive."""
     out = {'frames': int(len(trace['alpha'])), 'drives': sorted(set(trace['drive'].tolist())),
            **accuracy(trace), 'alpha_vs_phi': summarize_agreement(trace['alpha'], trace['phi'])}
     if 'phi_uniform' in trace:
@@ -262,7 +262,7 @@ def diagnose_attention(model, drives: list, cell=None) -> dict:
 
 
 def _padding_probe(model, drives: list, u_zero_pad: torch.Tensor, cell) -> dict:
-    """alpha's modal cell and |du| with replicate padding in every convolution (no retraining)."""
+    """Return alpha's modal cell and |du| with replicate padding in every convolution."""
     convs = model.encoder.convs
     saved = [c.padding_mode for c in convs]
     try:
