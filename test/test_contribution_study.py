@@ -84,6 +84,11 @@ def test_align_recipe_builds_the_shipped_architecture():
     shipped = checkpoint.load(config_path('models', 'sim_mean_field.pt'))
     assert tuned_model == shipped.config and tuned.align_weight > 0
     assert tuned.init_checkpoint.endswith('sim_mean_field.pt')
+    # the aligned checkpoint is that recipe's output: same architecture, same term weight
+    aligned = checkpoint.load(config_path('models', 'sim_mean_field_aligned.pt'))
+    assert aligned.config == shipped.config
+    assert aligned.metadata['train_config']['align_weight'] == tuned.align_weight
+    assert aligned.metadata['train_config']['max_steps'] == tuned.max_steps
 
 
 def test_negative_align_weight_is_refused():
