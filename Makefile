@@ -93,7 +93,7 @@ EXPERIMENTS ?= outputs/experiments
 EXP_ENV = PATH=$(abspath $(BIN)):$$PATH PYTHONPATH=$(CURDIR) DEVICE=cpu
 EXP_SWEEP = --config $(EXPERIMENTS)/work/configs/sweep.yaml --max-steps 100 --device cpu \
   --methods attention,random --split val --limit-frames 60 --step-percent 2 --fill black \
-  --bootstrap-samples 2000 --no-progress
+  --no-progress
 EXP_EVAL = --data $(EXPERIMENTS)/sim/dataset --split val --limit-frames 60 --step-percent 2 \
   --device cpu
 experiments: install

@@ -138,7 +138,7 @@ sweep() {
         --config "$WORK/configs/sweep.yaml" --values "$values" --max-steps "$SWEEP_STEPS" \
         --jobs "$JOBS" --device "$DEVICE" --methods attention,random --split val \
         --limit-frames "$EVAL_FRAMES" --step-percent "$STEP_PERCENT" --fill black \
-        --bootstrap-samples 2000 --no-progress > "$WORK/logs/sweep_$what.log" 2>&1
+        --no-progress > "$WORK/logs/sweep_$what.log" 2>&1
 }
 if [[ " $PHASES " == *' sweeps '* ]]; then
 stamp "sweeps: bits $BITS, temperature $TEMPS; $SWEEP_STEPS steps each, $JOBS jobs"

@@ -1,4 +1,12 @@
-"""Per-frame latency of Predictor.step for fp32, bf16 and int8, and their error against fp32."""
+"""Per-frame latency of Predictor.step for fp32, bf16 and int8, their error, and phi's cost.
+
+phi's cost (`--phi-steps`, fp32 on --device): the network step alone, `SteeringNet.step`
+against `SteeringNet.explain_step` (which also splits u over the map), on the same
+preprocessed frames and carried state, alternating frame by frame so that both see the same
+machine load; and `Predictor.step_full` with and without `want_contribution` (the map's copy
+back to the host); and the split alone (`SteeringNet.contribution` on one step's gated
+features), the only work explain_step adds. Medians; ratios against the network step.
+"""
 
 import platform
 import tempfile
@@ -24,6 +32,8 @@ def add_arguments(parser):
     parser.add_argument('--precisions', default='fp32,bf16,int8')
     parser.add_argument('--lstm-hidden', type=int, default=1024,
                         help='hidden size of the random model (paper: 1024)')
+    parser.add_argument('--phi-steps', type=int, default=0,
+                        help="time phi's cost over this many alternating steps (0: skip)")
 
 
 def _frames(n: int, seed: int = 0) -> list:
@@ -61,6 +71,64 @@ def _time_steps(predictor: Predictor, frames: list, steps: int, warmup: int):
     return np.array(outputs), np.array(times_ms)
 
 
+def _median_ms(times: list) -> float:
+    return float(np.median(times) * 1e3)
+
+
+@torch.inference_mode()
+def phi_cost(predictor: Predictor, frames: list, steps: int) -> dict:
+    """Median ms of step vs explain_step, and of step_full with/without the map (see module)."""
+    model, sync = predictor.model, (torch.cuda.synchronize if predictor.device.type == 'cuda'
+                                    else (lambda: None))
+    inputs = [predictor.preprocess(f) for f in frames]
+    state = model.step(inputs[0])[2]
+    plain, explained = [], []
+    for i in range(steps):
+        x = inputs[i % len(inputs)]
+        for fn, times in ((model.step, plain), (model.explain_step, explained)) if i % 2 else \
+                ((model.explain_step, explained), (model.step, plain)):
+            sync()
+            t0 = time.perf_counter()
+            out = fn(x, state)
+            sync()
+            times.append(time.perf_counter() - t0)
+        state = out[-1]
+    # The only extra work of explain_step: the split itself (one product and one sum), timed
+    # alone on the last step's gated features; under a loaded machine this ratio is steadier
+    # than the difference of two noisy step times.
+    feats = model.encode(inputs[0])
+    alpha = model.attention(feats, state[0], model.config.temperature)
+    gated = torch.sigmoid(model.gate(state[0])) * model.attend(feats, alpha)
+    split = []
+    for _ in range(steps):
+        sync()
+        t0 = time.perf_counter()
+        model.contribution(gated, None)
+        sync()
+        split.append(time.perf_counter() - t0)
+    without, with_phi = [], []
+    predictor.reset()
+    for i in range(steps):
+        frame = frames[i % len(frames)]
+        for want, times in ((False, without), (True, with_phi)) if i % 2 else \
+                ((True, with_phi), (False, without)):
+            sync()
+            t0 = time.perf_counter()
+            predictor.step_full(frame, want_contribution=want)
+            sync()
+            times.append(time.perf_counter() - t0)
+    out = {'steps': steps, 'network_step_ms': _median_ms(plain),
+           'network_explain_step_ms': _median_ms(explained),
+           'predictor_step_full_ms': _median_ms(without),
+           'predictor_step_full_with_contribution_ms': _median_ms(with_phi)}
+    out['contribution_alone_ms'] = _median_ms(split)
+    out['contribution_alone_over_step'] = out['contribution_alone_ms'] / out['network_step_ms']
+    out['explain_over_step'] = out['network_explain_step_ms'] / out['network_step_ms'] - 1
+    out['with_contribution_over_without'] = (out['predictor_step_full_with_contribution_ms']
+                                             / out['predictor_step_full_ms'] - 1)
+    return out
+
+
 def run(args) -> dict:
     """Time each precision on the same frames; report medians, p99 and error against fp32."""
     torch.set_num_threads(args.threads)
@@ -89,4 +157,6 @@ def run(args) -> dict:
                 entry['max_abs_err_vs_fp32_per_m'] = float(err.max())
                 entry['rel_err_vs_fp32'] = float(err.mean() / (np.abs(reference).mean() + 1e-12))
             results[precision] = entry
+            if precision == 'fp32' and args.phi_steps:
+                results['phi_cost'] = phi_cost(predictor, frames, args.phi_steps)
     return results

@@ -379,29 +379,58 @@ class SteeringNet(nn.Module):
         return u, alpha.view(-1, MAP_HEIGHT, MAP_WIDTH), state
 
     def forward(self, frames: torch.Tensor, state: State | None = None,
-                commands: torch.Tensor | None = None):
+                commands: torch.Tensor | None = None, contribution: bool = False):
         """Run a sequence.
 
         Args:
             frames: (B, T, 3, 80, 160) float network input (see preprocessing).
             state: (h, c) carried from a previous chunk, or None to start from frame 0 (eq. 13-14).
             commands: (B, T) route commands for a command model; None means follow-lane.
+            contribution: also return phi (B, T, 10, 20), 1/m, as `explain_step` gives it in
+                eval mode (expected signs, no dropout), without gradient: the target of the
+                training's alignment term (training.config.TrainConfig.align_weight).
 
         Returns:
-            u (B, T) in 1/m, attention (B, T, 10, 20) summing to 1 per frame, final state.
+            u (B, T) in 1/m, attention (B, T, 10, 20) summing to 1 per frame, final state; and
+            phi (B, T, 10, 20) when `contribution` is set.
         """
         b, t = frames.shape[:2]
         feats = self.encode(frames.flatten(0, 1)).unflatten(0, (b, t))     # (B, T, L, C)
         if state is None:
             state = self.initial_state_from_features(feats[:, 0])
-        us, alphas = [], []
+        us, alphas, phis = [], [], []
         for i in range(t):
             command = None if commands is None else commands[:, i]
-            u, alpha, state = self.step_features(feats[:, i], state, command)
+            h_prev = state[0]
+            u, alpha, gated, route, state = self._step(feats[:, i], state, command)
             us.append(u)
             alphas.append(alpha)
+            if contribution:
+                phis.append(self._eval_contribution(feats[:, i], alpha, h_prev, route, gated))
         attention = torch.stack(alphas, 1).view(b, t, MAP_HEIGHT, MAP_WIDTH)
+        if contribution:
+            return torch.stack(us, 1), attention, state, torch.stack(phis, 1)
         return torch.stack(us, 1), attention, state
+
+    @torch.no_grad()
+    def _eval_contribution(self, feats, alpha, h_prev, route, gated) -> torch.Tensor:
+        """Return phi (B, 10, 20) of one step as in eval mode (`gated` reused outside training).
+
+        In training the sign path draws signs ('stochastic', 'mean_field'); |phi| of one draw
+        is biased upwards where the signs are coin flips, so the target uses their
+        expectation, i.e. the eval-mode path (sign_path reads self.training).
+        """
+        if self.training and self.config.attention == 'sign':
+            self.training = False        # this module only: dropout is not on this path
+            try:
+                x_hat = self.attend(feats, alpha)
+            finally:
+                self.training = True
+            gate = self.gate(h_prev)
+            if route is not None:
+                gate = gate + self.command_gate(route)
+            gated = torch.sigmoid(gate) * x_hat
+        return self.contribution(gated, route)[0]
 
 
 def count_parameters(model: nn.Module) -> int:

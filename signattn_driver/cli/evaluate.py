@@ -19,7 +19,8 @@ def register(subparsers):
     p.add_argument('--data', required=True, type=Path, metavar='DIR', help='dataset folder')
     option(p, '--methods', owner=EvalConfig,
            help='comma list of attention, gradcam, lime, random, random_superpixels (random '
-                'floor on LIME\'s superpixels), center')
+                'floor on LIME\'s superpixels), center, contribution (|phi|, the exact '
+                'contribution map)')
     p.add_argument('--out', required=True, type=Path, help='report folder, e.g. reports/NAME')
     option(p, '--device', owner=evaluate, help=DEVICE_HELP)
     p.add_argument('--limit-frames', type=int, help='evaluate about N evenly spaced frames '
@@ -53,13 +54,14 @@ def add_eval_arguments(p):
     option(p, '--lime-hide', choices=LIME_HIDES, owner=ExplainConfig,
            help="what LIME's switched-off superpixels become (superpixel_mean: LIME's own; "
                 "'black' is the deletion fill and favours LIME)")
-    option(p, '--bootstrap-samples', type=int, owner=EvalConfig,
-           help='block-bootstrap resamples of the paired comparisons')
     option(p, '--batch-images', type=int, owner=DeletionConfig, help='images per forward pass')
     p.add_argument('--no-insertion', action='store_true', help='deletion curves only')
     option(p, '--seed', type=int, owner=DeletionConfig,
            help='seed of the random floor, LIME sampling and deletion tie-breaking')
     p.add_argument('--no-progress', action='store_true', help='no progress bars')
+    p.add_argument('--agreement-only', action='store_true',
+                   help='no deletion/insertion curves: only every map\'s agreement with the '
+                   'contribution map phi (cheap enough for every frame of a split)')
 
 
 def eval_config(args, methods: tuple | None):
@@ -79,7 +81,8 @@ def eval_config(args, methods: tuple | None):
                                     lime_hide=args.lime_hide, seed=args.seed))
     return EvalConfig(deletion=deletion, explain=explain, **given(
         methods=methods, split=args.split, mode=args.mode, window_frames=args.window_frames,
-        warmup_frames=args.warmup_frames, fills=fills, bootstrap_samples=args.bootstrap_samples))
+        warmup_frames=args.warmup_frames, fills=fills,
+        curves=False if getattr(args, 'agreement_only', False) else None))
 
 
 def parse_methods(text: str | None) -> tuple | None:
@@ -97,6 +100,11 @@ def run(args) -> int:
                       limit_frames=args.limit_frames, progress=not args.no_progress,
                       **given(device=args.device))
     for name, entry in report['checkpoints'].items():
+        agreement = ', '.join(f'{m} {s["vs_phi"]["spearman"]:.2f}'
+                              for m, s in entry['contribution']['methods'].items())
+        print(f'{name}: Spearman with |phi|: {agreement}')
+        if not config.curves:
+            continue
         aucs = ', '.join(
             f'{m} {s["deletion_change"]["auc_25_deg_pct_summary"]["mean"]:.1f}'
             for m, s in entry['methods'].items())

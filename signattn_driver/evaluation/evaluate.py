@@ -14,6 +14,14 @@ evenly spaced windows of `window_frames` frames instead, each preceded by `warmu
 unmasked frames that set up the LSTM state. All checkpoints see the same frames, so their
 per-frame AUC populations can be compared.
 
+Agreement with the contribution map (every frame scored, also without curves): phi_t, the
+exact split of u_t over the 10x20 cells (model.explain_step), is computed with the same state;
+each method's map is averaged over each cell's 8x8 pixels (attention: alpha itself) and judged
+against |phi| by evaluation.contribution_agreement (Spearman, top 5 %/10 % shares, modal cell).
+Where alpha acts on u ('soft', 'mean_field', 'gated') phi grows where alpha is high, so the
+agreement is partly built in: every map is also judged against phi at uniform alpha (same frame
+and state, alpha = 1/L); the paper mode (alpha inert) is the clean test.
+
 Units: u in 1/m; errors in degrees of steering-wheel angle, |theta(u_pred) - theta_label| with
 theta from eq. 3 inverted at the frame's smoothed speed (Udacity's steering_wheel_angle, what the
 paper's MAE table reports); AUCs in degree x percentage point (x in percent masked).
@@ -33,10 +41,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from signattn_driver import checkpoint as ckpt_io
 from signattn_driver.evaluation import report as report_io
 from signattn_driver.evaluation.comparisons import paired_comparisons, welch_tests
+from signattn_driver.evaluation.contribution_agreement import (per_frame_agreement,
+                                                               summarize_agreement)
+from signattn_driver.evaluation.contribution_study import uniform_contribution
 from signattn_driver.data.dataset import Dataset, DatasetError
 from signattn_driver.evaluation.deletion import (auc, deletion_curves,
                                                  deletion_curves_sequence, DeletionConfig,
@@ -81,9 +93,10 @@ class EvalConfig:
     # fill is the primary one whose curves also sit at the top of each method's entry.
     fills: tuple | None = None
     explain: ExplainConfig = field(default_factory=ExplainConfig)
-    bootstrap_samples: int = 10000
     examples: int = 4                 # frames shown in the overlay figure
     figures: bool = True
+    # False: no deletion/insertion curves, only the (cheap) agreement of every map with phi.
+    curves: bool = True
 
     def __post_init__(self):
         """Check methods and mode before any model is loaded."""
@@ -182,6 +195,8 @@ def _evaluate_checkpoint(model, runs, index, device, config: EvalConfig, progres
     rows = {'u_label': [], 'u_pred': [], 'deg_per_u': [], 'drive': [], 'stamp_ns': [],
             'mask_area': [], 'run': [], 'sign_saturation': []}
     examples = {'hsv': [], 'maps': {m: [] for m in config.methods}}
+    agree = {'phi': [], 'phi_uniform': [], 'recon': [], 'maps': {m: [] for m in config.methods}}
+    levels = None
     state = None
     for run_id, r in enumerate(tqdm(runs, desc='windows', unit='win', disable=not progress,
                                     leave=False)):
@@ -213,6 +228,12 @@ def _evaluate_checkpoint(model, runs, index, device, config: EvalConfig, progres
         # Windows are contiguous in time; the paired test never joins frames of two windows.
         rows['run'] += [run_id] * len(x)
         rows['sign_saturation'] += model.sign_saturation(x, before).double().cpu().tolist()
+        with torch.inference_mode():
+            explained = model.explain_step(x, before)
+            agree['phi'].append(explained.contribution.cpu())
+            agree['phi_uniform'].append(uniform_contribution(model, x, before).cpu())
+            rebuilt = explained.contribution.sum((-2, -1)) + explained.bias
+            agree['recon'].append((rebuilt - u_pred).abs().max().item())
         need = config.examples - len(examples['hsv'])
         if need > 0:
             examples['hsv'] += list(hsv[:need])
@@ -222,6 +243,12 @@ def _evaluate_checkpoint(model, runs, index, device, config: EvalConfig, progres
             per[method]['seconds'] += secs
             if need > 0:
                 examples['maps'][method] += list(maps[:need].numpy())
+            agree['maps'][method].append(explained.alpha.cpu() if method == 'attention'
+                                         else cell_means(maps))
+            if masks is not None:
+                per[method]['mask_share'] += mass_inside(maps, masks).tolist()
+            if not config.curves:
+                continue
             for fill in config.fills:
                 dcfg = replace(config.deletion, fill=fill)
                 if config.mode == 'carried':
@@ -236,10 +263,35 @@ def _evaluate_checkpoint(model, runs, index, device, config: EvalConfig, progres
                 if res.insertion is not None:
                     curves['insertion'].append(res.insertion)
                     curves['insertion_change'].append(change_ins)
-            if masks is not None:
-                per[method]['mask_share'] += mass_inside(maps, masks).tolist()
             levels = res.levels_percent
-    return per, rows, examples, levels
+    return per, rows, examples, levels, agree
+
+
+def cell_means(maps: torch.Tensor) -> torch.Tensor:
+    """Mean of full-resolution maps (N, 80, 160) over each map cell's 8x8 pixels: (N, 10, 20)."""
+    return F.avg_pool2d(maps[:, None].float(), 8)[:, 0]
+
+
+def contribution_block(agree: dict, model_config) -> dict:
+    """Agreement of every method with |phi| and |phi at uniform alpha| (see module docstring)."""
+    phi = torch.cat(agree['phi']).double().numpy()
+    phi_uniform = torch.cat(agree['phi_uniform']).double().numpy()
+    acting = model_config.attention == 'soft' or (
+        model_config.attention == 'sign' and model_config.binarize in ('mean_field', 'gated'))
+    block = {'alpha_acts': acting, 'frames': len(phi),
+             'max_abs_reconstruction_error_per_m': float(max(agree['recon'])),
+             'mean_abs_phi_sum_per_m': float(np.abs(phi).sum((1, 2)).mean()),
+             'methods': {}}
+    for method, chunks in agree['maps'].items():
+        maps = torch.cat(chunks).double().numpy()
+        entry = {'vs_phi': summarize_agreement(maps, phi)}
+        if acting:
+            entry['vs_phi_uniform_alpha'] = summarize_agreement(maps, phi_uniform)
+        frame = per_frame_agreement(maps, phi)
+        entry['per_frame'] = {k: np.round(frame[k], 5).tolist()
+                              for k in ('spearman', 'share_top10', 'ratio_top10')}
+        block['methods'][method] = entry
+    return block
 
 
 def _curve_block(curves: np.ndarray, levels: np.ndarray) -> dict:
@@ -321,8 +373,8 @@ def evaluate(checkpoints, data_dir, methods=None, out_dir='reports/eval', device
         model, ckpt = ckpt_io.load_model(path, map_location='cpu')
         model.to(dev)
         LOG.info('evaluating %s (%s) on %d runs', name, ckpt.config.attention, len(runs))
-        per, rows, examples, levels = _evaluate_checkpoint(model, runs, index, dev, config,
-                                                           progress)
+        per, rows, examples, levels, agree = _evaluate_checkpoint(model, runs, index, dev,
+                                                                  config, progress)
         n = len(rows['u_label'])
         err_u = np.asarray(rows['u_pred']) - np.asarray(rows['u_label'])
         err_deg = err_u * np.asarray(rows['deg_per_u'])
@@ -334,6 +386,7 @@ def evaluate(checkpoints, data_dir, methods=None, out_dir='reports/eval', device
                          'mae_steering_deg': float(np.abs(err_deg).mean()),
                          'rmse_steering_deg': float(np.sqrt((err_deg ** 2).mean()))},
             'methods': {m: _method_summary(per[m], levels, n) for m in config.methods},
+            'contribution': contribution_block(agree, ckpt.config),
             'u_pred': rows['u_pred'],
         }
         if rows['mask_area']:
@@ -347,10 +400,11 @@ def evaluate(checkpoints, data_dir, methods=None, out_dir='reports/eval', device
                                      'u_label': rows['u_label'], 'run': rows['run']})
         all_examples[name] = examples
         del model
-    report['levels_percent'] = levels.tolist()
-    report['tests'] = welch_tests(report)
-    report['paired'] = paired_comparisons(report, config.fills, config.methods)
-    if config.figures:
+    report['levels_percent'] = [] if levels is None else levels.tolist()
+    if config.curves:
+        report['tests'] = welch_tests(report)
+        report['paired'] = paired_comparisons(report, config.fills, config.methods)
+    if config.figures and config.curves:
         report['figures'] = report_io.figures(report, all_examples, out_dir)
     (out_dir / 'report.json').write_text(json.dumps(_plain(report), indent=1))
     (out_dir / 'report.md').write_text(report_io.markdown(report))

@@ -24,6 +24,9 @@ larger = more important. These full-resolution maps are what the deletion metric
                  floor at LIME's granularity: coarser rankings move the deletion curve
                  differently, whatever the map says).
     'center'     a centred Gaussian prior (sigma = 1/4 of each side).
+    'contribution'  |phi|, the exact contribution map of the frame to u_t (model.explain_step),
+                 upsampled like attention: the reference the other maps are judged against
+                 (contribution_agreement), and its own deletion curve.
 
 A model is anything with `step(frames (B, 3, 80, 160), state) -> (u (B,), alpha (B, 10, 20) or
 None, state)` (SteeringNet.step); Grad-CAM also needs its last convolution (`layer`).
@@ -44,7 +47,8 @@ from signattn_driver.model import INPUT_HEIGHT, INPUT_WIDTH, MAP_HEIGHT, MAP_WID
 from signattn_driver.preprocessing import hsv_u8_to_input
 
 LOG = logging.getLogger(__name__)
-METHODS = ('attention', 'gradcam', 'lime', 'random', 'random_superpixels', 'center')
+METHODS = ('attention', 'gradcam', 'lime', 'random', 'random_superpixels', 'center',
+           'contribution')
 LIME_HIDES = ('superpixel_mean', 'image_mean', 'black')
 
 
@@ -123,6 +127,15 @@ def attention_maps(model, inputs: torch.Tensor, state: State) -> torch.Tensor:
     if alpha is None:
         raise ExplanationError('this model returns no attention map')
     return upsample(alpha.reshape(-1, MAP_HEIGHT, MAP_WIDTH)).cpu()
+
+
+def contribution_maps(model, inputs: torch.Tensor, state: State) -> torch.Tensor:
+    """Return |phi_t| (model.explain_step) for inputs (N, 3, 80, 160) -> (N, 80, 160)."""
+    if not hasattr(model, 'explain_step'):
+        raise ExplanationError('contribution needs a SteeringNet (explain_step)')
+    with torch.inference_mode():
+        phi = model.explain_step(inputs, state).contribution
+    return upsample(phi.abs()).cpu()
 
 
 def gradcam_maps(model, inputs: torch.Tensor, state: State, layer=None) -> torch.Tensor:
@@ -300,6 +313,8 @@ def compute_maps(method: str, model, inputs: torch.Tensor, state: State,
             raise ExplanationError('lime needs the uint8 HSV frames (hsv_u8=)')
         scale = getattr(getattr(model, 'config', None), 'output_scale', 0.01)
         maps = lime_maps(model, hsv_u8, state, config, output_scale=scale, device=inputs.device)
+    elif method == 'contribution':
+        maps = contribution_maps(model, inputs, state)
     elif method == 'random':
         maps = random_maps(n, config.seed + seed_offset)
     elif method == 'random_superpixels':

@@ -157,6 +157,9 @@ def markdown(report: dict) -> str:
         lines += ['Sign saturation (share of |kappa L alpha x| >= 1 on the unmasked frames; in '
                   'mode mean_field a saturated sign ignores alpha): ' + ', '.join(
                       f'{c} {_fmt(v, 3)}' for c, v in sat.items()) + '.', '']
+    lines += _agreement_table(report)
+    if not cfg.get('curves', True):
+        return '\n'.join(lines)
     fills = cfg.get('fills') or [cfg['deletion']['fill']]
     for fill in fills:
         lines += _faithfulness_table(report, fill)
@@ -189,6 +192,33 @@ def markdown(report: dict) -> str:
     for name in report.get('figures', []):
         lines += [f'![{name}]({name})', '']
     return '\n'.join(lines)
+
+
+def _agreement_table(report: dict) -> list:
+    """Every map against |phi| (and |phi at uniform alpha| where alpha acts on u)."""
+    lines = ['', '## Agreement with the contribution map phi', '',
+             'phi splits u_t exactly over the 10x20 cells (sum phi + bias = u). Spearman of the '
+             'map with |phi| over the 200 cells; top 10 %: share of sum |phi| held by the map\'s '
+             '20 highest cells, and that share over the one |phi|\'s own top 20 hold (ratio); '
+             'modal cell: the cell most often ranked first, and how often. Means over frames. '
+             'Where alpha acts on u, "uniform" judges against phi at alpha = 1/L (same frame and '
+             'state): agreement with phi itself is partly built in there.', '',
+             '| checkpoint | alpha acts | method | Spearman | top 5 % share | top 10 % share | '
+             'ratio top 10 % | modal cell (share) | |phi| modal (share) | Spearman, uniform | '
+             'ratio top 10 %, uniform |', '|---|---|---|---|---|---|---|---|---|---|---|']
+    for c, e in report['checkpoints'].items():
+        block = e.get('contribution')
+        if not block:
+            continue
+        for m, entry in block['methods'].items():
+            a, u = entry['vs_phi'], entry.get('vs_phi_uniform_alpha', {})
+            lines.append(
+                f'| {c} | {"yes" if block["alpha_acts"] else "no"} | {m} | '
+                f'{_fmt(a["spearman"])} | {_fmt(a["share_top5"])} | {_fmt(a["share_top10"])} | '
+                f'{_fmt(a["ratio_top10"])} | {tuple(a["modal_cell"])} ({_fmt(a["modal_share"])})'
+                f' | {tuple(a["phi_modal_cell"])} ({_fmt(a["phi_modal_share"])}) | '
+                f'{_fmt(u.get("spearman"))} | {_fmt(u.get("ratio_top10"))} |')
+    return lines
 
 
 def _faithfulness_table(report: dict, fill: str) -> list:

@@ -54,6 +54,9 @@ class TrainConfig:
     guard_s: float = 2.0         # 'time_blocks' gap between training and validation frames
     best_metric: str = 'mae_steering_deg'  # validation metric that selects best.pt
     entropy_weight: float = 0.0  # Kim & Canny attention-entropy penalty, "soft" only
+    # KL(|phi| / sum|phi| || alpha) per frame, phi the exact contribution map in eval mode with
+    # the target detached: pulls alpha towards the cells that carry u (docs/model.md).
+    align_weight: float = 0.0
     camera: str = 'center'
     augment: bool = False        # brightness jitter of V per episode (label unchanged)
     brightness_jitter: float = 0.2   # V gain drawn uniformly from 1 +- this
@@ -86,8 +89,9 @@ class TrainConfig:
             raise ConfigError('episode_windows must be >= 1 and num_workers >= 0')
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ConfigError(f'lr must be > 0, got {self.lr}')
-        if self.weight_decay < 0 or self.grad_clip < 0 or self.entropy_weight < 0:
-            raise ConfigError('weight_decay, grad_clip and entropy_weight must be >= 0')
+        if min(self.weight_decay, self.grad_clip, self.entropy_weight, self.align_weight) < 0:
+            raise ConfigError('weight_decay, grad_clip, entropy_weight and align_weight must be '
+                              '>= 0')
         if self.val_split not in SPLIT_MODES:
             raise ConfigError(f'val_split must be one of {SPLIT_MODES}, got {self.val_split!r}')
         if not 0.0 <= self.val_fraction < 1.0:

@@ -2,7 +2,8 @@
 
     datasets -> SequenceIndex -> train/val segments -> episodes of `episode_windows` windows of
     `sequence_length` frames -> lanes: `batch_size` episodes run side by side; each step is one
-    window of every lane: L1(u) + entropy_weight * H(alpha) -> Adam; the LSTM state is carried
+    window of every lane: L1(u) + entropy_weight * H(alpha) [+ align_weight * KL(|phi| / sum|phi|
+    || alpha), the alignment term] -> Adam; the LSTM state is carried
     (detached) to the next window of the same episodes and rebuilt from the first frame
     (eq. 13-14) when the next group of episodes starts.
 
@@ -147,6 +148,20 @@ def train(model_config: ModelConfig, train_config: TrainConfig, data_dirs: list,
     return result
 
 
+def alignment_kl(alpha: torch.Tensor, phi: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Mean KL(|phi| / sum|phi| || alpha) over valid frames, nats: the alignment term.
+
+    Args:
+        alpha: (B, T, L) attention, rows summing to 1 (clamped away from 0).
+        phi: (B, T, 10, 20) contribution maps; the target |phi| / sum|phi| carries no gradient.
+        weight: (B, T) 1 for valid frames, 0 for padding.
+    """
+    mass = phi.detach().float().flatten(2).abs()                          # (B, T, L)
+    target = mass / mass.sum(-1, keepdim=True).clamp_min(1e-30)
+    kl = (target * (target.clamp_min(1e-12).log() - alpha.log())).sum(-1)  # (B, T)
+    return (kl * weight).sum() / weight.sum().clamp_min(1.0)
+
+
 class _Trainer:
     """The training loop; state lives here so that checkpoints can capture all of it."""
 
@@ -199,8 +214,10 @@ class _Trainer:
         if self.model.config.num_commands:       # (B, T); a mirrored road swaps left and right
             commands = mirror_route_commands(batch['route_command'].to(device),
                                              batch['flip'].to(device))
+        align = cfg.align_weight > 0 and self.model.config.attention != 'none'
         with autocast(device, cfg.amp):
-            pred, attention, state = self.net(x, state, commands=commands)
+            out = self.net(x, state, commands=commands, contribution=align)
+        pred, attention, state = out[:3]
         weight = valid.float()
         n = weight.sum().clamp_min(1.0)
         loss_u = ((pred.float() - u).abs() * weight).sum() / n       # L1 on u (1/m)
@@ -213,8 +230,11 @@ class _Trainer:
             one_hot[0, 0] = 1.0
             maps = torch.where(valid.bool()[..., None, None], attention.float(), one_hot)
             entropy = entropy_of_attention(maps) * (valid.numel() / n)
-            if cfg.entropy_weight > 0:
+            if cfg.entropy_weight:   # > 0 sharpens (Kim & Canny); < 0 only in experiments
                 loss = loss + cfg.entropy_weight * entropy
+            if align:
+                p = attention.float().flatten(2).clamp_min(1e-12)      # (B, T, 200)
+                loss = loss + cfg.align_weight * alignment_kl(p, out[3], weight)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip > 0:

@@ -121,7 +121,7 @@ def test_cli_evaluate(tmp_path, checkpoints, capsys):
 
 def test_report_has_output_change_fills_and_paired_tests(tmp_path, checkpoints):
     data = write_dataset(tmp_path / 'data', frames=6)
-    cfg = _config(fills=('black', 'mean'), bootstrap_samples=200)
+    cfg = _config(fills=('black', 'mean'))
     report = evaluate(checkpoints, data, ['attention', 'random', 'random_superpixels'],
                       tmp_path / 'r', 'cpu', limit_frames=4, config=cfg)
     entry = report['checkpoints']['sign']

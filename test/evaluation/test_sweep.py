@@ -61,8 +61,7 @@ def test_parallel_jobs_train_every_value_from_the_shared_config(tmp_path):
                     config_yaml=config, overrides={'max_steps': 2, 'device': 'cpu'},
                     device='cpu', limit_frames=2, jobs=2,
                     eval_config=EvalConfig(deletion=DeletionConfig(step_percent=25.0),
-                                           window_frames=2, warmup_frames=2, figures=False,
-                                           bootstrap_samples=100))
+                                           window_frames=2, warmup_frames=2, figures=False))
     assert [r['value'] for r in summary['rows']] == [0.3, 3.0]
     assert [r['steps'] for r in summary['rows']] == [2, 2]
     for tag in ('temperature_0.3', 'temperature_3'):

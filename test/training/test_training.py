@@ -3,20 +3,19 @@
 import csv
 import shutil
 
-import cv2
 import numpy as np
 import pytest
 import torch
 import yaml
 
 from conftest import tiny_settings
+from fixtures.datasets import write_line_set
 from signattn_driver import checkpoint
 from signattn_driver.cli import main as cli_main
-from signattn_driver.data.dataset import DatasetWriter
 from signattn_driver.paths import config_path
 from signattn_driver.model import ModelConfig
 from signattn_driver.predictor import Predictor
-from signattn_driver.preprocessing import hsv_u8_to_input, to_hsv_u8
+from signattn_driver.preprocessing import hsv_u8_to_input
 from signattn_driver.training.loop import (load_run_config, predict_segments, prepare_data, train,
                                            TrainConfig, TrainingError)
 from signattn_driver.vehicle import load_vehicle
@@ -25,29 +24,6 @@ from signattn_driver.vehicle import load_vehicle
 # fast in-process test (no dropout, no worker processes).
 TINY = tiny_settings(dropout=0.0, sequence_length=8, block_s=2.0, guard_s=0.5, val_fraction=0.25,
                      num_workers=0, device='cpu')
-
-
-def line_frame(slope: float, rng) -> np.ndarray:
-    """Draw a white line from the bottom centre, leaning by `slope`, on a road-like image."""
-    img = np.full((80, 160, 3), (70, 75, 70), np.uint8)
-    img[:30] = (200, 160, 120)
-    cv2.line(img, (80, 79), (int(round(80 + 60 * slope)), 30), (255, 255, 255), 3)
-    noise = rng.integers(-10, 11, img.shape)
-    return to_hsv_u8(np.clip(img.astype(int) + noise, 0, 255).astype(np.uint8))
-
-
-def write_line_set(root, drives=2, frames=160, seed=0):
-    """Write drives whose steering angle is 2 rad times the line's slope (no smoothing)."""
-    rng = np.random.default_rng(seed)
-    w = DatasetWriter(root, vehicle=load_vehicle('mkz'), smoothing_alpha=1.0, chunk_frames=64)
-    for d in range(drives):
-        drive = w.drive(f'drive{d}')
-        phase = rng.uniform(0, 6)
-        for i in range(frames):
-            slope = 0.9 * np.sin(phase + i / 7.0) + 0.1 * rng.uniform(-1, 1)
-            drive.append(line_frame(slope, rng), 10**9 + i * 50_000_000, 2.0 * slope, 10.0)
-        w.close_drive(drive)
-    return w.finalize()
 
 
 @pytest.fixture(scope='module')

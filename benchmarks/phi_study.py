@@ -1,0 +1,76 @@
+"""The contribution-map study behind docs/model.md and docs/experiments.md (not installed).
+
+    python3 benchmarks/phi_study.py agreement --data DIR/dataset --checkpoint A.pt B.pt --out X.json
+    python3 benchmarks/phi_study.py diagnose  --data DIR/dataset --checkpoint A.pt --out X.json
+    python3 benchmarks/phi_study.py reach     --data DIR/dataset --checkpoint A.pt B.pt --out X.json
+
+Every command reads the frames of one split (default 'val') of a dataset, runs each checkpoint
+one frame at a time as the node does (signattn_driver.evaluation.contribution_study), and
+writes one JSON with the machine named.
+"""
+
+import argparse
+import json
+import logging
+import platform
+from pathlib import Path
+import sys
+import time
+
+import torch
+
+from signattn_driver import checkpoint
+from signattn_driver.evaluation import contribution_study as study
+
+
+def _machine() -> str:
+    return f'{torch.get_num_threads()}-thread CPU ({platform.machine()}), torch {torch.__version__}'
+
+
+def _load(path):
+    model, ckpt = checkpoint.load_model(path, map_location='cpu')
+    return model.eval(), ckpt
+
+
+def main(argv=None) -> int:
+    """Run one study command and write its JSON."""
+    parser = argparse.ArgumentParser(prog='phi_study')
+    parser.add_argument('command', choices=('agreement', 'diagnose', 'reach'))
+    parser.add_argument('--data', required=True, help='dataset folder (manifest.json)')
+    parser.add_argument('--split', default='val')
+    parser.add_argument('--checkpoint', nargs='+', required=True)
+    parser.add_argument('--out', required=True, type=Path)
+    parser.add_argument('--max-frames', type=int, help='stop after about N frames')
+    parser.add_argument('--machine', default='2-core CPU', help='named in the JSON')
+    parser.add_argument('--threads', type=int, default=1)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
+    torch.set_num_threads(args.threads)
+    t0 = time.perf_counter()
+    drives = study.open_drives(args.data, args.split, max_frames=args.max_frames)
+    result = {'command': ' '.join(['python3 benchmarks/phi_study.py'] + list(
+        argv if argv is not None else sys.argv[1:])),
+        'machine': args.machine, 'software': _machine(), 'data': args.data,
+        'split': args.split, 'segments': len(drives),
+        'frames': sum(len(d.inputs) for d in drives),
+        'drives': sorted({d.drive for d in drives}), 'checkpoints': {}}
+    for path in args.checkpoint:
+        model, ckpt = _load(path)
+        entry = {'sha256': ckpt.file_sha256, 'binarize': ckpt.config.binarize,
+                 'attention': ckpt.config.attention}
+        if args.command == 'agreement':
+            entry.update(study.agreement_report(study.trace_drives(model, drives)))
+        elif args.command == 'diagnose':
+            entry.update(study.diagnose_attention(model, drives))
+        else:
+            entry.update(study.reach_of_frame(model, drives))
+        result['checkpoints'][str(path)] = entry
+        logging.info('%s done after %.0f s', path, time.perf_counter() - t0)
+    result['seconds'] = time.perf_counter() - t0
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

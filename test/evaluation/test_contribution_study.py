@@ -1,0 +1,161 @@
+"""The alignment term, the contribution study (trace, diagnosis, reach), evaluate against phi."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import tiny_config, tiny_settings
+from signattn_driver import checkpoint
+from signattn_driver.evaluation import contribution_study as study
+from signattn_driver.evaluation.deletion import DeletionConfig
+from signattn_driver.evaluation.evaluate import EvalConfig, evaluate
+from signattn_driver.evaluation.explanations import ExplainConfig
+from signattn_driver.model import SteeringNet
+from signattn_driver.paths import config_path
+from signattn_driver.training.loop import alignment_kl, load_run_config, train
+from fixtures.datasets import write_dataset, write_line_set
+
+
+def _model(binarize='mean_field', attention='sign', seed=0):
+    torch.manual_seed(seed)
+    return SteeringNet(tiny_config(attention=attention, binarize=binarize, dropout=0.5))
+
+
+def test_training_target_is_the_eval_mode_phi_not_a_sampled_one():
+    """forward(contribution=True) in training gives explain_step's phi (expected signs)."""
+    model = _model('mean_field')
+    frames = torch.rand(3, 1, 3, 80, 160) * 2 - 1
+    model.train()
+    torch.manual_seed(1)
+    _, _, _, phi_train = model(frames, contribution=True)
+    model.eval()
+    with torch.no_grad():
+        want = model.explain_step(frames[:, 0]).contribution
+        u_seq, _, _, phi_eval = model(frames, contribution=True)
+        u_plain, _, _ = model(frames)
+    assert not phi_train.requires_grad
+    assert torch.allclose(phi_train[:, 0], want, atol=1e-7)
+    assert torch.allclose(phi_eval[:, 0], want, atol=1e-7)
+    assert torch.equal(u_seq, u_plain)      # the flag changes nothing else
+
+
+def test_alignment_kl_is_zero_at_the_target_and_only_moves_alpha():
+    phi = torch.randn(2, 3, 10, 20)
+    target = phi.abs().flatten(2) / phi.abs().flatten(2).sum(-1, keepdim=True)
+    weight = torch.ones(2, 3)
+    assert float(alignment_kl(target, phi, weight)) == pytest.approx(0.0, abs=1e-6)
+    alpha = torch.softmax(torch.randn(2, 3, 200), -1).requires_grad_(True)
+    phi.requires_grad_(True)
+    kl = alignment_kl(alpha, phi, weight)
+    kl.backward()
+    assert float(kl.detach()) > 0 and alpha.grad is not None and phi.grad is None
+    # padded frames (weight 0) do not count
+    padded = alignment_kl(alpha.detach(), phi.detach(), torch.tensor([[1., 0, 0], [0, 0, 0]]))
+    alone = alignment_kl(alpha.detach()[:1, :1], phi.detach()[:1, :1], torch.ones(1, 1))
+    assert float(padded) == pytest.approx(float(alone), rel=1e-6)
+
+
+def test_align_weight_pulls_alpha_towards_phi(tmp_path):
+    """Same seed, data and steps: the alignment term leaves alpha closer to |phi|."""
+    torch.set_num_threads(2)
+    data = write_line_set(tmp_path / 'lines', drives=2, frames=80)
+    settings = tiny_settings(dropout=0.0, sequence_length=8, block_s=2.0, guard_s=0.5,
+                             val_fraction=0.0, num_workers=0, device='cpu', binarize='mean_field',
+                             lr=3e-3, max_steps=30, val_every=30)
+    drives = study.open_drives(data, 'train')
+    kls = {}
+    for weight in (0.0, 1.0):
+        model_config, config = load_run_config(None, dict(settings, align_weight=weight))
+        run = train(model_config, config, [data], tmp_path / f'w{weight}', progress=False)
+        model, _ = checkpoint.load_model(run['last_checkpoint'])
+        trace = study.trace_drives(model.eval(), drives, uniform_reference=False)
+        target = np.abs(trace['phi']).reshape(len(trace['phi']), -1)
+        target /= target.sum(1, keepdims=True)
+        alpha = trace['alpha'].reshape(len(target), -1)
+        kls[weight] = float((target * np.log(target / alpha + 1e-30)).sum(1).mean())
+    assert kls[1.0] < 0.7 * kls[0.0]
+
+
+def test_align_recipe_builds_the_shipped_architecture():
+    tuned_model, tuned = load_run_config(config_path('train_align.yaml'), {})
+    shipped = checkpoint.load(config_path('models', 'sim_mean_field.pt'))
+    assert tuned_model == shipped.config and tuned.align_weight > 0
+    assert tuned.init_checkpoint.endswith('sim_mean_field.pt')
+    # the aligned checkpoint is that recipe's output: same architecture, same term weight
+    aligned = checkpoint.load(config_path('models', 'sim_mean_field_aligned.pt'))
+    assert aligned.config == shipped.config
+    assert aligned.metadata['train_config']['align_weight'] == tuned.align_weight
+    assert aligned.metadata['train_config']['max_steps'] == tuned.max_steps
+
+
+def test_negative_align_weight_is_refused():
+    from signattn_driver.training.config import TrainingError
+    with pytest.raises(TrainingError, match='align_weight'):
+        load_run_config(None, {'align_weight': -1.0})
+
+
+@pytest.fixture(scope='module')
+def drives(tmp_path_factory):
+    root = write_dataset(tmp_path_factory.mktemp('d') / 'data', splits=('val', 'val'),
+                         frames=12)
+    return study.open_drives(root, 'val')
+
+
+def test_trace_rebuilds_u_and_uniform_reference_is_phi_when_alpha_is_inert(drives):
+    inert = _model('deterministic').eval()
+    trace = study.trace_drives(inert, drives)
+    assert len(trace['u_pred']) == 24 and trace['first'].sum() == 2
+    rebuilt = trace['phi'].sum((1, 2)) + trace['bias']
+    assert np.allclose(rebuilt, trace['u_pred'], atol=1e-6)
+    # paper mode: alpha does not reach u at inference, so phi at uniform alpha is phi
+    assert np.allclose(trace['phi_uniform'], trace['phi'], atol=1e-7)
+    acting = study.trace_drives(_model('mean_field').eval(), drives)
+    assert not np.allclose(acting['phi_uniform'], acting['phi'], atol=1e-6)
+    report = study.agreement_report(acting)
+    assert set(report['per_drive']) == {'d0', 'd1'}
+    assert -1 <= report['alpha_vs_phi']['spearman'] <= 1
+
+
+def test_diagnosis_sink_test_is_exact_for_mean_field(drives):
+    """Removing a cell's alpha (mean_field) removes exactly that cell's phi from u."""
+    model = _model('mean_field').eval()
+    out = study.diagnose_attention(model, drives, cell=(9, 0))
+    trace = study.trace_drives(model, drives, uniform_reference=False)
+    want = np.abs(trace['phi'][:, 9, 0]).mean() / np.abs(trace['u_pred']).mean()
+    assert out['sink_removed_mean_abs_du_rel'] == pytest.approx(want, rel=1e-4)
+    assert out['frames'] == 24 and np.shape(out['maps']['feature_norm']) == (10, 20)
+    assert 1 <= out['feature_norm_rank_of_cell'] <= 200
+
+
+def test_reach_starts_at_one_and_has_the_horizon(drives):
+    out = study.reach_of_frame(_model('mean_field').eval(), drives, horizon=3, every=2)
+    assert out['k'] == [0, 1, 2, 3] and out['relative_to_k0'][0] == 1.0
+    assert out['samples'] == 2 * len(range(1, 12 - 3, 2))
+    assert all(v >= 0 for v in out['mean_abs_du_per_m'])
+
+
+def test_evaluate_judges_every_map_against_phi(tmp_path):
+    data = write_dataset(tmp_path / 'data', splits=('test',), frames=8, masks=False)
+    torch.manual_seed(0)
+    paths = [checkpoint.save(tmp_path / 'mf.pt', _model('mean_field')),
+             checkpoint.save(tmp_path / 'none.pt', _model(attention='none'))]
+    config = EvalConfig(deletion=DeletionConfig(step_percent=10.0),
+                        explain=ExplainConfig(lime_samples=20), window_frames=4,
+                        warmup_frames=2, examples=1, curves=False)
+    report = evaluate(paths, data, ['attention', 'contribution', 'random'], tmp_path / 'r', 'cpu',
+                      config=config)
+    mf = report['checkpoints']['mf']['contribution']
+    assert mf['alpha_acts'] and mf['frames'] == 8
+    assert mf['max_abs_reconstruction_error_per_m'] < 1e-6
+    # |phi| pooled from its own upsampled map ranks the cells almost as |phi| does
+    assert mf['methods']['contribution']['vs_phi']['spearman'] > 0.8
+    assert mf['methods']['contribution']['vs_phi']['ratio_top10'] > 0.8
+    assert 'vs_phi_uniform_alpha' in mf['methods']['attention']
+    assert len(mf['methods']['random']['per_frame']['spearman']) == 8
+    none = report['checkpoints']['none']['contribution']
+    assert not none['alpha_acts'] and 'vs_phi_uniform_alpha' not in none['methods']['random']
+    text = (tmp_path / 'r' / 'report.md').read_text()
+    assert 'Agreement with the contribution map' in text
+    assert json.loads((tmp_path / 'r' / 'report.json').read_text())['levels_percent'] == []
