@@ -1,11 +1,10 @@
 """The drive node: camera frames (and a route command) in; steering command and maps out.
 
-Glue only. The subscription callback hands the newest frame to a worker thread
-(frame_gate.NewestFrameSlot; a frame replaced before it was taken is dropped and counted), which
-gates it (frame_gate), steers on it (steering_step: Predictor, the network stays on its device)
-and publishes (drive_outputs). Counters, stage times and the /diagnostics verdict live in
-node_health, the route command in route_input, parameters in drive_parameters, start-up in
-node_startup; the pure ones are tested without a graph. Topics, parameters: docs/node.md.
+Glue only. The subscription callback hands the newest frame to a worker thread (frame_gate:
+a frame replaced before it was taken is dropped and counted), which gates it, steers on it
+(steering_step: Predictor, network on its device) and publishes (drive_outputs). Counters,
+stage times and the /diagnostics verdict: node_health; route command: route_input; parameters:
+drive_parameters; start-up: node_startup (pure ones tested without a graph). See docs/node.md.
 """
 
 import sys
