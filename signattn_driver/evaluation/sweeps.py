@@ -125,6 +125,26 @@ def sweep(kind: str, data_dirs, out_dir, values=None, config_yaml=None, tiny: bo
         The sweep summary dict (also OUT/sweep.json).
     """
     from signattn_driver.training.config import PAPER_CONFIG, TINY_CONFIG
+    spec, values = _checked(kind, values, jobs)
+    out_dir = Path(out_dir)
+    data_dirs = [str(d) for d in data_dirs]
+    if config_yaml is None:
+        config_yaml = config_path(TINY_CONFIG if tiny else PAPER_CONFIG)
+    config_yaml = str(config_yaml)
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    entries, todo = _finished_runs(spec, values, out_dir)
+    entries.update(_train_runs(spec, todo, config_yaml, overrides, data_dirs, jobs, progress))
+    runs = [entries[v] for v in values]
+    report = evaluate([r['checkpoint'] for r in runs], eval_data or data_dirs[0], methods,
+                      out_dir / 'report', device=device, limit_frames=limit_frames,
+                      config=eval_config, progress=progress)
+    summary = summarize(kind, runs, report, methods[0])
+    _write_summary(summary, spec, out_dir)
+    return summary
+
+
+def _checked(kind: str, values, jobs: int):
+    """Return (SweepSpec, list of values) of a sweep request, or raise SweepError."""
     if kind not in SWEEPS:
         raise SweepError(f'unknown sweep {kind!r}; choose from {list(SWEEPS)}')
     if jobs < 1:
@@ -133,12 +153,11 @@ def sweep(kind: str, data_dirs, out_dir, values=None, config_yaml=None, tiny: bo
     values = list(values) if values else list(spec.values)
     if not values:
         raise SweepError('no values to sweep')
-    out_dir = Path(out_dir)
-    data_dirs = [str(d) for d in data_dirs]
-    if config_yaml is None:
-        config_yaml = config_path(TINY_CONFIG if tiny else PAPER_CONFIG)
-    config_yaml = str(config_yaml)
-    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    return spec, values
+
+
+def _finished_runs(spec: SweepSpec, values: list, out_dir: Path):
+    """Return ({value: run entry} of the runs already trained, [(value, run folder)] to train)."""
     entries, todo = {}, []
     for value in values:
         run_dir = out_dir / 'runs' / _tag(spec.key, value)
@@ -148,6 +167,17 @@ def sweep(kind: str, data_dirs, out_dir, values=None, config_yaml=None, tiny: bo
             entries[value] = json.loads(marker.read_text())
         else:
             todo.append((value, run_dir))
+    return entries, todo
+
+
+def _train_runs(spec: SweepSpec, todo: list, config_yaml: str, overrides: dict,
+                data_dirs: list, jobs: int, progress: bool) -> dict:
+    """Train the (value, run folder) pairs of `todo`; return {value: run entry}.
+
+    With `jobs` > 1 and several runs to do, up to `jobs` run at once in spawned processes that
+    share out the CPU threads; otherwise one after the other in this process.
+    """
+    entries = {}
     if jobs == 1 or len(todo) <= 1:
         for value, run_dir in todo:
             entries[value] = train_value(spec.key, value, config_yaml, overrides, data_dirs,
@@ -162,16 +192,16 @@ def sweep(kind: str, data_dirs, out_dir, values=None, config_yaml=None, tiny: bo
                        for value, run_dir in todo}
             for value, fut in futures.items():
                 entries[value] = fut.result()
-    runs = [entries[v] for v in values]
-    report = evaluate([r['checkpoint'] for r in runs], eval_data or data_dirs[0], methods,
-                      out_dir / 'report', device=device, limit_frames=limit_frames,
-                      config=eval_config, progress=progress)
-    summary = summarize(kind, runs, report, methods[0])
+    return entries
+
+
+def _write_summary(summary: dict, spec: SweepSpec, out_dir: Path):
+    """Write OUT/sweep.json, OUT/sweep_<kind>.png and OUT/sweep.md."""
+    kind = summary['sweep']
     (out_dir / 'sweep.json').write_text(json.dumps(summary, indent=1, default=str))
     sweep_figure([r['value'] for r in summary['rows']], summary['rows'], spec.label,
                  out_dir / f'sweep_{kind}.png', log_x=spec.log_x)
     (out_dir / 'sweep.md').write_text(markdown(summary))
-    return summary
 
 
 def _auc(entry: dict, method: str, kind: str):

@@ -88,64 +88,91 @@ def train(model_config: ModelConfig, train_config: TrainConfig, data_dirs: list,
     out_dir = Path(out_dir)
     data = prepare_data(data_dirs, train_config)
     resumed = check_run_dir(out_dir, resume, model_config, train_config, data)
-    try:
-        dist, device = setup(train_config)
-    except ValueError as err:
-        raise TrainingError(str(err)) from err
+    dist, device = _start_processes(train_config)
     cfg = train_config
-    if device.type == 'cuda':
-        torch.backends.cudnn.benchmark = True   # fixed input size; see docs on exactness
     torch.manual_seed(cfg.seed)
     model = SteeringNet(model_config).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    pos = {'step': 0, 'epoch': 0, 'group': 0, 'window': 0}
-    best = {'value': math.inf, 'metrics': {}, 'step': -1}
-    carry = None
     if dist.rank:
         torch.manual_seed(cfg.seed + dist.rank)   # own dropout masks per process
     if cfg.init_checkpoint and resumed is None:
         _load_initial_weights(model, cfg.init_checkpoint)
-    if resumed is not None:
-        ckpt = resumed['checkpoint']
-        model.load_state_dict(ckpt.state_dict)
-        optimizer.load_state_dict(ckpt.metadata['optimizer'])
-        pos = dict(resumed['position'])
-        best = dict(resumed['best'])
-        if resumed['world_size'] != dist.world:
-            raise TrainingError(f'--resume: the run used {resumed["world_size"]} processes, '
-                                f'this one has {dist.world}')
-        torch.set_rng_state(resumed['rng_cpu'][dist.rank])
-        if device.type == 'cuda' and resumed.get('rng_cuda'):
-            torch.cuda.set_rng_state(resumed['rng_cuda'][dist.rank])
-        if resumed.get('carry_h') is not None:
-            carry = (resumed['carry_h'][dist.rank].to(device),
-                     resumed['carry_c'][dist.rank].to(device))
-        log.info('resuming %s at step %d', out_dir, pos['step'])
+    pos, best, carry = _restore(resumed, model, optimizer, dist, device, out_dir)
     if dist.main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / 'config.yaml').write_text(config_to_yaml(model_config, cfg))
-        (out_dir / 'run.yaml').write_text(yaml.safe_dump({
-            'data': [str(Path(d).resolve()) for d in data_dirs], 'world_size': dist.world,
-            'device': str(device), 'torch': str(torch.__version__), 'resumed_at_step': pos['step'],
-            'train_frames': data.episodes.frames,
-            'val_frames': sum(map(len, data.val_segments))}, sort_keys=False))
+        _write_run_files(out_dir, model_config, cfg, data_dirs, data, dist, device, pos['step'])
     dist.barrier()
-    net = model
-    if dist.enabled:
-        # init_h/init_c are unused when the state is carried, the attention MLP with "none".
-        net = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == 'cuda' else None,
-            find_unused_parameters=True)
+    net = _parallel(model, dist, device)
     metrics_log = MetricsLog(out_dir, pos['step'], dist.main)
     trainer = _Trainer(net, model, optimizer, data, cfg, device, dist, out_dir, metrics_log,
                        pos, best, carry)
     try:
-        result = trainer.run(progress)
+        return trainer.run(progress)
     finally:
         metrics_log.close()
         if dist.owns_group:
             torch_dist.destroy_process_group()
-    return result
+
+
+def _start_processes(train_config: TrainConfig):
+    """Return (Distributed, torch.device) of this process (torchrun or a single process)."""
+    try:
+        dist, device = setup(train_config)
+    except ValueError as err:
+        raise TrainingError(str(err)) from err
+    if device.type == 'cuda':
+        torch.backends.cudnn.benchmark = True   # fixed input size; see docs on exactness
+    return dist, device
+
+
+def _restore(resumed, model: SteeringNet, optimizer, dist, device, out_dir: Path):
+    """Return the loop state (position, best, carried LSTM state), from last.pt when resuming.
+
+    When `resumed` (check_run_dir's answer) is not None, the model, the optimizer and this
+    rank's RNG states are restored from it as well.
+    """
+    pos = {'step': 0, 'epoch': 0, 'group': 0, 'window': 0}
+    best = {'value': math.inf, 'metrics': {}, 'step': -1}
+    carry = None
+    if resumed is None:
+        return pos, best, carry
+    ckpt = resumed['checkpoint']
+    model.load_state_dict(ckpt.state_dict)
+    optimizer.load_state_dict(ckpt.metadata['optimizer'])
+    pos = dict(resumed['position'])
+    best = dict(resumed['best'])
+    if resumed['world_size'] != dist.world:
+        raise TrainingError(f'--resume: the run used {resumed["world_size"]} processes, '
+                            f'this one has {dist.world}')
+    torch.set_rng_state(resumed['rng_cpu'][dist.rank])
+    if device.type == 'cuda' and resumed.get('rng_cuda'):
+        torch.cuda.set_rng_state(resumed['rng_cuda'][dist.rank])
+    if resumed.get('carry_h') is not None:
+        carry = (resumed['carry_h'][dist.rank].to(device),
+                 resumed['carry_c'][dist.rank].to(device))
+    log.info('resuming %s at step %d', out_dir, pos['step'])
+    return pos, best, carry
+
+
+def _write_run_files(out_dir: Path, model_config: ModelConfig, cfg: TrainConfig, data_dirs,
+                     data, dist, device, step: int):
+    """Write config.yaml (the resolved config) and run.yaml (data, versions, world size)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / 'config.yaml').write_text(config_to_yaml(model_config, cfg))
+    (out_dir / 'run.yaml').write_text(yaml.safe_dump({
+        'data': [str(Path(d).resolve()) for d in data_dirs], 'world_size': dist.world,
+        'device': str(device), 'torch': str(torch.__version__), 'resumed_at_step': step,
+        'train_frames': data.episodes.frames,
+        'val_frames': sum(map(len, data.val_segments))}, sort_keys=False))
+
+
+def _parallel(model: SteeringNet, dist, device) -> torch.nn.Module:
+    """Return the module the loop calls: `model`, wrapped in DDP under torchrun."""
+    if not dist.enabled:
+        return model
+    # init_h/init_c are unused when the state is carried, the attention MLP with "none".
+    return torch.nn.parallel.DistributedDataParallel(
+        model, device_ids=[device.index] if device.type == 'cuda' else None,
+        find_unused_parameters=True)
 
 
 def alignment_kl(alpha: torch.Tensor, phi: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:

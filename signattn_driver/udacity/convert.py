@@ -26,6 +26,7 @@ existing output is kept as it is; different inputs for an existing drive need `f
 """
 
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 import logging
 import os
@@ -132,59 +133,103 @@ def convert_udacity(inputs, config: ConvertConfig, progress=None) -> ConversionR
         ConverterError: bad input or output; for a bag that breaks while being read, after the
             other drives were written (the message names the file and what was kept).
     """
+    vehicle = _checked_vehicle(config)
+    out = Path(config.out)
+    dataset_root, bags_root = out / 'dataset', out / 'bags'
+    _check_out(out, dataset_root, bags_root, config.force)
+    drives = discover(inputs)
+    settings = config.settings(vehicle)
+    existing = _existing(dataset_root, config.force)
+    kept = _kept_drives(existing, settings, dataset_root, config.force)
+    result = ConversionResult(dataset=dataset_root, bags=bags_root)
+    todo = _drives_to_convert(drives, kept, result, config.force)
+    if not todo:
+        log.info('nothing to convert: %s is up to date', out)
+        return result
+    failures = []
+    with _opened_drives(todo, config, failures) as opened:
+        if not opened:
+            raise ConverterError('; '.join(map(str, failures)) + f'. Nothing was written to '
+                                 f'{out}') from failures[0]
+        return _write_all(opened, kept, existing, config, vehicle, settings, result, progress,
+                          failures)
+
+
+def _checked_vehicle(config: ConvertConfig):
+    """Check storage and cameras of `config` and return its loaded vehicle profile."""
     if config.storage not in STORAGES:
         raise ConverterError(f'storage must be one of {sorted(STORAGES)}')
     bad = [c for c in config.cameras if c not in CAMERAS]
     if bad or not config.cameras:
         raise ConverterError(f'cameras must be among {CAMERAS}, got {list(config.cameras)}')
     try:
-        vehicle = load_vehicle(config.vehicle)
+        return load_vehicle(config.vehicle)
     except (FileNotFoundError, ValueError) as err:
         raise ConverterError(str(err)) from err
-    out = Path(config.out)
-    dataset_root, bags_root = out / 'dataset', out / 'bags'
+
+
+def _check_out(out: Path, dataset_root: Path, bags_root: Path, force: bool):
+    """Refuse an OUT that is a file or a non-empty folder holding no conversion (unless forced)."""
     if out.exists() and not out.is_dir():
         raise ConverterError(f'{out} exists and is not a folder')
     if out.is_dir() and any(out.iterdir()) and not dataset_root.exists() and \
-            not bags_root.exists() and not config.force:
+            not bags_root.exists() and not force:
         raise ConverterError(f'{out} is not empty and holds no conversion; choose another '
                              f'--out or pass --force')
-    drives = discover(inputs)
-    settings = config.settings(vehicle)
-    existing = _existing(dataset_root, config.force)
-    kept = {}
-    if existing is not None:
-        old = existing.manifest.get('conversion', {}).get('settings')
-        if old != settings:
-            if not config.force:
-                diff = sorted(k for k in settings if (old or {}).get(k) != settings[k])
-                raise ConverterError(f'{dataset_root} was converted with other settings '
-                                     f'({", ".join(diff)}); pass --force to rebuild it')
-            log.warning('settings changed: rebuilding %s without its old drives', dataset_root)
-        else:
-            kept = dict(existing.manifest['drives'])
-    result = ConversionResult(dataset=dataset_root, bags=bags_root)
+
+
+def _kept_drives(existing, settings: dict, dataset_root: Path, force: bool) -> dict:
+    """Return the manifest entries (drive -> entry) of the existing output that may be kept.
+
+    None are kept when the settings changed (which needs `force`) or nothing exists yet.
+    """
+    if existing is None:
+        return {}
+    old = existing.manifest.get('conversion', {}).get('settings')
+    if old == settings:
+        return dict(existing.manifest['drives'])
+    if not force:
+        diff = sorted(k for k in settings if (old or {}).get(k) != settings[k])
+        raise ConverterError(f'{dataset_root} was converted with other settings '
+                             f'({", ".join(diff)}); pass --force to rebuild it')
+    log.warning('settings changed: rebuilding %s without its old drives', dataset_root)
+    return {}
+
+
+def _drives_to_convert(drives, kept: dict, result: ConversionResult, force: bool) -> list:
+    """Return [(drive, sources)] to convert; up-to-date drives go to `result.kept`.
+
+    A drive converted before from other inputs needs `force`; a drive to convert is removed
+    from `kept` (its old entry is replaced).
+    """
     todo = []
     for drive in drives:
         log.info('fingerprinting %s', drive.name)
         sources = drive.fingerprint()
         entry = kept.get(drive.name)
-        if entry is not None and not config.force:
+        if entry is not None and not force:
             if same_sources(entry.get('sources', []), sources) and \
-                    _bag_ok(bags_root / drive.name):
+                    _bag_ok(result.bags / drive.name):
                 log.info('%s: already converted from the same inputs; kept', drive.name)
                 result.kept.append(drive.name)
                 continue
-            raise ConverterError(f'{dataset_root}: drive {drive.name} was converted from other '
-                                 f'inputs; pass --force to replace it')
+            raise ConverterError(f'{result.dataset}: drive {drive.name} was converted from '
+                                 f'other inputs; pass --force to replace it')
         kept.pop(drive.name, None)
         todo.append((drive, sources))
-    if not todo:
-        log.info('nothing to convert: %s is up to date', out)
-        return result
-    opened, failures = [], []
+    return todo
+
+
+@contextmanager
+def _opened_drives(todo: list, config: ConvertConfig, failures: list):
+    """Open every drive of `todo` first, so bad inputs fail before any work; close on exit.
+
+    Yields the [(drive, sources)] that opened; an unreadable bag is logged and appended to
+    `failures` instead.
+    """
+    opened = []
     try:
-        for drive, sources in todo:   # open every source first: bad inputs fail before any work
+        for drive, sources in todo:
             try:
                 drive.open(config.cameras, config.max_gap_s, config.assumed_speed_mps)
             except UnreadableBagError as err:
@@ -192,25 +237,14 @@ def convert_udacity(inputs, config: ConvertConfig, progress=None) -> ConversionR
                 failures.append(err)
                 continue
             opened.append((drive, sources))
-        if not opened:
-            raise ConverterError('; '.join(map(str, failures)) + f'. Nothing was written to '
-                                 f'{out}') from failures[0]
-        return _write_all(opened, kept, existing, config, vehicle, settings, result, progress,
-                          failures)
+        yield opened
     finally:
         for drive, _ in opened:
             drive.close()
 
 
 def _write_all(todo, kept, existing, config, vehicle, settings, result, progress, failures):
-    total = sum(d.total_frames for d, _ in todo)
-    done = [0]
-
-    def advance(n):
-        done[0] += n
-        if progress is not None:
-            progress(done[0], total)
-
+    advance = _frame_counter(sum(d.total_frames for d, _ in todo), progress)
     result.bags.mkdir(parents=True, exist_ok=True)
     writer = DatasetWriter(result.dataset, vehicle, config.smoothing_alpha,
                            chunk_frames=config.chunk_frames, overwrite=result.dataset.exists())
@@ -218,39 +252,14 @@ def _write_all(todo, kept, existing, config, vehicle, settings, result, progress
     try:
         for name, entry in kept.items():
             writer.add_existing_drive(name, existing.root / name, entry)
-        with ThreadPoolExecutor(max_workers=max(1, config.workers)) as pool:
-            for drive, sources in todo:
-                # The storage file is named after the bag folder: build <tmp>/<drive>/.
-                tmp_bag = result.bags / f'.partial-{uuid.uuid4().hex[:8]}' / drive.name
-                try:
-                    entry = _write_drive(drive, sources, tmp_bag, writer, pool, config, vehicle,
-                                         advance)
-                except BagStreamError as err:
-                    shutil.rmtree(tmp_bag.parent, ignore_errors=True)
-                    log.error('%s', err)
-                    failures.append(err)
-                    continue
-                except BaseException:
-                    shutil.rmtree(tmp_bag.parent, ignore_errors=True)
-                    raise
-                staged.append((tmp_bag, result.bags / drive.name))
-                result.converted.append(drive.name)
-                result.counts[drive.name] = entry['counts']
-                result.frames += entry['frames']
+        _stage_drives(todo, writer, config, vehicle, advance, result, staged, failures)
         if not writer.drives:
             raise ConverterError('; '.join(map(str, failures)) + f'. Nothing was written to '
                                  f'{result.dataset.parent}') from failures[0]
-        while staged:     # bags first: the manifest written last marks completion
-            tmp_bag, dst = staged.pop()
-            _replace_dir(tmp_bag, dst)
-            tmp_bag.parent.rmdir()
-        totals = {}
-        for entry in writer.drives.values():
-            for key in ('dropped_outside_steering', 'corrupt_jpeg', 'out_of_order',
-                        'ground_truth'):
-                totals[key] = totals.get(key, 0) + entry.get('counts', {}).get(key, 0)
+        _install_bags(staged)   # bags first: the manifest written last marks completion
         writer.finalize(conversion={'converter': 'udacity', 'settings': settings,
-                                    'alpha_s': config.smoothing_alpha, 'totals': totals},
+                                    'alpha_s': config.smoothing_alpha,
+                                    'totals': _count_totals(writer.drives)},
                         sources=[s for e in writer.drives.values() for s in e['sources']])
     except BaseException:
         writer.abort()
@@ -263,6 +272,64 @@ def _write_all(todo, kept, existing, config, vehicle, settings, result, progress
                              f'({written}) were written to {result.dataset.parent}'
                              ) from failures[0]
     return result
+
+
+def _frame_counter(total: int, progress):
+    """Return advance(n): count n more written frames and report (done, total) to `progress`."""
+    done = [0]
+
+    def advance(n):
+        done[0] += n
+        if progress is not None:
+            progress(done[0], total)
+
+    return advance
+
+
+def _stage_drives(todo, writer, config, vehicle, advance, result, staged, failures):
+    """Write each drive to the dataset and its bag to a hidden folder under OUT/bags.
+
+    Appends (staged bag, final bag folder) to `staged` and fills `result`. A drive whose bag
+    breaks while being read is left out (its error appended to `failures`); any other error
+    removes that drive's staged bag and propagates.
+    """
+    with ThreadPoolExecutor(max_workers=max(1, config.workers)) as pool:
+        for drive, sources in todo:
+            # The storage file is named after the bag folder: build <tmp>/<drive>/.
+            tmp_bag = result.bags / f'.partial-{uuid.uuid4().hex[:8]}' / drive.name
+            try:
+                entry = _write_drive(drive, sources, tmp_bag, writer, pool, config, vehicle,
+                                     advance)
+            except BagStreamError as err:
+                shutil.rmtree(tmp_bag.parent, ignore_errors=True)
+                log.error('%s', err)
+                failures.append(err)
+                continue
+            except BaseException:
+                shutil.rmtree(tmp_bag.parent, ignore_errors=True)
+                raise
+            staged.append((tmp_bag, result.bags / drive.name))
+            result.converted.append(drive.name)
+            result.counts[drive.name] = entry['counts']
+            result.frames += entry['frames']
+
+
+def _install_bags(staged: list):
+    """Move the staged bags into place, popping each from `staged` once it is there."""
+    while staged:
+        tmp_bag, dst = staged.pop()
+        _replace_dir(tmp_bag, dst)
+        tmp_bag.parent.rmdir()
+
+
+def _count_totals(drives: dict) -> dict:
+    """Sum the manifest's per-drive counts that the conversion reports in its totals."""
+    totals = {}
+    for entry in drives.values():
+        for key in ('dropped_outside_steering', 'corrupt_jpeg', 'out_of_order',
+                    'ground_truth'):
+            totals[key] = totals.get(key, 0) + entry.get('counts', {}).get(key, 0)
+    return totals
 
 
 def _write_drive(drive, sources, tmp_bag, writer, pool, config, vehicle, advance) -> dict:
