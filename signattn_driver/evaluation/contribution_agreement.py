@@ -64,7 +64,8 @@ def summarize_agreement(maps: np.ndarray, phi: np.ndarray) -> dict:
     |phi|'s own top 10 % hold" means over a drive; the per-frame ratio's mean is beside it.
     """
     frame = per_frame_agreement(maps, phi)
-    summary = {'frames': len(maps), 'spearman': float(np.nanmean(frame['spearman']))}
+    ranked = frame['spearman'][np.isfinite(frame['spearman'])]   # a flat map ranks nothing
+    summary = {'frames': len(maps), 'spearman': float(ranked.mean()) if ranked.size else np.nan}
     for p in TOP_PERCENTS:
         share, best = frame[f'share_top{p}'].mean(), frame[f'best_top{p}'].mean()
         summary[f'share_top{p}'] = float(share)
