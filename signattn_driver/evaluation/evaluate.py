@@ -322,6 +322,44 @@ def _method_summary(entry: dict, levels: np.ndarray, n_frames: int) -> dict:
     return out
 
 
+def _report_header(data_dir, splits, index, runs, config: EvalConfig, dev) -> dict:
+    """Describe the data, settings and units of a report, before any checkpoint."""
+    return {
+        'data': {'path': str(data_dir), 'splits': list(splits), 'camera': config.camera,
+                 'segments': len(index.segments), 'runs': len(runs)},
+        'config': _plain(asdict(config)), 'device': str(dev),
+        'units': {'u': '1/m', 'error': 'deg of steering-wheel angle (eq. 3 inverted at the '
+                  'smoothed speed)', 'auc': 'deg x percentage point (x = percent masked, '
+                  'trapezoid)', 'time': 's per frame'},
+        'paper': PAPER, 'checkpoints': {}, 'tests': [],
+    }
+
+
+def _checkpoint_entry(path, ckpt, rows, per, levels, agree, config: EvalConfig) -> dict:
+    """Build one checkpoint's part of the report: accuracy, methods' curves, phi agreement."""
+    n = len(rows['u_label'])
+    err_u = np.asarray(rows['u_pred']) - np.asarray(rows['u_label'])
+    err_deg = err_u * np.asarray(rows['deg_per_u'])
+    entry = {
+        'path': str(path), 'sha256': ckpt.file_sha256, 'model_config': ckpt.config.to_dict(),
+        'frames': n,
+        'accuracy': {'mae_u_per_m': float(np.abs(err_u).mean()),
+                     'rmse_u_per_m': float(np.sqrt((err_u ** 2).mean())),
+                     'mae_steering_deg': float(np.abs(err_deg).mean()),
+                     'rmse_steering_deg': float(np.sqrt((err_deg ** 2).mean()))},
+        'methods': {m: _method_summary(per[m], levels, n) for m in config.methods},
+        'contribution': contribution_block(agree, ckpt.config),
+        'u_pred': rows['u_pred'],
+    }
+    if rows['mask_area']:
+        entry['mask_area_share'] = summary(rows['mask_area'])
+    if ckpt.config.attention == 'sign':
+        # Share of |kappa L alpha x| >= 1 on the unmasked frames: hardtanh saturated in
+        # 'mean_field' (alpha inert there), a plain sign elsewhere.
+        entry['sign_saturation'] = summary(rows['sign_saturation'])
+    return entry
+
+
 def evaluate(checkpoints, data_dir, methods=None, out_dir='reports/eval', device='auto',
              limit_frames=None, config: EvalConfig | None = None, progress: bool = False) -> dict:
     """Evaluate checkpoints on a dataset and write report.md, report.json and figures.
@@ -359,15 +397,7 @@ def evaluate(checkpoints, data_dir, methods=None, out_dir='reports/eval', device
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     names = _label(checkpoints)
-    report = {
-        'data': {'path': str(data_dir), 'splits': list(splits), 'camera': config.camera,
-                 'segments': len(index.segments), 'runs': len(runs)},
-        'config': _plain(asdict(config)), 'device': str(dev),
-        'units': {'u': '1/m', 'error': 'deg of steering-wheel angle (eq. 3 inverted at the '
-                  'smoothed speed)', 'auc': 'deg x percentage point (x = percent masked, '
-                  'trapezoid)', 'time': 's per frame'},
-        'paper': PAPER, 'checkpoints': {}, 'tests': [],
-    }
+    report = _report_header(data_dir, splits, index, runs, config, dev)
     all_examples = {}
     for name, path in zip(names, checkpoints):
         model, ckpt = ckpt_io.load_model(path, map_location='cpu')
@@ -375,27 +405,8 @@ def evaluate(checkpoints, data_dir, methods=None, out_dir='reports/eval', device
         LOG.info('evaluating %s (%s) on %d runs', name, ckpt.config.attention, len(runs))
         per, rows, examples, levels, agree = _evaluate_checkpoint(model, runs, index, dev,
                                                                   config, progress)
-        n = len(rows['u_label'])
-        err_u = np.asarray(rows['u_pred']) - np.asarray(rows['u_label'])
-        err_deg = err_u * np.asarray(rows['deg_per_u'])
-        entry = {
-            'path': str(path), 'sha256': ckpt.file_sha256, 'model_config': ckpt.config.to_dict(),
-            'frames': n,
-            'accuracy': {'mae_u_per_m': float(np.abs(err_u).mean()),
-                         'rmse_u_per_m': float(np.sqrt((err_u ** 2).mean())),
-                         'mae_steering_deg': float(np.abs(err_deg).mean()),
-                         'rmse_steering_deg': float(np.sqrt((err_deg ** 2).mean()))},
-            'methods': {m: _method_summary(per[m], levels, n) for m in config.methods},
-            'contribution': contribution_block(agree, ckpt.config),
-            'u_pred': rows['u_pred'],
-        }
-        if rows['mask_area']:
-            entry['mask_area_share'] = summary(rows['mask_area'])
-        if ckpt.config.attention == 'sign':
-            # Share of |kappa L alpha x| >= 1 on the unmasked frames: hardtanh saturated in
-            # 'mean_field' (alpha inert there), a plain sign elsewhere.
-            entry['sign_saturation'] = summary(rows['sign_saturation'])
-        report['checkpoints'][name] = entry
+        report['checkpoints'][name] = _checkpoint_entry(path, ckpt, rows, per, levels, agree,
+                                                        config)
         report.setdefault('frames', {'drive': rows['drive'], 'stamp_ns': rows['stamp_ns'],
                                      'u_label': rows['u_label'], 'run': rows['run']})
         all_examples[name] = examples
