@@ -10,6 +10,7 @@ def register(subparsers):
     """Add the `train` subcommand."""
     from signattn_driver.choices import DEVICE_HELP
     from signattn_driver.model import ATTENTIONS, ModelConfig
+    from signattn_driver.route_command import ROUTE_COMMANDS
     from signattn_driver.training.config import TrainConfig
     p = subparsers.add_parser(
         'train', help='train a sign/soft/none model on converted drives',
@@ -24,6 +25,11 @@ def register(subparsers):
            help='amplitude quantization bits')
     option(p, '--temperature', type=float, owner=ModelConfig,
            help='spatial softmax temperature')
+    option(p, '--num-commands', type=int, choices=(0, len(ROUTE_COMMANDS)), owner=ModelConfig,
+           help='0: camera only; 4: conditioned on the navigator\'s route command '
+           '(route_command.py)')
+    option(p, '--command-repeat', type=int, owner=TrainConfig,
+           help='list episodes that hold a turn command this many times per epoch')
     p.add_argument('--config', type=Path, metavar='FILE.yaml',
                    help='YAML of config fields, e.g. config/train_tiny.yaml (if omitted: '
                    'config/train_paper.yaml, the paper settings, as `signattn sweep` uses)')
@@ -50,7 +56,8 @@ def run(args) -> int:
     from signattn_driver.training.config import PAPER_CONFIG
     from signattn_driver.training.loop import load_run_config, train
     overrides = {'attention': args.model, 'quant_bits': args.bits,
-                 'temperature': args.temperature, 'device': args.device, 'seed': args.seed,
+                 'temperature': args.temperature, 'num_commands': args.num_commands,
+                 'command_repeat': args.command_repeat, 'device': args.device, 'seed': args.seed,
                  'max_steps': args.max_steps, 'batch_size': args.batch_size,
                  'num_workers': args.num_workers,
                  'init_checkpoint': str(args.init_checkpoint) if args.init_checkpoint else None}

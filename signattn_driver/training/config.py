@@ -57,6 +57,12 @@ class TrainConfig:
     # KL(|phi| / sum|phi| || alpha) per frame, phi the exact contribution map in eval mode with
     # the target detached: pulls alpha towards the cells that carry u (docs/model.md).
     align_weight: float = 0.0
+    # Route-command models: an episode in which a turn command (left, straight, right) is in
+    # force on any frame appears this many times per epoch (1: once, like every other episode).
+    command_repeat: int = 1
+    # Keep the convolutional encoder's weights fixed (fine-tuning the attention, LSTM and head
+    # on top of a trained encoder); its backward pass, most of a step's cost, is skipped.
+    freeze_encoder: bool = False
     camera: str = 'center'
     augment: bool = False        # brightness jitter of V per episode (label unchanged)
     brightness_jitter: float = 0.2   # V gain drawn uniformly from 1 +- this
@@ -85,6 +91,8 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f'{name} must be >= 1, got {getattr(self, name)}')
+        if self.command_repeat < 1:
+            raise ConfigError(f'command_repeat must be >= 1, got {self.command_repeat}')
         if self.episode_windows < 1 or self.num_workers < 0:
             raise ConfigError('episode_windows must be >= 1 and num_workers >= 0')
         if not (self.lr > 0 and math.isfinite(self.lr)):

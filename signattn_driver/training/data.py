@@ -9,7 +9,8 @@ from pathlib import Path
 import torch
 
 from signattn_driver.data.dataset import DatasetError, open_datasets
-from signattn_driver.data.sequences import make_episodes, SequenceIndex
+from signattn_driver.data.sequences import Episodes, make_episodes, SequenceIndex
+from signattn_driver.route_command import FOLLOW_LANE
 from signattn_driver.training.config import TrainConfig, TrainingError
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,8 @@ def prepare_data(data_dirs: list, config: TrainConfig) -> PreparedData:
         log.warning('datasets use different vehicles %s; checkpoints record %s',
                     sorted(v.name for v in vehicles), datasets[0].vehicle.name)
     episodes = make_episodes(train, config.sequence_length, config.episode_windows)
+    if config.command_repeat > 1:
+        episodes = repeat_command_episodes(index, train, episodes, config.command_repeat)
     lanes = config.batch_size * int(os.environ.get('WORLD_SIZE', '1'))
     if len(episodes.episodes) < lanes:
         log.warning('%d training episodes for %d lanes: some lanes stay empty; lower '
@@ -70,6 +73,24 @@ def prepare_data(data_dirs: list, config: TrainConfig) -> PreparedData:
     log.info('train: %d frames in %d segments, %d episodes; val: %d frames in %d segments',
              episodes.frames, len(train), len(episodes.episodes), sum(map(len, val)), len(val))
     return PreparedData(index, train, val, episodes, h.hexdigest())
+
+
+def repeat_command_episodes(index: SequenceIndex, segments: list, episodes: Episodes,
+                            repeat: int) -> Episodes:
+    """Episodes with every episode that holds a turn command listed `repeat` times.
+
+    A turn command (left, straight, right) is in force on a few frames before and inside each
+    junction; follow-lane covers the rest. Listing those episodes more often gives each command
+    branch more updates per epoch without changing any frame or label.
+    """
+    commands = [index.labels(seg)['route_command'] for seg in segments]
+    turns = [e for e in episodes.episodes
+             if any((commands[s][a:b] != FOLLOW_LANE).any()
+                    for s, a, b in (episodes.windows[w] for w in e))]
+    log.info('command_repeat %d: %d of %d episodes hold a turn command', repeat, len(turns),
+             len(episodes.episodes))
+    return Episodes(episodes.windows, episodes.episodes + turns * (repeat - 1),
+                    episodes.sequence_length)
 
 
 def make_loader(dataset, batches, config: TrainConfig, device: torch.device):

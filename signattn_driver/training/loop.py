@@ -92,7 +92,10 @@ def train(model_config: ModelConfig, train_config: TrainConfig, data_dirs: list,
     cfg = train_config
     torch.manual_seed(cfg.seed)
     model = SteeringNet(model_config).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.freeze_encoder:
+        model.encoder.requires_grad_(False)
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
+                                 weight_decay=cfg.weight_decay)
     if dist.rank:
         torch.manual_seed(cfg.seed + dist.rank)   # own dropout masks per process
     if cfg.init_checkpoint and resumed is None:

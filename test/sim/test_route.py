@@ -25,7 +25,10 @@ from signattn_driver.sim.maps import map_config, MapSpecError, parse_blocks, PG_
 from signattn_driver.sim.metadrive_adapter import is_available, SimConfig
 from signattn_driver.sim.route import (heading_change_rad, Junction, RouteCommands, RouteConfig,
                                        turn_command)
+from signattn_driver.errors import ConfigError
 from signattn_driver.training.augment import mirror_route_commands
+from signattn_driver.training.config import TrainConfig
+from signattn_driver.training.data import prepare_data
 from signattn_driver.vehicle import load_vehicle
 
 needs_sim = pytest.mark.skipif(
@@ -448,3 +451,23 @@ def test_the_node_gets_the_route_command_through_ros(command_checkpoint, camera_
     blind = ModelController(command_checkpoint, route_commands=False)
     without = [blind.steer(j, 10**18 + i * 50_000_000, 8.0, None) for i, j in enumerate(jpegs)]
     assert np.max(np.abs(np.subtract(steered, without))) > 1e-3
+
+
+def test_command_repeat_lists_turn_episodes_more_often(tmp_path):
+    # drive0: follow-lane only; drive1: a left turn in its second half
+    commands = [[FOLLOW_LANE] * 40, [FOLLOW_LANE] * 20 + [LEFT] * 20]
+    root = _command_set(tmp_path / 'set', commands)
+    base = dict(sequence_length=10, episode_windows=2, val_fraction=0.0, num_workers=0)
+    plain = prepare_data([root], TrainConfig(**base))
+    repeated = prepare_data([root], TrainConfig(**base, command_repeat=3))
+    assert len(plain.episodes.episodes) == 4           # 2 drives x 40 frames / (2 x 10)
+    turn = [e for e in plain.episodes.episodes
+            if any(plain.episodes.windows[w][0] == 1 and plain.episodes.windows[w][1] >= 20
+                   for w in e)]
+    assert len(turn) == 1
+    # the one turn episode appears 3 times, every other once; windows and frames unchanged
+    assert sorted(map(tuple, repeated.episodes.episodes)) == sorted(
+        [tuple(e) for e in plain.episodes.episodes] + [tuple(turn[0])] * 2)
+    assert repeated.episodes.windows == plain.episodes.windows
+    with pytest.raises(ConfigError, match='command_repeat'):
+        TrainConfig(command_repeat=0)

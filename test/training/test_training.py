@@ -135,6 +135,21 @@ def test_fine_tuning_starts_from_the_given_weights(trained, line_set, tmp_path):
         train(bad_model, bad, [line_set], tmp_path / 'bad', progress=False)
 
 
+def test_frozen_encoder_keeps_its_weights_while_the_rest_learns(trained, line_set, tmp_path):
+    result, model_config, _ = trained
+    start = checkpoint.load(result['best_checkpoint']).state_dict
+    _, config = load_run_config(None, dict(TINY, lr=1e-3, max_steps=5, val_every=5,
+                                           freeze_encoder=True,
+                                           init_checkpoint=str(result['best_checkpoint'])))
+    tuned = train(model_config, config, [line_set], tmp_path / 'frozen', progress=False)
+    got = checkpoint.load(tuned['last_checkpoint']).state_dict
+    encoder = [k for k in start if k.startswith('encoder.')]
+    assert encoder and all(torch.equal(got[k], start[k]) for k in encoder)
+    moved = [k for k in start if not k.startswith('encoder.')
+             and not torch.allclose(got[k], start[k], atol=1e-6)]
+    assert {'head.weight', 'gate.weight'} <= set(moved)
+
+
 def test_bad_configs_fail_clearly_before_any_work(tmp_path, line_set):
     bad = tmp_path / 'bad.yaml'
     bad.write_text('lstm_hiden: 64\n')
