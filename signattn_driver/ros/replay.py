@@ -5,6 +5,11 @@ message goes out as the serialized CDR it was recorded as (`Publisher.publish(by
 message is decoded and re-encoded. Timing follows the bag's receive timestamps, scaled by
 `rate`; `loop` starts over (time jumps back, as with `ros2 bag play --loop`); `clock` also
 publishes the bag time on /clock for nodes with use_sim_time.
+
+The drive node hears the route command on `route/command` (std_msgs/UInt8), not as the Joy a
+bag records it (/vehicle/route_command, data/bag_layout.py). So each recorded command also
+goes out, at its bag time, as a UInt8 on the node's topic with the node's QoS (reliable,
+transient local: a node started late still gets the current one); the Joy goes out as well.
 """
 
 from dataclasses import dataclass, field
@@ -17,6 +22,9 @@ import time
 from rclpy.qos import QoSProfile
 from rosbags.rosbag2 import Reader
 
+from signattn_driver.data.bag_layout import ROUTE_COMMAND_TOPIC, ROUTE_COMMAND_TYPE
+from signattn_driver.data.route_command_topics import (command_of_recorded,
+                                                       NODE_ROUTE_COMMAND_TOPIC)
 from signattn_driver.errors import RosError
 from signattn_driver.ros.node_process import nothing_heard_hint
 
@@ -29,13 +37,19 @@ class ReplayError(RosError):
 
 @dataclass
 class ReplayStats:
-    """What a replay published: counts per topic, loops completed, wall duration."""
+    """What a replay published: counts per topic, loops completed, wall duration.
+
+    The route command's UInt8 translation is counted under its own (resolved) topic in
+    `counts`; `translated` maps that topic to the bag topic it comes from.
+    """
 
     counts: dict = field(default_factory=dict)
     loops: int = 0
     wall_s: float = 0.0
     bag_s: float = 0.0
     skipped_topics: dict = field(default_factory=dict)   # topic -> reason
+    translated: dict = field(default_factory=dict)       # node topic -> bag topic
+    route_commands_skipped: int = 0                      # invalid recorded commands
 
 
 def message_class(msgtype: str):
@@ -54,10 +68,17 @@ class BagReplayer:
         replayer = BagReplayer(node, 'drive_bag', rate=1.0, clock=True)
         replayer.wait_for_subscribers(['/center_camera/image_color/compressed'], timeout_s=10)
         stats = replayer.run()
+
+    Args:
+        topics: bag topics to replay (None = all). The route command's translation goes out
+            when /vehicle/route_command is among them or when they name its topic.
+        route_command_topic: the drive node's route-command topic (relative names resolve in
+            `node`'s namespace, as the node's own); '' publishes no translation.
     """
 
     def __init__(self, node, bag, rate: float = 1.0, loop: bool = False, clock: bool = False,
-                 topics=None, clock_hz: float = 40.0):
+                 topics=None, clock_hz: float = 40.0,
+                 route_command_topic: str = NODE_ROUTE_COMMAND_TOPIC):
         if not rate > 0:
             raise ReplayError(f'rate must be > 0, got {rate}')
         self.node, self.bag, self.rate, self.loop = node, Path(bag), rate, loop
@@ -67,9 +88,12 @@ class BagReplayer:
         self.stats = ReplayStats()
         self.publishers = {}
         qos = QoSProfile(depth=100)
+        recorded_route_type = None
         try:
             with Reader(self.bag) as reader:
                 self.stats.bag_s = reader.duration * 1e-9
+                recorded_route_type = next((c.msgtype for c in reader.connections
+                                            if c.topic == ROUTE_COMMAND_TOPIC), None)
                 for conn in reader.connections:
                     if topics and conn.topic not in topics or conn.topic in self.publishers:
                         continue
@@ -82,6 +106,9 @@ class BagReplayer:
             raise
         except Exception as err:  # rosbags raises several types for damaged bags
             raise ReplayError(f'{self.bag}: unreadable bag: {err}') from err
+        self.route_command_topic = None    # resolved name of the translation; None: none
+        if route_command_topic and recorded_route_type is not None:
+            self._open_route_command(route_command_topic, recorded_route_type, topics)
         if not self.publishers:
             raise ReplayError(f'{self.bag}: no topic to replay (skipped: '
                               f'{self.stats.skipped_topics or "none"})')
@@ -92,6 +119,43 @@ class BagReplayer:
             from rosgraph_msgs.msg import Clock
             self._clock_msg = Clock()
             self.clock_publisher = node.create_publisher(Clock, '/clock', QoSProfile(depth=10))
+
+    def _open_route_command(self, name: str, msgtype: str, topics):
+        """Create the UInt8 publisher on the node's route-command topic, if `topics` allow."""
+        from std_msgs.msg import UInt8
+        from signattn_driver.ros.drive_parameters import ROUTE_COMMAND_QOS
+        try:
+            resolved = self.node.resolve_topic_name(name)
+        except Exception as err:  # rclpy's InvalidTopicNameException and kin
+            raise ReplayError(f'route command topic {name!r}: {err}') from err
+        if topics and not {ROUTE_COMMAND_TOPIC, name, resolved} & set(topics):
+            return
+        if msgtype != ROUTE_COMMAND_TYPE:
+            self.stats.skipped_topics[resolved] = (f'{ROUTE_COMMAND_TOPIC} is {msgtype}, '
+                                                   f'not {ROUTE_COMMAND_TYPE}')
+            return
+        if resolved == ROUTE_COMMAND_TOPIC or resolved in self.publishers:
+            raise ReplayError(f'route command topic {resolved} is a topic of the bag; '
+                              'choose another (the drive node listens on route/command)')
+        self.publishers[resolved] = self.node.create_publisher(UInt8, resolved,
+                                                               ROUTE_COMMAND_QOS)
+        self.route_command_topic, self._route_msg = resolved, UInt8()
+        self.stats.translated[resolved] = ROUTE_COMMAND_TOPIC
+
+    def _publish_route_command(self, raw, msgtype: str) -> bool:
+        """Publish a recorded route command as UInt8; False (and skip it) when invalid."""
+        try:
+            self._route_msg.data = command_of_recorded(bytes(raw), msgtype)
+        except ValueError as err:
+            self.stats.route_commands_skipped += 1
+            if self.stats.route_commands_skipped == 1:
+                log.warning('skipping invalid recorded route commands (ReplayStats.'
+                            'route_commands_skipped counts them), the first: %s', err)
+            return False
+        self.publishers[self.route_command_topic].publish(self._route_msg)
+        counts = self.stats.counts
+        counts[self.route_command_topic] = counts.get(self.route_command_topic, 0) + 1
+        return True
 
     def wait_for_subscribers(self, topics, timeout_s: float) -> bool:
         """Wait until each of `topics` has a subscriber; return whether all did in time."""
@@ -133,13 +197,15 @@ class BagReplayer:
         Args:
             stop: set it from another thread to end the replay early.
             on_publish: called as on_publish(topic, bag_time_ns, rawdata, wall_perf_s) after
-                each message went out.
+                each message went out (for the route command's translation: its topic and
+                the recorded Joy's CDR).
         """
         stop = stop or threading.Event()
         begin = time.perf_counter()
         try:
             with Reader(self.bag) as reader:
-                conns = [c for c in reader.connections if c.topic in self.publishers]
+                conns = [c for c in reader.connections if c.topic in self.publishers
+                         or self.route_command_topic and c.topic == ROUTE_COMMAND_TOPIC]
                 while not stop.is_set():
                     wall_start, bag_start = time.perf_counter(), None
                     for conn, bag_ns, raw in reader.messages(connections=conns):
@@ -151,10 +217,17 @@ class BagReplayer:
                             break
                         if self.clock_publisher is not None:
                             self._publish_clock(bag_ns)
-                        self.publishers[conn.topic].publish(bytes(raw))
-                        self.stats.counts[conn.topic] = self.stats.counts.get(conn.topic, 0) + 1
-                        if on_publish is not None:
-                            on_publish(conn.topic, bag_ns, raw, time.perf_counter())
+                        if conn.topic in self.publishers:
+                            self.publishers[conn.topic].publish(bytes(raw))
+                            counts = self.stats.counts
+                            counts[conn.topic] = counts.get(conn.topic, 0) + 1
+                            if on_publish is not None:
+                                on_publish(conn.topic, bag_ns, raw, time.perf_counter())
+                        if (conn.topic == ROUTE_COMMAND_TOPIC and self.route_command_topic
+                                and self._publish_route_command(raw, conn.msgtype)
+                                and on_publish is not None):
+                            on_publish(self.route_command_topic, bag_ns, raw,
+                                       time.perf_counter())
                     else:
                         self.stats.loops += 1
                     if not self.loop:
@@ -183,7 +256,8 @@ def _wait_for_listeners(replayer: BagReplayer, timeout_s: float):
 
 def replay_bag(bag, rate: float = 1.0, loop: bool = False, clock: bool = False, topics=None,
                wait_for_subscribers_s: float = 0.0, stop: threading.Event | None = None,
-               node_name: str = 'signattn_replay') -> ReplayStats:
+               node_name: str = 'signattn_replay',
+               route_command_topic: str = NODE_ROUTE_COMMAND_TOPIC) -> ReplayStats:
     """Replay a bag from its own rclpy context (the body of `signattn replay`).
 
     Args:
@@ -191,19 +265,23 @@ def replay_bag(bag, rate: float = 1.0, loop: bool = False, clock: bool = False, 
         rate: speed factor (2 = twice as fast).
         loop: start over at the end until stopped (Ctrl-C).
         clock: publish /clock with the bag time.
-        topics: only these topics (None = all whose message types are importable).
+        topics: only these topics (None = all whose message types are importable); naming
+            the route-command topic selects the recorded command's translation alone.
         wait_for_subscribers_s: before starting, wait up to this long for a subscriber on
             every replayed topic (discovery takes a moment; 0 = start at once); with no
             subscriber on any topic by then, a ReplayError says why that may be.
         stop: set it from another thread to end early.
         node_name: name of the replaying node.
+        route_command_topic: publish the bag's /vehicle/route_command on this topic as the
+            drive node hears it (std_msgs/UInt8, reliable, transient local); '' = not at all.
     """
     import rclpy
     context = rclpy.Context()
     rclpy.init(context=context)
     node = rclpy.create_node(node_name, context=context)
     try:
-        replayer = BagReplayer(node, bag, rate=rate, loop=loop, clock=clock, topics=topics)
+        replayer = BagReplayer(node, bag, rate=rate, loop=loop, clock=clock, topics=topics,
+                               route_command_topic=route_command_topic)
         if wait_for_subscribers_s > 0:
             _wait_for_listeners(replayer, wait_for_subscribers_s)
         stats = replayer.run(stop=stop)
