@@ -26,6 +26,7 @@ from rosbags.rosbag2 import Reader
 from signattn_driver.data import bag_layout
 from signattn_driver.data.bag_layout import camera_topic, INVERSE_RADIUS_TOPIC
 from signattn_driver.data.labels import stamp_ns_of
+from signattn_driver.data.route_command_topics import NODE_ROUTE_COMMAND_TOPIC
 from signattn_driver.errors import RosError
 from signattn_driver.latency import latency_summary
 from signattn_driver.ros.live_maps import MapRecorder
@@ -244,7 +245,9 @@ def _drive_bag(cfg: LiveEvaluationConfig, process: NodeProcess | None) -> tuple:
             _listen_to_maps(cfg, node, maps)
         reset = node.create_client(Trigger, f'/{cfg.node_name}/reset_state')
         threading.Thread(target=executor.spin, daemon=True).start()
-        replayer = BagReplayer(node, cfg.bag, rate=cfg.rate, topics=[cfg.camera_topic])
+        # the camera, and the recorded route command as the node hears it (a command model)
+        replayer = BagReplayer(node, cfg.bag, rate=cfg.rate,
+                               topics=[cfg.camera_topic, NODE_ROUTE_COMMAND_TOPIC])
         camera = replayer.publishers.get(cfg.camera_topic)
         if camera is None:
             raise LiveEvaluationError(f'{cfg.bag}: no {cfg.camera_topic} to replay')
