@@ -1,7 +1,8 @@
 """Which camera frames the drive node takes, and how the newest one reaches its worker thread.
 
 `stamp_rejection` is the gate on header stamps (too old, too far in the future) and
-`repeat_rejection` the one on a resent copy of the frame just steered on; the pixel limit is checked while decoding (ros/image_conversion.py, from the header, before any pixel is
+`repeat_rejection` the one on a resent copy of the frame just steered on; the pixel limit is
+checked while decoding (ros/image_conversion.py, from the header, before any pixel is
 decoded). `NewestFrameSlot` hands frames from the subscription callback to the inference
 thread, keeping only the newest. No rclpy import: test/ros/test_frame_gate.py tests it directly.
 """

@@ -17,7 +17,7 @@ PERIOD_NS = 50_000_000   # 20 Hz stamps, as the simulator's
 
 @pytest.fixture
 def command_checkpoint(tmp_path):
-    """A tiny route-command checkpoint whose branches steer clearly apart."""
+    """Save a tiny route-command checkpoint whose branches steer clearly apart."""
     import torch
     from conftest import tiny_config
     from signattn_driver import checkpoint
