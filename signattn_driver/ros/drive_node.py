@@ -27,7 +27,7 @@ from signattn_driver.ros.drive_outputs import DriveOutputs
 from signattn_driver.ros.drive_parameters import (check_updates, input_qos, PARAMETERS,
                                                   ROUTE_COMMAND_QOS)
 from signattn_driver.ros.frame_gate import (attention_due, NewestFrameSlot, Rejection,
-                                            stamp_rejection)
+                                            repeat_rejection, stamp_rejection)
 from signattn_driver.ros.image_conversion import (compressed_msg_to_array, image_msg_to_array,
                                                   ImageConversionError, working_cv_bridge)
 from signattn_driver.ros.node_health import (diagnostic_values, FrameCounters, HealthMonitor,
@@ -93,6 +93,7 @@ class DriveNode(Node):
         self.stage_times = StageTimes()
         self.health_monitor = HealthMonitor(self.counters, time.monotonic())
         self._tracker = SequenceTracker(SequenceRule(value['reset_gap_s']))
+        self._stepped_ns = None   # stamp of the last frame the LSTM stepped on (since a reset)
         self._tracker_lock = threading.Lock()
         self._slot = NewestFrameSlot()
         self._bridge = working_cv_bridge()
@@ -112,6 +113,9 @@ class DriveNode(Node):
         events = SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_qos)
         kind, topic = ((CompressedImage, 'image/compressed')
                        if value['input_transport'] == 'compressed' else (Image, 'image'))
+        # Created before the camera's subscription: the executor takes ready subscriptions in
+        # creation order, so a command that has reached this node (acknowledged, as the
+        # simulator's controller waits for) is taken before a frame published after it.
         self._route_input = self.create_subscription(UInt8, 'route/command',
                                                      self._on_route_command, ROUTE_COMMAND_QOS)
         with self._publish_lock:
@@ -135,6 +139,7 @@ class DriveNode(Node):
         self._slot.clear()
         with self._tracker_lock:   # the next drive starts with a fresh LSTM state
             self._tracker.request_reset()
+            self._stepped_ns = None
 
     def _stop(self):
         """Stop the worker, remove the publishers and free the network."""
@@ -199,6 +204,7 @@ class DriveNode(Node):
             return response
         with self._tracker_lock:
             self._tracker.request_reset()
+            self._stepped_ns = None   # the same frame again after a reset starts the sequence
         response.success = True
         response.message = 'LSTM state resets before the next frame'
         return response
@@ -235,6 +241,10 @@ class DriveNode(Node):
         if refused:
             self._reject(refused.kind, refused.detail)
             return None
+        with self._tracker_lock:
+            if repeat_rejection(stamp_ns, self._stepped_ns):
+                self._reject('duplicate')   # an expected resend: counted, not logged
+                return None
         times = {'wait': (start - received) * 1e3}
         if received_ns:
             times['age_at_receipt'] = (received_ns - stamp_ns) * 1e-6
@@ -265,6 +275,8 @@ class DriveNode(Node):
                 self.get_logger().error(result.detail)
             self._reject(result.kind, result.detail)
             return None
+        with self._tracker_lock:
+            self._stepped_ns = stamp_ns   # the LSTM has stepped on this frame
         published = time.perf_counter()
         with self._publish_lock:
             if not self.active:   # deactivated while this frame was computed

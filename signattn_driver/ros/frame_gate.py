@@ -1,7 +1,8 @@
 """Which camera frames the drive node takes, and how the newest one reaches its worker thread.
 
-`stamp_rejection` is the gate on header stamps (too old, too far in the future); the pixel limit
-is checked while decoding (ros/image_conversion.py, from the header, before any pixel is
+`stamp_rejection` is the gate on header stamps (too old, too far in the future) and
+`repeat_rejection` the one on a resent copy of the frame just steered on; the pixel limit is
+checked while decoding (ros/image_conversion.py, from the header, before any pixel is
 decoded). `NewestFrameSlot` hands frames from the subscription callback to the inference
 thread, keeping only the newest. No rclpy import: test/ros/test_frame_gate.py tests it directly.
 """
@@ -40,6 +41,24 @@ def stamp_rejection(stamp_ns: int, now_ns: int, max_frame_age_s: float,
         if ahead_s > max_future_s:
             return Rejection('future', f'frame stamped {ahead_s:.3f} s ahead of the node clock '
                              f'> max_future_s {max_future_s}')
+    return None
+
+
+def repeat_rejection(stamp_ns: int, stepped_ns: int | None) -> Rejection | None:
+    """Return why a frame stamped `stamp_ns` is refused as a copy, or None.
+
+    A publisher that resends a frame it has no answer for yet (the simulator's lock-step
+    controller, ros/sim_controller.py; a retrying camera driver) would otherwise make the LSTM
+    step twice on one picture, which no drive in training and no in-process run does. The
+    sequence rule (data/sequence_rule.py) cannot tell: a stamp delta of 0 continues a sequence.
+
+    Args:
+        stamp_ns: the frame's header stamp, ns.
+        stepped_ns: stamp of the last frame the LSTM stepped on since its last explicit reset
+            (None: none), ns.
+    """
+    if stepped_ns is not None and int(stamp_ns) == int(stepped_ns):
+        return Rejection('duplicate', f'frame stamped {stamp_ns} ns was already steered on')
     return None
 
 

@@ -15,7 +15,7 @@ OK, WARN, ERROR = 0, 1, 2
 FRAME_KEYS = ('received', 'processed', 'dropped', 'rejected', 'state_resets',
               'attention_published', 'contribution_published')
 REJECTION_KINDS = ('encoding', 'zero_size', 'step', 'truncated', 'corrupt', 'too_large',
-                   'stale', 'future', 'non_finite_output', 'cuda_oom')
+                   'stale', 'future', 'duplicate', 'non_finite_output', 'cuda_oom')
 LATENCY_WINDOW = 1000  # frames kept for the p50/p99 in /diagnostics
 # Per-frame stages timed in /diagnostics (ms): node clock at receipt minus the header stamp,
 # receipt to the worker taking the frame, decoding, preprocessing, network, publishing.

@@ -405,8 +405,36 @@ def test_non_finite_output_is_counted_and_not_published(node_in_process, camera_
     node.predictor.step_input = lambda x, command=None: Explained(
         torch.tensor([float('nan')]), torch.zeros(1, 10, 20), torch.zeros(1, 10, 20),
         torch.zeros(1), None)
-    assert node.process(msg) is None
+    assert node.process(jpeg_msg(camera_frames[0], 2 * 10**9)) is None
     assert len(published) == 1 and node.counters.rejections['non_finite_output'] == 1
+
+
+def test_a_resent_frame_is_refused_and_the_lstm_steps_once_per_frame(
+        node_in_process, camera_frames, tiny_checkpoint):
+    from signattn_driver.predictor import Predictor
+    node, published = node_in_process
+    t0, period = 10**18, 50_000_000
+    msgs = [jpeg_msg(camera_frames[i], t0 + i * period) for i in range(3)]
+    assert node.process(msgs[0]) is not None
+    # a lock-step publisher resent frame 0 before its answer came: not steered on again
+    assert node.process(msgs[0]) is None
+    assert node.counters.rejections['duplicate'] == 1 and len(published) == 1
+    u = [node.process(m) for m in msgs[1:]]
+    assert node.counters.frames['state_resets'] == 1
+
+    def in_process(order):
+        predictor = Predictor(tiny_checkpoint, device='cpu')
+        images = [cv2.imdecode(np.frombuffer(bytes(m.data), np.uint8), cv2.IMREAD_COLOR)
+                  for m in msgs]
+        return [predictor.step_full(images[i]).u_per_m for i in order]
+    # the node's state is that of one step per frame, as in process ...
+    assert u == pytest.approx(in_process([0, 1, 2])[1:], abs=1e-6)
+    # ... which a second step on frame 0 would have changed
+    assert abs(in_process([0, 0, 1, 2])[2] - u[0]) > 1e-6
+    # after ~/reset_state the same stamp is a new sequence's first frame, not a copy
+    node._on_reset_state(Trigger.Request(), Trigger.Response())
+    assert node.process(msgs[2]) == pytest.approx(in_process([2])[0], abs=1e-6)
+    assert node.counters.rejections['duplicate'] == 1
 
 
 def test_future_stamps_are_rejected_and_stages_are_timed(node_in_process, camera_frames):

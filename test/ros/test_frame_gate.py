@@ -5,7 +5,7 @@ import threading
 import pytest
 
 from signattn_driver.ros.frame_gate import (attention_due, NewestFrameSlot, Rejection,
-                                            stamp_rejection)
+                                            repeat_rejection, stamp_rejection)
 
 SECOND = 1_000_000_000
 NOW = 1_700_000_000 * SECOND
@@ -27,6 +27,14 @@ def test_future_stamps_are_refused_except_while_the_clock_is_zero():
     assert stamp_rejection(NOW + 3600 * SECOND, NOW, 0.0, 0.0) is None    # 0 = off
     # use_sim_time before the first /clock: the node clock reads 0, nothing is "ahead" of it
     assert stamp_rejection(NOW, 0, 0.0, 1.0) is None
+
+
+def test_only_a_copy_of_the_frame_just_steered_on_is_refused():
+    assert repeat_rejection(NOW, None) is None                       # nothing steered yet
+    assert repeat_rejection(NOW, NOW).kind == 'duplicate'
+    # later and earlier stamps are for the sequence rule: a continuation or a restart
+    assert repeat_rejection(NOW + 1, NOW) is None
+    assert repeat_rejection(NOW - SECOND, NOW) is None
 
 
 @pytest.mark.parametrize('index, every_n, enabled, subscribers, due', [

@@ -211,7 +211,9 @@ def test_inactive_node_computes_nothing_it_publishes_and_cleanup_frees_the_netwo
     msg = jpeg_msg(camera_frames[0], 10 * SECOND)
     assert node.process(msg) is None and not published          # inactive: no command
     assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-    assert node.process(msg) is not None and len(published) == 1
+    # the next frame (the same stamp again would be a copy of one stepped on: rejected_duplicate)
+    assert node.process(jpeg_msg(camera_frames[0], 10 * SECOND + SECOND // 20)) is not None
+    assert len(published) == 1
     assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
     assert node.process(jpeg_msg(camera_frames[1], 11 * SECOND)) is None
     assert len(published) == 1
