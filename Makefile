@@ -66,24 +66,40 @@ reproduce: install
 	$(BIN)/signattn drive-sim --checkpoint $(REPRODUCE)/finetune/best.pt --max-seconds 120 \
 	  --out $(REPRODUCE)/drive_sim.json --animation $(REPRODUCE)/drive_sim_5001.gif
 
-# The route-command model (docs/simulation.md#a-route-command-model-first-measurement): 8 min
-# of simulated driving with route commands (maps 3000+), the shipped model fine-tuned with one
-# branch per command (config/train_route.yaml, 400 steps), then the 10 held-out maps with and
-# without the navigator's commands, and how the maps move with the command. About 30 min.
+# The route-command model (docs/simulation.md#the-route-command-model): 36 min of simulated
+# driving with route commands (default procedural maps 3000+ and 4200+, junction-heavy XTOXTOX
+# maps 4000+), ROUTE_INIT (the camera-only model) fine-tuned with one branch per command
+# (config/train_route.yaml: frozen encoder, 3000 steps), then the held-out maps with and without
+# the navigator's commands, straights-and-curves maps, and how the maps move with the command.
+# About 1.5 h on a quiet 2-core machine. `make reproduce` runs it on its own camera-only model.
 ROUTE ?= outputs/route
+ROUTE_INIT ?= config/models/sim_mean_field.pt
+ROUTE_RESULTS ?= docs/results/route
+ROUTE_SIM = --max-drive-seconds 60 --no-bags
 route-model: install
-	$(BIN)/signattn simulate --out $(ROUTE)/sim --minutes 8 --seed 3000 --max-drive-seconds 60 \
-	  --no-bags
-	$(BIN)/signattn train --data $(ROUTE)/sim/dataset --config config/train_route.yaml \
-	  --init-checkpoint config/models/sim_mean_field.pt --out $(ROUTE)/run
+	$(BIN)/signattn simulate --out $(ROUTE)/sim --minutes 8 --seed 3000 --val-every 5 $(ROUTE_SIM)
+	$(BIN)/signattn simulate --out $(ROUTE)/sim_junctions --minutes 14 --seed 4000 \
+	  --blocks XTOXTOX --val-every 7 $(ROUTE_SIM)
+	$(BIN)/signattn simulate --out $(ROUTE)/sim_default --minutes 14 --seed 4200 --val-every 7 \
+	  $(ROUTE_SIM)
+	$(BIN)/signattn train --data $(ROUTE)/sim/dataset $(ROUTE)/sim_junctions/dataset \
+	  $(ROUTE)/sim_default/dataset --config config/train_route.yaml \
+	  --init-checkpoint $(ROUTE_INIT) --out $(ROUTE)/run
 	$(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run/best.pt --no-baselines --max-seconds 120 \
-	  --threads 1 --out docs/results/route/drive_sim_commands.json
+	  --threads 1 --out $(ROUTE_RESULTS)/drive_sim_commands.json
 	$(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run/best.pt --no-baselines --max-seconds 120 \
-	  --threads 1 --no-route-commands --out docs/results/route/drive_sim_no_commands.json
+	  --threads 1 --no-route-commands --out $(ROUTE_RESULTS)/drive_sim_no_commands.json
+	$(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run/best.pt --blocks CSCCSCC --max-seconds 120 \
+	  --threads 1 --out $(ROUTE_RESULTS)/drive_sim_csccscc_commands.json
+	$(BIN)/signattn drive-sim --checkpoint $(ROUTE_INIT) --blocks CSCCSCC --no-baselines \
+	  --max-seconds 120 --threads 1 --out $(ROUTE_RESULTS)/drive_sim_csccscc_camera_only.json
+	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/closed_loop_chaos.py \
+	  --checkpoint $(ROUTE)/run/best.pt --max-seconds 120 --no-repeat --through-ros \
+	  --out $(ROUTE_RESULTS)/closed_loop_chaos.json
 	$(BIN)/signattn simulate --out $(ROUTE)/heldout --minutes 3 --seed 8000 \
 	  --max-drive-seconds 45 --val-every 1 --no-bags
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/route_maps.py --checkpoint $(ROUTE)/run/best.pt \
-	  --data $(ROUTE)/heldout/dataset --out docs/results/route/route_maps.json
+	  --data $(ROUTE)/heldout/dataset --out $(ROUTE_RESULTS)/route_maps.json
 
 # The explanation experiments on a 2-core CPU (docs/experiments.md#results): 30 min of
 # simulated driving on new maps, five models from scratch (400 steps each), the bits and

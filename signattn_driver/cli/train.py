@@ -46,6 +46,10 @@ def register(subparsers):
     p.add_argument('--init-checkpoint', type=Path, metavar='CKPT',
                    help='start from these weights (fine-tuning, e.g. after `signattn simulate '
                    '--policy`); the architecture must match')
+    p.add_argument('--threads', type=int,
+                   help='torch CPU threads (if omitted: torch\'s default, one per core). On a '
+                   'CPU shared with other jobs use 1: with more threads than free cores a step '
+                   'can take 20 times as long')
     p.add_argument('--no-progress', action='store_true', help='no progress bar')
     p.set_defaults(func=run)
 
@@ -54,7 +58,13 @@ def run(args) -> int:
     """Resolve the config, train, print where the checkpoints are."""
     from signattn_driver.paths import config_path
     from signattn_driver.training.config import PAPER_CONFIG
+    from signattn_driver.cli import CliError
     from signattn_driver.training.loop import load_run_config, train
+    if args.threads is not None:
+        if args.threads < 1:
+            raise CliError(f'--threads must be >= 1, got {args.threads}')
+        import torch
+        torch.set_num_threads(args.threads)
     overrides = {'attention': args.model, 'quant_bits': args.bits,
                  'temperature': args.temperature, 'num_commands': args.num_commands,
                  'command_repeat': args.command_repeat, 'device': args.device, 'seed': args.seed,

@@ -102,6 +102,9 @@ USER_ERRORS = {
     # a model config value the dataclass rejects (ModelConfig, through the training layer)
     'bad --bits': (['train', '--data', '{dataset}', '--out', '{out}', '--bits', '99',
                     '--device', 'cpu', '--no-progress'], 'quant_bits'),
+    # a thread count torch cannot use (CliError)
+    'bad train --threads': (['train', '--data', '{dataset}', '--out', '{out}', '--threads', '0',
+                             '--device', 'cpu', '--no-progress'], '--threads must be >= 1'),
     # the device rule (ConfigError)
     'bad --device': (['evaluate', '--checkpoint', '{checkpoint}', '--data', '{dataset}',
                       '--out', '{out}', '--device', 'tpu', '--methods', 'attention',
