@@ -5,6 +5,7 @@ SteeringNet maps a sequence of preprocessed frames to the inverse turning radius
 
     frames (B, T, 3, 80, 160) -> Encoder (Table 1) -> X_t (B, L=200, C=64)
     alpha_t = softmax(w . tanh(W_g x_ij + W_d h_{t-1}) + b) / T)        eq. 11-12, 15
+              (+ a learned per-cell bias p_ij inside the softmax if attention_position_bias)
     "sign":  X^_t = Binarize(x[:32] * alpha) * Q_{a,b,n}(Softplus(x[32:]))   eq. 4-9
              binarize 'mean_field': hardtanh(kappa L alpha x) at inference, a sign drawn with
              P(+1) = hardsigmoid(kappa L alpha x) in training; 'gated': sign(x) * L alpha
@@ -91,6 +92,11 @@ class ModelConfig:
     # (route_command.py) by one output branch per command plus a per-command bias inside the
     # attention score and the output gate. u stays linear in X^_t, so phi stays exact.
     num_commands: int = 0
+    # A learned bias (one per map cell, 200 values, zero at the start) added to the attention
+    # score before the softmax. Without it the score is the same function of x_ij at every
+    # cell, while phi weighs each cell with its own head weights W_beta[l, :]; the bias lets
+    # alpha learn where the head listens (docs/model.md, "A per-cell attention bias").
+    attention_position_bias: bool = False
 
     def __post_init__(self):
         """Normalise YAML-friendly values and reject impossible settings early."""
@@ -154,13 +160,19 @@ class Encoder(nn.Module):
 
 
 class SpatialAttention(nn.Module):
-    """alpha = softmax((w . tanh(W_g x_ij + W_d h) + b) / T) over L locations (eq. 11-12, 15)."""
+    """alpha = softmax((w . tanh(W_g x_ij + W_d h) + b + p_ij) / T) over L cells (eq. 11-12, 15).
 
-    def __init__(self, channels: int, state_size: int, hidden: int):
+    p (L,) is the optional per-cell bias (`position_bias`, ModelConfig.attention_position_bias);
+    without it p = 0 and the score is the paper's.
+    """
+
+    def __init__(self, channels: int, state_size: int, hidden: int, position_bias: bool = False):
         super().__init__()
         self.feature_proj = nn.Linear(channels, hidden)            # W_gamma
         self.state_proj = nn.Linear(state_size, hidden, bias=False)  # W_delta
         self.score = nn.Linear(hidden, 1)                          # w, b
+        if position_bias:
+            self.position_bias = nn.Parameter(torch.zeros(NUM_LOCATIONS))  # p, row-major cells
 
     def forward(self, feats: torch.Tensor, h: torch.Tensor, temperature: float,
                 command_bias: torch.Tensor | None = None) -> torch.Tensor:
@@ -171,8 +183,10 @@ class SpatialAttention(nn.Module):
         drive = self.state_proj(h)
         if command_bias is not None:
             drive = drive + command_bias
-        e = self.score(torch.tanh(self.feature_proj(feats) + drive[:, None]))
-        return torch.softmax(e.squeeze(-1).float() / temperature, dim=-1).to(feats.dtype)
+        e = self.score(torch.tanh(self.feature_proj(feats) + drive[:, None])).squeeze(-1)  # (B, L)
+        if hasattr(self, 'position_bias'):
+            e = e + self.position_bias
+        return torch.softmax(e.float() / temperature, dim=-1).to(feats.dtype)
 
 
 class SteeringNet(nn.Module):
@@ -184,7 +198,8 @@ class SteeringNet(nn.Module):
         hidden = config.lstm_hidden
         d_in = config.lstm_input_size
         self.encoder = Encoder()
-        self.attention = SpatialAttention(FEATURE_CHANNELS, hidden, config.attention_hidden)
+        self.attention = SpatialAttention(FEATURE_CHANNELS, hidden, config.attention_hidden,
+                                          config.attention_position_bias)
         self.init_h = nn.Linear(FEATURE_CHANNELS, hidden)  # f_init,h (eq. 14)
         self.init_c = nn.Linear(FEATURE_CHANNELS, hidden)  # f_init,c (eq. 13)
         self.lstm = nn.LSTMCell(d_in, hidden)
