@@ -394,7 +394,8 @@ class SteeringNet(nn.Module):
         return u, alpha.view(-1, MAP_HEIGHT, MAP_WIDTH), state
 
     def forward(self, frames: torch.Tensor, state: State | None = None,
-                commands: torch.Tensor | None = None, contribution: bool = False):
+                commands: torch.Tensor | None = None, contribution: bool = False,
+                contribution_at_uniform: bool = False):
         """Run a sequence.
 
         Args:
@@ -404,6 +405,8 @@ class SteeringNet(nn.Module):
             contribution: also return phi (B, T, 10, 20), 1/m, as `explain_step` gives it in
                 eval mode (expected signs, no dropout), without gradient: the target of the
                 training's alignment term (training.config.TrainConfig.align_weight).
+            contribution_at_uniform: that phi from the same frame and state with alpha = 1/L
+                instead (free of alpha, so not circular where alpha acts; align_target).
 
         Returns:
             u (B, T) in 1/m, attention (B, T, 10, 20) summing to 1 per frame, final state; and
@@ -421,7 +424,10 @@ class SteeringNet(nn.Module):
             us.append(u)
             alphas.append(alpha)
             if contribution:
-                phis.append(self._eval_contribution(feats[:, i], alpha, h_prev, route, gated))
+                reference = (torch.full_like(alpha, 1.0 / NUM_LOCATIONS)
+                             if contribution_at_uniform else alpha)
+                phis.append(self._eval_contribution(feats[:, i], reference, h_prev, route,
+                                                    None if contribution_at_uniform else gated))
         attention = torch.stack(alphas, 1).view(b, t, MAP_HEIGHT, MAP_WIDTH)
         if contribution:
             return torch.stack(us, 1), attention, state, torch.stack(phis, 1)
@@ -431,16 +437,18 @@ class SteeringNet(nn.Module):
     def _eval_contribution(self, feats, alpha, h_prev, route, gated) -> torch.Tensor:
         """Return phi (B, 10, 20) of one step as in eval mode (`gated` reused outside training).
 
+        gated None: recomputed from `alpha` (a reference attention such as 1/L).
+
         In training the sign path draws signs ('stochastic', 'mean_field'); |phi| of one draw
         is biased upwards where the signs are coin flips, so the target uses their
         expectation, i.e. the eval-mode path (sign_path reads self.training).
         """
-        if self.training and self.config.attention == 'sign':
-            self.training = False        # this module only: dropout is not on this path
+        if gated is None or (self.training and self.config.attention == 'sign'):
+            training, self.training = self.training, False   # this module only: no dropout here
             try:
                 x_hat = self.attend(feats, alpha)
             finally:
-                self.training = True
+                self.training = training
             gate = self.gate(h_prev)
             if route is not None:
                 gate = gate + self.command_gate(route)

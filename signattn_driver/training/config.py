@@ -27,6 +27,7 @@ from signattn_driver.errors import ConfigError, SignattnError
 from signattn_driver.model import ModelConfig
 
 BEST_METRICS = ('mae_steering_deg', 'mae_u_per_m')
+ALIGN_TARGETS = ('phi', 'phi_uniform')   # TrainConfig.align_target
 PAPER_CONFIG = 'train_paper.yaml'     # under config/ (signattn_driver.paths.config_path)
 TINY_CONFIG = 'train_tiny.yaml'
 
@@ -57,6 +58,10 @@ class TrainConfig:
     # KL(|phi| / sum|phi| || alpha) per frame, phi the exact contribution map in eval mode with
     # the target detached: pulls alpha towards the cells that carry u (docs/model.md).
     align_weight: float = 0.0
+    # The alignment term's target: 'phi' (|phi| of the model's own alpha; where alpha acts,
+    # phi grows where alpha is high, so the target follows alpha) or 'phi_uniform' (|phi| of
+    # the same frame and state at alpha = 1/L, which alpha cannot move).
+    align_target: str = 'phi'
     # Route-command models: an episode in which a turn command (left, straight, right) is in
     # force on any frame appears this many times per epoch (1: once, like every other episode).
     command_repeat: int = 1
@@ -100,6 +105,9 @@ class TrainConfig:
         if min(self.weight_decay, self.grad_clip, self.entropy_weight, self.align_weight) < 0:
             raise ConfigError('weight_decay, grad_clip, entropy_weight and align_weight must be '
                               '>= 0')
+        if self.align_target not in ALIGN_TARGETS:
+            raise ConfigError(f'align_target must be one of {ALIGN_TARGETS}, '
+                              f'got {self.align_target!r}')
         if self.val_split not in SPLIT_MODES:
             raise ConfigError(f'val_split must be one of {SPLIT_MODES}, got {self.val_split!r}')
         if not 0.0 <= self.val_fraction < 1.0:

@@ -3,7 +3,8 @@
     datasets -> SequenceIndex -> train/val segments -> episodes of `episode_windows` windows of
     `sequence_length` frames -> lanes: `batch_size` episodes run side by side; each step is one
     window of every lane: L1(u) + entropy_weight * H(alpha) [+ align_weight * KL(|phi| / sum|phi|
-    || alpha), the alignment term] -> Adam; the LSTM state is carried
+    || alpha), the alignment term, phi at alpha or at 1/L per align_target] -> Adam; the LSTM
+    state is carried
     (detached) to the next window of the same episodes and rebuilt from the first frame
     (eq. 13-14) when the next group of episodes starts.
 
@@ -246,7 +247,8 @@ class _Trainer:
                                              batch['flip'].to(device))
         align = cfg.align_weight > 0 and self.model.config.attention != 'none'
         with autocast(device, cfg.amp):
-            out = self.net(x, state, commands=commands, contribution=align)
+            out = self.net(x, state, commands=commands, contribution=align,
+                           contribution_at_uniform=align and cfg.align_target == 'phi_uniform')
         pred, attention, state = out[:3]
         weight = valid.float()
         n = weight.sum().clamp_min(1.0)
