@@ -124,8 +124,9 @@ def test_bad_num_commands_is_rejected():
         ModelConfig(num_commands=3)
 
 
-def test_int8_phi_is_close_to_u():
-    model = quantize_dynamic_int8(_model('sign', 'mean_field'))
+@pytest.mark.parametrize('position_bias', [False, True])
+def test_int8_phi_is_close_to_u(position_bias):
+    model = quantize_dynamic_int8(_model('sign', 'mean_field', position_bias=position_bias))
     x = torch.rand(4, 3, 80, 160) * 2 - 1
     with torch.no_grad():
         out = model.explain_step(x)
@@ -134,8 +135,9 @@ def test_int8_phi_is_close_to_u():
     assert torch.allclose(rebuilt, out.u, atol=0.05 * float(out.u.abs().max()))
 
 
-def test_predictor_returns_phi_on_request(tmp_path, camera_frames):
-    model = _model('sign', 'mean_field')
+@pytest.mark.parametrize('position_bias', [False, True])
+def test_predictor_returns_phi_on_request(tmp_path, camera_frames, position_bias):
+    model = _model('sign', 'mean_field', position_bias=position_bias)
     path = checkpoint.save(tmp_path / 'm.pt', model, vehicle={'name': 'mkz'})
     p = Predictor(path, device='cpu')
     plain = Predictor(path, device='cpu')
