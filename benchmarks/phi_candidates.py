@@ -85,9 +85,9 @@ def _row(name: str, entry: dict) -> str:
 
 def table(result: dict) -> str:
     """Markdown table: budget, then validation and held-out agreement and MAE per run."""
-    head = ('| run | steps | min | val: Spearman | ratio top 10 % | modal share alpha / \\|phi\\| '
-            '| effective cells alpha / \\|phi\\| | MAE [deg] | held-out: Spearman | ratio top 10 % '
-            '| modal share | effective cells | MAE [deg] |')
+    head = ('| run | steps | min | val: Spearman | ratio top 10 % '
+            '| modal share alpha / \\|phi\\| | effective cells alpha / \\|phi\\| | MAE [deg] '
+            '| held-out: Spearman | ratio top 10 % | modal share | effective cells | MAE [deg] |')
     lines = [head, '|' + '---|' * 13, _row('baseline', result['baseline'])]
     lines += [_row(k, v) for k, v in result['runs'].items()]
     return '\n'.join(lines)
