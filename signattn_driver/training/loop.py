@@ -95,7 +95,7 @@ def train(model_config: ModelConfig, train_config: TrainConfig, data_dirs: list,
     model = SteeringNet(model_config).to(device)
     if cfg.freeze_encoder:
         model.encoder.requires_grad_(False)
-    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
+    optimizer = torch.optim.Adam(_param_groups(model, cfg), lr=cfg.lr,
                                  weight_decay=cfg.weight_decay)
     if dist.rank:
         torch.manual_seed(cfg.seed + dist.rank)   # own dropout masks per process
@@ -115,6 +115,17 @@ def train(model_config: ModelConfig, train_config: TrainConfig, data_dirs: list,
         metrics_log.close()
         if dist.owns_group:
             torch_dist.destroy_process_group()
+
+
+def _param_groups(model: SteeringNet, cfg: TrainConfig) -> list:
+    """Trainable parameters for Adam; the per-cell attention bias at its own lr if set."""
+    bias = 'attention.position_bias'
+    groups = [{'params': [p for n, p in model.named_parameters()
+                          if p.requires_grad and n != bias]}]
+    named = dict(model.named_parameters())
+    if bias in named:
+        groups.append({'params': [named[bias]], 'lr': cfg.position_bias_lr or cfg.lr})
+    return groups
 
 
 def _start_processes(train_config: TrainConfig):

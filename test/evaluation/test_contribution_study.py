@@ -63,6 +63,23 @@ def test_uniform_target_is_phi_at_uniform_alpha_whatever_alpha_is():
     assert torch.allclose(moved[:, 0], want0, atol=1e-7)    # ... the same first-frame target
 
 
+def test_the_per_cell_bias_trains_at_its_own_lr():
+    from signattn_driver.training.config import TrainConfig
+    from signattn_driver.training.loop import _param_groups
+    model = SteeringNet(tiny_config(attention_position_bias=True))
+    model.encoder.requires_grad_(False)                     # freeze_encoder
+    groups = _param_groups(model, TrainConfig(lr=1e-4, position_bias_lr=3e-3))
+    assert groups[1] == {'params': [model.attention.position_bias], 'lr': 3e-3}
+    trainable = {id(p) for p in model.parameters() if p.requires_grad}
+    assert sorted(id(p) for g in groups for p in g['params']) == sorted(trainable)
+    optimizer = torch.optim.Adam(groups, lr=1e-4)
+    model.attention.position_bias.grad = torch.ones(200)
+    optimizer.step()                                        # Adam's first step: lr * sign
+    assert torch.allclose(model.attention.position_bias, torch.full((200,), -3e-3))
+    default = _param_groups(model, TrainConfig(lr=1e-4))     # 0: the common lr
+    assert default[1]['lr'] == 1e-4
+
+
 def test_unknown_align_target_is_refused():
     from signattn_driver.training.config import TrainingError
     with pytest.raises(TrainingError, match='align_target'):
