@@ -70,7 +70,8 @@ def collect(run_files: list, heldout_file: Path | None, val_file: Path | None,
 
 
 def _row(name: str, entry: dict) -> str:
-    cells = [name, str(entry.get('steps', '')), f"{entry.get('train_minutes', 0):.0f}"]
+    minutes = entry.get('train_minutes')
+    cells = [name, str(entry.get('steps', '-')), '-' if minutes is None else f'{minutes:.0f}']
     for split in ('val', 'heldout'):
         s = entry.get(split)
         if s is None:
