@@ -39,9 +39,9 @@ def position_prior(model, drives) -> dict:
     """Measure what position alone explains: |phi|'s mean share per cell, the per-cell bias.
 
     prior_vs_phi: the agreement with |phi| of one fixed map, |phi|'s mean share per cell over
-    these same frames (in-sample, so an upper bound for any state-free map); row_share: that
-    share summed per row; position_bias: the model's per-cell attention bias, if it has one,
-    and its correlation with the log of the mean share.
+    these same frames (in-sample: a strong reference for any map that ignores the frame);
+    row_share: that share summed per row; position_bias: the model's per-cell attention bias,
+    if it has one, and its correlation with the log of the mean share.
     """
     trace = study.trace_drives(model, drives, uniform_reference=False)
     phi = np.abs(trace['phi'])                                            # (N, 10, 20)
