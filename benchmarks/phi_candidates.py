@@ -5,7 +5,7 @@
         --out docs/results/phi/position_candidates.json
 
 --runs are the OUT/results.json files of benchmarks/phi_finetune.py (validation scores);
---heldout is one `benchmarks/phi_study.py agreement` JSON on the held-out drives holding the
+--heldout are `benchmarks/phi_study.py agreement` JSONs on the held-out drives holding the
 baseline and the chosen runs' last.pt; --val the same for the baseline on the validation
 drives (phi_finetune scores only the runs). Every run is judged against the goals of issue 18
 part 5: Spearman(alpha, |phi|) >= 0.9, ratio top 10 % >= 0.9, alpha's modal share at most
@@ -37,17 +37,23 @@ def goals_met(scores: dict, baseline: dict) -> dict:
             <= GOALS['mae_ratio'] * baseline['mae_steering_deg']}
 
 
-def _agreement(path: Path | None) -> dict:
-    return json.loads(path.read_text()) if path else {'checkpoints': {}}
+def _agreement(paths: list) -> dict:
+    """Merge phi_study agreement JSONs: their commands and all their checkpoints."""
+    merged = {'command': [], 'data': None, 'checkpoints': {}}
+    for path in paths or ():
+        result = json.loads(Path(path).read_text())
+        merged['command'].append(result['command'])
+        merged['data'] = result['data']
+        merged['checkpoints'].update(result['checkpoints'])
+    return merged
 
 
-def collect(run_files: list, heldout_file: Path | None, val_file: Path | None,
-            baseline: str) -> dict:
+def collect(run_files: list, heldout_files: list, val_files: list, baseline: str) -> dict:
     """Merge validation runs and held-out scores; judge each split against the goals."""
-    heldout, val = _agreement(heldout_file), _agreement(val_file)
+    heldout, val = _agreement(heldout_files), _agreement(val_files)
     held = heldout['checkpoints']
-    out = {'goals': GOALS, 'heldout_command': heldout.get('command'),
-           'heldout_data': heldout.get('data'), 'val_baseline_command': val.get('command'),
+    out = {'goals': GOALS, 'heldout_commands': heldout['command'],
+           'heldout_data': heldout['data'], 'val_baseline_commands': val['command'],
            'baseline_checkpoint': baseline, 'baseline': {}, 'runs': {}}
     for split, scores in (('heldout', held), ('val', val['checkpoints'])):
         if baseline in scores:
@@ -98,8 +104,8 @@ def main(argv=None) -> int:
     """Write the collected JSON and print the table."""
     parser = argparse.ArgumentParser(prog='phi_candidates')
     parser.add_argument('--runs', nargs='+', required=True, help='phi_finetune results.json')
-    parser.add_argument('--heldout', type=Path, help='phi_study agreement JSON (held-out)')
-    parser.add_argument('--val', type=Path, help='phi_study agreement JSON (validation)')
+    parser.add_argument('--heldout', nargs='+', help='phi_study agreement JSONs (held-out)')
+    parser.add_argument('--val', nargs='+', help='phi_study agreement JSONs (validation)')
     parser.add_argument('--baseline', default='config/models/sim_mean_field.pt')
     parser.add_argument('--out', required=True, type=Path)
     args = parser.parse_args(argv)
