@@ -4,9 +4,8 @@
     `sequence_length` frames -> lanes: `batch_size` episodes run side by side; each step is one
     window of every lane: L1(u) + entropy_weight * H(alpha) [+ align_weight * KL(|phi| / sum|phi|
     || alpha), the alignment term, phi at alpha or at 1/L per align_target] -> Adam; the LSTM
-    state is carried
-    (detached) to the next window of the same episodes and rebuilt from the first frame
-    (eq. 13-14) when the next group of episodes starts.
+    state is carried (detached) to the next window of the same episodes and rebuilt from the
+    first frame (eq. 13-14) when the next group of episodes starts.
 
 Data order, augmentation and validation are functions of (seed, epoch) only, and last.pt holds
 the optimizer state, the RNG states, the carried LSTM state and the position in the epoch, so
