@@ -3,6 +3,7 @@
     python3 benchmarks/phi_study.py agreement --data DIR/dataset --checkpoint A.pt B.pt --out X.json
     python3 benchmarks/phi_study.py diagnose  --data DIR/dataset --checkpoint A.pt --out X.json
     python3 benchmarks/phi_study.py reach     --data DIR/dataset --checkpoint A.pt B.pt --out X.json
+    python3 benchmarks/phi_study.py prior     --data DIR/dataset --checkpoint A.pt B.pt --out X.json
 
 Every command reads the frames of one split (default 'val') of a dataset, runs each checkpoint
 one frame at a time as the node does (signattn_driver.evaluation.contribution_study), and
@@ -17,10 +18,12 @@ from pathlib import Path
 import sys
 import time
 
+import numpy as np
 import torch
 
 from signattn_driver import checkpoint
 from signattn_driver.evaluation import contribution_study as study
+from signattn_driver.evaluation.contribution_agreement import summarize_agreement
 
 
 def _machine() -> str:
@@ -32,10 +35,37 @@ def _load(path):
     return model.eval(), ckpt
 
 
+def position_prior(model, drives) -> dict:
+    """Measure what position alone explains: |phi|'s mean share per cell, the per-cell bias.
+
+    prior_vs_phi: the agreement with |phi| of one fixed map, |phi|'s mean share per cell over
+    these same frames (in-sample: a strong reference for any map that ignores the frame);
+    row_share: that share summed per row; position_bias: the model's per-cell attention bias,
+    if it has one, and its correlation with the log of the mean share.
+    """
+    trace = study.trace_drives(model, drives, uniform_reference=False)
+    phi = np.abs(trace['phi'])                                            # (N, 10, 20)
+    mean_share = (phi / phi.sum((1, 2), keepdims=True)).mean(0)         # (10, 20)
+    # ties broken by a tiny fixed jitter: one map for every frame, ranked as a map
+    jitter = np.random.default_rng(0).uniform(0, 1e-12, mean_share.shape)
+    prior = np.broadcast_to(mean_share + jitter, phi.shape)
+    out = {'prior_vs_phi': summarize_agreement(prior, trace['phi']),
+           'alpha_vs_phi': summarize_agreement(trace['alpha'], trace['phi']),
+           'row_share': mean_share.sum(1).tolist()}
+    bias = getattr(model.attention, 'position_bias', None)
+    if bias is not None:
+        p = bias.detach().view(10, 20).numpy()
+        out['position_bias'] = {
+            'min': float(p.min()), 'max': float(p.max()), 'row_mean': p.mean(1).tolist(),
+            'corr_with_log_mean_share': float(np.corrcoef(p.ravel(),
+                                                          np.log(mean_share.ravel()))[0, 1])}
+    return out
+
+
 def main(argv=None) -> int:
     """Run one study command and write its JSON."""
     parser = argparse.ArgumentParser(prog='phi_study')
-    parser.add_argument('command', choices=('agreement', 'diagnose', 'reach'))
+    parser.add_argument('command', choices=('agreement', 'diagnose', 'reach', 'prior'))
     parser.add_argument('--data', required=True, help='dataset folder (manifest.json)')
     parser.add_argument('--split', default='val')
     parser.add_argument('--checkpoint', nargs='+', required=True)
@@ -60,6 +90,8 @@ def main(argv=None) -> int:
                  'attention': ckpt.config.attention}
         if args.command == 'agreement':
             entry.update(study.agreement_report(study.trace_drives(model, drives)))
+        elif args.command == 'prior':
+            entry.update(position_prior(model, drives))
         elif args.command == 'diagnose':
             entry.update(study.diagnose_attention(model, drives))
         else:

@@ -189,13 +189,18 @@ def initial_weights(ckpt: Checkpoint, model: SteeringNet) -> dict:
     A camera-only checkpoint (num_commands 0) into a route-command model: every command's head
     row is a copy of the camera-only head and the command embeddings are zero, so the command
     model starts out steering exactly as the checkpoint did, whatever the command (conditional
-    imitation fine-tuning then separates the branches). Otherwise the weights are returned
-    as saved; `load_state_dict` says whether they fit.
+    imitation fine-tuning then separates the branches). A checkpoint without the per-cell
+    attention bias into a model with it (attention_position_bias): the bias starts at zero,
+    so the model starts out with the checkpoint's attention. Otherwise the weights are
+    returned as saved; `load_state_dict` says whether they fit.
     """
+    state = dict(ckpt.state_dict)
+    bias = 'attention.position_bias'
+    if bias in model.state_dict() and bias not in state:
+        state[bias] = torch.zeros_like(model.state_dict()[bias])
     commands = model.config.num_commands
     if ckpt.config.num_commands or not commands:
-        return ckpt.state_dict
-    state = dict(ckpt.state_dict)
+        return state
     state['head.weight'] = state['head.weight'].repeat(commands, 1)    # (commands, d_in)
     state['head.bias'] = state['head.bias'].repeat(commands)
     state.update({k: torch.zeros_like(v) for k, v in model.state_dict().items()

@@ -5,6 +5,7 @@ SteeringNet maps a sequence of preprocessed frames to the inverse turning radius
 
     frames (B, T, 3, 80, 160) -> Encoder (Table 1) -> X_t (B, L=200, C=64)
     alpha_t = softmax(w . tanh(W_g x_ij + W_d h_{t-1}) + b) / T)        eq. 11-12, 15
+              (+ a learned per-cell bias p_ij inside the softmax if attention_position_bias)
     "sign":  X^_t = Binarize(x[:32] * alpha) * Q_{a,b,n}(Softplus(x[32:]))   eq. 4-9
              binarize 'mean_field': hardtanh(kappa L alpha x) at inference, a sign drawn with
              P(+1) = hardsigmoid(kappa L alpha x) in training; 'gated': sign(x) * L alpha
@@ -91,6 +92,11 @@ class ModelConfig:
     # (route_command.py) by one output branch per command plus a per-command bias inside the
     # attention score and the output gate. u stays linear in X^_t, so phi stays exact.
     num_commands: int = 0
+    # A learned bias (one per map cell, 200 values, zero at the start) added to the attention
+    # score before the softmax. Without it the score is the same function of x_ij at every
+    # cell, while phi weighs each cell with its own head weights W_beta[l, :]; the bias lets
+    # alpha learn where the head listens (docs/model.md, "A per-cell attention bias").
+    attention_position_bias: bool = False
 
     def __post_init__(self):
         """Normalise YAML-friendly values and reject impossible settings early."""
@@ -154,13 +160,19 @@ class Encoder(nn.Module):
 
 
 class SpatialAttention(nn.Module):
-    """alpha = softmax((w . tanh(W_g x_ij + W_d h) + b) / T) over L locations (eq. 11-12, 15)."""
+    """alpha = softmax((w . tanh(W_g x_ij + W_d h) + b + p_ij) / T) over L cells (eq. 11-12, 15).
 
-    def __init__(self, channels: int, state_size: int, hidden: int):
+    p (L,) is the optional per-cell bias (`position_bias`, ModelConfig.attention_position_bias);
+    without it p = 0 and the score is the paper's.
+    """
+
+    def __init__(self, channels: int, state_size: int, hidden: int, position_bias: bool = False):
         super().__init__()
         self.feature_proj = nn.Linear(channels, hidden)            # W_gamma
         self.state_proj = nn.Linear(state_size, hidden, bias=False)  # W_delta
         self.score = nn.Linear(hidden, 1)                          # w, b
+        if position_bias:
+            self.position_bias = nn.Parameter(torch.zeros(NUM_LOCATIONS))  # p, row-major cells
 
     def forward(self, feats: torch.Tensor, h: torch.Tensor, temperature: float,
                 command_bias: torch.Tensor | None = None) -> torch.Tensor:
@@ -171,8 +183,10 @@ class SpatialAttention(nn.Module):
         drive = self.state_proj(h)
         if command_bias is not None:
             drive = drive + command_bias
-        e = self.score(torch.tanh(self.feature_proj(feats) + drive[:, None]))
-        return torch.softmax(e.squeeze(-1).float() / temperature, dim=-1).to(feats.dtype)
+        e = self.score(torch.tanh(self.feature_proj(feats) + drive[:, None])).squeeze(-1)  # (B, L)
+        if hasattr(self, 'position_bias'):
+            e = e + self.position_bias
+        return torch.softmax(e.float() / temperature, dim=-1).to(feats.dtype)
 
 
 class SteeringNet(nn.Module):
@@ -184,7 +198,8 @@ class SteeringNet(nn.Module):
         hidden = config.lstm_hidden
         d_in = config.lstm_input_size
         self.encoder = Encoder()
-        self.attention = SpatialAttention(FEATURE_CHANNELS, hidden, config.attention_hidden)
+        self.attention = SpatialAttention(FEATURE_CHANNELS, hidden, config.attention_hidden,
+                                          config.attention_position_bias)
         self.init_h = nn.Linear(FEATURE_CHANNELS, hidden)  # f_init,h (eq. 14)
         self.init_c = nn.Linear(FEATURE_CHANNELS, hidden)  # f_init,c (eq. 13)
         self.lstm = nn.LSTMCell(d_in, hidden)
@@ -379,7 +394,8 @@ class SteeringNet(nn.Module):
         return u, alpha.view(-1, MAP_HEIGHT, MAP_WIDTH), state
 
     def forward(self, frames: torch.Tensor, state: State | None = None,
-                commands: torch.Tensor | None = None, contribution: bool = False):
+                commands: torch.Tensor | None = None, contribution: bool = False,
+                contribution_at_uniform: bool = False):
         """Run a sequence.
 
         Args:
@@ -389,6 +405,8 @@ class SteeringNet(nn.Module):
             contribution: also return phi (B, T, 10, 20), 1/m, as `explain_step` gives it in
                 eval mode (expected signs, no dropout), without gradient: the target of the
                 training's alignment term (training.config.TrainConfig.align_weight).
+            contribution_at_uniform: that phi from the same frame and state with alpha = 1/L
+                instead (free of alpha, so not circular where alpha acts; align_target).
 
         Returns:
             u (B, T) in 1/m, attention (B, T, 10, 20) summing to 1 per frame, final state; and
@@ -406,7 +424,10 @@ class SteeringNet(nn.Module):
             us.append(u)
             alphas.append(alpha)
             if contribution:
-                phis.append(self._eval_contribution(feats[:, i], alpha, h_prev, route, gated))
+                reference = (torch.full_like(alpha, 1.0 / NUM_LOCATIONS)
+                             if contribution_at_uniform else alpha)
+                phis.append(self._eval_contribution(feats[:, i], reference, h_prev, route,
+                                                    None if contribution_at_uniform else gated))
         attention = torch.stack(alphas, 1).view(b, t, MAP_HEIGHT, MAP_WIDTH)
         if contribution:
             return torch.stack(us, 1), attention, state, torch.stack(phis, 1)
@@ -416,16 +437,18 @@ class SteeringNet(nn.Module):
     def _eval_contribution(self, feats, alpha, h_prev, route, gated) -> torch.Tensor:
         """Return phi (B, 10, 20) of one step as in eval mode (`gated` reused outside training).
 
+        gated None: recomputed from `alpha` (a reference attention such as 1/L).
+
         In training the sign path draws signs ('stochastic', 'mean_field'); |phi| of one draw
         is biased upwards where the signs are coin flips, so the target uses their
         expectation, i.e. the eval-mode path (sign_path reads self.training).
         """
-        if self.training and self.config.attention == 'sign':
-            self.training = False        # this module only: dropout is not on this path
+        if gated is None or (self.training and self.config.attention == 'sign'):
+            training, self.training = self.training, False   # this module only: no dropout here
             try:
                 x_hat = self.attend(feats, alpha)
             finally:
-                self.training = True
+                self.training = training
             gate = self.gate(h_prev)
             if route is not None:
                 gate = gate + self.command_gate(route)

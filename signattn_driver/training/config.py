@@ -27,6 +27,7 @@ from signattn_driver.errors import ConfigError, SignattnError
 from signattn_driver.model import ModelConfig
 
 BEST_METRICS = ('mae_steering_deg', 'mae_u_per_m')
+ALIGN_TARGETS = ('phi', 'phi_uniform')   # TrainConfig.align_target
 PAPER_CONFIG = 'train_paper.yaml'     # under config/ (signattn_driver.paths.config_path)
 TINY_CONFIG = 'train_tiny.yaml'
 
@@ -57,6 +58,14 @@ class TrainConfig:
     # KL(|phi| / sum|phi| || alpha) per frame, phi the exact contribution map in eval mode with
     # the target detached: pulls alpha towards the cells that carry u (docs/model.md).
     align_weight: float = 0.0
+    # The alignment term's target: 'phi' (|phi| of the model's own alpha; where alpha acts,
+    # phi grows where alpha is high, so the target follows alpha) or 'phi_uniform' (|phi| of
+    # the same frame and state at alpha = 1/L, which alpha cannot move).
+    align_target: str = 'phi'
+    # lr of the per-cell attention bias (ModelConfig.attention_position_bias); 0: `lr`. Adam
+    # moves a parameter by about lr per step, so at lr 3e-4 the bias can drift only 0.3 nats
+    # in 1,000 steps, where |phi|'s mean share spans several nats across the rows.
+    position_bias_lr: float = 0.0
     # Route-command models: an episode in which a turn command (left, straight, right) is in
     # force on any frame appears this many times per epoch (1: once, like every other episode).
     command_repeat: int = 1
@@ -97,9 +106,13 @@ class TrainConfig:
             raise ConfigError('episode_windows must be >= 1 and num_workers >= 0')
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ConfigError(f'lr must be > 0, got {self.lr}')
-        if min(self.weight_decay, self.grad_clip, self.entropy_weight, self.align_weight) < 0:
-            raise ConfigError('weight_decay, grad_clip, entropy_weight and align_weight must be '
-                              '>= 0')
+        if min(self.weight_decay, self.grad_clip, self.entropy_weight, self.align_weight,
+               self.position_bias_lr) < 0:
+            raise ConfigError('weight_decay, grad_clip, entropy_weight, align_weight and '
+                              'position_bias_lr must be >= 0')
+        if self.align_target not in ALIGN_TARGETS:
+            raise ConfigError(f'align_target must be one of {ALIGN_TARGETS}, '
+                              f'got {self.align_target!r}')
         if self.val_split not in SPLIT_MODES:
             raise ConfigError(f'val_split must be one of {SPLIT_MODES}, got {self.val_split!r}')
         if not 0.0 <= self.val_fraction < 1.0:

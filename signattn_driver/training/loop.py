@@ -3,9 +3,9 @@
     datasets -> SequenceIndex -> train/val segments -> episodes of `episode_windows` windows of
     `sequence_length` frames -> lanes: `batch_size` episodes run side by side; each step is one
     window of every lane: L1(u) + entropy_weight * H(alpha) [+ align_weight * KL(|phi| / sum|phi|
-    || alpha), the alignment term] -> Adam; the LSTM state is carried
-    (detached) to the next window of the same episodes and rebuilt from the first frame
-    (eq. 13-14) when the next group of episodes starts.
+    || alpha), the alignment term, phi at alpha or at 1/L per align_target] -> Adam; the LSTM
+    state is carried (detached) to the next window of the same episodes and rebuilt from the
+    first frame (eq. 13-14) when the next group of episodes starts.
 
 Data order, augmentation and validation are functions of (seed, epoch) only, and last.pt holds
 the optimizer state, the RNG states, the carried LSTM state and the position in the epoch, so
@@ -94,7 +94,7 @@ def train(model_config: ModelConfig, train_config: TrainConfig, data_dirs: list,
     model = SteeringNet(model_config).to(device)
     if cfg.freeze_encoder:
         model.encoder.requires_grad_(False)
-    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
+    optimizer = torch.optim.Adam(_param_groups(model, cfg), lr=cfg.lr,
                                  weight_decay=cfg.weight_decay)
     if dist.rank:
         torch.manual_seed(cfg.seed + dist.rank)   # own dropout masks per process
@@ -114,6 +114,17 @@ def train(model_config: ModelConfig, train_config: TrainConfig, data_dirs: list,
         metrics_log.close()
         if dist.owns_group:
             torch_dist.destroy_process_group()
+
+
+def _param_groups(model: SteeringNet, cfg: TrainConfig) -> list:
+    """Trainable parameters for Adam; the per-cell attention bias at its own lr if set."""
+    bias = 'attention.position_bias'
+    groups = [{'params': [p for n, p in model.named_parameters()
+                          if p.requires_grad and n != bias]}]
+    named = dict(model.named_parameters())
+    if bias in named:
+        groups.append({'params': [named[bias]], 'lr': cfg.position_bias_lr or cfg.lr})
+    return groups
 
 
 def _start_processes(train_config: TrainConfig):
@@ -246,7 +257,8 @@ class _Trainer:
                                              batch['flip'].to(device))
         align = cfg.align_weight > 0 and self.model.config.attention != 'none'
         with autocast(device, cfg.amp):
-            out = self.net(x, state, commands=commands, contribution=align)
+            out = self.net(x, state, commands=commands, contribution=align,
+                           contribution_at_uniform=align and cfg.align_target == 'phi_uniform')
         pred, attention, state = out[:3]
         weight = valid.float()
         n = weight.sum().clamp_min(1.0)

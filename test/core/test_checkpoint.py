@@ -107,3 +107,44 @@ def test_plain_pickle_is_refused_without_a_torch_warning(tmp_path, capfd):
             checkpoint.load(path)
     assert not caught, [str(w.message) for w in caught]
     assert capfd.readouterr().err == ''
+
+
+def test_a_checkpoint_from_before_the_position_bias_option_loads_unchanged(tmp_path, tiny_model):
+    path = checkpoint.save(tmp_path / 'm.pt', tiny_model)
+    payload = torch.load(path, weights_only=True)
+    del payload['model_config']['attention_position_bias']    # as written before the option
+    torch.save(payload, tmp_path / 'old.pt')
+    model, ckpt = checkpoint.load_model(tmp_path / 'old.pt')
+    assert not ckpt.config.attention_position_bias
+    assert 'attention.position_bias' not in model.state_dict()
+    x = torch.rand(1, 3, 3, 80, 160)
+    with torch.no_grad():
+        assert torch.equal(tiny_model(x)[1], model(x)[1])
+
+
+def test_init_weights_without_the_position_bias_start_it_at_zero(tmp_path, tiny_model):
+    """A fine-tune that adds the per-cell bias starts out as the checkpoint's model."""
+    ckpt = checkpoint.load(checkpoint.save(tmp_path / 'm.pt', tiny_model))
+    model = SteeringNet(tiny_config(attention_position_bias=True)).eval()
+    model.load_state_dict(checkpoint.initial_weights(ckpt, model))
+    assert torch.equal(model.attention.position_bias, torch.zeros(200))
+    x = torch.rand(1, 3, 3, 80, 160)
+    with torch.no_grad():
+        u0, att0, _ = tiny_model(x)
+        u1, att1, _ = model(x)
+    assert torch.equal(u0, u1) and torch.equal(att0, att1)
+
+
+def test_a_trained_position_bias_round_trips(tmp_path):
+    torch.manual_seed(0)
+    model = SteeringNet(tiny_config(attention_position_bias=True)).eval()
+    torch.nn.init.normal_(model.attention.position_bias)
+    loaded, ckpt = checkpoint.load_model(checkpoint.save(tmp_path / 'm.pt', model))
+    assert ckpt.config.attention_position_bias
+    assert torch.equal(loaded.attention.position_bias, model.attention.position_bias)
+    # and its weights do not fit a model without the bias: refused, not silently dropped
+    payload = torch.load(tmp_path / 'm.pt', weights_only=True)
+    payload['model_config']['attention_position_bias'] = False
+    torch.save(payload, tmp_path / 'mismatch.pt')
+    with pytest.raises(CheckpointError, match='do not fit'):
+        checkpoint.load_model(tmp_path / 'mismatch.pt')

@@ -14,20 +14,47 @@ KINDS = [('sign', 'deterministic'), ('sign', 'stochastic'), ('sign', 'mean_field
          ('sign', 'gated'), ('soft', 'deterministic'), ('none', 'deterministic')]
 
 
-def _model(attention, binarize, num_commands=0, seed=0):
+def _model(attention, binarize, num_commands=0, seed=0, position_bias=False):
     torch.manual_seed(seed)
     model = SteeringNet(tiny_config(attention=attention, binarize=binarize,
-                                    num_commands=num_commands)).eval()
+                                    num_commands=num_commands,
+                                    attention_position_bias=position_bias)).eval()
     if num_commands:   # trained command models have non-zero embeddings
         torch.nn.init.normal_(model.command_attention.weight)
         torch.nn.init.normal_(model.command_gate.weight)
+    if position_bias:  # and a trained per-cell bias is not zero either
+        torch.nn.init.normal_(model.attention.position_bias, std=2.0)
     return model
 
 
 @pytest.mark.parametrize('num_commands', [0, len(ROUTE_COMMANDS)])
 @pytest.mark.parametrize('attention,binarize', KINDS)
 def test_phi_plus_bias_is_u_over_a_whole_sequence(attention, binarize, num_commands):
-    model = _model(attention, binarize, num_commands)
+    _assert_phi_is_exact(_model(attention, binarize, num_commands), num_commands)
+
+
+@pytest.mark.parametrize('num_commands', [0, len(ROUTE_COMMANDS)])
+@pytest.mark.parametrize('attention,binarize', [('sign', 'mean_field'), ('sign', 'gated'),
+                                                ('soft', 'deterministic')])
+def test_phi_stays_exact_with_a_per_cell_attention_bias(attention, binarize, num_commands):
+    _assert_phi_is_exact(_model(attention, binarize, num_commands, position_bias=True),
+                         num_commands)
+
+
+def test_the_per_cell_bias_moves_alpha_to_its_cell():
+    model = _model('sign', 'mean_field', position_bias=True)
+    x = torch.rand(3, 3, 80, 160) * 2 - 1
+    with torch.no_grad():
+        model.attention.position_bias.zero_()
+        before = model.explain_step(x).alpha.flatten(1)
+        model.attention.position_bias[123] = 5.0          # cell (6, 3)
+        after = model.explain_step(x).alpha.flatten(1)
+    # softmax: the cell's odds against every other cell grow by e^5 on every frame
+    odds = (after[:, 123] / after[:, 0]) / (before[:, 123] / before[:, 0])
+    assert torch.allclose(odds, torch.full_like(odds, float(np.exp(5.0))), rtol=1e-3)
+
+
+def _assert_phi_is_exact(model, num_commands):
     g = torch.Generator().manual_seed(1)
     frames = torch.rand(2, 12, 3, 80, 160, generator=g) * 2 - 1
     commands = torch.randint(0, 4, (2, 12), generator=g) if num_commands else None
@@ -97,8 +124,9 @@ def test_bad_num_commands_is_rejected():
         ModelConfig(num_commands=3)
 
 
-def test_int8_phi_is_close_to_u():
-    model = quantize_dynamic_int8(_model('sign', 'mean_field'))
+@pytest.mark.parametrize('position_bias', [False, True])
+def test_int8_phi_is_close_to_u(position_bias):
+    model = quantize_dynamic_int8(_model('sign', 'mean_field', position_bias=position_bias))
     x = torch.rand(4, 3, 80, 160) * 2 - 1
     with torch.no_grad():
         out = model.explain_step(x)
@@ -107,8 +135,9 @@ def test_int8_phi_is_close_to_u():
     assert torch.allclose(rebuilt, out.u, atol=0.05 * float(out.u.abs().max()))
 
 
-def test_predictor_returns_phi_on_request(tmp_path, camera_frames):
-    model = _model('sign', 'mean_field')
+@pytest.mark.parametrize('position_bias', [False, True])
+def test_predictor_returns_phi_on_request(tmp_path, camera_frames, position_bias):
+    model = _model('sign', 'mean_field', position_bias=position_bias)
     path = checkpoint.save(tmp_path / 'm.pt', model, vehicle={'name': 'mkz'})
     p = Predictor(path, device='cpu')
     plain = Predictor(path, device='cpu')

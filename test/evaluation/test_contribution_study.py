@@ -41,6 +41,51 @@ def test_training_target_is_the_eval_mode_phi_not_a_sampled_one():
     assert torch.equal(u_seq, u_plain)      # the flag changes nothing else
 
 
+def test_uniform_target_is_phi_at_uniform_alpha_whatever_alpha_is():
+    """align_target phi_uniform: the study's reference phi, which the attention cannot move."""
+    model = _model('mean_field')
+    frames = torch.rand(3, 2, 3, 80, 160) * 2 - 1
+    model.train()
+    _, _, _, phi_train = model(frames, contribution=True, contribution_at_uniform=True)
+    model.eval()
+    with torch.no_grad():
+        _, _, _, phi_eval = model(frames, contribution=True, contribution_at_uniform=True)
+        want0 = study.uniform_contribution(model, frames[:, 0], None)
+        state = model.explain_step(frames[:, 0]).state
+        want1 = study.uniform_contribution(model, frames[:, 1], state)
+        own = model(frames, contribution=True)[3]
+        model.attention.score.weight.mul_(-3.0)             # a different alpha ...
+        moved = model(frames[:, :1], contribution=True, contribution_at_uniform=True)[3]
+    assert torch.allclose(phi_train[:, 0], want0, atol=1e-7)
+    assert torch.allclose(phi_eval[:, 0], want0, atol=1e-7)
+    assert torch.allclose(phi_eval[:, 1], want1, atol=1e-7)
+    assert not torch.allclose(own, phi_eval, atol=1e-6)     # mean_field: alpha acts on phi
+    assert torch.allclose(moved[:, 0], want0, atol=1e-7)    # ... the same first-frame target
+
+
+def test_the_per_cell_bias_trains_at_its_own_lr():
+    from signattn_driver.training.config import TrainConfig
+    from signattn_driver.training.loop import _param_groups
+    model = SteeringNet(tiny_config(attention_position_bias=True))
+    model.encoder.requires_grad_(False)                     # freeze_encoder
+    groups = _param_groups(model, TrainConfig(lr=1e-4, position_bias_lr=3e-3))
+    assert groups[1] == {'params': [model.attention.position_bias], 'lr': 3e-3}
+    trainable = {id(p) for p in model.parameters() if p.requires_grad}
+    assert sorted(id(p) for g in groups for p in g['params']) == sorted(trainable)
+    optimizer = torch.optim.Adam(groups, lr=1e-4)
+    model.attention.position_bias.grad = torch.ones(200)
+    optimizer.step()                                        # Adam's first step: lr * sign
+    assert torch.allclose(model.attention.position_bias, torch.full((200,), -3e-3))
+    default = _param_groups(model, TrainConfig(lr=1e-4))     # 0: the common lr
+    assert default[1]['lr'] == 1e-4
+
+
+def test_unknown_align_target_is_refused():
+    from signattn_driver.training.config import TrainingError
+    with pytest.raises(TrainingError, match='align_target'):
+        load_run_config(None, {'align_target': 'alpha'})
+
+
 def test_alignment_kl_is_zero_at_the_target_and_only_moves_alpha():
     phi = torch.randn(2, 3, 10, 20)
     target = phi.abs().flatten(2) / phi.abs().flatten(2).sum(-1, keepdim=True)
