@@ -51,7 +51,9 @@ demo: install
 
 # The shipped checkpoint's recipe end to end (docs/simulation.md): the first model (maps 100-111),
 # its mean_field fine-tune on maps 1000-1020 (config/models/sim_mean_field.pt), evaluate, drive
-# the 10 held-out maps 5001-5010 next to the expert and animate map 5001. About 2 h on 2 cores.
+# the 10 held-out maps 5001-5010 next to the expert and animate map 5001; then the route-command
+# model on top of it (`route-model`: config/models/sim_route.pt, the launch and demo default).
+# About 3.5 h on 2 cores.
 reproduce: install
 	$(BIN)/signattn simulate --out $(REPRODUCE)/sim --minutes $(SIM_MINUTES) --seed 100
 	$(BIN)/signattn train --data $(REPRODUCE)/sim/dataset --config config/train_demo.yaml \
@@ -65,17 +67,18 @@ reproduce: install
 	  --lime-samples 300 --out $(REPRODUCE)/report
 	$(BIN)/signattn drive-sim --checkpoint $(REPRODUCE)/finetune/best.pt --max-seconds 120 \
 	  --out $(REPRODUCE)/drive_sim.json --animation $(REPRODUCE)/drive_sim_5001.gif
+	$(MAKE) route-model ROUTE=$(REPRODUCE)/route ROUTE_INIT=$(REPRODUCE)/finetune/best.pt \
+	  ROUTE_RESULTS=$(REPRODUCE)/route
 
-# The route-command model (docs/simulation.md#the-route-command-model): 36 min of simulated
-# driving with route commands (default procedural maps 3000+ and 4200+, junction-heavy XTOXTOX
-# maps 4000+), ROUTE_INIT (the camera-only model) fine-tuned with one branch per command
-# (config/train_route.yaml: frozen encoder, 3000 steps), then the held-out maps with and without
-# the navigator's commands, straights-and-curves maps, and how the maps move with the command.
-# About 1.5 h on a quiet 2-core machine. `make reproduce` runs it on its own camera-only model.
-ROUTE ?= outputs/route
-ROUTE_INIT ?= config/models/sim_mean_field.pt
-ROUTE_RESULTS ?= docs/results/route
-ROUTE_SIM = --max-drive-seconds 60 --no-bags
+# The route-command model (docs/simulation.md#the-route-command-model), shipped as
+# config/models/sim_route.pt: 36 min of simulated driving with route commands (default
+# procedural maps 3000+ and 4200+, junction-heavy XTOXTOX maps 4000+); ROUTE_INIT (the
+# camera-only model) fine-tuned with one branch per command (config/train_route.yaml: frozen
+# encoder, 3000 steps); one DAgger round (that model drives 10 min of new maps 4400+ and 4600+,
+# the expert labels them) and a second fine-tune on all 46 min (config/train_route_dagger.yaml,
+# 1500 steps); then the held-out maps with and without the navigator's commands, the
+# straights-and-curves maps, in process against through the node, and how the maps move with
+# the command. About 1.5 h on a quiet 2-core machine (1 thread per job).
 route-model: install
 	$(BIN)/signattn simulate --out $(ROUTE)/sim --minutes 8 --seed 3000 --val-every 5 $(ROUTE_SIM)
 	$(BIN)/signattn simulate --out $(ROUTE)/sim_junctions --minutes 14 --seed 4000 \
@@ -84,21 +87,31 @@ route-model: install
 	  $(ROUTE_SIM)
 	$(BIN)/signattn train --data $(ROUTE)/sim/dataset $(ROUTE)/sim_junctions/dataset \
 	  $(ROUTE)/sim_default/dataset --config config/train_route.yaml \
-	  --init-checkpoint $(ROUTE_INIT) --out $(ROUTE)/run
-	$(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run/best.pt --no-baselines --max-seconds 120 \
+	  --init-checkpoint $(ROUTE_INIT) --out $(ROUTE)/run --threads 1
+	$(BIN)/signattn simulate --out $(ROUTE)/dagger_junctions --minutes 5 --seed 4400 \
+	  --blocks XTOXTOX --val-every 0 --policy $(ROUTE)/run/best.pt --beta 0.5 $(ROUTE_SIM)
+	$(BIN)/signattn simulate --out $(ROUTE)/dagger_default --minutes 5 --seed 4600 --val-every 0 \
+	  --policy $(ROUTE)/run/best.pt --beta 0.5 $(ROUTE_SIM)
+	$(BIN)/signattn train --data $(ROUTE)/sim/dataset $(ROUTE)/sim_junctions/dataset \
+	  $(ROUTE)/sim_default/dataset $(ROUTE)/dagger_junctions/dataset \
+	  $(ROUTE)/dagger_default/dataset --config config/train_route_dagger.yaml \
+	  --init-checkpoint $(ROUTE)/run/best.pt --out $(ROUTE)/run2 --threads 1
+	$(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run2/best.pt --no-baselines --max-seconds 120 \
 	  --threads 1 --out $(ROUTE_RESULTS)/drive_sim_commands.json
-	$(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run/best.pt --no-baselines --max-seconds 120 \
+	$(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run2/best.pt --no-baselines --max-seconds 120 \
 	  --threads 1 --no-route-commands --out $(ROUTE_RESULTS)/drive_sim_no_commands.json
-	$(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run/best.pt --blocks CSCCSCC --max-seconds 120 \
-	  --threads 1 --out $(ROUTE_RESULTS)/drive_sim_csccscc_commands.json
+	$(BIN)/signattn drive-sim --blocks CSCCSCC --max-seconds 120 \
+	  --out $(ROUTE_RESULTS)/drive_sim_csccscc_baselines.json
+	$(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run2/best.pt --blocks CSCCSCC --no-baselines \
+	  --max-seconds 120 --threads 1 --out $(ROUTE_RESULTS)/drive_sim_csccscc_commands.json
 	$(BIN)/signattn drive-sim --checkpoint $(ROUTE_INIT) --blocks CSCCSCC --no-baselines \
 	  --max-seconds 120 --threads 1 --out $(ROUTE_RESULTS)/drive_sim_csccscc_camera_only.json
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/closed_loop_chaos.py \
-	  --checkpoint $(ROUTE)/run/best.pt --max-seconds 120 --no-repeat --through-ros \
-	  --out $(ROUTE_RESULTS)/closed_loop_chaos.json
+	  --checkpoint $(ROUTE)/run2/best.pt --seeds 5001 5002 5003 5004 --max-seconds 120 \
+	  --no-repeat --through-ros --out $(ROUTE_RESULTS)/closed_loop_chaos.json
 	$(BIN)/signattn simulate --out $(ROUTE)/heldout --minutes 3 --seed 8000 \
 	  --max-drive-seconds 45 --val-every 1 --no-bags
-	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/route_maps.py --checkpoint $(ROUTE)/run/best.pt \
+	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/route_maps.py --checkpoint $(ROUTE)/run2/best.pt \
 	  --data $(ROUTE)/heldout/dataset --out $(ROUTE_RESULTS)/route_maps.json
 
 # The explanation experiments on a 2-core CPU (docs/experiments.md#results): 30 min of

@@ -3,8 +3,9 @@
 Usage: ros2 launch signattn_driver drive.launch.py [checkpoint:=/path/model.pt] [rviz:=true]
        [lifecycle:=true]
 
-Without `checkpoint` the node loads the shipped demo model (config/models/sim_mean_field.pt,
-trained on simulated drives); pass your own for real cameras. `--show-args` lists the rest.
+Without `checkpoint` the node loads the shipped demo model (config/models/sim_route.pt,
+trained on simulated drives; it takes the navigator's turn command on `route/command`, and
+follows the lane without one); pass your own for real cameras. `--show-args` lists the rest.
 
 The launch ends with the node: if drive_node exits with an error (bad checkpoint, bad
 parameter) the launch stops with a nonzero status after the node's own message. `rviz:=true`

@@ -10,7 +10,7 @@ import sys
 
 PACKAGE = 'signattn_driver'
 # The shipped demo checkpoint, under config/ (the node's, the launch file's and the demo's model)
-SHIPPED_MODEL = ('models', 'sim_mean_field.pt')
+SHIPPED_MODEL = ('models', 'sim_route.pt')
 
 
 def share_dir() -> Path:
@@ -36,5 +36,5 @@ def config_path(*parts: str) -> Path:
 
 
 def shipped_model() -> Path:
-    """Path of the shipped demo checkpoint (config/models/sim_mean_field.pt)."""
+    """Path of the shipped demo checkpoint (config/models/sim_route.pt)."""
     return config_path(*SHIPPED_MODEL)

@@ -120,8 +120,9 @@ def test_default_checkpoint_is_the_installed_shipped_model(described, share):
     from signattn_driver.checkpoint import load
     declared, _, _ = described
     default = Path(resolve(declared['checkpoint']['default_value'], {}, share))
-    assert default == share / 'config' / 'models' / 'sim_mean_field.pt'
-    assert load(default).config.attention == 'sign'
+    assert default == share / 'config' / 'models' / 'sim_route.pt'
+    config = load(default).config
+    assert config.attention == 'sign' and config.num_commands == 4   # takes route commands
 
 
 def test_drive_node_parameters_and_remaps(described, share):
