@@ -113,6 +113,21 @@ route-model: install
 	  --max-drive-seconds 45 --val-every 1 --no-bags
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/route_maps.py --checkpoint $(ROUTE)/run2/best.pt \
 	  --data $(ROUTE)/heldout/dataset --out $(ROUTE_RESULTS)/route_maps.json
+	# the per-cell-bias alignment recipe on top (config/models/sim_route_aligned.pt), scored on
+	# the explanation study's held-out maps 7000+ (docs/experiments.md)
+	$(BIN)/signattn train --data $(ROUTE)/sim/dataset $(ROUTE)/sim_junctions/dataset \
+	  $(ROUTE)/sim_default/dataset $(ROUTE)/dagger_junctions/dataset \
+	  $(ROUTE)/dagger_default/dataset --config config/train_route_align.yaml \
+	  --init-checkpoint $(ROUTE)/run2/best.pt --out $(ROUTE)/run3 --threads 1
+	$(BIN)/signattn simulate --out $(ROUTE)/phi_heldout --minutes 3 --seed 7000 \
+	  --max-drive-seconds 40 --val-every 1 --no-bags
+	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/phi_study.py agreement \
+	  --data $(ROUTE)/phi_heldout/dataset --checkpoint $(ROUTE)/run2/best.pt $(ROUTE)/run3/best.pt \
+	  --out $(ROUTE_RESULTS)/agreement_heldout.json
+	$(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run3/best.pt --no-baselines --max-seconds 120 \
+	  --threads 1 --out $(ROUTE_RESULTS)/aligned/drive_sim_commands.json
+	$(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run3/best.pt --blocks CSCCSCC --no-baselines \
+	  --max-seconds 120 --threads 1 --out $(ROUTE_RESULTS)/aligned/drive_sim_csccscc_commands.json
 
 # The explanation experiments on a 2-core CPU (docs/experiments.md#results): 30 min of
 # simulated driving on new maps, five models from scratch (400 steps each), the bits and
