@@ -109,6 +109,9 @@ route-model: install
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/closed_loop_chaos.py \
 	  --checkpoint $(ROUTE)/run2/best.pt --seeds 5001 5002 5003 5004 --max-seconds 120 \
 	  --no-repeat --through-ros --out $(ROUTE_RESULTS)/closed_loop_chaos.json
+	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/closed_loop_chaos.py \
+	  --checkpoint $(ROUTE)/run2/best.pt --seeds 5005 5006 5007 5008 5009 5010 --max-seconds 120 \
+	  --no-repeat --through-ros --out $(ROUTE_RESULTS)/closed_loop_chaos_5005_5010.json
 	$(BIN)/signattn simulate --out $(ROUTE)/heldout --minutes 3 --seed 8000 \
 	  --max-drive-seconds 45 --val-every 1 --no-bags
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/route_maps.py --checkpoint $(ROUTE)/run2/best.pt \
