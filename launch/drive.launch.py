@@ -25,6 +25,7 @@ from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 from signattn_driver.choices import DEVICE_HELP, PRECISIONS, RELIABILITY_NAMES, TRANSPORTS
 from signattn_driver.paths import SHIPPED_MODEL
+from signattn_driver.route_command import NODE_ROUTE_COMMAND_TOPIC
 
 PACKAGE = 'signattn_driver'
 RVIZ_MISSING = ("rviz:=true, but rviz2 is not installed (no package 'rviz2' on "
@@ -91,7 +92,7 @@ def generate_launch_description():
                               'speed_topic message has arrived, m/s'),
         DeclareLaunchArgument('ackermann_topic', default_value='steering/ackermann',
                               description='AckermannDriveStamped output, e.g. /ackermann_cmd'),
-        DeclareLaunchArgument('route_command_topic', default_value='route/command',
+        DeclareLaunchArgument('route_command_topic', default_value=NODE_ROUTE_COMMAND_TOPIC,
                               description='std_msgs/UInt8 route command from the navigator '
                               '(0 follow-lane, 1 left, 2 straight, 3 right; reliable, '
                               'transient local); used by checkpoints trained with commands'),
@@ -129,7 +130,7 @@ def generate_launch_description():
         ],
         remappings=[('image/compressed', camera_topic), ('image', camera_topic),
                     ('steering/ackermann', LaunchConfiguration('ackermann_topic')),
-                    ('route/command', LaunchConfiguration('route_command_topic'))],
+                    (NODE_ROUTE_COMMAND_TOPIC, LaunchConfiguration('route_command_topic'))],
     )
     drive_node = Node(**node_settings, condition=UnlessCondition(lifecycle))
     managed_drive_node = LifecycleNode(**node_settings, namespace='', arguments=['--lifecycle'],

@@ -24,27 +24,17 @@ Known inconsistencies of the paper and what this module does (see docs/model.md)
   'mean_field' and 'gated' binarizers make alpha act at inference (docs/model.md).
 """
 
-from dataclasses import asdict, dataclass
-import math
 from typing import NamedTuple
 
 import torch
 from torch import nn
 import torch.nn.functional as F
 
-from signattn_driver.quantization import binarize, MAX_BITS, MIN_BITS, uniform_quantize
-from signattn_driver.route_command import ROUTE_COMMANDS
+from signattn_driver.model_config import (  # noqa: F401 (re-exported: model.ModelConfig etc.)
+    ATTENTIONS, BINARIZERS, FEATURE_CHANNELS, INPUT_HEIGHT, INPUT_WIDTH, MAP_HEIGHT, MAP_WIDTH,
+    ModelConfig, NUM_LOCATIONS)
+from signattn_driver.quantization import binarize, uniform_quantize
 
-INPUT_HEIGHT = 80
-INPUT_WIDTH = 160
-MAP_HEIGHT = 10
-MAP_WIDTH = 20
-NUM_LOCATIONS = MAP_HEIGHT * MAP_WIDTH  # L = 200
-FEATURE_CHANNELS = 64                   # C of conv5
-ATTENTIONS = ('sign', 'soft', 'none')
-# 'deterministic' (the paper) and 'stochastic' (Hubara et al., training only) leave alpha inert
-# at inference; 'mean_field' and 'gated' make it act (see SteeringNet.sign_path).
-BINARIZERS = ('deterministic', 'stochastic', 'mean_field', 'gated')
 
 State = tuple[torch.Tensor, torch.Tensor]  # (h, c), each (B, lstm_hidden)
 
@@ -64,77 +54,6 @@ class Explained(NamedTuple):
     contribution: torch.Tensor
     bias: torch.Tensor
     state: State
-
-
-@dataclass
-class ModelConfig:
-    """Hyper-parameters of SteeringNet; defaults are the paper's."""
-
-    attention: str = 'sign'          # 'sign' (proposed), 'soft' (Kim & Canny), 'none'
-    quant_bits: int = 10             # amplitude path width, n = 2**bits levels (Sec. IV-C)
-    # Range [a, b] of Q. Softplus output is > 0; the paper does not state b. conv5 activations
-    # seldom exceed 4 after training, and a wider range wastes levels at low bit widths.
-    quant_range: tuple[float, float] = (0.0, 4.0)
-    temperature: float = 1.0         # spatial softmax temperature T (eq. 15)
-    lstm_hidden: int = 1024
-    attention_hidden: int = 64       # Fig. 3: Linear(64, 64) + Linear(1024, 64)
-    dropout: float = 0.5
-    binarize: str = 'deterministic'  # BINARIZERS; the default is the paper's eq. 4
-    # kappa of 'mean_field': the sign path sees z = kappa * L * alpha * x. L * alpha is 1 for
-    # uniform attention, so kappa sets how much of conv5's range stays inside hardtanh's linear
-    # part (|z| < 1). With kappa = 1 and x of order 1 about half of the signs saturate at
-    # initialisation; `signattn evaluate` reports the saturated share (sign_saturation).
-    sign_kappa: float = 1.0
-    # u is O(1e-3..1e-1) 1/m. The head predicts u / output_scale so that Xavier-initialised
-    # weights start at the label's magnitude instead of ~100x too large.
-    output_scale: float = 0.01
-    # 0: camera only. len(ROUTE_COMMANDS) (4): conditioned on the navigator's route command
-    # (route_command.py) by one output branch per command plus a per-command bias inside the
-    # attention score and the output gate. u stays linear in X^_t, so phi stays exact.
-    num_commands: int = 0
-    # A learned bias (one per map cell, 200 values, zero at the start) added to the attention
-    # score before the softmax. Without it the score is the same function of x_ij at every
-    # cell, while phi weighs each cell with its own head weights W_beta[l, :]; the bias lets
-    # alpha learn where the head listens (docs/model.md, "A per-cell attention bias").
-    attention_position_bias: bool = False
-
-    def __post_init__(self):
-        """Normalise YAML-friendly values and reject impossible settings early."""
-        self.quant_range = tuple(float(v) for v in self.quant_range)
-        if self.attention not in ATTENTIONS:
-            raise ValueError(f'attention must be one of {ATTENTIONS}, got {self.attention!r}')
-        if self.binarize not in BINARIZERS:
-            raise ValueError(f'binarize must be one of {BINARIZERS}, got {self.binarize!r}')
-        if not MIN_BITS <= int(self.quant_bits) <= MAX_BITS:
-            raise ValueError(f'quant_bits must be in {MIN_BITS}..{MAX_BITS}, '
-                             f'got {self.quant_bits}')
-        if len(self.quant_range) != 2 or not self.quant_range[1] > self.quant_range[0]:
-            raise ValueError(f'quant_range must be (a, b) with b > a, got {self.quant_range}')
-        if not self.temperature > 0:
-            raise ValueError(f'temperature must be > 0, got {self.temperature}')
-        if self.lstm_hidden < 1 or self.attention_hidden < 1:
-            raise ValueError('lstm_hidden and attention_hidden must be positive')
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f'dropout must be in [0, 1), got {self.dropout}')
-        if not self.output_scale > 0:
-            raise ValueError(f'output_scale must be > 0, got {self.output_scale}')
-        if not (self.sign_kappa > 0 and math.isfinite(self.sign_kappa)):
-            raise ValueError(f'sign_kappa must be > 0, got {self.sign_kappa}')
-        if self.num_commands not in (0, len(ROUTE_COMMANDS)):
-            raise ValueError(f'num_commands must be 0 (camera only) or {len(ROUTE_COMMANDS)} '
-                             f'({", ".join(ROUTE_COMMANDS)}), got {self.num_commands}')
-
-    @property
-    def lstm_input_size(self) -> int:
-        """Length of flatten(X^_t): half the channels for "sign", all of them otherwise."""
-        channels = FEATURE_CHANNELS // 2 if self.attention == 'sign' else FEATURE_CHANNELS
-        return channels * NUM_LOCATIONS
-
-    def to_dict(self) -> dict:
-        """Plain-types dict (lists, not tuples) for checkpoints and YAML."""
-        d = asdict(self)
-        d['quant_range'] = list(self.quant_range)
-        return d
 
 
 class Encoder(nn.Module):
@@ -328,16 +247,20 @@ class SteeringNet(nn.Module):
             extra = () if route is None else (self.command_attention(route),)
             alpha = self.attention(feats, h, self.config.temperature, *extra)
         x_hat = self.attend(feats, alpha)                                    # (B, D_in)
-        gate = self.gate(h)
-        if route is not None:
-            gate = gate + self.command_gate(route)
-        gated = torch.sigmoid(gate) * x_hat                                  # eq. 10
+        gated = self._output_gate(h, route) * x_hat                          # eq. 10
         out = self.head(self.dropout(gated))                                 # (B, K)
         if route is not None:
             out = out.gather(1, route[:, None])
         u = out.squeeze(-1) * self.config.output_scale
         h, c = self.lstm(x_hat, (h, c))
         return u, alpha, gated, route, (h, c)
+
+    def _output_gate(self, h: torch.Tensor, route: torch.Tensor | None) -> torch.Tensor:
+        """sigmoid(W_alpha h_{t-1} + b_alpha), plus the command's bias for a command model."""
+        gate = self.gate(h)
+        if route is not None:
+            gate = gate + self.command_gate(route)
+        return torch.sigmoid(gate)
 
     def step_features(self, feats: torch.Tensor, state: State, command=None):
         """Advance one time step from encoded features.
@@ -444,16 +367,26 @@ class SteeringNet(nn.Module):
         expectation, i.e. the eval-mode path (sign_path reads self.training).
         """
         if gated is None or (self.training and self.config.attention == 'sign'):
-            training, self.training = self.training, False   # this module only: no dropout here
-            try:
-                x_hat = self.attend(feats, alpha)
-            finally:
-                self.training = training
-            gate = self.gate(h_prev)
-            if route is not None:
-                gate = gate + self.command_gate(route)
-            gated = torch.sigmoid(gate) * x_hat
+            return self.contribution_with(feats, alpha, h_prev, route)[0]
         return self.contribution(gated, route)[0]
+
+    def contribution_with(self, feats: torch.Tensor, alpha: torch.Tensor, h_prev: torch.Tensor,
+                          command=None):
+        """Return phi (B, 10, 20) and bias (B,), 1/m, of one step with a given alpha, eval mode.
+
+        The arithmetic of `_step` (eq. 10) with alpha (B, L) replaced, e.g. by 1/L or a
+        renormalised map: what u would be had the attention been `alpha` for this frame
+        (features (B, L, C)) and state (h_{t-1} (B, H)); u = phi.sum((-2, -1)) + bias. The sign
+        path uses its expected signs whatever the module's mode (no draw, no dropout).
+        `command` as in `step_features` (None: follow-lane).
+        """
+        route = self._route(command, len(feats), feats.device)
+        training, self.training = self.training, False   # this module only: no dropout here
+        try:
+            x_hat = self.attend(feats, alpha)
+        finally:
+            self.training = training
+        return self.contribution(self._output_gate(h_prev, route) * x_hat, route)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -5,6 +5,10 @@ simulated bags record per frame and what the dataset's `route_command` column ho
 with `ModelConfig.num_commands == len(ROUTE_COMMANDS)` has one output branch per command.
 """
 
+# The drive node's input (std_msgs/UInt8), relative: resolved in the node's namespace and
+# remapped like any topic (launch argument route_command_topic).
+NODE_ROUTE_COMMAND_TOPIC = 'route/command'
+
 FOLLOW_LANE = 0   # no choice to make: keep the lane (also: no command, or a stale one)
 LEFT = 1          # take the left exit at the next junction
 STRAIGHT = 2      # go straight through the next junction

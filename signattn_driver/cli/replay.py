@@ -4,7 +4,7 @@ from pathlib import Path
 
 from signattn_driver.cli.options import given
 from signattn_driver.data.bag_layout import ROUTE_COMMAND_TOPIC
-from signattn_driver.data.route_command_topics import NODE_ROUTE_COMMAND_TOPIC
+from signattn_driver.route_command import NODE_ROUTE_COMMAND_TOPIC
 
 
 def register(subparsers):

@@ -9,10 +9,6 @@ one into the other with `command_of_recorded`. Pure rosbags, no rclpy.
 from signattn_driver.data.bag_layout import ROUTE_COMMAND_TYPE, TYPESTORE
 from signattn_driver.route_command import route_command_name
 
-# Relative, as the drive node subscribes: resolved in the publishing node's namespace (and
-# remapped like any topic), so a replay in the node's namespace reaches it.
-NODE_ROUTE_COMMAND_TOPIC = 'route/command'
-
 
 def command_of_buttons(buttons) -> int:
     """Return the command a recorded Joy carries: `buttons[0]`, checked.

@@ -74,17 +74,26 @@ class SequenceTracker:
     """Applies a `SequenceRule` frame by frame (the node, replay, the simulator controller).
 
     `observe(stamp_ns)` returns True when the model's state must be reset before this frame;
-    `request_reset()` makes the next observed frame start a new sequence.
+    `request_reset()` makes the next observed frame start a new sequence. `stepped(stamp_ns)`
+    records that the model's state advanced on a frame, so that a copy of that frame can be
+    told apart (`stepped_ns`; the drive node refuses it, ros/frame_gate.repeat_rejection);
+    an explicit reset forgets it.
     """
 
     def __init__(self, rule: SequenceRule = SequenceRule()):
         """Start with no previous frame: the first observed frame starts a sequence."""
         self.rule = rule
         self._previous_ns = None
+        self.stepped_ns = None   # stamp of the last frame the state advanced on, since a reset
 
     def request_reset(self):
         """Start a new sequence at the next frame (explicit reset)."""
         self._previous_ns = None
+        self.stepped_ns = None
+
+    def stepped(self, stamp_ns: int):
+        """Record that the model's state advanced on the frame stamped `stamp_ns`."""
+        self.stepped_ns = int(stamp_ns)
 
     def observe(self, stamp_ns: int) -> bool:
         """Record a frame; True when a new sequence starts at it."""

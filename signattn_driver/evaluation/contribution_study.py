@@ -70,13 +70,7 @@ def step_parts(model, feats: torch.Tensor, alpha: torch.Tensor, h: torch.Tensor)
     The same arithmetic as `SteeringNet._step` (eq. 10) with alpha replaced: what the command
     would be had the attention been `alpha` for this frame and state.
     """
-    gate = model.gate(h)
-    route = None
-    if model.config.num_commands:      # follow-lane, as the evaluation runs command models
-        route = torch.zeros(len(feats), dtype=torch.long, device=feats.device)
-        gate = gate + model.command_gate(route)
-    gated = torch.sigmoid(gate) * model.attend(feats, alpha)
-    phi, bias = model.contribution(gated, route)
+    phi, bias = model.contribution_with(feats, alpha, h)   # follow-lane, as evaluation runs
     return phi.sum((-2, -1)) + bias, phi
 
 

@@ -36,6 +36,7 @@ from signattn_driver.ros.node_startup import (declare_parameters, load_predictor
                                               run_node)
 from signattn_driver.ros.route_input import RouteInput
 from signattn_driver.ros.steering_step import SteeringStep
+from signattn_driver.route_command import NODE_ROUTE_COMMAND_TOPIC
 
 try:  # Iron and later; Humble has the same class in rclpy.qos_event
     from rclpy.event_handler import SubscriptionEventCallbacks
@@ -93,7 +94,6 @@ class DriveNode(Node):
         self.stage_times = StageTimes()
         self.health_monitor = HealthMonitor(self.counters, time.monotonic())
         self._tracker = SequenceTracker(SequenceRule(value['reset_gap_s']))
-        self._stepped_ns = None   # stamp of the last frame the LSTM stepped on (since a reset)
         self._tracker_lock = threading.Lock()
         self._slot = NewestFrameSlot()
         self._bridge = working_cv_bridge()
@@ -116,7 +116,7 @@ class DriveNode(Node):
         # Created before the camera's subscription: the executor takes ready subscriptions in
         # creation order, so a command that has reached this node (acknowledged, as the
         # simulator's controller waits for) is taken before a frame published after it.
-        self._route_input = self.create_subscription(UInt8, 'route/command',
+        self._route_input = self.create_subscription(UInt8, NODE_ROUTE_COMMAND_TOPIC,
                                                      self._on_route_command, ROUTE_COMMAND_QOS)
         with self._publish_lock:
             self.active = True
@@ -139,7 +139,6 @@ class DriveNode(Node):
         self._slot.clear()
         with self._tracker_lock:   # the next drive starts with a fresh LSTM state
             self._tracker.request_reset()
-            self._stepped_ns = None
 
     def _stop(self):
         """Stop the worker, remove the publishers and free the network."""
@@ -203,8 +202,7 @@ class DriveNode(Node):
             response.success, response.message = False, 'not configured: no LSTM state'
             return response
         with self._tracker_lock:
-            self._tracker.request_reset()
-            self._stepped_ns = None   # the same frame again after a reset starts the sequence
+            self._tracker.request_reset()   # also: the same frame again starts the sequence
         response.success = True
         response.message = 'LSTM state resets before the next frame'
         return response
@@ -242,7 +240,7 @@ class DriveNode(Node):
             self._reject(refused.kind, refused.detail)
             return None
         with self._tracker_lock:
-            if repeat_rejection(stamp_ns, self._stepped_ns):
+            if repeat_rejection(stamp_ns, self._tracker.stepped_ns):
                 self._reject('duplicate')   # an expected resend: counted, not logged
                 return None
         times = {'wait': (start - received) * 1e3}
@@ -276,7 +274,7 @@ class DriveNode(Node):
             self._reject(result.kind, result.detail)
             return None
         with self._tracker_lock:
-            self._stepped_ns = stamp_ns   # the LSTM has stepped on this frame
+            self._tracker.stepped(stamp_ns)   # the LSTM has stepped on this frame
         published = time.perf_counter()
         with self._publish_lock:
             if not self.active:   # deactivated while this frame was computed

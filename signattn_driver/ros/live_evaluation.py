@@ -26,11 +26,11 @@ from rosbags.rosbag2 import Reader
 from signattn_driver.data import bag_layout
 from signattn_driver.data.bag_layout import camera_topic, INVERSE_RADIUS_TOPIC
 from signattn_driver.data.labels import stamp_ns_of
-from signattn_driver.data.route_command_topics import NODE_ROUTE_COMMAND_TOPIC
 from signattn_driver.errors import RosError
 from signattn_driver.latency import latency_summary
 from signattn_driver.ros.live_maps import MapRecorder
 from signattn_driver.ros.node_process import NodeProcess, nothing_heard_hint
+from signattn_driver.route_command import NODE_ROUTE_COMMAND_TOPIC
 from signattn_driver.vehicle import load_vehicle, steering_wheel_error_deg
 
 log = logging.getLogger(__name__)

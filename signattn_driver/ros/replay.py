@@ -23,10 +23,10 @@ from rclpy.qos import QoSProfile
 from rosbags.rosbag2 import Reader
 
 from signattn_driver.data.bag_layout import ROUTE_COMMAND_TOPIC, ROUTE_COMMAND_TYPE
-from signattn_driver.data.route_command_topics import (command_of_recorded,
-                                                       NODE_ROUTE_COMMAND_TOPIC)
+from signattn_driver.data.route_command_topics import command_of_recorded
 from signattn_driver.errors import RosError
 from signattn_driver.ros.node_process import nothing_heard_hint
+from signattn_driver.route_command import NODE_ROUTE_COMMAND_TOPIC
 
 log = logging.getLogger(__name__)
 

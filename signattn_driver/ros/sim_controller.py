@@ -19,7 +19,7 @@ from signattn_driver.data.labels import stamp_ns_of
 from signattn_driver.ros.drive_parameters import PARAMETERS, ROUTE_COMMAND_QOS
 from signattn_driver.ros.node_process import (NodeProcess, NodeProcessError, node_environment,
                                               nothing_heard_hint)
-from signattn_driver.route_command import FOLLOW_LANE
+from signattn_driver.route_command import FOLLOW_LANE, NODE_ROUTE_COMMAND_TOPIC
 from signattn_driver.sim.closed_loop import ClosedLoopError, InverseRadiusController
 
 
@@ -70,7 +70,7 @@ class RosController(InverseRadiusController):
                         'num_threads': int(num_threads)},
             remaps={'image/compressed': self.CAMERA_TOPIC,
                     'steering/command': self.COMMAND_TOPIC,
-                    'route/command': self.ROUTE_COMMAND_TOPIC}, env=node_environment())
+                    NODE_ROUTE_COMMAND_TOPIC: self.ROUTE_COMMAND_TOPIC}, env=node_environment())
         self.process = self.node_process.process
         self._context = rclpy.Context()
         rclpy.init(context=self._context)

@@ -36,6 +36,7 @@ from std_msgs.msg import UInt8
 from signattn_driver.data.labels import stamp_ns_of
 from signattn_driver.ros.image_conversion import (compressed_image_size, image_msg_to_array,
                                                   ImageConversionError)
+from signattn_driver.route_command import NODE_ROUTE_COMMAND_TOPIC
 from signattn_driver.vehicle import load_vehicle, steering_from_inverse_radius
 from signattn_driver.viewer.config import ViewerConfig, ViewerError
 from signattn_driver.viewer.frames import FrameEncodingError, make_frame, raw_map_bgr
@@ -111,7 +112,7 @@ class ViewerNode(Node):
         self.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics,
                                  reliable)
         # best effort matches any publisher of the route (reliable or not)
-        self.create_subscription(UInt8, 'route/command', self._on_route, QoSProfile(
+        self.create_subscription(UInt8, NODE_ROUTE_COMMAND_TOPIC, self._on_route, QoSProfile(
             depth=1, reliability=ReliabilityPolicy.BEST_EFFORT))
         # depth 1: only the newest picture matters; reliable, as raw 640x480 frames sent best
         # effort get lost over Fast DDS LARGE_DATA (docs/node.md)

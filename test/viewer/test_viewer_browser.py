@@ -35,6 +35,7 @@ from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from rosbags.rosbag2 import Reader  # noqa: E402
 from sensor_msgs.msg import CompressedImage  # noqa: E402
 
+from fixtures import waiting  # noqa: E402
 from signattn_driver.data.bag_layout import camera_topic, TYPESTORE  # noqa: E402
 from signattn_driver.data.labels import stamp_ns_of  # noqa: E402
 from signattn_driver.paths import config_path  # noqa: E402
@@ -125,13 +126,7 @@ def start_viewer() -> tuple[subprocess.Popen, str]:
 
 
 def wait_for(condition, what: str, timeout_s: float = WAIT_S):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f'timed out after {timeout_s} s waiting for {what}')
+    return waiting.wait_for(condition, what, timeout_s, poll_s=0.2)
 
 
 def shown(page) -> dict:

@@ -20,6 +20,7 @@ from rclpy.qos import qos_profile_sensor_data, QoSProfile  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 from std_msgs.msg import UInt8  # noqa: E402
 
+from fixtures import waiting  # noqa: E402
 from signattn_driver.ros.image_conversion import array_to_image_msg  # noqa: E402
 from signattn_driver.ros.viewer_node import ViewerNode  # noqa: E402
 from signattn_driver.vehicle import load_vehicle  # noqa: E402
@@ -36,13 +37,7 @@ def set_stamp(header, stamp_ns: int):
 
 
 def wait_for(condition, what: str):
-    deadline = time.monotonic() + WAIT_S
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f'timed out waiting for {what}')
+    return waiting.wait_for(condition, what, WAIT_S)
 
 
 @pytest.fixture
