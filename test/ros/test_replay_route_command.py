@@ -1,5 +1,6 @@
 """A replayed simulated bag tells the drive node its route: Joy in the bag, UInt8 on the wire."""
 
+import logging
 import subprocess
 import sys
 import threading
@@ -108,8 +109,16 @@ def test_recorded_commands_reach_route_command_in_order_and_latched(graph, tmp_p
     replayer = BagReplayer(graph.replay_node, bag)
     assert replayer.route_command_topic == '/route/command'
     wait_for_match(replayer, ['/route/command', ROUTE_COMMAND_TOPIC], graph.subscriptions)
-    with caplog.at_level('WARNING', logger='signattn_driver.ros.replay'):
-        stats = replayer.run()
+    # caplog listens at the root logger; a logger created after `import launch` (another test
+    # module may import it first) does not propagate, so listen on the replay's logger itself.
+    replay_log = logging.getLogger('signattn_driver.ros.replay')
+    if not replay_log.propagate:
+        replay_log.addHandler(caplog.handler)
+    try:
+        with caplog.at_level('WARNING', logger='signattn_driver.ros.replay'):
+            stats = replayer.run()
+    finally:
+        replay_log.removeHandler(caplog.handler)
     wait_until(lambda: len(heard) >= len(VALID) and len(joys) == len(RECORDED),
                'the replayed commands')
     assert [m.data for m in heard] == VALID               # in bag order, damage left out
