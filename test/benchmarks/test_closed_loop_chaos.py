@@ -79,8 +79,10 @@ def test_one_map_in_process_unchanged_and_nudged(tmp_path):
     assert reference['command_divergence_frame'] is None
     # the nudge is the perturbed run's first departure (or the simulator's own noise is)
     assert perturbed['command_divergence_frame'] <= FRAME
+    # there it differs by the nudge, give or take the simulator's own run-to-run noise (CI saw
+    # 8.6e-6 on top of the 1e-3: the renderer is not bit-identical across runs on every machine)
     if perturbed['command_divergence_frame'] == FRAME:
-        assert perturbed['command_difference_there'] == pytest.approx(1e-3, abs=1e-6)
+        assert perturbed['command_difference_there'] == pytest.approx(1e-3, abs=1e-4)
     # the car cannot be 0.1 m off before the nudged command has acted
     assert perturbed['divergence_frame'] is None or perturbed['divergence_frame'] > FRAME
     for run in runs.values():
