@@ -30,6 +30,8 @@ def register(subparsers):
            '(route_command.py)')
     option(p, '--command-repeat', type=int, owner=TrainConfig,
            help='list episodes that hold a turn command this many times per epoch')
+    option(p, '--turn-weight', type=float, owner=TrainConfig,
+           help='L1 loss weight of a frame under a turn command (follow-lane frames: 1)')
     p.add_argument('--config', type=Path, metavar='FILE.yaml',
                    help='YAML of config fields, e.g. config/train_tiny.yaml (if omitted: '
                    'config/train_paper.yaml, the paper settings, as `signattn sweep` uses)')
@@ -67,7 +69,8 @@ def run(args) -> int:
         torch.set_num_threads(args.threads)
     overrides = {'attention': args.model, 'quant_bits': args.bits,
                  'temperature': args.temperature, 'num_commands': args.num_commands,
-                 'command_repeat': args.command_repeat, 'device': args.device, 'seed': args.seed,
+                 'command_repeat': args.command_repeat, 'turn_weight': args.turn_weight,
+                 'device': args.device, 'seed': args.seed,
                  'max_steps': args.max_steps, 'batch_size': args.batch_size,
                  'num_workers': args.num_workers,
                  'init_checkpoint': str(args.init_checkpoint) if args.init_checkpoint else None}

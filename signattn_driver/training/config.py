@@ -69,6 +69,10 @@ class TrainConfig:
     # Route-command models: an episode in which a turn command (left, straight, right) is in
     # force on any frame appears this many times per epoch (1: once, like every other episode).
     command_repeat: int = 1
+    # Route-command models: the L1 loss weight of a frame on which a turn command is in force
+    # (follow-lane frames weigh 1). L1 fits the median, which under-steers the long, wide
+    # turns that few frames carry (docs/simulation.md#the-route-command-model).
+    turn_weight: float = 1.0
     # Keep the convolutional encoder's weights fixed (fine-tuning the attention, LSTM and head
     # on top of a trained encoder); its backward pass, most of a step's cost, is skipped.
     freeze_encoder: bool = False
@@ -102,6 +106,8 @@ class TrainConfig:
                 raise ConfigError(f'{name} must be >= 1, got {getattr(self, name)}')
         if self.command_repeat < 1:
             raise ConfigError(f'command_repeat must be >= 1, got {self.command_repeat}')
+        if not (self.turn_weight > 0 and math.isfinite(self.turn_weight)):
+            raise ConfigError(f'turn_weight must be > 0, got {self.turn_weight}')
         if self.episode_windows < 1 or self.num_workers < 0:
             raise ConfigError('episode_windows must be >= 1 and num_workers >= 0')
         if not (self.lr > 0 and math.isfinite(self.lr)):

@@ -38,6 +38,7 @@ from signattn_driver.training.augment import augment, mirror_route_commands
 from signattn_driver.training.config import (config_to_yaml, load_run_config, TrainConfig,
                                              TrainingError)
 from signattn_driver.training.data import make_loader, prepare_data
+from signattn_driver.training.losses import alignment_kl, steering_l1
 from signattn_driver.training.distributed import autocast, setup
 from signattn_driver.training.plan import epoch_plan
 from signattn_driver.training.run_dir import check_run_dir, MetricsLog
@@ -189,20 +190,6 @@ def _parallel(model: SteeringNet, dist, device) -> torch.nn.Module:
         find_unused_parameters=True)
 
 
-def alignment_kl(alpha: torch.Tensor, phi: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """Mean KL(|phi| / sum|phi| || alpha) over valid frames, nats: the alignment term.
-
-    Args:
-        alpha: (B, T, L) attention, rows summing to 1 (clamped away from 0).
-        phi: (B, T, 10, 20) contribution maps; the target |phi| / sum|phi| carries no gradient.
-        weight: (B, T) 1 for valid frames, 0 for padding.
-    """
-    mass = phi.detach().float().flatten(2).abs()                          # (B, T, L)
-    target = mass / mass.sum(-1, keepdim=True).clamp_min(1e-30)
-    kl = (target * (target.clamp_min(1e-12).log() - alpha.log())).sum(-1)  # (B, T)
-    return (kl * weight).sum() / weight.sum().clamp_min(1.0)
-
-
 class _Trainer:
     """The training loop; state lives here so that checkpoints can capture all of it."""
 
@@ -262,7 +249,7 @@ class _Trainer:
         pred, attention, state = out[:3]
         weight = valid.float()
         n = weight.sum().clamp_min(1.0)
-        loss_u = ((pred.float() - u).abs() * weight).sum() / n       # L1 on u (1/m)
+        loss_u = steering_l1(pred.float(), u, weight, commands, cfg.turn_weight)
         loss = loss_u
         entropy = None
         if self.model.config.attention != 'none':

@@ -14,7 +14,8 @@ from signattn_driver.evaluation.evaluate import EvalConfig, evaluate
 from signattn_driver.evaluation.explanations import ExplainConfig
 from signattn_driver.model import SteeringNet
 from signattn_driver.paths import config_path
-from signattn_driver.training.loop import alignment_kl, load_run_config, train
+from signattn_driver.training.loop import load_run_config, train
+from signattn_driver.training.losses import alignment_kl
 from fixtures.datasets import write_dataset, write_line_set
 
 

@@ -29,6 +29,7 @@ from signattn_driver.errors import ConfigError
 from signattn_driver.training.augment import mirror_route_commands
 from signattn_driver.training.config import TrainConfig
 from signattn_driver.training.data import prepare_data
+from signattn_driver.training.losses import steering_l1
 from signattn_driver.vehicle import load_vehicle
 
 needs_sim = pytest.mark.skipif(
@@ -471,3 +472,18 @@ def test_command_repeat_lists_turn_episodes_more_often(tmp_path):
     assert repeated.episodes.windows == plain.episodes.windows
     with pytest.raises(ConfigError, match='command_repeat'):
         TrainConfig(command_repeat=0)
+
+
+def test_turn_weight_weighs_the_frames_under_a_turn_command():
+    # 2 lanes x 4 frames; the error is 1 on the two LEFT frames, 0 elsewhere; one padding frame
+    pred = torch.tensor([[1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 5.0]])
+    u = torch.zeros(2, 4)
+    valid = torch.tensor([[1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 1.0, 0.0]])
+    commands = torch.tensor([[LEFT, LEFT, FOLLOW_LANE, FOLLOW_LANE], [FOLLOW_LANE] * 4])
+    # weight 1 is the plain mean over the 7 valid frames, whatever the commands
+    assert float(steering_l1(pred, u, valid)) == pytest.approx(2 / 7)
+    assert float(steering_l1(pred, u, valid, commands, 1.0)) == pytest.approx(2 / 7)
+    # weight 3: the two turn frames count 3 times each, padding still not at all
+    assert float(steering_l1(pred, u, valid, commands, 3.0)) == pytest.approx(6 / (6 + 5))
+    with pytest.raises(ConfigError, match='turn_weight'):
+        TrainConfig(turn_weight=0)
