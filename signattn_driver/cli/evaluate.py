@@ -14,7 +14,9 @@ def register(subparsers):
         'evaluate', help='accuracy, deletion metric and saliency baselines of checkpoints',
         description='Evaluate checkpoints on a dataset (split test): MAE/RMSE, deletion and '
         'insertion curves and AUCs for each saliency method, time per explanation, Welch '
-        't-tests. Writes OUT/report.md, OUT/report.json and PNG figures.')
+        't-tests. A route-command model is fed each frame\'s recorded route command '
+        '(follow-lane where the set has none). Writes OUT/report.md, OUT/report.json and PNG '
+        'figures.')
     p.add_argument('--checkpoint', nargs='+', required=True, type=Path, metavar='CKPT')
     p.add_argument('--data', required=True, type=Path, metavar='DIR', help='dataset folder')
     option(p, '--methods', owner=EvalConfig,
@@ -103,6 +105,10 @@ def run(args) -> int:
         agreement = ', '.join(f'{m} {s["vs_phi"]["spearman"]:.2f}'
                               for m, s in entry['contribution']['methods'].items())
         print(f'{name}: Spearman with |phi|: {agreement}')
+        fed = entry['route_commands']['counts']
+        if fed:   # a command model: each frame was fed its recorded command
+            print(f'{name}: route commands fed: '
+                  + ', '.join(f'{c} {n}' for c, n in fed.items() if n))
         if not config.curves:
             continue
         aucs = ', '.join(

@@ -135,7 +135,7 @@ def markdown(report: dict) -> str:
         f'Deletion: fills {", ".join(cfg.get("fills") or [cfg["deletion"]["fill"]])}, '
         f'steps of {cfg["deletion"]["step_percent"]} %'
         f', LSTM state mode {cfg["mode"]} ("carried": state from the unmasked previous frames; '
-        '"sequence": whole window masked).', '',
+        '"sequence": whole window masked).', *_commands_lines(report), '',
         'Units: errors in degrees of steering-wheel angle (|theta(u_pred) - theta_label|, eq. 3 '
         'inverted at the smoothed speed); AUC in deg x percentage point, trapezoid over x in '
         'percent masked. Deletion AUC: higher = the map found what the model uses. Insertion '
@@ -192,6 +192,20 @@ def markdown(report: dict) -> str:
     for name in report.get('figures', []):
         lines += [f'![{name}]({name})', '']
     return '\n'.join(lines)
+
+
+def _commands_lines(report: dict) -> list:
+    """One line: which route commands the frames carry and which checkpoints were fed them."""
+    counts = report['data'].get('route_commands')
+    if not counts:
+        return []
+    fed = [c for c, e in report['checkpoints'].items() if e.get('route_commands', {}).get('fed')]
+    recorded = ', '.join(f'{name} {n}' for name, n in counts.items())
+    if not fed:
+        return [f'Route commands recorded on these frames: {recorded}; no checkpoint takes '
+                'commands (camera only).']
+    return [f'Route commands fed to {", ".join(fed)} (command models), each frame its recorded '
+            f'command (follow-lane where the set has none): {recorded}.']
 
 
 def _agreement_table(report: dict) -> list:
