@@ -61,6 +61,9 @@ def add_eval_arguments(p):
     option(p, '--seed', type=int, owner=DeletionConfig,
            help='seed of the random floor, LIME sampling and deletion tie-breaking')
     p.add_argument('--no-progress', action='store_true', help='no progress bars')
+    p.add_argument('--no-route-commands', action='store_true',
+                   help='withhold the recorded route commands from a command model (follow-lane '
+                   'on every frame), to measure it without the navigator')
     p.add_argument('--agreement-only', action='store_true',
                    help='no deletion/insertion curves: only every map\'s agreement with the '
                    'contribution map phi (cheap enough for every frame of a split)')
@@ -84,7 +87,8 @@ def eval_config(args, methods: tuple | None):
     return EvalConfig(deletion=deletion, explain=explain, **given(
         methods=methods, split=args.split, mode=args.mode, window_frames=args.window_frames,
         warmup_frames=args.warmup_frames, fills=fills,
-        curves=False if getattr(args, 'agreement_only', False) else None))
+        curves=False if getattr(args, 'agreement_only', False) else None,
+        route_commands=False if getattr(args, 'no_route_commands', False) else None))
 
 
 def parse_methods(text: str | None) -> tuple | None:
@@ -107,7 +111,7 @@ def run(args) -> int:
         print(f'{name}: Spearman with |phi|: {agreement}')
         fed = entry['route_commands']['counts']
         if fed:   # a command model: each frame was fed its recorded command
-            print(f'{name}: route commands fed: '
+            print(f'{name}: route commands fed ({entry["route_commands"]["source"]}): '
                   + ', '.join(f'{c} {n}' for c, n in fed.items() if n))
         if not config.curves:
             continue

@@ -17,9 +17,10 @@ per-frame AUC populations can be compared.
 Route commands (evaluation.route_commands): a command model (ModelConfig.num_commands > 0) is
 fed the recorded command of every frame (the dataset's `route_command` column; follow-lane
 where a set has none), in the unmasked run that carries the LSTM state, its explanations
-(attention, phi, Grad-CAM, LIME) and its masked copies. A camera-only model is fed none and
-runs as before. report.json says what was fed: `data.route_commands` (recorded commands of the
-scored frames), `frames.route_command` (per frame), each checkpoint's `route_commands`.
+(attention, phi, Grad-CAM, LIME) and its masked copies; `route_commands=False` feeds follow-lane
+throughout instead. A camera-only model is fed none and runs as before. report.json says what
+was fed: `data.route_commands` (recorded commands of the scored frames), `frames.route_command`
+(recorded, per frame), each checkpoint's `route_commands`.
 
 Agreement with the contribution map (every frame scored, also without curves): phi_t, the
 exact split of u_t over the 10x20 cells (model.explain_step), is computed with the same state;
@@ -65,7 +66,8 @@ from signattn_driver.preprocessing import hsv_u8_to_input
 from signattn_driver.data.sequences import read_window, SequenceIndex
 from signattn_driver.evaluation.report_blocks import checkpoint_entry, plain, report_header
 from signattn_driver.evaluation.route_commands import (command_counts, commands_for,
-                                                       recorded_commands, step_with)
+                                                       commands_to_feed, recorded_commands,
+                                                       step_with)
 from signattn_driver.vehicle import steering_wheel_error_deg
 
 LOG = logging.getLogger(__name__)
@@ -95,6 +97,9 @@ class EvalConfig:
     figures: bool = True
     # False: no deletion/insertion curves, only the (cheap) agreement of every map with phi.
     curves: bool = True
+    # Feed a route-command model each frame's recorded command (follow-lane where a set has
+    # none); False withholds them (follow-lane throughout: the model without its navigator).
+    route_commands: bool = True
 
     def __post_init__(self):
         """Check methods and mode before any model is loaded."""
@@ -207,7 +212,8 @@ def _evaluate_checkpoint(model, runs, index, device, config: EvalConfig, progres
         win = read_window(drive, seg.rows[r.warm:r.stop])
         x_all = hsv_u8_to_input(torch.from_numpy(win['frames']).to(device))
         recorded = recorded_commands(win)                                 # (T,) int64
-        commands_all = commands_for(model, recorded, device)              # None: camera only
+        fed = commands_to_feed(recorded, config.route_commands)
+        commands_all = commands_for(model, fed, device)                   # None: camera only
         state = state if r.carry else None
         u_all, before, state = _unmasked(model, x_all, state, commands_all)
         s = r.start - r.warm

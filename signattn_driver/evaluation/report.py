@@ -199,11 +199,15 @@ def _commands_lines(report: dict) -> list:
     counts = report['data'].get('route_commands')
     if not counts:
         return []
-    fed = [c for c, e in report['checkpoints'].items() if e.get('route_commands', {}).get('fed')]
+    fed = {c: e['route_commands']['source'] for c, e in report['checkpoints'].items()
+           if e.get('route_commands', {}).get('fed')}
     recorded = ', '.join(f'{name} {n}' for name, n in counts.items())
     if not fed:
         return [f'Route commands recorded on these frames: {recorded}; no checkpoint takes '
                 'commands (camera only).']
+    if 'recorded' not in fed.values():
+        return [f'Route commands withheld: {", ".join(fed)} (command models) ran under '
+                f'follow-lane on every frame; recorded on these frames: {recorded}.']
     return [f'Route commands fed to {", ".join(fed)} (command models), each frame its recorded '
             f'command (follow-lane where the set has none): {recorded}.']
 

@@ -14,7 +14,7 @@ import torch
 from signattn_driver.evaluation.contribution_agreement import (per_frame_agreement,
                                                                summarize_agreement)
 from signattn_driver.evaluation.deletion import auc
-from signattn_driver.evaluation.route_commands import command_counts
+from signattn_driver.evaluation.route_commands import command_counts, commands_to_feed
 from signattn_driver.evaluation.statistics import summary
 
 AUC_LIMITS = (25.0, 100.0)   # the paper's Fig. 6 spans 0-25 % masked
@@ -82,8 +82,10 @@ def report_header(data_dir, splits, index, runs, config, dev) -> dict:
     """Describe the data, settings and units of a report, before any checkpoint.
 
     Args:
-        data_dir, splits, index, runs: what `evaluate` evaluates (data.sequences.SequenceIndex,
-            evaluate.plan_runs).
+        data_dir: the dataset folder.
+        splits: the splits evaluated.
+        index: their data.sequences.SequenceIndex.
+        runs: the evaluated runs (evaluate.plan_runs).
         config: the evaluate.EvalConfig it runs with.
         dev: the torch device.
     """
@@ -101,9 +103,7 @@ def report_header(data_dir, splits, index, runs, config, dev) -> dict:
 def checkpoint_entry(path, ckpt, rows, per, levels, agree, config) -> dict:
     """Build one checkpoint's part of the report: accuracy, methods' curves, phi agreement.
 
-    `route_commands` says what the model was fed: for a command model the recorded command of
-    every scored frame (`fed` True, `counts` per command name), for a camera-only model nothing
-    (`fed` False, `counts` None).
+    `route_commands` says what the model was fed (`route_commands_block`).
     """
     n = len(rows['u_label'])
     err_u = np.asarray(rows['u_pred']) - np.asarray(rows['u_label'])
@@ -118,7 +118,8 @@ def checkpoint_entry(path, ckpt, rows, per, levels, agree, config) -> dict:
         'methods': {m: method_summary(per[m], levels, n) for m in config.methods},
         'contribution': contribution_block(agree, ckpt.config),
         'u_pred': rows['u_pred'],
-        'route_commands': route_commands_block(rows['route_command'], ckpt.config.num_commands),
+        'route_commands': route_commands_block(rows['route_command'], ckpt.config.num_commands,
+                                               config.route_commands),
     }
     if rows['mask_area']:
         entry['mask_area_share'] = summary(rows['mask_area'])
@@ -129,11 +130,22 @@ def checkpoint_entry(path, ckpt, rows, per, levels, agree, config) -> dict:
     return entry
 
 
-def route_commands_block(commands, num_commands: int) -> dict:
-    """Say what a checkpoint was fed: {'fed': bool, 'counts': {name: frames} or None}."""
+def route_commands_block(recorded, num_commands: int, use_recorded: bool = True) -> dict:
+    """Say what a checkpoint was fed over the scored frames.
+
+    Args:
+        recorded: (N,) recorded command of each scored frame.
+        num_commands: the checkpoint's ModelConfig.num_commands (0: camera only).
+        use_recorded: EvalConfig.route_commands.
+
+    Returns:
+        {'fed': bool, 'source': 'recorded' | 'follow_lane' | None, 'counts': {name: frames}
+        fed, or None for a camera-only model}.
+    """
     if not num_commands:
-        return {'fed': False, 'counts': None}
-    return {'fed': True, 'counts': command_counts(commands)}
+        return {'fed': False, 'source': None, 'counts': None}
+    return {'fed': True, 'source': 'recorded' if use_recorded else 'follow_lane',
+            'counts': command_counts(commands_to_feed(recorded, use_recorded))}
 
 
 def plain(obj):

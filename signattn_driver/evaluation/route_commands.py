@@ -7,7 +7,8 @@ sets written before the column existed). A camera-only model is given no command
 so its arithmetic is exactly what it was before commands existed.
 
     recorded = recorded_commands(window)             # (N,) int64, from the labels
-    commands = commands_for(model, recorded, device)  # (N,) long tensor, or None (camera only)
+    fed = commands_to_feed(recorded, use_recorded)    # or follow-lane throughout
+    commands = commands_for(model, fed, device)       # (N,) long tensor, or None (camera only)
     u, alpha, state = step_with(model.step, x, state, commands)
 """
 
@@ -29,6 +30,16 @@ def recorded_commands(labels: dict, frames: int | None = None) -> np.ndarray:
         return np.asarray(labels['route_command'], np.int64)
     n = len(labels['stamp_ns']) if frames is None else frames
     return np.full(n, FOLLOW_LANE, np.int64)
+
+
+def commands_to_feed(recorded: np.ndarray, use_recorded: bool = True) -> np.ndarray:
+    """Return the recorded commands (N,), or follow-lane throughout when they are withheld.
+
+    Withholding them (EvalConfig.route_commands False, `--no-route-commands`) measures a command
+    model without its navigator, as `signattn drive-sim --no-route-commands` does in closed loop.
+    """
+    recorded = np.asarray(recorded, np.int64)
+    return recorded if use_recorded else np.full_like(recorded, FOLLOW_LANE)
 
 
 def takes_commands(model) -> bool:

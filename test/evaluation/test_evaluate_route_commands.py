@@ -54,7 +54,7 @@ def _drop_command_column(root):
 
 
 def _command_model(seed=0):
-    """A tiny route-command model whose output, attention and gate all differ by command."""
+    """Build a tiny route-command model whose output, attention and gate differ by command."""
     torch.manual_seed(seed)
     model = SteeringNet(tiny_config(num_commands=4)).eval()
     with torch.no_grad():   # the embeddings start at zero: give every command its own
@@ -121,7 +121,7 @@ def test_a_command_model_is_evaluated_under_the_recorded_commands(tmp_path, comm
             entry['accuracy']['mae_steering_deg'], rel=1e-5)
     # The report says what was fed.
     fed = {'follow_lane': 4, 'left': 5, 'straight': 1, 'right': 4}
-    assert entry['route_commands'] == {'fed': True, 'counts': fed}
+    assert entry['route_commands'] == {'fed': True, 'source': 'recorded', 'counts': fed}
     assert report['data']['route_commands'] == fed
     md = (tmp_path / 'r' / 'report.md').read_text()
     assert 'Route commands fed to route (command models)' in md and 'left 5' in md
@@ -154,7 +154,7 @@ def test_a_camera_only_model_is_unchanged_by_the_commands(tmp_path, camera_ckpt)
     assert np.array_equal(a['u_pred'], _by_hand(camera_ckpt, data, commands=False))
     assert _untimed(a['methods']) == _untimed(b['methods'])
     assert a['contribution'] == b['contribution']
-    assert a['route_commands'] == {'fed': False, 'counts': None}
+    assert a['route_commands'] == {'fed': False, 'source': None, 'counts': None}
     assert with_column['data']['route_commands']['left'] == 5      # recorded, not fed
     assert 'no checkpoint takes commands' in (tmp_path / 'a' / 'report.md').read_text()
 
@@ -232,13 +232,22 @@ def test_sequence_mode_steps_each_level_under_the_frames_command():
     np.testing.assert_allclose(res.deletion_u[:, 0], want, atol=1e-6)   # 0 % masked
 
 
-def test_cli_reports_the_commands_fed(tmp_path, command_ckpt, capsys):
-    data = _command_set(tmp_path / 'data', [[LEFT, LEFT, RIGHT]])
-    out = tmp_path / 'rep'
-    rc = main(['evaluate', '--checkpoint', str(command_ckpt), '--data', str(data),
-               '--methods', 'attention', '--out', str(out), '--device', 'cpu',
-               '--step-percent', '50', '--no-progress', '--agreement-only'])
-    assert rc == 0
-    report = json.loads((out / 'report.json').read_text())
-    assert report['checkpoints']['route']['route_commands']['counts']['left'] == 2
-    assert 'route commands fed: left 2, right 1' in capsys.readouterr().out
+def test_cli_reports_the_commands_fed_and_can_withhold_them(tmp_path, command_ckpt, capsys):
+    data = _command_set(tmp_path / 'data', [[LEFT, LEFT, RIGHT, FOLLOW_LANE]])
+    args = ['evaluate', '--checkpoint', str(command_ckpt), '--data', str(data), '--methods',
+            'attention', '--device', 'cpu', '--no-progress', '--agreement-only']
+    assert main(args + ['--out', str(tmp_path / 'fed')]) == 0
+    assert 'route commands fed (recorded): follow_lane 1, left 2, right 1' in \
+        capsys.readouterr().out
+    fed = json.loads((tmp_path / 'fed' / 'report.json').read_text())['checkpoints']['route']
+    np.testing.assert_allclose(fed['u_pred'], _by_hand(command_ckpt, data, commands=True),
+                               atol=1e-7)
+    # Without the navigator: follow-lane on every frame, and the report says so.
+    assert main(args + ['--out', str(tmp_path / 'withheld'), '--no-route-commands']) == 0
+    assert 'route commands fed (follow_lane): follow_lane 4' in capsys.readouterr().out
+    withheld = json.loads((tmp_path / 'withheld' / 'report.json').read_text())
+    entry = withheld['checkpoints']['route']
+    np.testing.assert_allclose(entry['u_pred'], _by_hand(command_ckpt, data, commands=False),
+                               atol=1e-7)
+    assert withheld['frames']['route_command'] == [LEFT, LEFT, RIGHT, FOLLOW_LANE]  # recorded
+    assert 'Route commands withheld' in (tmp_path / 'withheld' / 'report.md').read_text()
