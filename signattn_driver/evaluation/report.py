@@ -149,6 +149,7 @@ def markdown(report: dict) -> str:
                      f'{mc["quant_bits"]} | {mc["temperature"]} | '
                      f'{_fmt(a["mae_steering_deg"])} | {_fmt(a["rmse_steering_deg"])} | '
                      f'{_fmt(a["mae_u_per_m"], 5)} | {_fmt(a["rmse_u_per_m"], 5)} |')
+    lines += _by_command_table(report)
     lines += ['', 'Paper (Table 2, Udacity test set, 5,279 frames): MAE 4.67 deg (sign), '
               '4.94 (soft), 4.77 (none).', '']
     sat = {c: e['sign_saturation']['mean'] for c, e in report['checkpoints'].items()
@@ -210,6 +211,24 @@ def _commands_lines(report: dict) -> list:
                 f'follow-lane on every frame; recorded on these frames: {recorded}.']
     return [f'Route commands fed to {", ".join(fed)} (command models), each frame its recorded '
             f'command (follow-lane where the set has none): {recorded}.']
+
+
+def _by_command_table(report: dict) -> list:
+    """MAE per recorded route command, when the frames carry more than follow-lane."""
+    names = list((report['data'].get('route_commands') or {}).items())
+    names = [name for name, n in names if n]
+    if len(names) < 2:
+        return []
+    lines = ['', 'MAE [deg] by the recorded route command of the frame (frames):', '',
+             '| checkpoint | fed | ' + ' | '.join(names) + ' |',
+             '|---|---|' + '---|' * len(names)]
+    for c, e in report['checkpoints'].items():
+        by = e.get('accuracy_by_command', {})
+        fed = e.get('route_commands', {}).get('source') or 'none (camera only)'
+        cells = [f'{_fmt(by[n]["mae_steering_deg"])} ({by[n]["frames"]})' if n in by else 'n/a'
+                 for n in names]
+        lines.append(f'| {c} | {fed} | ' + ' | '.join(cells) + ' |')
+    return lines
 
 
 def _agreement_table(report: dict) -> list:

@@ -16,6 +16,7 @@ from signattn_driver.evaluation.contribution_agreement import (per_frame_agreeme
 from signattn_driver.evaluation.deletion import auc
 from signattn_driver.evaluation.route_commands import command_counts, commands_to_feed
 from signattn_driver.evaluation.statistics import summary
+from signattn_driver.route_command import ROUTE_COMMANDS
 
 AUC_LIMITS = (25.0, 100.0)   # the paper's Fig. 6 spans 0-25 % masked
 PAPER = {
@@ -103,18 +104,20 @@ def report_header(data_dir, splits, index, runs, config, dev) -> dict:
 def checkpoint_entry(path, ckpt, rows, per, levels, agree, config) -> dict:
     """Build one checkpoint's part of the report: accuracy, methods' curves, phi agreement.
 
-    `route_commands` says what the model was fed (`route_commands_block`).
+    `route_commands` says what the model was fed (`route_commands_block`);
+    `accuracy_by_command` splits the accuracy by each frame's recorded command.
     """
     n = len(rows['u_label'])
     err_u = np.asarray(rows['u_pred']) - np.asarray(rows['u_label'])
     err_deg = err_u * np.asarray(rows['deg_per_u'])
+    recorded = np.asarray(rows['route_command'], np.int64)
     entry = {
         'path': str(path), 'sha256': ckpt.file_sha256, 'model_config': ckpt.config.to_dict(),
         'frames': n,
-        'accuracy': {'mae_u_per_m': float(np.abs(err_u).mean()),
-                     'rmse_u_per_m': float(np.sqrt((err_u ** 2).mean())),
-                     'mae_steering_deg': float(np.abs(err_deg).mean()),
-                     'rmse_steering_deg': float(np.sqrt((err_deg ** 2).mean()))},
+        'accuracy': accuracy(err_u, err_deg),
+        'accuracy_by_command': {name: {'frames': int((recorded == c).sum()),
+                                       **accuracy(err_u[recorded == c], err_deg[recorded == c])}
+                                for c, name in enumerate(ROUTE_COMMANDS) if (recorded == c).any()},
         'methods': {m: method_summary(per[m], levels, n) for m in config.methods},
         'contribution': contribution_block(agree, ckpt.config),
         'u_pred': rows['u_pred'],
@@ -128,6 +131,14 @@ def checkpoint_entry(path, ckpt, rows, per, levels, agree, config) -> dict:
         # 'mean_field' (alpha inert there), a plain sign elsewhere.
         entry['sign_saturation'] = summary(rows['sign_saturation'])
     return entry
+
+
+def accuracy(err_u: np.ndarray, err_deg: np.ndarray) -> dict:
+    """MAE and RMSE of per-frame errors in u (1/m) and in steering-wheel degrees, (N,) each."""
+    return {'mae_u_per_m': float(np.abs(err_u).mean()),
+            'rmse_u_per_m': float(np.sqrt((err_u ** 2).mean())),
+            'mae_steering_deg': float(np.abs(err_deg).mean()),
+            'rmse_steering_deg': float(np.sqrt((err_deg ** 2).mean()))}
 
 
 def route_commands_block(recorded, num_commands: int, use_recorded: bool = True) -> dict:

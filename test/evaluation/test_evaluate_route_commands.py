@@ -123,8 +123,13 @@ def test_a_command_model_is_evaluated_under_the_recorded_commands(tmp_path, comm
     fed = {'follow_lane': 4, 'left': 5, 'straight': 1, 'right': 4}
     assert entry['route_commands'] == {'fed': True, 'source': 'recorded', 'counts': fed}
     assert report['data']['route_commands'] == fed
+    by = entry['accuracy_by_command']
+    assert {k: v['frames'] for k, v in by.items()} == fed
+    assert sum(v['frames'] * v['mae_u_per_m'] for v in by.values()) / 14 == pytest.approx(
+        entry['accuracy']['mae_u_per_m'])
     md = (tmp_path / 'r' / 'report.md').read_text()
     assert 'Route commands fed to route (command models)' in md and 'left 5' in md
+    assert '| route | recorded |' in md
 
 
 def test_a_set_without_the_column_evaluates_as_follow_lane(tmp_path, command_ckpt):
