@@ -74,7 +74,6 @@ LOG = logging.getLogger(__name__)
 MODES = ('carried', 'sequence')
 # Curve kinds: the paper's error against the label, and the output change (the headline).
 CURVES = ('deletion', 'insertion', 'deletion_change', 'insertion_change')
-HEADLINE = 'deletion_change'
 
 
 @dataclass

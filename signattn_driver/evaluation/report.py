@@ -228,6 +228,16 @@ def _by_command_table(report: dict) -> list:
         cells = [f'{_fmt(by[n]["mae_steering_deg"])} ({by[n]["frames"]})' if n in by else 'n/a'
                  for n in names]
         lines.append(f'| {c} | {fed} | ' + ' | '.join(cells) + ' |')
+    if not any('headline_by_command' in e for e in report['checkpoints'].values()):
+        return lines
+    lines += ['', 'Output-change deletion AUC 0-25 % (primary fill, deg x %) by recorded route '
+              'command, mean of per-frame AUCs:', '',
+              '| checkpoint | method | ' + ' | '.join(names) + ' |',
+              '|---|---|' + '---|' * len(names)]
+    for c, e in report['checkpoints'].items():
+        for m, by in e.get('headline_by_command', {}).items():
+            cells = [_fmt(by[n]['mean'], 1) if n in by else 'n/a' for n in names]
+            lines.append(f'| {c} | {m} | ' + ' | '.join(cells) + ' |')
     return lines
 
 

@@ -19,6 +19,8 @@ from signattn_driver.evaluation.statistics import summary
 from signattn_driver.route_command import ROUTE_COMMANDS
 
 AUC_LIMITS = (25.0, 100.0)   # the paper's Fig. 6 spans 0-25 % masked
+# The headline faithfulness measure: per-frame output-change deletion AUC 0-25 %.
+HEADLINE, HEADLINE_AUC = 'deletion_change', 'auc_25_deg_pct_per_frame'
 PAPER = {
     'mae_steering_deg': {'sign (proposed)': 4.67, 'soft (Kim & Canny)': 4.94, 'none': 4.77},
     'deletion_auc_25_deg_pct': {'sign attention (proposed)': 162, 'soft attention': 141,
@@ -105,7 +107,8 @@ def checkpoint_entry(path, ckpt, rows, per, levels, agree, config) -> dict:
     """Build one checkpoint's part of the report: accuracy, methods' curves, phi agreement.
 
     `route_commands` says what the model was fed (`route_commands_block`);
-    `accuracy_by_command` splits the accuracy by each frame's recorded command.
+    `accuracy_by_command` splits the accuracy by each frame's recorded command, and
+    `headline_by_command` each method's headline AUC (primary fill) likewise.
     """
     n = len(rows['u_label'])
     err_u = np.asarray(rows['u_pred']) - np.asarray(rows['u_label'])
@@ -124,6 +127,11 @@ def checkpoint_entry(path, ckpt, rows, per, levels, agree, config) -> dict:
         'route_commands': route_commands_block(rows['route_command'], ckpt.config.num_commands,
                                                config.route_commands),
     }
+    if config.curves:
+        entry['headline_by_command'] = {
+            m: {name: summary(np.asarray(s[HEADLINE][HEADLINE_AUC])[recorded == c])
+                for c, name in enumerate(ROUTE_COMMANDS) if (recorded == c).any()}
+            for m, s in entry['methods'].items()}
     if rows['mask_area']:
         entry['mask_area_share'] = summary(rows['mask_area'])
     if ckpt.config.attention == 'sign':

@@ -127,6 +127,11 @@ def test_a_command_model_is_evaluated_under_the_recorded_commands(tmp_path, comm
     assert {k: v['frames'] for k, v in by.items()} == fed
     assert sum(v['frames'] * v['mae_u_per_m'] for v in by.values()) / 14 == pytest.approx(
         entry['accuracy']['mae_u_per_m'])
+    for method, split in entry['headline_by_command'].items():
+        per_frame = np.asarray(entry['methods'][method]['deletion_change'][
+            'auc_25_deg_pct_per_frame'])
+        assert split['left']['n'] == 5
+        assert split['left']['mean'] == pytest.approx(per_frame[recorded == LEFT].mean())
     md = (tmp_path / 'r' / 'report.md').read_text()
     assert 'Route commands fed to route (command models)' in md and 'left 5' in md
     assert '| route | recorded |' in md
