@@ -20,7 +20,9 @@ where a set has none), in the unmasked run that carries the LSTM state, its expl
 (attention, phi, Grad-CAM, LIME) and its masked copies; `route_commands=False` feeds follow-lane
 throughout instead. A camera-only model is fed none and runs as before. report.json says what
 was fed: `data.route_commands` (recorded commands of the scored frames), `frames.route_command`
-(recorded, per frame), each checkpoint's `route_commands`.
+(recorded, per frame), each checkpoint's `route_commands`; `accuracy_by_command` and
+`headline_by_command` split the MAE and the headline AUC by recorded command.
+`sign_saturation` alone still sees follow-lane (model.sign_saturation takes no command).
 
 Agreement with the contribution map (every frame scored, also without curves): phi_t, the
 exact split of u_t over the 10x20 cells (model.explain_step), is computed with the same state;

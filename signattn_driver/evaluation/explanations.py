@@ -29,10 +29,10 @@ larger = more important. These full-resolution maps are what the deletion metric
                  (contribution_agreement), and its own deletion curve.
 
 A model is anything with `step(frames (B, 3, 80, 160), state) -> (u (B,), alpha (B, 10, 20) or
-None, state)` (SteeringNet.step); Grad-CAM also needs its last convolution (`layer`). A route-
-command model explains each frame under its own command: `commands` (N,) long, one per frame
-(evaluation.route_commands), is passed on as step's third argument; None (camera-only models)
-keeps the two-argument call, and a command model given None runs under follow-lane.
+None, state)` (SteeringNet.step); Grad-CAM also needs its last convolution (`layer`).
+A route-command model explains each frame under its own command: `commands` (N,) long, one per
+frame (evaluation.route_commands), is passed on as step's third argument; None (camera-only
+models) keeps the two-argument call, and a command model given None runs under follow-lane.
 """
 
 from contextlib import contextmanager
