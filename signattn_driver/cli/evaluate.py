@@ -14,7 +14,9 @@ def register(subparsers):
         'evaluate', help='accuracy, deletion metric and saliency baselines of checkpoints',
         description='Evaluate checkpoints on a dataset (split test): MAE/RMSE, deletion and '
         'insertion curves and AUCs for each saliency method, time per explanation, Welch '
-        't-tests. Writes OUT/report.md, OUT/report.json and PNG figures.')
+        't-tests. A route-command model is fed each frame\'s recorded route command '
+        '(follow-lane where the set has none). Writes OUT/report.md, OUT/report.json and PNG '
+        'figures.')
     p.add_argument('--checkpoint', nargs='+', required=True, type=Path, metavar='CKPT')
     p.add_argument('--data', required=True, type=Path, metavar='DIR', help='dataset folder')
     option(p, '--methods', owner=EvalConfig,
@@ -59,6 +61,9 @@ def add_eval_arguments(p):
     option(p, '--seed', type=int, owner=DeletionConfig,
            help='seed of the random floor, LIME sampling and deletion tie-breaking')
     p.add_argument('--no-progress', action='store_true', help='no progress bars')
+    p.add_argument('--no-route-commands', action='store_true',
+                   help='withhold the recorded route commands from a command model (follow-lane '
+                   'on every frame), to measure it without the navigator')
     p.add_argument('--agreement-only', action='store_true',
                    help='no deletion/insertion curves: only every map\'s agreement with the '
                    'contribution map phi (cheap enough for every frame of a split)')
@@ -82,7 +87,8 @@ def eval_config(args, methods: tuple | None):
     return EvalConfig(deletion=deletion, explain=explain, **given(
         methods=methods, split=args.split, mode=args.mode, window_frames=args.window_frames,
         warmup_frames=args.warmup_frames, fills=fills,
-        curves=False if getattr(args, 'agreement_only', False) else None))
+        curves=False if getattr(args, 'agreement_only', False) else None,
+        route_commands=False if getattr(args, 'no_route_commands', False) else None))
 
 
 def parse_methods(text: str | None) -> tuple | None:
@@ -103,6 +109,10 @@ def run(args) -> int:
         agreement = ', '.join(f'{m} {s["vs_phi"]["spearman"]:.2f}'
                               for m, s in entry['contribution']['methods'].items())
         print(f'{name}: Spearman with |phi|: {agreement}')
+        fed = entry['route_commands']['counts']
+        if fed:   # a command model: each frame was fed its recorded command
+            print(f'{name}: route commands fed ({entry["route_commands"]["source"]}): '
+                  + ', '.join(f'{c} {n}' for c, n in fed.items() if n))
         if not config.curves:
             continue
         aucs = ', '.join(

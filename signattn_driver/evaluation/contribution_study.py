@@ -64,27 +64,30 @@ def open_drives(data_dir, split: str = 'val', camera: str = 'center',
     return out
 
 
-def step_parts(model, feats: torch.Tensor, alpha: torch.Tensor, h: torch.Tensor):
-    """Return u (B,) and phi (B, 10, 20) of one follow-lane step with a given attention (B, L).
+def step_parts(model, feats: torch.Tensor, alpha: torch.Tensor, h: torch.Tensor,
+               command=None):
+    """Return u (B,) and phi (B, 10, 20) of one step with a given attention (B, L).
 
     The same arithmetic as `SteeringNet._step` (eq. 10) with alpha replaced: what the command
-    would be had the attention been `alpha` for this frame and state.
+    would be had the attention been `alpha` for this frame and state. `command` (B,) is the
+    route command of a command model (None: follow-lane; camera-only models ignore it).
     """
-    phi, bias = model.contribution_with(feats, alpha, h)   # follow-lane, as evaluation runs
+    phi, bias = model.contribution_with(feats, alpha, h, command)
     return phi.sum((-2, -1)) + bias, phi
 
 
-def uniform_contribution(model, inputs: torch.Tensor, state) -> torch.Tensor:
+def uniform_contribution(model, inputs: torch.Tensor, state, commands=None) -> torch.Tensor:
     """Return phi (B, 10, 20) of frames (B, 3, 80, 160) from `state` with alpha = 1/L.
 
     Where alpha acts on u ('soft', 'mean_field', 'gated') phi grows where alpha is high, so a
     map's agreement with phi is partly built in; phi at uniform alpha is free of that.
+    `commands` (B,): each frame's route command for a command model (None: follow-lane).
     """
     feats = model.encode(inputs)
     if state is None:
         state = model.initial_state_from_features(feats)
     flat = feats.new_full(feats.shape[:2], 1.0 / NUM_LOCATIONS)
-    return step_parts(model, feats, flat, state[0])[1]
+    return step_parts(model, feats, flat, state[0], commands)[1]
 
 
 @torch.inference_mode()

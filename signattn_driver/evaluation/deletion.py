@@ -27,6 +27,9 @@ level (each level carries its own state, and f_init sees the masked first frame)
 
 Batching: all levels of several frames (and the insertion copies) go through the model in one
 forward pass of up to `batch_images` images.
+
+Route commands: a command model's masked copies of a frame run under that frame's command
+(`commands`, evaluation.route_commands); without them a command model runs under follow-lane.
 """
 
 from dataclasses import dataclass
@@ -38,6 +41,7 @@ import torch.nn.functional as F
 
 from signattn_driver.errors import ConfigError
 from signattn_driver.evaluation.explanations import expand_state, index_state
+from signattn_driver.evaluation.route_commands import step_with
 
 LOG = logging.getLogger(__name__)
 FILLS = ('black', 'blur', 'mean')
@@ -190,7 +194,7 @@ def _prepare(model, inputs, maps, targets, error_scale, config):
 @torch.inference_mode()
 def deletion_curves(model, inputs: torch.Tensor, maps: torch.Tensor, targets,
                     state=None, config: DeletionConfig = DeletionConfig(),
-                    error_scale=None) -> DeletionResult:
+                    error_scale=None, commands: torch.Tensor | None = None) -> DeletionResult:
     """Compute deletion (and insertion) curves of frames, state from the unmasked frames.
 
     Args:
@@ -203,6 +207,8 @@ def deletion_curves(model, inputs: torch.Tensor, maps: torch.Tensor, targets,
             initial state, computed from the image it is given).
         config: DeletionConfig.
         error_scale: (N,) factor applied to |u - target| (e.g. deg per 1/m), default 1.
+        commands: (N,) long route command of each frame for a command model (its masked
+            copies run under it), or None (camera-only call `step(frames, state)`).
 
     Returns:
         DeletionResult with (N, K) error curves.
@@ -226,8 +232,10 @@ def deletion_curves(model, inputs: torch.Tensor, maps: torch.Tensor, targets,
         # One pass per chunk; a frame with more images than batch_images is split.
         for b in range(0, len(flat), config.batch_images):
             idx = slice(b, b + config.batch_images)
-            u = step(flat[idx], index_state(state, frame_of[idx]))[0].double()
-            err = (u - targets[frame_of[idx]]).abs() * scale[frame_of[idx]]
+            frames = frame_of[idx]
+            command = None if commands is None else commands.to(device)[frames]
+            u = step_with(step, flat[idx], index_state(state, frames), command)[0].double()
+            err = (u - targets[frames]).abs() * scale[frames]
             out.view(-1)[base + b:base + b + len(err)] = err
             raw.view(-1)[base + b:base + b + len(err)] = u
     return _result(levels, out, raw, scale, config.insertion)
@@ -242,7 +250,8 @@ def _result(levels, out, raw, scale, insertion: bool) -> DeletionResult:
 @torch.inference_mode()
 def deletion_curves_sequence(model, inputs: torch.Tensor, maps: torch.Tensor, targets,
                              state=None, config: DeletionConfig = DeletionConfig(),
-                             error_scale=None) -> DeletionResult:
+                             error_scale=None,
+                             commands: torch.Tensor | None = None) -> DeletionResult:
     """Curves when every frame of one sequence is masked at the same level.
 
     Each level (and each insertion level) runs as its own sequence with its own LSTM state,
@@ -256,6 +265,8 @@ def deletion_curves_sequence(model, inputs: torch.Tensor, maps: torch.Tensor, ta
         state: batch-1 state before frame 0, or None (f_init on the masked first frame).
         config: DeletionConfig (batch_images is ignored: a step holds K or 2K images).
         error_scale: (T,) factor applied to the error.
+        commands: (T,) long route command of each frame for a command model (every level's
+            copy of frame t runs under command t), or None.
 
     Returns:
         DeletionResult with (T, K) curves.
@@ -271,7 +282,8 @@ def deletion_curves_sequence(model, inputs: torch.Tensor, maps: torch.Tensor, ta
     for t in range(t_len):
         images = torch.cat([perturb(inputs[t:t + 1], fills[t:t + 1], ranks[t:t + 1], counts,
                                     ins)[0] for ins in kinds])            # (I*K, 3, H, W)
-        u, _, state = step(images, state)
+        command = None if commands is None else commands[t:t + 1]
+        u, _, state = step_with(step, images, state, command)
         out[t] = (u.double() - targets[t]).abs() * scale[t]
         raw[t] = u.double()
     return _result(levels, out.view(t_len, len(kinds), k), raw.view(t_len, len(kinds), k),

@@ -14,6 +14,16 @@ evenly spaced windows of `window_frames` frames instead, each preceded by `warmu
 unmasked frames that set up the LSTM state. All checkpoints see the same frames, so their
 per-frame AUC populations can be compared.
 
+Route commands (evaluation.route_commands): a command model (ModelConfig.num_commands > 0) is
+fed the recorded command of every frame (the dataset's `route_command` column; follow-lane
+where a set has none), in the unmasked run that carries the LSTM state, its explanations
+(attention, phi, Grad-CAM, LIME) and its masked copies; `route_commands=False` feeds follow-lane
+throughout instead. A camera-only model is fed none and runs as before. report.json says what
+was fed: `data.route_commands` (recorded commands of the scored frames), `frames.route_command`
+(recorded, per frame), each checkpoint's `route_commands`; `accuracy_by_command` and
+`headline_by_command` split the MAE and the headline AUC by recorded command.
+`sign_saturation` alone still sees follow-lane (model.sign_saturation takes no command).
+
 Agreement with the contribution map (every frame scored, also without curves): phi_t, the
 exact split of u_t over the 10x20 cells (model.explain_step), is computed with the same state;
 each method's map is averaged over each cell's 8x8 pixels (attention: alpha itself) and judged
@@ -33,7 +43,7 @@ batch-means t-test over contiguous frames (`paired` in report.json; evaluation.c
 Welch's unpaired test (`tests`) is kept only for the paper's comparison.
 """
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 import json
 import logging
 import math
@@ -46,35 +56,26 @@ import torch.nn.functional as F
 from signattn_driver import checkpoint as ckpt_io
 from signattn_driver.evaluation import report as report_io
 from signattn_driver.evaluation.comparisons import paired_comparisons, welch_tests
-from signattn_driver.evaluation.contribution_agreement import (per_frame_agreement,
-                                                               summarize_agreement)
 from signattn_driver.evaluation.contribution_study import uniform_contribution
 from signattn_driver.data.dataset import Dataset, DatasetError
-from signattn_driver.evaluation.deletion import (auc, deletion_curves,
-                                                 deletion_curves_sequence, DeletionConfig,
-                                                 FILLS)
+from signattn_driver.evaluation.deletion import (deletion_curves, deletion_curves_sequence,
+                                                 DeletionConfig, FILLS)
 from signattn_driver.device import resolve_device
 from signattn_driver.errors import EvaluationError
 from signattn_driver.evaluation.explanations import (compute_maps, ExplainConfig, mass_inside,
                                                      METHODS)
 from signattn_driver.preprocessing import hsv_u8_to_input
 from signattn_driver.data.sequences import read_window, SequenceIndex
-from signattn_driver.evaluation.statistics import summary
+from signattn_driver.evaluation.report_blocks import checkpoint_entry, plain, report_header
+from signattn_driver.evaluation.route_commands import (command_counts, commands_for,
+                                                       commands_to_feed, recorded_commands,
+                                                       step_with)
 from signattn_driver.vehicle import steering_wheel_error_deg
 
 LOG = logging.getLogger(__name__)
 MODES = ('carried', 'sequence')
-AUC_LIMITS = (25.0, 100.0)   # the paper's Fig. 6 spans 0-25 % masked
 # Curve kinds: the paper's error against the label, and the output change (the headline).
 CURVES = ('deletion', 'insertion', 'deletion_change', 'insertion_change')
-HEADLINE = 'deletion_change'
-PAPER = {
-    'mae_steering_deg': {'sign (proposed)': 4.67, 'soft (Kim & Canny)': 4.94, 'none': 4.77},
-    'deletion_auc_25_deg_pct': {'sign attention (proposed)': 162, 'soft attention': 141,
-                                'gradcam': 140, 'lime': 154},
-    'error_at_25_pct_deg': {'sign attention (proposed)': 8.35, 'soft attention': 7.43,
-                            'gradcam': 6.63, 'lime': 6.33},
-}
 
 
 @dataclass
@@ -97,6 +98,9 @@ class EvalConfig:
     figures: bool = True
     # False: no deletion/insertion curves, only the (cheap) agreement of every map with phi.
     curves: bool = True
+    # Feed a route-command model each frame's recorded command (follow-lane where a set has
+    # none); False withholds them (follow-lane throughout: the model without its navigator).
+    route_commands: bool = True
 
     def __post_init__(self):
         """Check methods and mode before any model is loaded."""
@@ -174,15 +178,19 @@ def _label(paths) -> list:
 
 
 @torch.inference_mode()
-def _unmasked(model, x: torch.Tensor, state):
-    """Run frames (T, 3, 80, 160) one by one; return u (T,), states before each, final state."""
+def _unmasked(model, x: torch.Tensor, state, commands: torch.Tensor | None = None):
+    """Run frames (T, 3, 80, 160) one by one; return u (T,), states before each, final state.
+
+    commands: (T,) route command of each frame for a command model, or None.
+    """
     if state is None:
         state = model.initial_state(x[:1])
     before_h, before_c, us = [], [], []
     for t in range(len(x)):
         before_h.append(state[0])
         before_c.append(state[1])
-        u, _, state = model.step(x[t:t + 1], state)
+        command = None if commands is None else commands[t:t + 1]
+        u, _, state = step_with(model.step, x[t:t + 1], state, command)
         us.append(u)
     return torch.cat(us), (torch.cat(before_h), torch.cat(before_c)), state
 
@@ -193,7 +201,7 @@ def _evaluate_checkpoint(model, runs, index, device, config: EvalConfig, progres
                'fills': {f: {k: [] for k in CURVES} for f in config.fills}}
            for m in config.methods}
     rows = {'u_label': [], 'u_pred': [], 'deg_per_u': [], 'drive': [], 'stamp_ns': [],
-            'mask_area': [], 'run': [], 'sign_saturation': []}
+            'mask_area': [], 'run': [], 'sign_saturation': [], 'route_command': []}
     examples = {'hsv': [], 'maps': {m: [] for m in config.methods}}
     agree = {'phi': [], 'phi_uniform': [], 'recon': [], 'maps': {m: [] for m in config.methods}}
     levels = None
@@ -204,10 +212,14 @@ def _evaluate_checkpoint(model, runs, index, device, config: EvalConfig, progres
         drive = index.datasets[seg.dataset].drive(seg.drive)
         win = read_window(drive, seg.rows[r.warm:r.stop])
         x_all = hsv_u8_to_input(torch.from_numpy(win['frames']).to(device))
+        recorded = recorded_commands(win)                                 # (T,) int64
+        fed = commands_to_feed(recorded, config.route_commands)
+        commands_all = commands_for(model, fed, device)                   # None: camera only
         state = state if r.carry else None
-        u_all, before, state = _unmasked(model, x_all, state)
+        u_all, before, state = _unmasked(model, x_all, state, commands_all)
         s = r.start - r.warm
         x, u_pred = x_all[s:], u_all[s:]
+        commands = None if commands_all is None else commands_all[s:]
         before = tuple(b[s:] for b in before)
         hsv = win['frames'][s:]
         u_label = win['inverse_radius_per_m'][s:].astype(np.float64)
@@ -227,11 +239,13 @@ def _evaluate_checkpoint(model, runs, index, device, config: EvalConfig, progres
         rows['stamp_ns'] += [int(v) for v in win['stamp_ns'][s:]]
         # Windows are contiguous in time; the paired test never joins frames of two windows.
         rows['run'] += [run_id] * len(x)
+        rows['route_command'] += recorded[s:].tolist()
+        # model.sign_saturation takes no command: alpha under follow-lane for a command model.
         rows['sign_saturation'] += model.sign_saturation(x, before).double().cpu().tolist()
         with torch.inference_mode():
-            explained = model.explain_step(x, before)
+            explained = model.explain_step(x, before, commands)
             agree['phi'].append(explained.contribution.cpu())
-            agree['phi_uniform'].append(uniform_contribution(model, x, before).cpu())
+            agree['phi_uniform'].append(uniform_contribution(model, x, before, commands).cpu())
             rebuilt = explained.contribution.sum((-2, -1)) + explained.bias
             agree['recon'].append((rebuilt - u_pred).abs().max().item())
         need = config.examples - len(examples['hsv'])
@@ -239,7 +253,7 @@ def _evaluate_checkpoint(model, runs, index, device, config: EvalConfig, progres
             examples['hsv'] += list(hsv[:need])
         for method in config.methods:
             maps, secs = compute_maps(method, model, x, before, hsv, config.explain,
-                                      seed_offset=len(rows['u_label']))
+                                      seed_offset=len(rows['u_label']), commands=commands)
             per[method]['seconds'] += secs
             if need > 0:
                 examples['maps'][method] += list(maps[:need].numpy())
@@ -252,10 +266,11 @@ def _evaluate_checkpoint(model, runs, index, device, config: EvalConfig, progres
             for fill in config.fills:
                 dcfg = replace(config.deletion, fill=fill)
                 if config.mode == 'carried':
-                    res = deletion_curves(model, x, maps, u_label, before, dcfg, deg_per_u)
+                    res = deletion_curves(model, x, maps, u_label, before, dcfg, deg_per_u,
+                                          commands)
                 else:
                     res = deletion_curves_sequence(model, x, maps, u_label, None, dcfg,
-                                                   deg_per_u)
+                                                   deg_per_u, commands)
                 change_del, change_ins = res.output_change()
                 curves = per[method]['fills'][fill]
                 curves['deletion'].append(res.deletion)
@@ -270,94 +285,6 @@ def _evaluate_checkpoint(model, runs, index, device, config: EvalConfig, progres
 def cell_means(maps: torch.Tensor) -> torch.Tensor:
     """Mean of full-resolution maps (N, 80, 160) over each map cell's 8x8 pixels: (N, 10, 20)."""
     return F.avg_pool2d(maps[:, None].float(), 8)[:, 0]
-
-
-def contribution_block(agree: dict, model_config) -> dict:
-    """Agreement of every method with |phi| and |phi at uniform alpha| (see module docstring)."""
-    phi = torch.cat(agree['phi']).double().numpy()
-    phi_uniform = torch.cat(agree['phi_uniform']).double().numpy()
-    acting = model_config.attention == 'soft' or (
-        model_config.attention == 'sign' and model_config.binarize in ('mean_field', 'gated'))
-    block = {'alpha_acts': acting, 'frames': len(phi),
-             'max_abs_reconstruction_error_per_m': float(max(agree['recon'])),
-             'mean_abs_phi_sum_per_m': float(np.abs(phi).sum((1, 2)).mean()),
-             'methods': {}}
-    for method, chunks in agree['maps'].items():
-        maps = torch.cat(chunks).double().numpy()
-        entry = {'vs_phi': summarize_agreement(maps, phi)}
-        if acting:
-            entry['vs_phi_uniform_alpha'] = summarize_agreement(maps, phi_uniform)
-        frame = per_frame_agreement(maps, phi)
-        entry['per_frame'] = {k: np.round(frame[k], 5).tolist()
-                              for k in ('spearman', 'share_top10', 'ratio_top10')}
-        block['methods'][method] = entry
-    return block
-
-
-def _curve_block(curves: np.ndarray, levels: np.ndarray) -> dict:
-    """Mean curve, per-frame AUCs and summaries of (N, K) curves in degrees."""
-    block = {'curve_deg': curves.mean(0).tolist(), 'curve_std_deg': curves.std(0).tolist()}
-    j = int(np.argmin(np.abs(levels - 25.0)))
-    for lim in AUC_LIMITS:
-        per_frame = auc(levels, curves, lim)
-        key = f'auc_{int(lim)}_deg_pct'
-        block[key] = float(auc(levels, curves.mean(0), lim))
-        block[f'{key}_per_frame'] = per_frame.tolist()
-        block[f'{key}_summary'] = summary(per_frame)
-        # Area above the zero-deletion level (0 for the output change, which starts at 0).
-        above = auc(levels, curves - curves[:, :1], lim)
-        block[f'{key}_above_baseline_summary'] = summary(above)
-    block['error_at_25_pct_deg'] = float(curves[:, j].mean())
-    return block
-
-
-def _method_summary(entry: dict, levels: np.ndarray, n_frames: int) -> dict:
-    out = {'seconds_per_frame': entry['seconds'] / max(1, n_frames), 'fills': {}}
-    for fill, kinds in entry['fills'].items():
-        out['fills'][fill] = {kind: _curve_block(np.concatenate(c), levels)
-                              for kind, c in kinds.items() if c}
-    out.update(next(iter(out['fills'].values())))    # the primary fill, as before
-    if entry['mask_share']:
-        out['mask_share'] = summary(entry['mask_share'])
-    return out
-
-
-def _report_header(data_dir, splits, index, runs, config: EvalConfig, dev) -> dict:
-    """Describe the data, settings and units of a report, before any checkpoint."""
-    return {
-        'data': {'path': str(data_dir), 'splits': list(splits), 'camera': config.camera,
-                 'segments': len(index.segments), 'runs': len(runs)},
-        'config': _plain(asdict(config)), 'device': str(dev),
-        'units': {'u': '1/m', 'error': 'deg of steering-wheel angle (eq. 3 inverted at the '
-                  'smoothed speed)', 'auc': 'deg x percentage point (x = percent masked, '
-                  'trapezoid)', 'time': 's per frame'},
-        'paper': PAPER, 'checkpoints': {}, 'tests': [],
-    }
-
-
-def _checkpoint_entry(path, ckpt, rows, per, levels, agree, config: EvalConfig) -> dict:
-    """Build one checkpoint's part of the report: accuracy, methods' curves, phi agreement."""
-    n = len(rows['u_label'])
-    err_u = np.asarray(rows['u_pred']) - np.asarray(rows['u_label'])
-    err_deg = err_u * np.asarray(rows['deg_per_u'])
-    entry = {
-        'path': str(path), 'sha256': ckpt.file_sha256, 'model_config': ckpt.config.to_dict(),
-        'frames': n,
-        'accuracy': {'mae_u_per_m': float(np.abs(err_u).mean()),
-                     'rmse_u_per_m': float(np.sqrt((err_u ** 2).mean())),
-                     'mae_steering_deg': float(np.abs(err_deg).mean()),
-                     'rmse_steering_deg': float(np.sqrt((err_deg ** 2).mean()))},
-        'methods': {m: _method_summary(per[m], levels, n) for m in config.methods},
-        'contribution': contribution_block(agree, ckpt.config),
-        'u_pred': rows['u_pred'],
-    }
-    if rows['mask_area']:
-        entry['mask_area_share'] = summary(rows['mask_area'])
-    if ckpt.config.attention == 'sign':
-        # Share of |kappa L alpha x| >= 1 on the unmasked frames: hardtanh saturated in
-        # 'mean_field' (alpha inert there), a plain sign elsewhere.
-        entry['sign_saturation'] = summary(rows['sign_saturation'])
-    return entry
 
 
 def evaluate(checkpoints, data_dir, methods=None, out_dir='reports/eval', device='auto',
@@ -397,7 +324,7 @@ def evaluate(checkpoints, data_dir, methods=None, out_dir='reports/eval', device
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     names = _label(checkpoints)
-    report = _report_header(data_dir, splits, index, runs, config, dev)
+    report = report_header(data_dir, splits, index, runs, config, dev)
     all_examples = {}
     for name, path in zip(names, checkpoints):
         model, ckpt = ckpt_io.load_model(path, map_location='cpu')
@@ -405,10 +332,13 @@ def evaluate(checkpoints, data_dir, methods=None, out_dir='reports/eval', device
         LOG.info('evaluating %s (%s) on %d runs', name, ckpt.config.attention, len(runs))
         per, rows, examples, levels, agree = _evaluate_checkpoint(model, runs, index, dev,
                                                                   config, progress)
-        report['checkpoints'][name] = _checkpoint_entry(path, ckpt, rows, per, levels, agree,
-                                                        config)
+        report['checkpoints'][name] = checkpoint_entry(path, ckpt, rows, per, levels, agree,
+                                                       config)
         report.setdefault('frames', {'drive': rows['drive'], 'stamp_ns': rows['stamp_ns'],
-                                     'u_label': rows['u_label'], 'run': rows['run']})
+                                     'u_label': rows['u_label'], 'run': rows['run'],
+                                     'route_command': rows['route_command']})
+        # The same frames for every checkpoint: their recorded commands, fed or not.
+        report['data'].setdefault('route_commands', command_counts(rows['route_command']))
         all_examples[name] = examples
         del model
     report['levels_percent'] = [] if levels is None else levels.tolist()
@@ -417,24 +347,6 @@ def evaluate(checkpoints, data_dir, methods=None, out_dir='reports/eval', device
         report['paired'] = paired_comparisons(report, config.fills, config.methods)
     if config.figures and config.curves:
         report['figures'] = report_io.figures(report, all_examples, out_dir)
-    (out_dir / 'report.json').write_text(json.dumps(_plain(report), indent=1))
+    (out_dir / 'report.json').write_text(json.dumps(plain(report), indent=1))
     (out_dir / 'report.md').write_text(report_io.markdown(report))
     return report
-
-
-def _plain(obj):
-    """Make obj JSON-safe: tuples to lists, NaN/inf to None, numpy scalars to Python."""
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, (np.floating, float)):
-        v = float(obj)
-        return v if math.isfinite(v) else None
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.ndarray):
-        return _plain(obj.tolist())
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj

@@ -30,6 +30,9 @@ larger = more important. These full-resolution maps are what the deletion metric
 
 A model is anything with `step(frames (B, 3, 80, 160), state) -> (u (B,), alpha (B, 10, 20) or
 None, state)` (SteeringNet.step); Grad-CAM also needs its last convolution (`layer`).
+A route-command model explains each frame under its own command: `commands` (N,) long, one per
+frame (evaluation.route_commands), is passed on as step's third argument; None (camera-only
+models) keeps the two-argument call, and a command model given None runs under follow-lane.
 """
 
 from contextlib import contextmanager
@@ -44,6 +47,7 @@ import torch.nn.functional as F
 from signattn_driver.attention_overlay import BLUR_SIGMA_CELLS
 from signattn_driver.errors import EvaluationError
 from signattn_driver.model import INPUT_HEIGHT, INPUT_WIDTH, MAP_HEIGHT, MAP_WIDTH
+from signattn_driver.evaluation.route_commands import step_with
 from signattn_driver.preprocessing import hsv_u8_to_input
 
 LOG = logging.getLogger(__name__)
@@ -120,25 +124,28 @@ def blur_for_display(maps: np.ndarray, sigma_px: float | None = None) -> np.ndar
     return out.reshape(arr.shape)
 
 
-def attention_maps(model, inputs: torch.Tensor, state: State) -> torch.Tensor:
+def attention_maps(model, inputs: torch.Tensor, state: State,
+                   commands: torch.Tensor | None = None) -> torch.Tensor:
     """Return the model's own alpha_t for inputs (N, 3, 80, 160) -> (N, 80, 160)."""
     with torch.inference_mode():
-        _, alpha, _ = _step_fn(model)(inputs, state)
+        _, alpha, _ = step_with(_step_fn(model), inputs, state, commands)
     if alpha is None:
         raise ExplanationError('this model returns no attention map')
     return upsample(alpha.reshape(-1, MAP_HEIGHT, MAP_WIDTH)).cpu()
 
 
-def contribution_maps(model, inputs: torch.Tensor, state: State) -> torch.Tensor:
+def contribution_maps(model, inputs: torch.Tensor, state: State,
+                      commands: torch.Tensor | None = None) -> torch.Tensor:
     """Return |phi_t| (model.explain_step) for inputs (N, 3, 80, 160) -> (N, 80, 160)."""
     if not hasattr(model, 'explain_step'):
         raise ExplanationError('contribution needs a SteeringNet (explain_step)')
     with torch.inference_mode():
-        phi = model.explain_step(inputs, state).contribution
+        phi = model.explain_step(inputs, state, commands).contribution
     return upsample(phi.abs()).cpu()
 
 
-def gradcam_maps(model, inputs: torch.Tensor, state: State, layer=None) -> torch.Tensor:
+def gradcam_maps(model, inputs: torch.Tensor, state: State, layer=None,
+                 commands: torch.Tensor | None = None) -> torch.Tensor:
     """|Grad-CAM| of u on `layer` (default: model.encoder.convs[-1]) -> (N, 80, 160)."""
     from captum.attr import LayerGradCam
     if layer is None:
@@ -150,7 +157,7 @@ def gradcam_maps(model, inputs: torch.Tensor, state: State, layer=None) -> torch
 
     def forward(x):
         # Detached state: the explanation is of frame t alone, as for the other methods.
-        return step(x, state)[0]
+        return step_with(step, x, state, commands)[0]
 
     with torch.inference_mode(False), torch.enable_grad():
         x = inputs.detach().clone().requires_grad_(True)
@@ -173,7 +180,8 @@ def _quiet_lime():
 
 
 def lime_maps(model, hsv_u8: np.ndarray, state: State, config: ExplainConfig = ExplainConfig(),
-              output_scale: float = 0.01, device=None) -> torch.Tensor:
+              output_scale: float = 0.01, device=None,
+              commands: torch.Tensor | None = None) -> torch.Tensor:
     """LIME importance |w| per SLIC superpixel for frames (N, 80, 160, 3) uint8 HSV.
 
     Args:
@@ -184,6 +192,8 @@ def lime_maps(model, hsv_u8: np.ndarray, state: State, config: ExplainConfig = E
         output_scale: u is divided by this before the ridge fit, keeping LIME's default
             regularisation meaningful for outputs of order 1e-2 1/m.
         device: where perturbed batches run (default: the state's device, else CPU).
+        commands: (N,) route command of each frame (its perturbed images run under it), or
+            None.
 
     Returns:
         (N, 80, 160) float32 maps on the CPU.
@@ -196,11 +206,12 @@ def lime_maps(model, hsv_u8: np.ndarray, state: State, config: ExplainConfig = E
     maps = []
     for i, frame in enumerate(np.asarray(hsv_u8)):
         row = None if state is None else tuple(s[i:i + 1] for s in state)
+        command = None if commands is None else commands[i:i + 1].to(device)
 
-        def classifier_fn(images, row=row):
+        def classifier_fn(images, row=row, command=command):
             x = hsv_u8_to_input(torch.from_numpy(np.ascontiguousarray(images)).to(device))
             with torch.inference_mode():
-                u = step(x, expand_state(row, len(x)))[0]
+                u = step_with(step, x, expand_state(row, len(x)), command)[0]
             return (u.float() / output_scale).cpu().numpy()[:, None]
 
         def segment(image):
@@ -282,7 +293,7 @@ def center_maps(n: int, sigma: float = 0.25) -> torch.Tensor:
 
 def compute_maps(method: str, model, inputs: torch.Tensor, state: State,
                  hsv_u8: np.ndarray | None = None, config: ExplainConfig = ExplainConfig(),
-                 seed_offset: int = 0):
+                 seed_offset: int = 0, commands: torch.Tensor | None = None):
     """Compute one method's maps for a batch of frames, and time it.
 
     Args:
@@ -293,6 +304,8 @@ def compute_maps(method: str, model, inputs: torch.Tensor, state: State,
         hsv_u8: (N, 80, 160, 3) uint8 HSV frames; needed by 'lime', 'random_superpixels'.
         config: ExplainConfig.
         seed_offset: added to the seed of 'random' so that batches differ.
+        commands: (N,) long route command of each frame for a command model, or None
+            (see the module docstring); the floors ('random', 'center', ...) ignore it.
 
     Returns:
         (maps (N, 80, 160) float32 CPU tensor, seconds) where seconds covers the whole batch
@@ -305,16 +318,17 @@ def compute_maps(method: str, model, inputs: torch.Tensor, state: State,
     sync()
     t0 = time.perf_counter()
     if method == 'attention':
-        maps = attention_maps(model, inputs, state)
+        maps = attention_maps(model, inputs, state, commands)
     elif method == 'gradcam':
-        maps = gradcam_maps(model, inputs, state)
+        maps = gradcam_maps(model, inputs, state, commands=commands)
     elif method == 'lime':
         if hsv_u8 is None:
             raise ExplanationError('lime needs the uint8 HSV frames (hsv_u8=)')
         scale = getattr(getattr(model, 'config', None), 'output_scale', 0.01)
-        maps = lime_maps(model, hsv_u8, state, config, output_scale=scale, device=inputs.device)
+        maps = lime_maps(model, hsv_u8, state, config, output_scale=scale, device=inputs.device,
+                         commands=commands)
     elif method == 'contribution':
-        maps = contribution_maps(model, inputs, state)
+        maps = contribution_maps(model, inputs, state, commands)
     elif method == 'random':
         maps = random_maps(n, config.seed + seed_offset)
     elif method == 'random_superpixels':

@@ -135,7 +135,7 @@ def markdown(report: dict) -> str:
         f'Deletion: fills {", ".join(cfg.get("fills") or [cfg["deletion"]["fill"]])}, '
         f'steps of {cfg["deletion"]["step_percent"]} %'
         f', LSTM state mode {cfg["mode"]} ("carried": state from the unmasked previous frames; '
-        '"sequence": whole window masked).', '',
+        '"sequence": whole window masked).', *_commands_lines(report), '',
         'Units: errors in degrees of steering-wheel angle (|theta(u_pred) - theta_label|, eq. 3 '
         'inverted at the smoothed speed); AUC in deg x percentage point, trapezoid over x in '
         'percent masked. Deletion AUC: higher = the map found what the model uses. Insertion '
@@ -149,6 +149,7 @@ def markdown(report: dict) -> str:
                      f'{mc["quant_bits"]} | {mc["temperature"]} | '
                      f'{_fmt(a["mae_steering_deg"])} | {_fmt(a["rmse_steering_deg"])} | '
                      f'{_fmt(a["mae_u_per_m"], 5)} | {_fmt(a["rmse_u_per_m"], 5)} |')
+    lines += _by_command_table(report)
     lines += ['', 'Paper (Table 2, Udacity test set, 5,279 frames): MAE 4.67 deg (sign), '
               '4.94 (soft), 4.77 (none).', '']
     sat = {c: e['sign_saturation']['mean'] for c, e in report['checkpoints'].items()
@@ -192,6 +193,52 @@ def markdown(report: dict) -> str:
     for name in report.get('figures', []):
         lines += [f'![{name}]({name})', '']
     return '\n'.join(lines)
+
+
+def _commands_lines(report: dict) -> list:
+    """One line: which route commands the frames carry and which checkpoints were fed them."""
+    counts = report['data'].get('route_commands')
+    if not counts:
+        return []
+    fed = {c: e['route_commands']['source'] for c, e in report['checkpoints'].items()
+           if e.get('route_commands', {}).get('fed')}
+    recorded = ', '.join(f'{name} {n}' for name, n in counts.items())
+    if not fed:
+        return [f'Route commands recorded on these frames: {recorded}; no checkpoint takes '
+                'commands (camera only).']
+    if 'recorded' not in fed.values():
+        return [f'Route commands withheld: {", ".join(fed)} (command models) ran under '
+                f'follow-lane on every frame; recorded on these frames: {recorded}.']
+    return [f'Route commands fed to {", ".join(fed)} (command models), each frame its recorded '
+            f'command (follow-lane where the set has none): {recorded}.']
+
+
+def _by_command_table(report: dict) -> list:
+    """MAE per recorded route command, when the frames carry more than follow-lane."""
+    names = list((report['data'].get('route_commands') or {}).items())
+    names = [name for name, n in names if n]
+    if len(names) < 2:
+        return []
+    lines = ['', 'MAE [deg] by the recorded route command of the frame (frames):', '',
+             '| checkpoint | fed | ' + ' | '.join(names) + ' |',
+             '|---|---|' + '---|' * len(names)]
+    for c, e in report['checkpoints'].items():
+        by = e.get('accuracy_by_command', {})
+        fed = e.get('route_commands', {}).get('source') or 'none (camera only)'
+        cells = [f'{_fmt(by[n]["mae_steering_deg"])} ({by[n]["frames"]})' if n in by else 'n/a'
+                 for n in names]
+        lines.append(f'| {c} | {fed} | ' + ' | '.join(cells) + ' |')
+    if not any('headline_by_command' in e for e in report['checkpoints'].values()):
+        return lines
+    lines += ['', 'Output-change deletion AUC 0-25 % (primary fill, deg x %) by recorded route '
+              'command, mean of per-frame AUCs:', '',
+              '| checkpoint | method | ' + ' | '.join(names) + ' |',
+              '|---|---|' + '---|' * len(names)]
+    for c, e in report['checkpoints'].items():
+        for m, by in e.get('headline_by_command', {}).items():
+            cells = [_fmt(by[n]['mean'], 1) if n in by else 'n/a' for n in names]
+            lines.append(f'| {c} | {m} | ' + ' | '.join(cells) + ' |')
+    return lines
 
 
 def _agreement_table(report: dict) -> list:
