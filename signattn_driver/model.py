@@ -203,12 +203,14 @@ class SteeringNet(nn.Module):
         return binarize(weighted)                                             # eq. 4, 8
 
     @torch.inference_mode()
-    def sign_saturation(self, frame: torch.Tensor, state: State | None = None) -> torch.Tensor:
+    def sign_saturation(self, frame: torch.Tensor, state: State | None = None,
+                        command=None) -> torch.Tensor:
         """Share of sign inputs with |kappa L alpha x| >= 1 (hardtanh saturated), per frame.
 
         Args:
             frame: (B, 3, 80, 160) network input.
             state: (h_{t-1}, c_{t-1}) or None (f_init of the frame).
+            command: route command(s) of a command model (int or (B,)); None: follow-lane.
 
         Returns:
             (B,) fractions in [0, 1]; NaN for models without a sign path.
@@ -218,7 +220,7 @@ class SteeringNet(nn.Module):
             return feats.new_full((len(frame),), float('nan'))
         if state is None:
             state = self.initial_state_from_features(feats)
-        alpha = self.attention(feats, state[0], self.config.temperature)
+        alpha = self._alpha(feats, state[0], self._route(command, len(feats), feats.device))
         z = self.sign_input(feats[..., :FEATURE_CHANNELS // 2], alpha)
         return (z.abs() >= 1.0).flatten(1).float().mean(1)
 
@@ -241,11 +243,7 @@ class SteeringNet(nn.Module):
         """One step's parts: u (B,), alpha (B, L), gated X^ (B, D_in), route (B,)|None, state."""
         h, c = state
         route = self._route(command, len(feats), feats.device)
-        if self.config.attention == 'none':
-            alpha = feats.new_full(feats.shape[:2], 1.0 / NUM_LOCATIONS)
-        else:
-            extra = () if route is None else (self.command_attention(route),)
-            alpha = self.attention(feats, h, self.config.temperature, *extra)
+        alpha = self._alpha(feats, h, route)
         x_hat = self.attend(feats, alpha)                                    # (B, D_in)
         gated = self._output_gate(h, route) * x_hat                          # eq. 10
         out = self.head(self.dropout(gated))                                 # (B, K)
@@ -254,6 +252,13 @@ class SteeringNet(nn.Module):
         u = out.squeeze(-1) * self.config.output_scale
         h, c = self.lstm(x_hat, (h, c))
         return u, alpha, gated, route, (h, c)
+
+    def _alpha(self, feats: torch.Tensor, h: torch.Tensor, route: torch.Tensor | None):
+        """Attention (B, L) of features (B, L, C) at h_{t-1}, with the command's score bias."""
+        if self.config.attention == 'none':
+            return feats.new_full(feats.shape[:2], 1.0 / NUM_LOCATIONS)
+        extra = () if route is None else (self.command_attention(route),)
+        return self.attention(feats, h, self.config.temperature, *extra)
 
     def _output_gate(self, h: torch.Tensor, route: torch.Tensor | None) -> torch.Tensor:
         """sigmoid(W_alpha h_{t-1} + b_alpha), plus the command's bias for a command model."""

@@ -240,8 +240,7 @@ def _evaluate_checkpoint(model, runs, index, device, config: EvalConfig, progres
         # Windows are contiguous in time; the paired test never joins frames of two windows.
         rows['run'] += [run_id] * len(x)
         rows['route_command'] += recorded[s:].tolist()
-        # model.sign_saturation takes no command: alpha under follow-lane for a command model.
-        rows['sign_saturation'] += model.sign_saturation(x, before).double().cpu().tolist()
+        rows['sign_saturation'] += model.sign_saturation(x, before, commands).double().cpu().tolist()
         with torch.inference_mode():
             explained = model.explain_step(x, before, commands)
             agree['phi'].append(explained.contribution.cpu())

@@ -230,6 +230,22 @@ def test_sign_saturation_counts_hardtanh_saturated_inputs():
     assert torch.isnan(SteeringNet(tiny_config(attention='soft')).sign_saturation(x)).all()
 
 
+def test_sign_saturation_of_a_command_model_uses_the_command():
+    torch.manual_seed(0)
+    model = SteeringNet(tiny_config(binarize='mean_field', num_commands=4)).eval()
+    model.config.sign_kappa = 30.0                  # some inputs saturate, not all
+    with torch.no_grad():                           # a command that moves alpha a lot
+        model.command_attention.weight.normal_(0.0, 3.0)
+    x = frames(b=2, t=1)[:, 0]
+    for command in range(4):
+        alpha = model.explain_step(x, None, command).alpha.flatten(1)
+        feats = model.encode(x)
+        z = model.sign_input(feats[..., :feats.shape[-1] // 2], alpha)
+        expected = (z.abs() >= 1.0).flatten(1).float().mean(1)
+        assert torch.equal(model.sign_saturation(x, None, command), expected)
+    assert not torch.equal(model.sign_saturation(x, None, 1), model.sign_saturation(x, None, 3))
+
+
 @pytest.mark.parametrize('bad', [dict(sign_kappa=0.0), dict(sign_kappa=float('inf'))])
 def test_invalid_kappa_rejected(bad):
     with pytest.raises(ValueError):
