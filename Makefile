@@ -79,6 +79,15 @@ reproduce: install
 # 1500 steps); then the held-out maps with and without the navigator's commands, the
 # straights-and-curves maps, in process against through the node, and how the maps move with
 # the command. About 1.5 h on a quiet 2-core machine (1 thread per job).
+ROUTE ?= outputs/route
+ROUTE_INIT ?= config/models/sim_mean_field.pt
+ROUTE_RESULTS ?= docs/results/route
+ROUTE_SIM = --max-drive-seconds 60 --no-bags
+ROUTE_VAL_MAPS = 5101 5102 5103 5104 5105 5106 5107 5108 5109 5110
+ROUTE_DATA = $(ROUTE)/sim/dataset $(ROUTE)/sim_junctions/dataset $(ROUTE)/sim_default/dataset \
+  $(ROUTE)/dagger_junctions/dataset $(ROUTE)/dagger_default/dataset
+ROUTE_DATA2 = $(ROUTE_DATA) $(ROUTE)/dagger2_x/dataset $(ROUTE)/dagger2_xt/dataset \
+  $(ROUTE)/dagger2_default/dataset
 route-model: install
 	$(BIN)/signattn simulate --out $(ROUTE)/sim --minutes 8 --seed 3000 --val-every 5 $(ROUTE_SIM)
 	$(BIN)/signattn simulate --out $(ROUTE)/sim_junctions --minutes 14 --seed 4000 \
@@ -92,29 +101,39 @@ route-model: install
 	  --blocks XTOXTOX --val-every 0 --policy $(ROUTE)/run/best.pt --beta 0.5 $(ROUTE_SIM)
 	$(BIN)/signattn simulate --out $(ROUTE)/dagger_default --minutes 5 --seed 4600 --val-every 0 \
 	  --policy $(ROUTE)/run/best.pt --beta 0.5 $(ROUTE_SIM)
-	$(BIN)/signattn train --data $(ROUTE)/sim/dataset $(ROUTE)/sim_junctions/dataset \
-	  $(ROUTE)/sim_default/dataset $(ROUTE)/dagger_junctions/dataset \
-	  $(ROUTE)/dagger_default/dataset --config config/train_route_dagger.yaml \
+	$(BIN)/signattn train --data $(ROUTE_DATA) --config config/train_route_dagger.yaml \
 	  --init-checkpoint $(ROUTE)/run/best.pt --out $(ROUTE)/run2 --threads 1
-	$(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run2/best.pt --no-baselines --max-seconds 120 \
+	$(BIN)/signattn simulate --out $(ROUTE)/dagger2_x --minutes 7 --seed 4800 --blocks XCXSXCX \
+	  --val-every 0 --policy $(ROUTE)/run2/best.pt --beta 0.3 $(ROUTE_SIM)
+	$(BIN)/signattn simulate --out $(ROUTE)/dagger2_xt --minutes 7 --seed 4900 --blocks XTXCXTX \
+	  --val-every 0 --policy $(ROUTE)/run2/best.pt --beta 0.3 $(ROUTE_SIM)
+	$(BIN)/signattn simulate --out $(ROUTE)/dagger2_default --minutes 4 --seed 4700 \
+	  --val-every 0 --policy $(ROUTE)/run2/best.pt --beta 0.3 $(ROUTE_SIM)
+	$(BIN)/signattn train --data $(ROUTE_DATA2) --config config/train_route_dagger2.yaml \
+	  --init-checkpoint $(ROUTE)/run2/best.pt --out $(ROUTE)/run4 --threads 1
+	$(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run2/best.pt --seeds $(ROUTE_VAL_MAPS) \
+	  --max-seconds 120 --threads 1 --out $(ROUTE_RESULTS)/stage3/val_stage2.json
+	$(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run4/best.pt --seeds $(ROUTE_VAL_MAPS) \
+	  --no-baselines --max-seconds 120 --threads 1 --out $(ROUTE_RESULTS)/stage3/val_stage3.json
+	$(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run4/best.pt --no-baselines --max-seconds 120 \
 	  --threads 1 --out $(ROUTE_RESULTS)/drive_sim_commands.json
-	$(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run2/best.pt --no-baselines --max-seconds 120 \
+	$(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run4/best.pt --no-baselines --max-seconds 120 \
 	  --threads 1 --no-route-commands --out $(ROUTE_RESULTS)/drive_sim_no_commands.json
 	$(BIN)/signattn drive-sim --blocks CSCCSCC --max-seconds 120 \
 	  --out $(ROUTE_RESULTS)/drive_sim_csccscc_baselines.json
-	$(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run2/best.pt --blocks CSCCSCC --no-baselines \
+	$(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run4/best.pt --blocks CSCCSCC --no-baselines \
 	  --max-seconds 120 --threads 1 --out $(ROUTE_RESULTS)/drive_sim_csccscc_commands.json
 	$(BIN)/signattn drive-sim --checkpoint $(ROUTE_INIT) --blocks CSCCSCC --no-baselines \
 	  --max-seconds 120 --threads 1 --out $(ROUTE_RESULTS)/drive_sim_csccscc_camera_only.json
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/closed_loop_chaos.py \
-	  --checkpoint $(ROUTE)/run2/best.pt --seeds 5001 5002 5003 5004 --max-seconds 120 \
+	  --checkpoint $(ROUTE)/run4/best.pt --seeds 5001 5002 5003 5004 --max-seconds 120 \
 	  --no-repeat --through-ros --out $(ROUTE_RESULTS)/closed_loop_chaos.json
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/closed_loop_chaos.py \
-	  --checkpoint $(ROUTE)/run2/best.pt --seeds 5005 5006 5007 5008 5009 5010 --max-seconds 120 \
+	  --checkpoint $(ROUTE)/run4/best.pt --seeds 5005 5006 5007 5008 5009 5010 --max-seconds 120 \
 	  --no-repeat --through-ros --out $(ROUTE_RESULTS)/closed_loop_chaos_5005_5010.json
 	$(BIN)/signattn simulate --out $(ROUTE)/heldout --minutes 3 --seed 8000 \
 	  --max-drive-seconds 45 --val-every 1 --no-bags
-	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/route_maps.py --checkpoint $(ROUTE)/run2/best.pt \
+	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/route_maps.py --checkpoint $(ROUTE)/run4/best.pt \
 	  --data $(ROUTE)/heldout/dataset --out $(ROUTE_RESULTS)/route_maps.json
 	# the per-cell-bias alignment recipe on top (config/models/sim_route_aligned.pt), scored on
 	# the explanation study's held-out maps 7000+ (docs/experiments.md)
@@ -126,6 +145,7 @@ route-model: install
 	  --max-drive-seconds 40 --val-every 1 --no-bags
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/phi_study.py agreement \
 	  --data $(ROUTE)/phi_heldout/dataset --checkpoint $(ROUTE)/run2/best.pt $(ROUTE)/run3/best.pt \
+	  $(ROUTE)/run4/best.pt \
 	  --out $(ROUTE_RESULTS)/agreement_heldout.json
 	$(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run3/best.pt --no-baselines --max-seconds 120 \
 	  --threads 1 --out $(ROUTE_RESULTS)/aligned/drive_sim_commands.json
