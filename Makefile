@@ -75,10 +75,13 @@ reproduce: install
 # procedural maps 3000+ and 4200+, junction-heavy XTOXTOX maps 4000+); ROUTE_INIT (the
 # camera-only model) fine-tuned with one branch per command (config/train_route.yaml: frozen
 # encoder, 3000 steps); one DAgger round (that model drives 10 min of new maps 4400+ and 4600+,
-# the expert labels them) and a second fine-tune on all 46 min (config/train_route_dagger.yaml,
-# 1500 steps); then the held-out maps with and without the navigator's commands, the
-# straights-and-curves maps, in process against through the node, and how the maps move with
-# the command. About 1.5 h on a quiet 2-core machine (1 thread per job).
+# the expert labels them) and stage 2 on all 46 min (config/train_route_dagger.yaml, 1500
+# steps); a second DAgger round aimed at junctions (stage 2 drives 18 min of XCXSXCX 4800+,
+# XTXCXTX 4900+ and default 4700+ maps at beta 0.3) and stage 3 on all 64 min with turn frames
+# weighted 4 (config/train_route_dagger2.yaml, 1500 steps), checked against stage 2 on the
+# validation maps 5101-5110; then the held-out maps with and without the navigator's commands,
+# the straights-and-curves maps, in process against through the node, and how the maps move
+# with the command. About 3 h on a quiet 2-core machine (1 thread per job).
 ROUTE ?= outputs/route
 ROUTE_INIT ?= config/models/sim_mean_field.pt
 ROUTE_RESULTS ?= docs/results/route
@@ -115,6 +118,8 @@ route-model: install
 	  --max-seconds 120 --threads 1 --out $(ROUTE_RESULTS)/stage3/val_stage2.json
 	$(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run4/best.pt --seeds $(ROUTE_VAL_MAPS) \
 	  --no-baselines --max-seconds 120 --threads 1 --out $(ROUTE_RESULTS)/stage3/val_stage3.json
+	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/turn_steering.py --checkpoint $(ROUTE)/run2/best.pt \
+	  --data $(ROUTE)/dagger2_x/dataset --out $(ROUTE_RESULTS)/stage3/turn_steering_stage2.json
 	$(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run4/best.pt --no-baselines --max-seconds 120 \
 	  --threads 1 --out $(ROUTE_RESULTS)/drive_sim_commands.json
 	$(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run4/best.pt --no-baselines --max-seconds 120 \
@@ -126,15 +131,19 @@ route-model: install
 	$(BIN)/signattn drive-sim --checkpoint $(ROUTE_INIT) --blocks CSCCSCC --no-baselines \
 	  --max-seconds 120 --threads 1 --out $(ROUTE_RESULTS)/drive_sim_csccscc_camera_only.json
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/closed_loop_chaos.py \
-	  --checkpoint $(ROUTE)/run4/best.pt --seeds 5001 5002 5003 5004 --max-seconds 120 \
+	  --checkpoint $(ROUTE)/run4/best.pt --seeds 5001 5002 5003 5004 5005 --max-seconds 120 \
 	  --no-repeat --through-ros --out $(ROUTE_RESULTS)/closed_loop_chaos.json
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/closed_loop_chaos.py \
-	  --checkpoint $(ROUTE)/run4/best.pt --seeds 5005 5006 5007 5008 5009 5010 --max-seconds 120 \
-	  --no-repeat --through-ros --out $(ROUTE_RESULTS)/closed_loop_chaos_5005_5010.json
+	  --checkpoint $(ROUTE)/run4/best.pt --seeds 5006 5007 5008 5009 5010 --max-seconds 120 \
+	  --no-repeat --through-ros --out $(ROUTE_RESULTS)/closed_loop_chaos_5006_5010.json
 	$(BIN)/signattn simulate --out $(ROUTE)/heldout --minutes 3 --seed 8000 \
 	  --max-drive-seconds 45 --val-every 1 --no-bags
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/route_maps.py --checkpoint $(ROUTE)/run4/best.pt \
 	  --data $(ROUTE)/heldout/dataset --out $(ROUTE_RESULTS)/route_maps.json
+	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/turn_steering.py --checkpoint $(ROUTE)/run2/best.pt \
+	  --data $(ROUTE)/heldout/dataset --out $(ROUTE_RESULTS)/stage3/turn_steering_heldout_stage2.json
+	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/turn_steering.py --checkpoint $(ROUTE)/run4/best.pt \
+	  --data $(ROUTE)/heldout/dataset --out $(ROUTE_RESULTS)/stage3/turn_steering_heldout_stage3.json
 	# the per-cell-bias alignment recipe on top (config/models/sim_route_aligned.pt), scored on
 	# the explanation study's held-out maps 7000+ (docs/experiments.md)
 	$(BIN)/signattn train --data $(ROUTE)/sim/dataset $(ROUTE)/sim_junctions/dataset \
