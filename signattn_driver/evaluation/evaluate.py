@@ -240,7 +240,8 @@ def _evaluate_checkpoint(model, runs, index, device, config: EvalConfig, progres
         # Windows are contiguous in time; the paired test never joins frames of two windows.
         rows['run'] += [run_id] * len(x)
         rows['route_command'] += recorded[s:].tolist()
-        rows['sign_saturation'] += model.sign_saturation(x, before, commands).double().cpu().tolist()
+        saturation = model.sign_saturation(x, before, commands)
+        rows['sign_saturation'] += saturation.double().cpu().tolist()
         with torch.inference_mode():
             explained = model.explain_step(x, before, commands)
             agree['phi'].append(explained.contribution.cpu())
