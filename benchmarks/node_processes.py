@@ -40,6 +40,12 @@ def child_env() -> dict:
     return env
 
 
+def cpu_seconds(pid: int) -> float:
+    """Return the CPU time (user + system, s) process `pid` has used so far (Linux /proc)."""
+    fields = Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+
+
 # -- camera process -------------------------------------------------------------------------
 
 def jpeg_frames(n: int) -> list:

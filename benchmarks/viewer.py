@@ -29,8 +29,7 @@ import time
 
 import numpy as np
 
-from benchmarks.node import _cpu_seconds
-from benchmarks.node_processes import child_env, open_listener, start_camera
+from benchmarks.node_processes import child_env, cpu_seconds, open_listener, start_camera
 from signattn_driver.paths import config_path
 from signattn_driver.ros.node_process import NodeProcess
 
@@ -123,7 +122,7 @@ def _measure(mode: str, args, checkpoint: str, env: dict, browser, url: str,
             node.check_alive()
             if listener.phase != phase:
                 phase = listener.phase
-                cpu[phase] = (_cpu_seconds(node.pid), _cpu_seconds(viewer_pid))
+                cpu[phase] = (cpu_seconds(node.pid), cpu_seconds(viewer_pid))
                 if page is not None:       # leaving an "on" phase
                     shown[page_phase] = _frames_shown(page)
                     page.close()
@@ -135,7 +134,7 @@ def _measure(mode: str, args, checkpoint: str, env: dict, browser, url: str,
         if page is not None:
             shown[page_phase] = _frames_shown(page)
             page.close()
-        cpu['end'] = (_cpu_seconds(node.pid), _cpu_seconds(viewer_pid))
+        cpu['end'] = (cpu_seconds(node.pid), cpu_seconds(viewer_pid))
         published = camera.stdout.read().strip()
     finally:
         if camera.poll() is None:

@@ -78,7 +78,8 @@ def run(args) -> int:
     from signattn_driver.sim.closed_loop import (ClosedLoopConfig, evaluate_controllers,
                                                  ExpertController, ModelController,
                                                  ZeroController)
-    from signattn_driver.sim.metadrive_adapter import require, SimConfig
+    from signattn_driver.sim.metadrive_adapter import SimConfig
+    from signattn_driver.sim.metadrive_runtime import require
 
     check(args)
     require()

@@ -62,7 +62,8 @@ def run(args) -> int:
     """Build the configuration, simulate with a progress bar, print the summary."""
     from tqdm import tqdm
 
-    from signattn_driver.sim.metadrive_adapter import require, SimConfig
+    from signattn_driver.sim.metadrive_adapter import SimConfig
+    from signattn_driver.sim.metadrive_runtime import require
     from signattn_driver.sim.recording import NoiseConfig, simulate, SimulationConfig
     if args.policy is not None and not args.policy.is_file():
         raise CliError(f'no checkpoint at {args.policy}')

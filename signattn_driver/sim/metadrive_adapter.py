@@ -1,20 +1,9 @@
-"""The one place that knows MetaDrive: a headless, CPU-rendered driving simulator for our car.
+"""Our car in a MetaDrive world: build the map, step it, read the car's state, frame and masks.
 
 MetaDrive (Apache-2.0, https://github.com/metadriverse/metadrive) renders a front-camera road
-view with Panda3D. Only `metadrive-simulator==0.2.6.0` works offline (the last release whose
-wheel ships its assets); it needs the pins in requirements-sim.txt (`pip install .[sim]`) and
-Mesa's EGL (apt: libegl1 libgl1 libegl-mesa0 libgl1-mesa-dri). Five run-time adjustments make it
-work on a headless CPU machine with NumPy 2, all applied in `_load` and `MetaDriveSim`:
-
-1. NumPy aliases it still uses (np.float, np.int, np.bool) are restored.
-2. Panda3D renders through its EGL display module (p3headlessgl, Mesa software GL), no X.
-3. Its multi-threaded render mode (threading-model Cull/Draw) is dropped: with it the first
-   frame is white and steps hang.
-4. Anisotropic filtering is set to 1 on every texture after each reset: at MetaDrive's 8-16,
-   software GL takes seconds per frame.
-5. The main window is shrunk to the camera size and multisampling is dropped: MetaDrive
-   renders its 1200x900 main window with 8x MSAA every step even when nobody looks (reset
-   40 s -> 2 s, steps 20 -> 50-70 per second).
+view with Panda3D. Importing it and making it render headless on a CPU (the version, the install
+hint, five run-time adjustments) is `sim/metadrive_runtime.py`; this module builds the world,
+steps it and reads our car's state, camera frame and lane masks back.
 
 Conventions here are ours, not MetaDrive's: SI units, REP-103 signs (+ = left). MetaDrive's
 2-D frame flips Panda3D's y axis, so its lateral coordinate grows to the right; `SimState`
@@ -26,35 +15,25 @@ Images come back BGR (Panda3D's RAM image order), as OpenCV and our preprocessin
 import contextlib
 from dataclasses import asdict, dataclass, field
 import io
-import logging
 import math
 import os
 
 import numpy as np
 
-from signattn_driver.errors import ConfigError, SimulationError
+from signattn_driver.errors import ConfigError
 from signattn_driver.route_command import FOLLOW_LANE
 from signattn_driver.sim.lane_masks import build_quads, map_lines, project_quads
 from signattn_driver.sim.maps import map_config, parse_blocks
+# INSTALL_HINT, SIM_VERSION, is_available and require are re-exported: callers import them here.
+from signattn_driver.sim.metadrive_runtime import (INSTALL_HINT, is_available,  # noqa: F401
+                                                   load, MetaDriveError,
+                                                   render_only_the_camera, require,
+                                                   restore_python_utf8, SIM_VERSION)
 from signattn_driver.sim.route import junctions_of_route, RouteCommands, RouteConfig
 
-SIM_VERSION = '0.2.6.0'
 # Simulated frames go through JPEG at this quality, as in the bags and over ROS.
 CAMERA_JPEG_QUALITY = 75
-INSTALL_HINT = ('install the simulator extra: `pip install .[sim]` (requirements-sim.txt; '
-                'metadrive-simulator==0.2.6.0 with --no-deps) and apt packages libegl1 libgl1 '
-                'libegl-mesa0 libgl1-mesa-dri')
 MAX_STEERING_DEG = 40.0          # MetaDrive DefaultVehicle max_steering (utils/space.py)
-
-log = logging.getLogger(__name__)
-_MD = {}
-
-
-class MetaDriveError(SimulationError):
-    """MetaDrive itself is missing, cannot start, or was used out of order.
-
-    The sim layer's other errors: SimulationError (a recording), ClosedLoopError (a controller).
-    """
 
 
 @dataclass
@@ -116,66 +95,6 @@ class SimState:
         return min(1.0, max(0.0, self.route_progress_m / max(self.route_length_m, 1e-6)))
 
 
-def is_available() -> bool:
-    """Return whether MetaDrive and its display module can be imported."""
-    try:
-        _load()
-    except MetaDriveError:
-        return False
-    return True
-
-
-def require():
-    """Import MetaDrive now; raise MetaDriveError with the install hint if it is missing."""
-    _load()
-
-
-def _load() -> dict:
-    """Import MetaDrive with adjustments 1-3; cached. Raises MetaDriveError if absent."""
-    if _MD:
-        return _MD
-    # 1. MetaDrive 0.2.6 predates NumPy 1.24, which removed these aliases.
-    for alias, kind in (('float', float), ('int', int), ('bool', bool)):
-        if alias not in np.__dict__:
-            setattr(np, alias, kind)
-    try:
-        from panda3d import core as p3d
-    except ImportError as err:
-        raise MetaDriveError(f'Panda3D is not installed ({err}); {INSTALL_HINT}') from err
-    # 2. headless EGL; keep Panda3D's notices about missing input devices quiet.
-    p3d.loadPrcFileData('signattn', '\n'.join((
-        'load-display p3headlessgl', 'aux-display p3headlessgl', 'notify-level-display error',
-        'notify-level-egldisplay error', 'notify-level-device fatal', 'audio-library-name null')))
-    quiet = io.StringIO()
-    try:
-        # gym and MetaDrive print banners on import.
-        with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
-            from metadrive.constants import DrivableAreaProperty, LineType
-            from metadrive.engine.core import engine_core
-            from metadrive.envs.metadrive_env import MetaDriveEnv
-            from metadrive.policy.idm_policy import IDMPolicy
-            import metadrive
-    except ImportError as err:
-        raise MetaDriveError(f'MetaDrive is not importable ({err}); {INSTALL_HINT}') from err
-    if getattr(metadrive, '__version__', SIM_VERSION) not in (SIM_VERSION, None):
-        log.warning('MetaDrive %s found; this adapter is written for %s',
-                    metadrive.__version__, SIM_VERSION)
-
-    original = engine_core.loadPrcFileData
-
-    def load_prc_file_data(name, data):
-        # 3. (and 5.) drop the threaded renderer, the GLES display and multisampling.
-        key = data.strip().split(' ', 1)[0]
-        if key in ('threading-model', 'load-display', 'framebuffer-multisample', 'multisamples'):
-            return None
-        return original(name, data)
-
-    engine_core.loadPrcFileData = load_prc_file_data
-    _MD.update(p3d=p3d, MetaDriveEnv=MetaDriveEnv, IDMPolicy=IDMPolicy, LineType=LineType,
-               stripe_m=DrivableAreaProperty.STRIPE_LENGTH)
-    return _MD
-
-
 def steering_to_front_wheel_rad(steering: float) -> float:
     """Convert a MetaDrive command s in [-1, 1] to a front-wheel angle in rad (+ = left)."""
     return float(np.clip(steering, -1.0, 1.0)) * math.radians(MAX_STEERING_DEG)
@@ -199,11 +118,12 @@ class MetaDriveSim:
 
     def __init__(self, config: SimConfig | None = None):
         self.config = config or SimConfig()
-        md = _load()
+        md = load()
         self._md = md
         c = self.config
         env_config = dict(
             use_render=False, offscreen_render=True, rgb_clip=False,
+            # adjustment 5 (sim/metadrive_runtime.py): a main window no larger than the camera
             window_size=(c.width_px, c.height_px), disable_model_compression=True,
             show_interface=False, show_logo=False, show_fps=False, show_skybox=True,
             vehicle_config=dict(rgb_camera=(c.width_px, c.height_px), show_navi_mark=False),
@@ -262,21 +182,9 @@ class MetaDriveSim:
         except Exception as err:
             raise MetaDriveError(f'MetaDrive reset failed for seed {seed}: {err}') from err
         self.seed = int(seed)
-        _restore_python_utf8(self._python_utf8)
+        restore_python_utf8(self._python_utf8)
         engine = self._env.engine
-        # 4. anisotropic filtering costs seconds per frame in software GL.
-        p3d = self._md['p3d']
-        for texture in p3d.TexturePool.findAllTextures():
-            texture.setAnisotropicDegree(1)
-        for texture in engine.render.findAllTextures():
-            texture.setAnisotropicDegree(1)
-        # 5. only our camera renders: MetaDrive also renders its main window, an 84x84 top-down
-        # map of 250 m and a depth image every step, which triples the cost with traffic.
-        for name, sensor in self.vehicle.image_sensors.items():
-            if name != 'rgb_camera' and getattr(type(sensor), '_singleton', None) is not None:
-                type(sensor)._singleton.buffer.setActive(False)
-        for region in engine.win.getDisplayRegions():
-            region.setActive(False)
+        render_only_the_camera(engine, self.vehicle)
         expert = self._md['IDMPolicy'](self.vehicle, random_seed=self.seed)
         expert.enable_lane_change = False     # keep its lane: steering the camera can explain
         expert.target_speed = self.config.target_speed_kmh
@@ -406,13 +314,6 @@ class MetaDriveSim:
                              projection=_matrix(lens.getProjectionMat()), near=lens.getNear(),
                              camera_xy=np.array(cam.getPos(render), np.float64)[:2],
                              height=height, width=width)
-
-
-def _restore_python_utf8(value):
-    if value is None:
-        os.environ.pop('PYTHONUTF8', None)
-    else:
-        os.environ['PYTHONUTF8'] = value
 
 
 def _matrix(mat) -> np.ndarray:

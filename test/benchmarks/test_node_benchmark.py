@@ -1,4 +1,4 @@
-"""The node benchmark's pacing and its summary over repeats (benchmarks/node.py, no DDS)."""
+"""The node benchmark's pacing, floor and summary over repeats (benchmarks/node*.py, no DDS)."""
 
 from pathlib import Path
 import sys
@@ -12,7 +12,8 @@ if not (CHECKOUT / 'benchmarks' / 'node.py').is_file():
     pytest.skip('benchmarks/ is not in this tree (it lives in a source checkout)',
                 allow_module_level=True)
 sys.path.insert(0, str(CHECKOUT))
-from benchmarks.node import _medians, _paced_ms  # noqa: E402
+from benchmarks.node import _medians  # noqa: E402
+from benchmarks.node_floor import _paced_ms  # noqa: E402
 
 
 def test_paced_calls_start_on_the_rate_grid_and_warmup_is_not_timed():
@@ -51,7 +52,7 @@ def test_summary_is_the_median_of_each_figure_over_repeats():
 
 def test_a_listener_that_hears_nothing_is_an_error_not_nan(ros_domain_id):
     pytest.importorskip('rclpy', reason='the DDS hop needs rclpy')
-    from benchmarks.node import _listen
+    from benchmarks.node_floor import _listen
     from benchmarks.node_processes import child_env
     from signattn_driver.ros.node_process import NothingHeardError
     # the camera runs in the next domain: this process's listener is never discovered
@@ -61,7 +62,7 @@ def test_a_listener_that_hears_nothing_is_an_error_not_nan(ros_domain_id):
 
 
 def test_floor_ratios_divide_the_node_p50_by_its_parts():
-    from benchmarks.node import _floor_ratios
+    from benchmarks.node_floor import floor_ratios
     floor = {'step': {'int8': {'p50_ms': 6.0, 'back_to_back': {'p50_ms': 4.0}}},
              'jpeg_decode': {'p50_ms': 1.5, 'back_to_back': {'p50_ms': 1.0}},
              'dds_hop': {'p50_ms': 0.5}, 'dds_hop_raw': {'p50_ms': 12.0}}
@@ -69,11 +70,11 @@ def test_floor_ratios_divide_the_node_p50_by_its_parts():
     variants = {'node_int8': {'phases': {'20hz': {'latency_p50_ms': 10.0,
                                                   'node_stages_p50_ms': stages}}},
                 'node_int8_raw': {'phases': {'20hz': {'latency_p50_ms': 21.0}}}}
-    jpeg = _floor_ratios('int8', 'compressed', floor, variants)
+    jpeg = floor_ratios('int8', 'compressed', floor, variants)
     assert jpeg['floor_int8_p50_ms'] == 8.0 and jpeg['ratio_node_over_floor_int8_p50'] == 1.25
     assert jpeg['floor_back_to_back_int8_p50_ms'] == 5.5
     assert jpeg['ratio_node_over_stage_floor_int8_p50'] == 10.0 / 8.0
-    raw = _floor_ratios('int8', 'raw', floor, variants)       # no decode; the raw frame's hop
+    raw = floor_ratios('int8', 'raw', floor, variants)        # no decode; the raw frame's hop
     assert raw['floor_int8_raw_p50_ms'] == 18.0
     assert raw['ratio_node_over_floor_int8_raw_p50'] == 21 / 18
     assert 'ratio_node_over_stage_floor_int8_raw_p50' not in raw
