@@ -115,6 +115,12 @@ def run_node(make_node, args=None, name: str = 'drive_node') -> int:
         return 1
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:
+        # Ctrl-C's handler shuts the context down under a running executor; rclpy then fails
+        # building its next wait set (RCLError "the given context is not valid"). That is a
+        # shutdown, not an error; anything raised while the context is still up is one.
+        if rclpy.ok():
+            raise
     finally:
         # `ros2 launch` forwards Ctrl-C while the terminal already sent it: a second SIGINT
         # during teardown must not turn a clean exit into a KeyboardInterrupt traceback.
