@@ -25,7 +25,7 @@ def _run(monkeypatch, spin):
 
 @pytest.fixture
 def domain(ros_domain_id):
-    """A DDS domain of this test's own; run_node ignores SIGINT on its way out: restore it."""
+    """Give the test a DDS domain of its own; restore SIGINT, which run_node ignores on exit."""
     handler = signal.getsignal(signal.SIGINT)
     yield ros_domain_id
     signal.signal(signal.SIGINT, handler)
