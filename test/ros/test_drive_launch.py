@@ -223,17 +223,29 @@ class Probe:
 
     def parameters(self, names) -> dict:
         """drive_node's values of `names` that it declares (through its parameter services)."""
-        listed = self.call(ListParameters, '/drive_node/list_parameters', ListParameters.Request())
+        listed = self.call(ListParameters, '/drive_node/list_parameters', ListParameters.Request(),
+                           resend_s=2.0)
         declared = [n for n in names if n in listed.result.names]
         got = self.call(GetParameters, '/drive_node/get_parameters',
-                        GetParameters.Request(names=declared))
+                        GetParameters.Request(names=declared), resend_s=2.0)
         return {n: parameter_value_to_python(v) for n, v in zip(declared, got.values)}
 
-    def call(self, kind, name, request):
+    def call(self, kind, name, request, resend_s: float | None = None):
+        """Call a service of the node; return its response.
+
+        A server may not have matched this client's response reader yet when the first request
+        arrives (Fast DDS then drops the response: "failed to send response (timeout)").
+        Idempotent queries pass `resend_s` and are sent again while unanswered.
+        """
         client = self.node.create_client(kind, name)
         self.spin_until(client.service_is_ready, name)
-        future = client.call_async(request)
-        self.spin_until(future.done, f'the answer of {name}')
+        future, sent = client.call_async(request), time.monotonic()
+
+        def resend():
+            nonlocal future, sent
+            if resend_s and not future.done() and time.monotonic() - sent > resend_s:
+                future, sent = client.call_async(request), time.monotonic()
+        self.spin_until(lambda: future.done(), f'the answer of {name}', every=resend)
         return future.result()
 
     def close(self):
@@ -441,7 +453,7 @@ def test_lifecycle_true_starts_a_managed_node_that_steers_once_activated(
     from lifecycle_msgs.srv import ChangeState, GetState
     launched = start(f'checkpoint:={tiny_checkpoint}', 'device:=cpu', 'lifecycle:=true')
     probe = probes(launched)
-    state = probe.call(GetState, '/drive_node/get_state', GetState.Request())
+    state = probe.call(GetState, '/drive_node/get_state', GetState.Request(), resend_s=2.0)
     assert state.current_state.label == 'unconfigured'
     camera = probe.node.create_publisher(CompressedImage, DEFAULT_CAMERA, qos_profile_sensor_data)
     for transition in (Transition.TRANSITION_CONFIGURE, Transition.TRANSITION_ACTIVATE):
