@@ -21,6 +21,7 @@ import torch
 
 from signattn_driver.checkpoint import load_model
 from signattn_driver.data.dataset import Dataset
+from signattn_driver.evaluation.route_commands import recorded_commands
 from signattn_driver.model import MAP_WIDTH
 from signattn_driver.preprocessing import hsv_u8_to_input
 from signattn_driver.route_command import FOLLOW_LANE, LEFT, RIGHT, ROUTE_COMMANDS
@@ -37,7 +38,7 @@ def column_centre(maps: np.ndarray) -> np.ndarray:
 @torch.inference_mode()
 def explain_drive(model, drive) -> dict:
     """Run one drive with its recorded commands; explain turn frames under LEFT and RIGHT."""
-    commands = np.asarray(drive.labels.get('route_command', np.zeros(len(drive))), np.int64)
+    commands = recorded_commands(drive.labels)
     out = {c: {'alpha': [], 'phi': [], 'u': []} for c in (LEFT, RIGHT)}
     recorded = []
     state = None

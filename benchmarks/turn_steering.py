@@ -35,9 +35,8 @@ def predict_drive(model, drive, commands: np.ndarray) -> np.ndarray:
         hsv = np.array(drive.frames(start, min(len(drive), start + CHUNK)))   # writable copy
         x = hsv_u8_to_input(torch.from_numpy(hsv))
         for i in range(len(x)):
-            step = model.explain_step(x[i:i + 1], state, int(commands[start + i]))
-            state = step.state
-            pred[start + i] = float(step.u[0])
+            u, _, state = model.step(x[i:i + 1], state, int(commands[start + i]))
+            pred[start + i] = float(u[0])
     return pred
 
 

@@ -2,9 +2,9 @@
 
 A route-command model (ModelConfig.num_commands > 0) is stepped, explained and masked under the
 command the navigator gave at each frame: the dataset's `route_command` column (values in
-signattn_driver/route_command.py), follow-lane for sets without it (converted Udacity drives,
-sets written before the column existed). A camera-only model is given no command at all (None),
-so its arithmetic is exactly what it was before commands existed.
+signattn_driver/route_command.py; the dataset loader gives sets without it follow-lane). A
+camera-only model is given no command at all (None), so its arithmetic is exactly what it was
+before commands existed.
 
     recorded = recorded_commands(window)             # (N,) int64, from the labels
     fed = commands_to_feed(recorded, use_recorded)    # or follow-lane throughout
@@ -18,18 +18,15 @@ import torch
 from signattn_driver.route_command import FOLLOW_LANE, ROUTE_COMMANDS
 
 
-def recorded_commands(labels: dict, frames: int | None = None) -> np.ndarray:
-    """Return the recorded route command of each frame: (N,) int64, follow-lane when absent.
+def recorded_commands(labels: dict) -> np.ndarray:
+    """Return the recorded route command of each frame: (N,) int64.
 
     Args:
-        labels: a drive's labels or a window of them (data.sequences.read_window); its
-            `route_command` column, when present, is the command per frame.
-        frames: N, needed only when `labels` has no `route_command` column and no `stamp_ns`.
+        labels: a drive's labels or a window of them (data.sequences.read_window). Their
+            `route_command` column is always there: the dataset loader fills it with
+            follow-lane for sets written without it (data.dataset.OPTIONAL_COLUMNS).
     """
-    if 'route_command' in labels:
-        return np.asarray(labels['route_command'], np.int64)
-    n = len(labels['stamp_ns']) if frames is None else frames
-    return np.full(n, FOLLOW_LANE, np.int64)
+    return np.asarray(labels['route_command'], np.int64)
 
 
 def commands_to_feed(recorded: np.ndarray, use_recorded: bool = True) -> np.ndarray:
