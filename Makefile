@@ -53,7 +53,7 @@ demo: install
 # its mean_field fine-tune on maps 1000-1020 (config/models/sim_mean_field.pt), evaluate, drive
 # the 10 held-out maps 5001-5010 next to the expert and animate map 5001; then the route-command
 # model on top of it (`route-model`: config/models/sim_route.pt, the launch and demo default).
-# About 3.5 h on 2 cores.
+# About 5 h on 2 cores.
 reproduce: install
 	$(BIN)/signattn simulate --out $(REPRODUCE)/sim --minutes $(SIM_MINUTES) --seed 100
 	$(BIN)/signattn train --data $(REPRODUCE)/sim/dataset --config config/train_demo.yaml \
@@ -78,68 +78,114 @@ reproduce: install
 # the expert labels them) and stage 2 on all 46 min (config/train_route_dagger.yaml, 1500
 # steps); a second DAgger round aimed at junctions (stage 2 drives 18 min of XCXSXCX 4800+,
 # XTXCXTX 4900+ and default 4700+ maps at beta 0.3) and stage 3 on all 64 min with turn frames
-# weighted 4 (config/train_route_dagger2.yaml, 1500 steps), checked against stage 2 on the
-# validation maps 5101-5110; then the held-out maps with and without the navigator's commands,
-# the straights-and-curves maps, in process against through the node, and how the maps move
-# with the command. About 3 h on a quiet 2-core machine (1 thread per job).
+# weighted 4 (config/train_route_dagger2.yaml, 1500 steps). Stages 1-3 were told roundabouts
+# as a whole (--roundabout-commands whole). Stage 4: the expert sets again with roundabouts
+# told exit by exit (the default since), the DAgger drives whose labels that keeps, 1500 steps
+# from stage 3 (seeds 0 and 1); stage 5: a DAgger round on roundabout-heavy maps (OCXSOCX
+# 4520+, default 5520+) and 1500 steps from stage 4 seed 1 (the better one on the validation
+# maps 5101-5110). Then the held-out maps with and without the navigator's commands, the
+# straights-and-curves maps, in process against through the node, and how the maps move with
+# the command. About 4.5 h on a quiet 2-core machine (1 thread per job).
 ROUTE ?= outputs/route
 ROUTE_INIT ?= config/models/sim_mean_field.pt
 ROUTE_RESULTS ?= docs/results/route
 ROUTE_SIM = --max-drive-seconds 60 --no-bags
+ROUTE_SIM_WHOLE = $(ROUTE_SIM) --roundabout-commands whole
 ROUTE_VAL_MAPS = 5101 5102 5103 5104 5105 5106 5107 5108 5109 5110
 ROUTE_DATA = $(ROUTE)/sim/dataset $(ROUTE)/sim_junctions/dataset $(ROUTE)/sim_default/dataset \
   $(ROUTE)/dagger_junctions/dataset $(ROUTE)/dagger_default/dataset
 ROUTE_DATA2 = $(ROUTE_DATA) $(ROUTE)/dagger2_x/dataset $(ROUTE)/dagger2_xt/dataset \
   $(ROUTE)/dagger2_default/dataset
+ROUTE_DATA4 = $(ROUTE)/pe_sim/dataset $(ROUTE)/pe_sim_junctions/dataset \
+  $(ROUTE)/pe_sim_default/dataset $(ROUTE)/pe_keep_dagger_default \
+  $(ROUTE)/pe_keep_dagger2_x $(ROUTE)/pe_keep_dagger2_xt $(ROUTE)/pe_keep_dagger2_default
+ROUTE_DATA5 = $(ROUTE_DATA4) $(ROUTE)/dagger3_o/dataset $(ROUTE)/dagger3_default/dataset
 route-model: install
-	$(BIN)/signattn simulate --out $(ROUTE)/sim --minutes 8 --seed 3000 --val-every 5 $(ROUTE_SIM)
+	$(BIN)/signattn simulate --out $(ROUTE)/sim --minutes 8 --seed 3000 --val-every 5 \
+	  $(ROUTE_SIM_WHOLE)
 	$(BIN)/signattn simulate --out $(ROUTE)/sim_junctions --minutes 14 --seed 4000 \
-	  --blocks XTOXTOX --val-every 7 $(ROUTE_SIM)
+	  --blocks XTOXTOX --val-every 7 $(ROUTE_SIM_WHOLE)
 	$(BIN)/signattn simulate --out $(ROUTE)/sim_default --minutes 14 --seed 4200 --val-every 7 \
-	  $(ROUTE_SIM)
+	  $(ROUTE_SIM_WHOLE)
 	$(BIN)/signattn train --data $(ROUTE)/sim/dataset $(ROUTE)/sim_junctions/dataset \
 	  $(ROUTE)/sim_default/dataset --config config/train_route.yaml \
 	  --init-checkpoint $(ROUTE_INIT) --out $(ROUTE)/run --threads 1
 	$(BIN)/signattn simulate --out $(ROUTE)/dagger_junctions --minutes 5 --seed 4400 \
-	  --blocks XTOXTOX --val-every 0 --policy $(ROUTE)/run/best.pt --beta 0.5 $(ROUTE_SIM)
+	  --blocks XTOXTOX --val-every 0 --policy $(ROUTE)/run/best.pt --beta 0.5 $(ROUTE_SIM_WHOLE)
 	$(BIN)/signattn simulate --out $(ROUTE)/dagger_default --minutes 5 --seed 4600 --val-every 0 \
-	  --policy $(ROUTE)/run/best.pt --beta 0.5 $(ROUTE_SIM)
+	  --policy $(ROUTE)/run/best.pt --beta 0.5 $(ROUTE_SIM_WHOLE)
 	$(BIN)/signattn train --data $(ROUTE_DATA) --config config/train_route_dagger.yaml \
 	  --init-checkpoint $(ROUTE)/run/best.pt --out $(ROUTE)/run2 --threads 1
 	$(BIN)/signattn simulate --out $(ROUTE)/dagger2_x --minutes 7 --seed 4800 --blocks XCXSXCX \
-	  --val-every 0 --policy $(ROUTE)/run2/best.pt --beta 0.3 $(ROUTE_SIM)
+	  --val-every 0 --policy $(ROUTE)/run2/best.pt --beta 0.3 $(ROUTE_SIM_WHOLE)
 	$(BIN)/signattn simulate --out $(ROUTE)/dagger2_xt --minutes 7 --seed 4900 --blocks XTXCXTX \
-	  --val-every 0 --policy $(ROUTE)/run2/best.pt --beta 0.3 $(ROUTE_SIM)
+	  --val-every 0 --policy $(ROUTE)/run2/best.pt --beta 0.3 $(ROUTE_SIM_WHOLE)
 	$(BIN)/signattn simulate --out $(ROUTE)/dagger2_default --minutes 4 --seed 4700 \
-	  --val-every 0 --policy $(ROUTE)/run2/best.pt --beta 0.3 $(ROUTE_SIM)
+	  --val-every 0 --policy $(ROUTE)/run2/best.pt --beta 0.3 $(ROUTE_SIM_WHOLE)
 	$(BIN)/signattn train --data $(ROUTE_DATA2) --config config/train_route_dagger2.yaml \
 	  --init-checkpoint $(ROUTE)/run2/best.pt --out $(ROUTE)/run4 --threads 1
 	$(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run2/best.pt --seeds $(ROUTE_VAL_MAPS) \
-	  --max-seconds 120 --threads 1 --out $(ROUTE_RESULTS)/stage3/val_stage2.json
+	  --max-seconds 120 --threads 1 --roundabout-commands whole \
+	  --out $(ROUTE_RESULTS)/stage3/val_stage2.json
 	$(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run4/best.pt --seeds $(ROUTE_VAL_MAPS) \
-	  --no-baselines --max-seconds 120 --threads 1 --out $(ROUTE_RESULTS)/stage3/val_stage3.json
+	  --no-baselines --max-seconds 120 --threads 1 --roundabout-commands whole \
+	  --out $(ROUTE_RESULTS)/stage3/val_stage3.json
+	$(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run4/best.pt --no-baselines --max-seconds 120 \
+	  --threads 1 --roundabout-commands whole --out $(ROUTE_RESULTS)/stage3/drive_sim_commands.json
+	# stage 4: roundabouts told exit by exit (per_exit, the default): the expert sets again,
+	# the DAgger drives whose labels per_exit keeps (benchmarks/per_exit_subset.py; none of
+	# dagger_junctions'), 1500 steps from stage 3
+	$(BIN)/signattn simulate --out $(ROUTE)/pe_sim --minutes 8 --seed 3000 --val-every 5 \
+	  $(ROUTE_SIM)
+	$(BIN)/signattn simulate --out $(ROUTE)/pe_sim_junctions --minutes 14 --seed 4000 \
+	  --blocks XTOXTOX --val-every 7 $(ROUTE_SIM)
+	$(BIN)/signattn simulate --out $(ROUTE)/pe_sim_default --minutes 14 --seed 4200 \
+	  --val-every 7 $(ROUTE_SIM)
+	for d in dagger_default dagger2_x dagger2_xt dagger2_default; do rm -rf $(ROUTE)/pe_keep_$$d; \
+	  PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/per_exit_subset.py $(ROUTE)/$$d \
+	  $(ROUTE)/pe_keep_$$d || exit 1; done
+	$(BIN)/signattn train --data $(ROUTE_DATA4) --config config/train_route_dagger2.yaml \
+	  --init-checkpoint $(ROUTE)/run4/best.pt --out $(ROUTE)/run5 --threads 1
+	$(BIN)/signattn train --data $(ROUTE_DATA4) --config config/train_route_dagger2.yaml \
+	  --init-checkpoint $(ROUTE)/run4/best.pt --out $(ROUTE)/run5s1 --threads 1 --seed 1
+	$(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run5/best.pt --seeds $(ROUTE_VAL_MAPS) \
+	  --no-baselines --max-seconds 120 --threads 1 --out $(ROUTE_RESULTS)/stage4/val_stage4_seed0.json
+	$(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run5s1/best.pt --seeds $(ROUTE_VAL_MAPS) \
+	  --no-baselines --max-seconds 120 --threads 1 --out $(ROUTE_RESULTS)/stage4/val_stage4_seed1.json
+	# stage 5 (shipped): a DAgger round on roundabout-heavy maps, told per exit (stage 4 seed 0
+	# drove; seed 1, better on the validation maps, is fine-tuned), 1500 steps
+	$(BIN)/signattn simulate --out $(ROUTE)/dagger3_o --minutes 6 --seed 4520 --blocks OCXSOCX \
+	  --val-every 0 --policy $(ROUTE)/run5/best.pt --beta 0.3 $(ROUTE_SIM)
+	$(BIN)/signattn simulate --out $(ROUTE)/dagger3_default --minutes 4 --seed 5520 \
+	  --val-every 0 --policy $(ROUTE)/run5/best.pt --beta 0.3 $(ROUTE_SIM)
+	$(BIN)/signattn train --data $(ROUTE_DATA5) --config config/train_route_dagger2.yaml \
+	  --init-checkpoint $(ROUTE)/run5s1/best.pt --out $(ROUTE)/run6 --threads 1 --seed 1
+	$(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run6/best.pt --seeds $(ROUTE_VAL_MAPS) \
+	  --no-baselines --max-seconds 120 --threads 1 --out $(ROUTE_RESULTS)/stage5/val_stage5.json
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/turn_steering.py --checkpoint $(ROUTE)/run2/best.pt \
 	  --data $(ROUTE)/dagger2_x/dataset --out $(ROUTE_RESULTS)/stage3/turn_steering_stage2.json
-	$(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run4/best.pt --no-baselines --max-seconds 120 \
+	$(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run6/best.pt --no-baselines --max-seconds 120 \
 	  --threads 1 --out $(ROUTE_RESULTS)/drive_sim_commands.json
-	$(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run4/best.pt --no-baselines --max-seconds 120 \
+	$(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run6/best.pt --no-baselines --max-seconds 120 \
 	  --threads 1 --no-route-commands --out $(ROUTE_RESULTS)/drive_sim_no_commands.json
 	$(BIN)/signattn drive-sim --blocks CSCCSCC --max-seconds 120 \
 	  --out $(ROUTE_RESULTS)/drive_sim_csccscc_baselines.json
-	$(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run4/best.pt --blocks CSCCSCC --no-baselines \
+	$(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run6/best.pt --blocks CSCCSCC --no-baselines \
 	  --max-seconds 120 --threads 1 --out $(ROUTE_RESULTS)/drive_sim_csccscc_commands.json
 	$(BIN)/signattn drive-sim --checkpoint $(ROUTE_INIT) --blocks CSCCSCC --no-baselines \
 	  --max-seconds 120 --threads 1 --out $(ROUTE_RESULTS)/drive_sim_csccscc_camera_only.json
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/closed_loop_chaos.py \
-	  --checkpoint $(ROUTE)/run4/best.pt --seeds 5001 5002 5003 5004 5005 --max-seconds 120 \
+	  --checkpoint $(ROUTE)/run6/best.pt --seeds 5001 5002 5003 5004 5005 --max-seconds 120 \
 	  --no-repeat --through-ros --out $(ROUTE_RESULTS)/closed_loop_chaos.json
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/closed_loop_chaos.py \
-	  --checkpoint $(ROUTE)/run4/best.pt --seeds 5006 5007 5008 5009 5010 --max-seconds 120 \
+	  --checkpoint $(ROUTE)/run6/best.pt --seeds 5006 5007 5008 5009 5010 --max-seconds 120 \
 	  --no-repeat --through-ros --out $(ROUTE_RESULTS)/closed_loop_chaos_5006_5010.json
 	$(BIN)/signattn simulate --out $(ROUTE)/heldout --minutes 3 --seed 8000 \
+	  --max-drive-seconds 45 --val-every 1 --no-bags --roundabout-commands whole
+	$(BIN)/signattn simulate --out $(ROUTE)/pe_heldout --minutes 3 --seed 8000 \
 	  --max-drive-seconds 45 --val-every 1 --no-bags
-	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/route_maps.py --checkpoint $(ROUTE)/run4/best.pt \
-	  --data $(ROUTE)/heldout/dataset --out $(ROUTE_RESULTS)/route_maps.json
+	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/route_maps.py --checkpoint $(ROUTE)/run6/best.pt \
+	  --data $(ROUTE)/pe_heldout/dataset --out $(ROUTE_RESULTS)/route_maps.json
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/turn_steering.py --checkpoint $(ROUTE)/run2/best.pt \
 	  --data $(ROUTE)/heldout/dataset --out $(ROUTE_RESULTS)/stage3/turn_steering_heldout_stage2.json
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/turn_steering.py --checkpoint $(ROUTE)/run4/best.pt \
@@ -154,10 +200,10 @@ route-model: install
 	  --max-drive-seconds 40 --val-every 1 --no-bags
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/phi_study.py agreement \
 	  --data $(ROUTE)/phi_heldout/dataset --checkpoint $(ROUTE)/run2/best.pt $(ROUTE)/run3/best.pt \
-	  $(ROUTE)/run4/best.pt \
+	  $(ROUTE)/run4/best.pt $(ROUTE)/run6/best.pt \
 	  --out $(ROUTE_RESULTS)/agreement_heldout.json
 	$(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run3/best.pt --no-baselines --max-seconds 120 \
-	  --threads 1 --out $(ROUTE_RESULTS)/aligned/drive_sim_commands.json
+	  --threads 1 --roundabout-commands whole --out $(ROUTE_RESULTS)/aligned/drive_sim_commands.json
 	$(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run3/best.pt --blocks CSCCSCC --no-baselines \
 	  --max-seconds 120 --threads 1 --out $(ROUTE_RESULTS)/aligned/drive_sim_csccscc_commands.json
 

@@ -9,10 +9,10 @@ with `ModelConfig.num_commands == len(ROUTE_COMMANDS)` has one output branch per
 # remapped like any topic (launch argument route_command_topic).
 NODE_ROUTE_COMMAND_TOPIC = 'route/command'
 
-FOLLOW_LANE = 0   # no choice to make: keep the lane (also: no command, or a stale one)
+FOLLOW_LANE = 0   # keep the lane (and the ring of a roundabout); also: no command or a stale one
 LEFT = 1          # take the left exit at the next junction
 STRAIGHT = 2      # go straight through the next junction
-RIGHT = 3         # take the right exit at the next junction
+RIGHT = 3         # take the right exit at the next junction; at a roundabout: take this exit
 ROUTE_COMMANDS = ('follow_lane', 'left', 'straight', 'right')  # index = value
 # index = value; the command of the mirror image (left-right flip augmentation)
 MIRRORED = (FOLLOW_LANE, RIGHT, STRAIGHT, LEFT)

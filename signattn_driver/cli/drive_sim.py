@@ -11,6 +11,7 @@ def register(subparsers):
     """Add the `drive-sim` subcommand."""
     from signattn_driver.choices import DEVICE_HELP
     from signattn_driver.sim.maps import BLOCKS_HELP
+    from signattn_driver.sim.route import ROUNDABOUT_HELP, ROUNDABOUT_SCHEMES, RouteConfig
     from signattn_driver.sim.animation import animate_episode
     from signattn_driver.sim.closed_loop import ClosedLoopConfig, ModelController
     from signattn_driver.sim.metadrive_adapter import SimConfig
@@ -35,6 +36,8 @@ def register(subparsers):
            help='MetaDrive traffic density')
     option(p, '--blocks', owner=SimConfig, name='map_blocks',
            help=BLOCKS_HELP)
+    option(p, '--roundabout-commands', owner=RouteConfig, choices=ROUNDABOUT_SCHEMES,
+           help=ROUNDABOUT_HELP)
     p.add_argument('--no-baselines', action='store_true', help='skip expert and zero runs')
     p.add_argument('--no-route-commands', action='store_true',
                    help='withhold the navigator\'s route command from a command model '
@@ -80,6 +83,7 @@ def run(args) -> int:
                                                  ZeroController)
     from signattn_driver.sim.metadrive_adapter import SimConfig
     from signattn_driver.sim.metadrive_runtime import require
+    from signattn_driver.sim.route import RouteConfig
 
     check(args)
     require()
@@ -89,7 +93,8 @@ def run(args) -> int:
     device = given(device=args.device)
     routes = {'route_commands': not args.no_route_commands}
     config = ClosedLoopConfig(
-        sim=SimConfig(**given(traffic_density=args.traffic, map_blocks=args.blocks)),
+        sim=SimConfig(**given(traffic_density=args.traffic, map_blocks=args.blocks),
+                      route=RouteConfig(**given(roundabout_commands=args.roundabout_commands))),
         **given(seeds=tuple(args.seeds) if args.seeds else None, max_seconds=args.max_seconds,
                 takeover_s=args.takeover))
     controllers = [] if args.no_baselines else [ExpertController(), ZeroController()]

@@ -10,6 +10,7 @@ def register(subparsers):
     """Add the `simulate` subcommand."""
     from signattn_driver.choices import DEVICE_HELP
     from signattn_driver.sim.maps import BLOCKS_HELP
+    from signattn_driver.sim.route import ROUNDABOUT_HELP, ROUNDABOUT_SCHEMES, RouteConfig
     from signattn_driver.sim.metadrive_adapter import SimConfig
     from signattn_driver.sim.recording import NoiseConfig, SimulationConfig
     p = subparsers.add_parser(
@@ -39,6 +40,8 @@ def register(subparsers):
            help='MetaDrive traffic density')
     option(p, '--blocks', owner=SimConfig, name='map_blocks',
            help=BLOCKS_HELP)
+    option(p, '--roundabout-commands', owner=RouteConfig, choices=ROUNDABOUT_SCHEMES,
+           help=ROUNDABOUT_HELP)
     option(p, '--max-drive-seconds', type=float, owner=SimulationConfig, name='max_drive_s',
            help='longest drive on one map')
     option(p, '--val-every', type=int, owner=SimulationConfig,
@@ -64,13 +67,15 @@ def run(args) -> int:
 
     from signattn_driver.sim.metadrive_adapter import SimConfig
     from signattn_driver.sim.metadrive_runtime import require
+    from signattn_driver.sim.route import RouteConfig
     from signattn_driver.sim.recording import NoiseConfig, simulate, SimulationConfig
     if args.policy is not None and not args.policy.is_file():
         raise CliError(f'no checkpoint at {args.policy}')
     require()
     width = {} if args.width is None else {'width_px': args.width, 'height_px': args.width // 2}
     config = SimulationConfig(
-        sim=SimConfig(**width, **given(traffic_density=args.traffic, map_blocks=args.blocks)),
+        sim=SimConfig(**width, **given(traffic_density=args.traffic, map_blocks=args.blocks),
+                      route=RouteConfig(**given(roundabout_commands=args.roundabout_commands))),
         noise=NoiseConfig(**given(amplitude=args.noise, interval_s=args.noise_interval,
                                   duration_s=args.noise_duration)),
         write_bags=not args.no_bags, write_dataset=not args.no_dataset,

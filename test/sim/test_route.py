@@ -74,11 +74,52 @@ def test_command_is_issued_before_the_junction_and_held_through_it():
     assert RouteCommands([]).at(50.0) == FOLLOW_LANE
 
 
+def test_roundabout_per_exit_says_right_only_at_the_taken_exit():
+    # second exit: entry at 100 m, the ring road to the taken exit's fork from 160 m, exit
+    # road at 190 m
+    second = Junction('roundabout', entry_m=100.0, exit_m=190.0, heading_change_rad=0.0,
+                      exit_number=2, exit_from_m=160.0)
+    per_exit = RouteCommands([second], RouteConfig(announce_m=30.0))
+    assert [per_exit.at(m) for m in (69.9, 70.0, 100.0, 159.9, 160.0, 189.9, 190.0)] == [
+        FOLLOW_LANE, FOLLOW_LANE, FOLLOW_LANE, FOLLOW_LANE, RIGHT, RIGHT, FOLLOW_LANE]
+    # the junction is in force (for per-place counts) from the announcement on, in both spans
+    assert [per_exit.place(m) for m in (69.9, 70.0, 160.0)] == ['road', 'roundabout',
+                                                                'roundabout']
+    [row] = per_exit.summary()
+    assert (row['turn'], row['command'], row['command_from_m'], row['exit']) == (
+        'straight', 'right', 160.0, 2)
+    whole = RouteCommands([second], RouteConfig(announce_m=30.0, roundabout_commands='whole'))
+    assert [whole.at(m) for m in (69.9, 70.0, 160.0, 190.0)] == [
+        FOLLOW_LANE, STRAIGHT, STRAIGHT, FOLLOW_LANE]
+    assert whole.summary()[0]['command'] == 'straight'
+    # the first exit is RIGHT from the announcement in both schemes
+    first = Junction('roundabout', entry_m=100.0, exit_m=140.0,
+                     heading_change_rad=math.radians(-90), exit_number=1, exit_from_m=100.0)
+    for scheme in ('per_exit', 'whole'):
+        commands = RouteCommands([first], RouteConfig(roundabout_commands=scheme))
+        assert [commands.at(m) for m in (69.9, 70.0, 139.9)] == [FOLLOW_LANE, RIGHT, RIGHT]
+
+
+def test_roundabout_exit_is_counted_at_the_forks_of_the_ring():
+    from signattn_driver.sim.route import _roundabout_exit
+    # MetaDrive's roundabout: entry road, ring roads; nodes 'k1' fork (exit or ring)
+    graph = {'in': {'a0': 0}, 'a0': {'a1': 0}, 'a1': {'a2': 0, 'b0': 0}, 'b0': {'b1': 0},
+             'b1': {'b2': 0, 'c0': 0}}
+    second = [('in', 'a0'), ('a0', 'a1'), ('a1', 'b0'), ('b0', 'b1'), ('b1', 'b2')]
+    lengths = [19.0, 26.7, 22.7, 26.7, 19.0]
+    assert _roundabout_exit(second, lengths, graph, 50.0) == (2, pytest.approx(50 + 68.4))
+    first = [('in', 'a0'), ('a0', 'a1'), ('a1', 'a2')]
+    assert _roundabout_exit(first, lengths[:3], graph, 50.0) == (1, 50.0)
+    assert _roundabout_exit([('in', 'a0')], [19.0], graph, 50.0) == (0, None)
+
+
 def test_route_config_rejects_nonsense():
     with pytest.raises(ValueError, match='announce_m'):
         RouteConfig(announce_m=-1.0)
     with pytest.raises(ValueError, match='straight_tolerance_deg'):
         RouteConfig(straight_tolerance_deg=95.0)
+    with pytest.raises(ValueError, match='roundabout_commands'):
+        RouteConfig(roundabout_commands='each')
 
 
 def test_blocks_are_a_count_or_a_pg_block_sequence():
@@ -136,18 +177,48 @@ def test_commands_of_a_real_route_match_the_turns_the_expert_drives():
                 break
             state = sim.step(*sim.expert_action())
         assert state.arrived, 'the expert should drive this map to its end'
-    for junction, command in zip(commands.junctions, commands.commands):
+    for junction, turn in zip(commands.junctions, commands.turns):
         inside = [i for i, m in enumerate(progress) if junction.entry_m <= m < junction.exit_m]
         driven = heading_change_rad(headings[inside[0]:inside[-1] + 2])
-        assert turn_command(driven) == command, (junction, math.degrees(driven))
+        assert turn_command(driven) == turn, (junction, math.degrees(driven))
         assert driven == pytest.approx(junction.heading_change_rad, abs=math.radians(25))
         announced = [c for m, c in zip(progress, issued)
                      if junction.entry_m - config.announce_m <= m < junction.exit_m]
-        assert set(announced) == {command}
+        if junction.kind == 'roundabout' and junction.exit_number > 1:   # per exit
+            ring = [c for m, c in zip(progress, issued)
+                    if junction.entry_m - config.announce_m <= m < junction.exit_from_m]
+            assert set(ring) == {FOLLOW_LANE} and announced[-1] == RIGHT
+        else:
+            assert set(announced) == {turn}
     first = commands.junctions[0]
     assert {c for m, c in zip(progress, issued) if m < first.entry_m - 26} == {FOLLOW_LANE}
     assert issued[-1] == FOLLOW_LANE          # past the last junction's turning lanes
-    assert len(set(commands.commands)) > 1    # this map has more than one kind of exit
+    assert len(set(commands.turns)) > 1       # this map has more than one kind of exit
+
+
+@needs_sim
+def test_per_exit_roundabout_command_comes_after_the_passed_exit():
+    """On map 'O' seed 3 the route leaves its first roundabout by the second exit.
+
+    RIGHT is in force only on the ring road to that exit and its exit lane, after the first
+    exit's fork is behind the car; before it, from the announcement on, follow-lane.
+    """
+    from signattn_driver.sim.metadrive_adapter import MetaDriveSim
+    with MetaDriveSim(SimConfig(width_px=160, height_px=80, traffic_density=0.0,
+                                map_blocks='O')) as sim:
+        state = sim.reset(seed=3)
+        [roundabout] = sim.route_commands.junctions
+        assert roundabout.exit_number == 2 and sim.route_commands.turns == [STRAIGHT]
+        assert roundabout.entry_m < roundabout.exit_from_m < roundabout.exit_m
+        told = []
+        while not (state.arrived or state.crashed) and len(told) < 1500:
+            told.append((state.route_progress_m, state.route_command))
+            state = sim.step(*sim.expert_action())
+        assert state.arrived
+    right = [m for m, c in told if c == RIGHT]
+    assert right and min(right) >= roundabout.exit_from_m - 1.0
+    assert max(right) < roundabout.exit_m
+    assert {c for m, c in told if m < roundabout.exit_from_m - 1.0} == {FOLLOW_LANE}
 
 
 @needs_sim
