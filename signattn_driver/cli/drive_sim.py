@@ -1,6 +1,7 @@
 """`signattn drive-sim`: a checkpoint steers the simulated car; compare with expert and floor."""
 
 import json
+import logging
 from pathlib import Path
 
 from signattn_driver.cli import CliError
@@ -73,6 +74,25 @@ def check(args):
         raise CliError(f'--threads must be >= 0, got {args.threads}')
 
 
+def roundabout_scheme(checkpoint_path, given_scheme):
+    """Return how the navigator tells roundabouts: as given, else as the checkpoint was trained.
+
+    A command checkpoint records the scheme of its training sets (`route_commands` in its
+    metadata, training/data.py); None (neither) leaves RouteConfig's default. A given scheme
+    that differs from the checkpoint's is used, with a warning.
+    """
+    trained = None
+    if checkpoint_path is not None:
+        from signattn_driver import checkpoint
+        trained = (checkpoint.load(checkpoint_path).metadata.get('route_commands') or {}).get(
+            'roundabout_commands')
+    if given_scheme is not None and trained is not None and given_scheme != trained:
+        logging.getLogger(__name__).warning(
+            '%s was trained with roundabouts told %s; driving it with --roundabout-commands %s',
+            checkpoint_path, trained, given_scheme)
+    return given_scheme if given_scheme is not None else trained
+
+
 def run(args) -> int:
     """Build the controllers, drive, print a table and the JSON."""
     from tqdm import tqdm
@@ -92,9 +112,10 @@ def run(args) -> int:
         torch.set_num_threads(args.threads)
     device = given(device=args.device)
     routes = {'route_commands': not args.no_route_commands}
+    scheme = roundabout_scheme(args.checkpoint, args.roundabout_commands)
     config = ClosedLoopConfig(
         sim=SimConfig(**given(traffic_density=args.traffic, map_blocks=args.blocks),
-                      route=RouteConfig(**given(roundabout_commands=args.roundabout_commands))),
+                      route=RouteConfig(**given(roundabout_commands=scheme))),
         **given(seeds=tuple(args.seeds) if args.seeds else None, max_seconds=args.max_seconds,
                 takeover_s=args.takeover))
     controllers = [] if args.no_baselines else [ExpertController(), ZeroController()]

@@ -25,6 +25,7 @@ class PreparedData:
     val_segments: list
     episodes: object          # sequences.Episodes over train_segments
     fingerprint: str          # changes when the data or the split changes
+    roundabout_commands: str | None = None   # how the sets' navigator told roundabouts
 
     @property
     def vehicle(self):
@@ -37,12 +38,20 @@ class PreparedData:
         return float(self.index.datasets[0].manifest['smoothing_alpha'])
 
 
-def prepare_data(data_dirs: list, config: TrainConfig) -> PreparedData:
+def prepare_data(data_dirs: list, config: TrainConfig,
+                 command_model: bool = False) -> PreparedData:
     """Open and split the datasets; fails before any training work.
+
+    Args:
+        data_dirs: dataset folders.
+        config: the run's settings (camera, split, episodes).
+        command_model: the model takes route commands: the sets must tell roundabouts alike,
+            and `roundabout_commands` says how.
 
     Raises:
         TrainingError: no data folders, a folder that is not a complete dataset, an unreadable
-            drive, no frames of the camera, or a split that leaves nothing to train on.
+            drive, no frames of the camera, a split that leaves nothing to train on, or (for a
+            command model) sets that tell roundabouts differently.
     """
     if not data_dirs:
         raise TrainingError('no training data given (--data DIR ...)')
@@ -72,7 +81,32 @@ def prepare_data(data_dirs: list, config: TrainConfig) -> PreparedData:
         log.warning('no validation frames (val_fraction 0?): best.pt will be the last weights')
     log.info('train: %d frames in %d segments, %d episodes; val: %d frames in %d segments',
              episodes.frames, len(train), len(episodes.episodes), sum(map(len, val)), len(val))
-    return PreparedData(index, train, val, episodes, h.hexdigest())
+    scheme = roundabout_scheme([ds.manifest for ds in datasets]) if command_model else None
+    return PreparedData(index, train, val, episodes, h.hexdigest(), scheme)
+
+
+def roundabout_scheme(manifests: list) -> str | None:
+    """Return how the simulated sets told roundabouts: 'per_exit', 'whole' or None.
+
+    A set simulated with route commands records `RouteConfig` in its manifest; one recorded
+    before `roundabout_commands` existed told roundabouts 'whole'. Sets without route commands
+    (converted drives, older simulations) say nothing. A command model trained on both schemes
+    would learn two meanings of one command at roundabouts, so that is refused.
+
+    Raises:
+        TrainingError: the sets disagree.
+    """
+    schemes = set()
+    for manifest in manifests:
+        route = manifest.get('simulation', {}).get('sim', {}).get('route')
+        if route is not None:
+            schemes.add(route.get('roundabout_commands', 'whole'))
+    if len(schemes) > 1:
+        raise TrainingError(f'the datasets tell roundabouts differently '
+                            f'({", ".join(sorted(schemes))}): simulate them again with one '
+                            f'--roundabout-commands, or keep the drives the per-exit scheme '
+                            f'keeps (benchmarks/per_exit_subset.py)')
+    return schemes.pop() if schemes else None
 
 
 def repeat_command_episodes(index: SequenceIndex, segments: list, episodes: Episodes,

@@ -87,7 +87,7 @@ def train(model_config: ModelConfig, train_config: TrainConfig, data_dirs: list,
             before any training work.
     """
     out_dir = Path(out_dir)
-    data = prepare_data(data_dirs, train_config)
+    data = prepare_data(data_dirs, train_config, command_model=bool(model_config.num_commands))
     resumed = check_run_dir(out_dir, resume, model_config, train_config, data)
     dist, device = _start_processes(train_config)
     cfg = train_config
@@ -298,6 +298,9 @@ class _Trainer:
                 'position': dict(self.pos), 'best': dict(self.best), 'world_size': dist.world,
                 'rng_cpu': rng_cpu, 'rng_cuda': rng_cuda, 'carry_h': h, 'carry_c': c,
                 'data_fingerprint': self.data.fingerprint}}
+        if self.data.roundabout_commands:
+            # the navigator this model expects (drive-sim defaults to it)
+            extra['route_commands'] = {'roundabout_commands': self.data.roundabout_commands}
         if dist.main:
             checkpoint.save(self.out_dir / name, self.model, vehicle=self.data.vehicle.to_dict(),
                             metrics=metrics, train_config=self.cfg.to_dict(),

@@ -241,7 +241,8 @@ def _road(rng) -> np.ndarray:
     return to_hsv_u8(np.clip(img.astype(int) + noise, 0, 255).astype(np.uint8))
 
 
-def _command_set(root, commands_per_drive, steering_of=(0.0, 1.0, 0.0, -1.0), seed=0):
+def _command_set(root, commands_per_drive, steering_of=(0.0, 1.0, 0.0, -1.0), seed=0,
+                 **manifest):
     """Drives of look-alike road frames whose steering is set by the command alone."""
     rng = np.random.default_rng(seed)
     writer = DatasetWriter(root, vehicle=load_vehicle('mkz'), smoothing_alpha=1.0,
@@ -252,7 +253,7 @@ def _command_set(root, commands_per_drive, steering_of=(0.0, 1.0, 0.0, -1.0), se
             drive.append(_road(rng), 10**9 + i * 50_000_000, steering_of[c], 10.0,
                          route_command=int(c))
         writer.close_drive(drive)
-    return writer.finalize()
+    return writer.finalize(**manifest)
 
 
 def test_dataset_round_trips_commands_and_old_sets_read_as_follow_lane(tmp_path):
@@ -345,14 +346,19 @@ def test_a_camera_only_checkpoint_starts_a_command_model_that_learns_the_command
             assert torch.allclose(model(x, commands=torch.full((1, 5), c))[0], expected,
                                   atol=1e-6)
     blocks = [LEFT, FOLLOW_LANE, RIGHT, STRAIGHT, RIGHT, LEFT]
-    data = _command_set(tmp_path / 'set', [np.repeat(blocks, 20), np.repeat(blocks[::-1], 20)])
+    per_exit = {'sim': {'route': {'announce_m': 30.0, 'roundabout_commands': 'per_exit'}}}
+    data = _command_set(tmp_path / 'set', [np.repeat(blocks, 20), np.repeat(blocks[::-1], 20)],
+                        simulation=per_exit)
     torch.manual_seed(0)
     model_config, config = load_run_config(None, tiny_settings(
         num_commands=4, dropout=0.0, lr=3e-3, max_steps=40, val_every=40, log_every=10,
         sequence_length=10, block_s=2.0, guard_s=0.5, val_fraction=0.2, num_workers=0,
         device='cpu', flip=True, init_checkpoint=str(tiny_checkpoint)))
     result = train(model_config, config, [data], tmp_path / 'run', progress=False)
-    trained = checkpoint.load(result['last_checkpoint']).build_model().eval()
+    saved = checkpoint.load(result['last_checkpoint'])
+    # the navigator it was trained with, for drive-sim to speak
+    assert saved.metadata['route_commands'] == {'roundabout_commands': 'per_exit'}
+    trained = saved.build_model().eval()
     frames = hsv_u8_to_input(torch.from_numpy(
         np.stack([_road(np.random.default_rng(9)) for _ in range(10)])))[None]
     with torch.no_grad():
@@ -363,6 +369,35 @@ def test_a_camera_only_checkpoint_starts_a_command_model_that_learns_the_command
     # train LEFT with RIGHT's labels unless the commands are mirrored too)
     assert u[LEFT] > u[FOLLOW_LANE] > u[RIGHT], (u, label)
     assert u[LEFT] - u[RIGHT] > 0.25 * (2 * label), (u, label)
+
+
+def test_sets_that_tell_roundabouts_differently_are_not_mixed():
+    from signattn_driver.training.config import TrainingError
+    from signattn_driver.training.data import roundabout_scheme
+
+    def simulated(**route):
+        return {'simulation': {'sim': {'route': {'announce_m': 30.0, **route}}}}
+    converted = {'source': 'udacity'}
+    assert roundabout_scheme([converted]) is None
+    assert roundabout_scheme([simulated(), converted]) == 'whole'     # recorded before the field
+    assert roundabout_scheme([simulated(roundabout_commands='per_exit')] * 2) == 'per_exit'
+    with pytest.raises(TrainingError, match='tell roundabouts differently.*per_exit_subset'):
+        roundabout_scheme([simulated(), simulated(roundabout_commands='per_exit')])
+
+
+def test_drive_sim_speaks_the_roundabout_scheme_the_checkpoint_was_trained_with(tmp_path,
+                                                                                caplog):
+    from signattn_driver.cli.drive_sim import roundabout_scheme
+    model = SteeringNet(tiny_config(num_commands=4))
+    whole = checkpoint.save(tmp_path / 'whole.pt', model,
+                            route_commands={'roundabout_commands': 'whole'})
+    unknown = checkpoint.save(tmp_path / 'older.pt', model)
+    assert roundabout_scheme(whole, None) == 'whole'
+    assert roundabout_scheme(unknown, None) is None            # RouteConfig's default
+    assert roundabout_scheme(None, 'whole') == 'whole'
+    assert not caplog.records
+    assert roundabout_scheme(whole, 'per_exit') == 'per_exit'  # as given, with a warning
+    assert 'trained with roundabouts told whole' in caplog.text
 
 
 @needs_sim
