@@ -74,23 +74,26 @@ def check(args):
         raise CliError(f'--threads must be >= 0, got {args.threads}')
 
 
-def roundabout_scheme(checkpoint_path, given_scheme):
-    """Return how the navigator tells roundabouts: as given, else as the checkpoint was trained.
+def roundabout_scheme(checkpoint_path, given_scheme) -> tuple:
+    """Choose how the navigator tells roundabouts: as given, else as the checkpoint was trained.
 
     A command checkpoint records the scheme of its training sets (`route_commands` in its
-    metadata, training/data.py); None (neither) leaves RouteConfig's default. A given scheme
-    that differs from the checkpoint's is used, with a warning.
+    metadata, training/data.py); None (neither) leaves RouteConfig's default.
+
+    Returns:
+        (scheme or None, a warning or None: a given scheme that differs from the checkpoint's).
     """
     trained = None
     if checkpoint_path is not None:
         from signattn_driver import checkpoint
         trained = (checkpoint.load(checkpoint_path).metadata.get('route_commands') or {}).get(
             'roundabout_commands')
-    if given_scheme is not None and trained is not None and given_scheme != trained:
-        logging.getLogger(__name__).warning(
-            '%s was trained with roundabouts told %s; driving it with --roundabout-commands %s',
-            checkpoint_path, trained, given_scheme)
-    return given_scheme if given_scheme is not None else trained
+    if given_scheme is None:
+        return trained, None
+    if trained is not None and given_scheme != trained:
+        return given_scheme, (f'{checkpoint_path} was trained with roundabouts told {trained}; '
+                              f'driving it with --roundabout-commands {given_scheme}')
+    return given_scheme, None
 
 
 def run(args) -> int:
@@ -112,7 +115,9 @@ def run(args) -> int:
         torch.set_num_threads(args.threads)
     device = given(device=args.device)
     routes = {'route_commands': not args.no_route_commands}
-    scheme = roundabout_scheme(args.checkpoint, args.roundabout_commands)
+    scheme, warning = roundabout_scheme(args.checkpoint, args.roundabout_commands)
+    if warning:
+        logging.getLogger(__name__).warning(warning)
     config = ClosedLoopConfig(
         sim=SimConfig(**given(traffic_density=args.traffic, map_blocks=args.blocks),
                       route=RouteConfig(**given(roundabout_commands=scheme))),

@@ -385,19 +385,18 @@ def test_sets_that_tell_roundabouts_differently_are_not_mixed():
         roundabout_scheme([simulated(), simulated(roundabout_commands='per_exit')])
 
 
-def test_drive_sim_speaks_the_roundabout_scheme_the_checkpoint_was_trained_with(tmp_path,
-                                                                                caplog):
+def test_drive_sim_speaks_the_roundabout_scheme_the_checkpoint_was_trained_with(tmp_path):
     from signattn_driver.cli.drive_sim import roundabout_scheme
     model = SteeringNet(tiny_config(num_commands=4))
     whole = checkpoint.save(tmp_path / 'whole.pt', model,
                             route_commands={'roundabout_commands': 'whole'})
     unknown = checkpoint.save(tmp_path / 'older.pt', model)
-    assert roundabout_scheme(whole, None) == 'whole'
-    assert roundabout_scheme(unknown, None) is None            # RouteConfig's default
-    assert roundabout_scheme(None, 'whole') == 'whole'
-    assert not caplog.records
-    assert roundabout_scheme(whole, 'per_exit') == 'per_exit'  # as given, with a warning
-    assert 'trained with roundabouts told whole' in caplog.text
+    assert roundabout_scheme(whole, None) == ('whole', None)
+    assert roundabout_scheme(unknown, None) == (None, None)     # RouteConfig's default
+    assert roundabout_scheme(None, 'whole') == ('whole', None)
+    assert roundabout_scheme(whole, 'whole') == ('whole', None)
+    scheme, warning = roundabout_scheme(whole, 'per_exit')     # as given, with a warning
+    assert scheme == 'per_exit' and 'trained with roundabouts told whole' in warning
 
 
 @needs_sim
