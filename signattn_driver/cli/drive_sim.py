@@ -154,6 +154,10 @@ def run(args) -> int:
     finally:
         if ros is not None:
             ros.close()
+    if args.checkpoint is not None:   # which weights drove (the JSON names them)
+        from signattn_driver import checkpoint
+        results['checkpoint'] = {'path': str(args.checkpoint),
+                                 'sha256': checkpoint.load(args.checkpoint).file_sha256}
     print(format_table(results))
     if 'animation' in results:
         print(f'animation: {results["animation"]["animation"]} (map '

@@ -266,6 +266,7 @@ def test_closed_loop_metrics_of_expert_and_floor(tiny_checkpoint):
 @pytest.mark.slow
 def test_drive_sim_cli_reports_ratios_and_writes_the_animation(tmp_path, tiny_checkpoint,
                                                                capsys):
+    import hashlib
     import json
 
     from PIL import Image
@@ -278,6 +279,10 @@ def test_drive_sim_cli_reports_ratios_and_writes_the_animation(tmp_path, tiny_ch
     assert rc == 0
     results = json.loads(out.read_text())
     assert set(results['controllers']) == {'expert', 'zero', 'model'}
+    assert results['checkpoint']['path'] == str(tiny_checkpoint)
+    assert results['checkpoint']['sha256'] == hashlib.sha256(
+        tiny_checkpoint.read_bytes()).hexdigest()
+    assert results['config']['sim']['route']['roundabout_commands'] == 'per_exit'
     rel = results['relative_to_expert']
     expert, model = results['controllers']['expert'], results['controllers']['model']
     assert rel['expert']['autonomous_completion_ratio'] == 1.0
