@@ -34,7 +34,7 @@ from signattn_driver.ros.node_health import (diagnostic_values, FrameCounters, H
                                              idle_verdict, InputView, StageTimes)
 from signattn_driver.ros.node_startup import (declare_parameters, load_predictor, load_vehicle,
                                               run_node)
-from signattn_driver.ros.route_input import RouteInput
+from signattn_driver.ros.route_input import expected_commands, RouteInput
 from signattn_driver.ros.steering_step import SteeringStep
 from signattn_driver.route_command import NODE_ROUTE_COMMAND_TOPIC
 
@@ -126,7 +126,9 @@ class DriveNode(Node):
             f'steering with {value["checkpoint"]} on {self.predictor.device} '
             f'({value["precision"]}), input {value["input_transport"]} '
             f'({value["input_reliability"]}, depth {value["input_depth"]}), '
-            f'cv_bridge {"in use" if self._bridge else "not usable: built-in converter"}')
+            f'cv_bridge {"in use" if self._bridge else "not usable: built-in converter"}, '
+            + expected_commands(self.predictor.config.num_commands,
+                                self.predictor.checkpoint.metadata))
 
     def _close_input(self):
         """Stop answering: once this returns, no command is published until `_open_input`."""

@@ -31,6 +31,21 @@ class RouteState:
         return f'{name} (no command received)'
 
 
+def expected_commands(num_commands: int, metadata: dict) -> str:
+    """Say what a checkpoint expects on `route/command`, for the node's startup line.
+
+    Args:
+        num_commands: ModelConfig.num_commands (0: camera only).
+        metadata: the checkpoint's metadata; `route_commands` records how its training sets
+            told roundabouts (training/data.py), absent in checkpoints trained before.
+    """
+    if not num_commands:
+        return 'route/command ignored (camera-only checkpoint)'
+    scheme = (metadata.get('route_commands') or {}).get('roundabout_commands')
+    told = f'roundabouts told {scheme}' if scheme else 'roundabout scheme not recorded'
+    return f'route/command used ({told}; docs/simulation.md)'
+
+
 class RouteInput:
     """Hold the newest route command and judge its freshness.
 

@@ -38,3 +38,11 @@ def test_a_checkpoint_without_commands_ignores_them():
     assert route.receive(LEFT, now_s=0.1) is None                 # said once
     assert route.state(0.1) == RouteState(FOLLOW_LANE, 'ignored')
     assert route.state(0.1).describe() == 'follow_lane (the checkpoint takes no route command)'
+
+
+def test_the_startup_line_says_what_the_checkpoint_expects_on_route_command():
+    from signattn_driver.ros.route_input import expected_commands
+    per_exit = {'route_commands': {'roundabout_commands': 'per_exit'}}
+    assert expected_commands(0, per_exit) == 'route/command ignored (camera-only checkpoint)'
+    assert 'roundabouts told per_exit' in expected_commands(4, per_exit)
+    assert 'roundabout scheme not recorded' in expected_commands(4, {})
