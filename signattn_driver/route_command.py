@@ -24,3 +24,18 @@ def route_command_name(value: int) -> str:
         raise ValueError(f'route command must be 0..{len(ROUTE_COMMANDS) - 1} '
                          f'({", ".join(ROUTE_COMMANDS)}), got {value!r}')
     return ROUTE_COMMANDS[int(value)]
+
+
+def roundabout_metadata(scheme: str) -> dict:
+    """Return the checkpoint metadata entry recording how a command model's sets told roundabouts.
+
+    `scheme` is sim/route.py's RouteConfig.roundabout_commands ('per_exit' or 'whole');
+    training writes it (training/loop.py), drive-sim and the drive node read it back with
+    `trained_roundabout_scheme`.
+    """
+    return {'route_commands': {'roundabout_commands': scheme}}
+
+
+def trained_roundabout_scheme(metadata: dict) -> str | None:
+    """Return the roundabout scheme a checkpoint's metadata records, or None (not recorded)."""
+    return (metadata.get('route_commands') or {}).get('roundabout_commands')

@@ -86,8 +86,8 @@ def roundabout_scheme(checkpoint_path, given_scheme) -> tuple:
     trained = None
     if checkpoint_path is not None:
         from signattn_driver import checkpoint
-        trained = (checkpoint.load(checkpoint_path).metadata.get('route_commands') or {}).get(
-            'roundabout_commands')
+        from signattn_driver.route_command import trained_roundabout_scheme
+        trained = trained_roundabout_scheme(checkpoint.load(checkpoint_path).metadata)
     if given_scheme is None:
         return trained, None
     if trained is not None and given_scheme != trained:

@@ -8,7 +8,8 @@ No rclpy import: test/ros/test_route_input.py drives it with a fake clock.
 
 from dataclasses import dataclass
 
-from signattn_driver.route_command import FOLLOW_LANE, route_command_name
+from signattn_driver.route_command import (FOLLOW_LANE, route_command_name,
+                                           trained_roundabout_scheme)
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ def expected_commands(num_commands: int, metadata: dict) -> str:
     """
     if not num_commands:
         return 'route/command ignored (camera-only checkpoint)'
-    scheme = (metadata.get('route_commands') or {}).get('roundabout_commands')
+    scheme = trained_roundabout_scheme(metadata)
     told = f'roundabouts told {scheme}' if scheme else 'roundabout scheme not recorded'
     return f'route/command used ({told}; docs/simulation.md)'
 

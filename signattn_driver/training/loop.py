@@ -34,6 +34,7 @@ from signattn_driver import checkpoint
 from signattn_driver.data.sequences import DriveSequences
 from signattn_driver.model import entropy_of_attention, ModelConfig, SteeringNet
 from signattn_driver.preprocessing import hsv_u8_to_input
+from signattn_driver.route_command import roundabout_metadata
 from signattn_driver.training.augment import augment, mirror_route_commands
 from signattn_driver.training.config import (config_to_yaml, load_run_config, TrainConfig,
                                              TrainingError)
@@ -300,7 +301,7 @@ class _Trainer:
                 'data_fingerprint': self.data.fingerprint}}
         if self.data.roundabout_commands:
             # the navigator this model expects (drive-sim defaults to it)
-            extra['route_commands'] = {'roundabout_commands': self.data.roundabout_commands}
+            extra.update(roundabout_metadata(self.data.roundabout_commands))
         if dist.main:
             checkpoint.save(self.out_dir / name, self.model, vehicle=self.data.vehicle.to_dict(),
                             metrics=metrics, train_config=self.cfg.to_dict(),
