@@ -97,13 +97,12 @@ def phi_cost(predictor: Predictor, frames: list, steps: int) -> dict:
     # alone on the last step's gated features; under a loaded machine this ratio is steadier
     # than the difference of two noisy step times.
     feats = model.encode(inputs[0])
-    alpha = model.attention(feats, state[0], model.config.temperature)
-    gated = torch.sigmoid(model.gate(state[0])) * model.attend(feats, alpha)
+    _, _, gated, route, _ = model._step(feats, state, None)   # any score, any command kind
     split = []
     for _ in range(steps):
         sync()
         t0 = time.perf_counter()
-        model.contribution(gated, None)
+        model.contribution(gated, route)
         sync()
         split.append(time.perf_counter() - t0)
     without, with_phi = [], []

@@ -6,6 +6,7 @@ SteeringNet maps a sequence of preprocessed frames to the inverse turning radius
     frames (B, T, 3, 80, 160) -> Encoder (Table 1) -> X_t (B, L=200, C=64)
     alpha_t = softmax(w . tanh(W_g x_ij + W_d h_{t-1}) + b) / T)        eq. 11-12, 15
               (+ a learned per-cell bias p_ij inside the softmax if attention_position_bias)
+              or, attention_score 'head': softmax((log(|phi_t at alpha = 1/L| + eps) + p) / T)
     "sign":  X^_t = Binarize(x[:32] * alpha) * Q_{a,b,n}(Softplus(x[32:]))   eq. 4-9
              binarize 'mean_field': hardtanh(kappa L alpha x) at inference, a sign drawn with
              P(+1) = hardsigmoid(kappa L alpha x) in training; 'gated': sign(x) * L alpha
@@ -31,8 +32,8 @@ from torch import nn
 import torch.nn.functional as F
 
 from signattn_driver.model_config import (  # noqa: F401 (re-exported: model.ModelConfig etc.)
-    ATTENTIONS, BINARIZERS, FEATURE_CHANNELS, INPUT_HEIGHT, INPUT_WIDTH, MAP_HEIGHT, MAP_WIDTH,
-    ModelConfig, NUM_LOCATIONS)
+    ATTENTION_SCORES, ATTENTIONS, BINARIZERS, FEATURE_CHANNELS, INPUT_HEIGHT, INPUT_WIDTH,
+    MAP_HEIGHT, MAP_WIDTH, ModelConfig, NUM_LOCATIONS)
 from signattn_driver.quantization import binarize, uniform_quantize
 
 
@@ -257,8 +258,33 @@ class SteeringNet(nn.Module):
         """Attention (B, L) of features (B, L, C) at h_{t-1}, with the command's score bias."""
         if self.config.attention == 'none':
             return feats.new_full(feats.shape[:2], 1.0 / NUM_LOCATIONS)
+        if self.config.attention_score == 'head':
+            e = self._head_score(feats, h, route)
+            if hasattr(self.attention, 'position_bias'):
+                e = e + self.attention.position_bias
+            return torch.softmax(e.float() / self.config.temperature, dim=-1).to(feats.dtype)
         extra = () if route is None else (self.command_attention(route),)
         return self.attention(feats, h, self.config.temperature, *extra)
+
+    def _head_score(self, feats: torch.Tensor, h: torch.Tensor, route: torch.Tensor | None):
+        """Score (B, L) of attention_score 'head': log(|phi at alpha = 1/L| + eps), head units.
+
+        |phi_l| at uniform attention is how much the head draws on cell l at this state and
+        command before alpha acts (the sign path's expected signs, no dropout; gradients flow).
+        eps (1e-6 of the frame's mean |phi|) keeps empty cells finite.
+        """
+        flat = feats.new_full(feats.shape[:2], 1.0 / NUM_LOCATIONS)
+        training, self.training = self.training, False   # expected signs, as in eval
+        try:
+            x_hat = self.attend(feats, flat)
+        finally:
+            self.training = training
+        gated = self._output_gate(h, route) * x_hat
+        weight, _ = self._head()
+        weight = weight[:1].expand(len(gated), -1) if route is None else weight[route]
+        size = (weight * gated).view(len(gated), NUM_LOCATIONS, -1).sum(-1).abs()   # (B, L)
+        eps = 1e-6 * size.mean(-1, keepdim=True).detach() + 1e-12
+        return torch.log(size + eps)
 
     def _output_gate(self, h: torch.Tensor, route: torch.Tensor | None) -> torch.Tensor:
         """sigmoid(W_alpha h_{t-1} + b_alpha), plus the command's bias for a command model."""

@@ -21,6 +21,9 @@ ATTENTIONS = ('sign', 'soft', 'none')
 # 'deterministic' (the paper) and 'stochastic' (Hubara et al., training only) leave alpha inert
 # at inference; 'mean_field' and 'gated' make it act (see SteeringNet.sign_path).
 BINARIZERS = ('deterministic', 'stochastic', 'mean_field', 'gated')
+# 'learned': the paper's score w . tanh(W_g x_ij + W_d h_{t-1}) + b (eq. 11). 'head': the log of
+# the head's own sensitivity to each cell, |phi| at uniform attention (SteeringNet._head_score).
+ATTENTION_SCORES = ('learned', 'head')
 
 
 @dataclass
@@ -54,6 +57,12 @@ class ModelConfig:
     # cell, while phi weighs each cell with its own head weights W_beta[l, :]; the bias lets
     # alpha learn where the head listens (docs/model.md, "A per-cell attention bias").
     attention_position_bias: bool = False
+    # ATTENTION_SCORES. 'head': alpha = softmax((log(|phi at alpha = 1/L| + eps) + p) / T), the
+    # cells the output head draws on at this state and command, before alpha acts; alpha then
+    # scales the sign path as in 'learned'. The learned score's weights stay in the model,
+    # unused, so checkpoints of either kind load into the other (docs/model.md, "A score read
+    # from the head").
+    attention_score: str = 'learned'
 
     def __post_init__(self):
         """Normalise YAML-friendly values and reject impossible settings early."""
@@ -62,6 +71,11 @@ class ModelConfig:
             raise ValueError(f'attention must be one of {ATTENTIONS}, got {self.attention!r}')
         if self.binarize not in BINARIZERS:
             raise ValueError(f'binarize must be one of {BINARIZERS}, got {self.binarize!r}')
+        if self.attention_score not in ATTENTION_SCORES:
+            raise ValueError(f'attention_score must be one of {ATTENTION_SCORES}, '
+                             f'got {self.attention_score!r}')
+        if self.attention_score == 'head' and self.attention == 'none':
+            raise ValueError("attention_score 'head' needs an attention ('sign' or 'soft')")
         if not MIN_BITS <= int(self.quant_bits) <= MAX_BITS:
             raise ValueError(f'quant_bits must be in {MIN_BITS}..{MAX_BITS}, '
                              f'got {self.quant_bits}')

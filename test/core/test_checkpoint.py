@@ -135,6 +135,26 @@ def test_init_weights_without_the_position_bias_start_it_at_zero(tmp_path, tiny_
     assert torch.equal(u0, u1) and torch.equal(att0, att1)
 
 
+def test_a_learned_score_checkpoint_starts_a_head_score_fine_tune(tmp_path, tiny_model):
+    """The head score adds no weights: a checkpoint of either kind loads into the other."""
+    path = checkpoint.save(tmp_path / 'm.pt', tiny_model)
+    payload = torch.load(path, weights_only=True)
+    del payload['model_config']['attention_score']    # as written before the option
+    torch.save(payload, tmp_path / 'old.pt')
+    assert checkpoint.load(tmp_path / 'old.pt').config.attention_score == 'learned'
+    model = SteeringNet(tiny_config(attention_score='head')).eval()
+    model.load_state_dict(checkpoint.initial_weights(checkpoint.load(path), model))
+    x = torch.rand(1, 3, 3, 80, 160)
+    with torch.no_grad():
+        _, att0, _ = tiny_model(x)
+        _, att1, _ = model(x)
+    assert not torch.allclose(att0, att1)
+    loaded, ckpt = checkpoint.load_model(checkpoint.save(tmp_path / 'head.pt', model))
+    assert ckpt.config.attention_score == 'head'
+    with torch.no_grad():
+        assert torch.equal(loaded(x)[1], att1)
+
+
 def test_a_trained_position_bias_round_trips(tmp_path):
     torch.manual_seed(0)
     model = SteeringNet(tiny_config(attention_position_bias=True)).eval()

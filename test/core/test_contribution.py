@@ -14,11 +14,12 @@ KINDS = [('sign', 'deterministic'), ('sign', 'stochastic'), ('sign', 'mean_field
          ('sign', 'gated'), ('soft', 'deterministic'), ('none', 'deterministic')]
 
 
-def _model(attention, binarize, num_commands=0, seed=0, position_bias=False):
+def _model(attention, binarize, num_commands=0, seed=0, position_bias=False, score='learned'):
     torch.manual_seed(seed)
     model = SteeringNet(tiny_config(attention=attention, binarize=binarize,
                                     num_commands=num_commands,
-                                    attention_position_bias=position_bias)).eval()
+                                    attention_position_bias=position_bias,
+                                    attention_score=score)).eval()
     if num_commands:   # trained command models have non-zero embeddings
         torch.nn.init.normal_(model.command_attention.weight)
         torch.nn.init.normal_(model.command_gate.weight)
@@ -39,6 +40,51 @@ def test_phi_plus_bias_is_u_over_a_whole_sequence(attention, binarize, num_comma
 def test_phi_stays_exact_with_a_per_cell_attention_bias(attention, binarize, num_commands):
     _assert_phi_is_exact(_model(attention, binarize, num_commands, position_bias=True),
                          num_commands)
+
+
+@pytest.mark.parametrize('num_commands', [0, len(ROUTE_COMMANDS)])
+@pytest.mark.parametrize('attention,binarize', [('sign', 'deterministic'), ('sign', 'mean_field'),
+                                                ('sign', 'gated'), ('soft', 'deterministic')])
+def test_phi_stays_exact_with_the_head_score(attention, binarize, num_commands):
+    _assert_phi_is_exact(_model(attention, binarize, num_commands, score='head'), num_commands)
+
+
+@pytest.mark.parametrize('num_commands', [0, len(ROUTE_COMMANDS)])
+def test_the_head_score_is_phi_at_uniform_attention(num_commands):
+    """The head score's alpha is |phi at alpha = 1/L|, normalised, under every command."""
+    model = _model('sign', 'mean_field', num_commands, score='head')
+    g = torch.Generator().manual_seed(2)
+    x = torch.rand(3, 3, 80, 160, generator=g) * 2 - 1
+    for command in ([None] if not num_commands else [0, LEFT, RIGHT]):
+        with torch.no_grad():
+            feats = model.encode(x)
+            state = model.initial_state_from_features(feats)
+            out = model.explain_step(x, state, command)
+            flat = torch.full((3, 200), 1 / 200)
+            phi_uniform = model.contribution_with(feats, flat, state[0], command)[0].abs()
+        expected = phi_uniform.flatten(1) / phi_uniform.flatten(1).sum(1, keepdim=True)
+        assert torch.allclose(out.alpha.flatten(1), expected, atol=1e-6, rtol=1e-4)
+        # and the learned score would have given another map: the option is what acts
+        learned = model.attention(feats, state[0], 1.0, *(
+            () if command is None else (model.command_attention(torch.tensor([command] * 3)),)))
+        assert not torch.allclose(learned, out.alpha.flatten(1), atol=1e-4)
+
+
+def test_the_head_score_trains_the_head_through_alpha():
+    """In training the score's gradient reaches W_beta and the output gate, not the MLP score."""
+    model = _model('sign', 'mean_field', score='head').train()
+    frames = torch.rand(2, 4, 3, 80, 160) * 2 - 1
+    u, attention, _ = model(frames)
+    attention[..., 3, 4].sum().backward()     # only through alpha: u is not in this loss
+    assert model.head.weight.grad.abs().sum() > 0 and model.gate.weight.grad.abs().sum() > 0
+    assert model.attention.score.weight.grad is None
+
+
+def test_a_head_score_needs_an_attention():
+    with pytest.raises(ValueError, match='attention_score'):
+        ModelConfig(attention='none', attention_score='head')
+    with pytest.raises(ValueError, match='attention_score'):
+        ModelConfig(attention_score='phi')
 
 
 def test_the_per_cell_bias_moves_alpha_to_its_cell():
@@ -124,9 +170,11 @@ def test_bad_num_commands_is_rejected():
         ModelConfig(num_commands=3)
 
 
-@pytest.mark.parametrize('position_bias', [False, True])
-def test_int8_phi_is_close_to_u(position_bias):
-    model = quantize_dynamic_int8(_model('sign', 'mean_field', position_bias=position_bias))
+@pytest.mark.parametrize('position_bias,score', [(False, 'learned'), (True, 'learned'),
+                                                 (False, 'head')])
+def test_int8_phi_is_close_to_u(position_bias, score):
+    model = quantize_dynamic_int8(_model('sign', 'mean_field', position_bias=position_bias,
+                                         score=score))
     x = torch.rand(4, 3, 80, 160) * 2 - 1
     with torch.no_grad():
         out = model.explain_step(x)
@@ -135,9 +183,10 @@ def test_int8_phi_is_close_to_u(position_bias):
     assert torch.allclose(rebuilt, out.u, atol=0.05 * float(out.u.abs().max()))
 
 
-@pytest.mark.parametrize('position_bias', [False, True])
-def test_predictor_returns_phi_on_request(tmp_path, camera_frames, position_bias):
-    model = _model('sign', 'mean_field', position_bias=position_bias)
+@pytest.mark.parametrize('position_bias,score', [(False, 'learned'), (True, 'learned'),
+                                                 (True, 'head')])
+def test_predictor_returns_phi_on_request(tmp_path, camera_frames, position_bias, score):
+    model = _model('sign', 'mean_field', position_bias=position_bias, score=score)
     path = checkpoint.save(tmp_path / 'm.pt', model, vehicle={'name': 'mkz'})
     p = Predictor(path, device='cpu')
     plain = Predictor(path, device='cpu')
