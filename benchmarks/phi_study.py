@@ -73,6 +73,9 @@ def main(argv=None) -> int:
     parser.add_argument('--max-frames', type=int, help='stop after about N frames')
     parser.add_argument('--machine', default='2-core CPU', help='named in the JSON')
     parser.add_argument('--threads', type=int, default=1)
+    parser.add_argument('--follow-lane', action='store_true',
+                        help='agreement: follow-lane on every frame instead of the recorded '
+                             'route commands (command models only)')
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
     torch.set_num_threads(args.threads)
@@ -87,9 +90,13 @@ def main(argv=None) -> int:
     for path in args.checkpoint:
         model, ckpt = _load(path)
         entry = {'sha256': ckpt.file_sha256, 'binarize': ckpt.config.binarize,
-                 'attention': ckpt.config.attention}
+                 'attention': ckpt.config.attention,
+                 'attention_score': ckpt.config.attention_score}
         if args.command == 'agreement':
-            entry.update(study.agreement_report(study.trace_drives(model, drives)))
+            with_commands = bool(ckpt.config.num_commands) and not args.follow_lane
+            entry['route_commands'] = 'recorded' if with_commands else 'follow-lane'
+            entry.update(study.agreement_report(study.trace_drives(model, drives,
+                                                                   commands=with_commands)))
         elif args.command == 'prior':
             entry.update(position_prior(model, drives))
         elif args.command == 'diagnose':

@@ -35,6 +35,7 @@ class DriveFrames:
     inputs: torch.Tensor          # (T, 3, 80, 160) float network input
     u_label: np.ndarray           # (T,) 1/m
     deg_per_u: np.ndarray         # (T,) steering-wheel degrees per 1/m at the frame's speed
+    route_command: np.ndarray     # (T,) uint8 route command in force (follow-lane if unrecorded)
 
 
 def open_drives(data_dir, split: str = 'val', camera: str = 'center',
@@ -57,7 +58,8 @@ def open_drives(data_dir, split: str = 'val', camera: str = 'center',
         deg = np.degrees(steering_from_inverse_radius(1.0, win['speed_smoothed_mps'],
                                                       index.vehicle(seg)))
         out.append(DriveFrames(seg.drive, hsv_u8_to_input(torch.from_numpy(win['frames'])),
-                               win['inverse_radius_per_m'].astype(np.float64), deg))
+                               win['inverse_radius_per_m'].astype(np.float64), deg,
+                               np.asarray(win['route_command'], dtype=np.int64)))
         total += len(seg)
         if max_frames is not None and total >= max_frames:
             break
@@ -91,14 +93,18 @@ def uniform_contribution(model, inputs: torch.Tensor, state, commands=None) -> t
 
 
 @torch.inference_mode()
-def trace_drives(model, drives: list, uniform_reference: bool = True) -> dict:
+def trace_drives(model, drives: list, uniform_reference: bool = True,
+                 commands: bool = True) -> dict:
     """Run each segment frame by frame and keep u, alpha and phi of every frame.
 
     Args:
-        model: SteeringNet (camera-only), in eval mode.
+        model: SteeringNet, in eval mode.
         drives: from `open_drives`.
         uniform_reference: also compute phi_uniform, phi of the same frame and state with
             alpha = 1/L (the reference for models whose alpha acts on u).
+        commands: a command model gets each frame's recorded route command (datasets without
+            the column record follow-lane); False: follow-lane on every frame. Camera-only
+            models ignore it.
 
     Returns:
         dict of numpy arrays over all N frames: u_pred, u_label, deg_per_u (N,); alpha, phi,
@@ -112,9 +118,11 @@ def trace_drives(model, drives: list, uniform_reference: bool = True) -> dict:
         state = None
         for t in range(len(d.inputs)):
             x = d.inputs[t:t + 1]
+            command = (torch.tensor([int(d.route_command[t])])
+                       if commands and model.config.num_commands else None)
             if uniform_reference:
-                keep['phi_uniform'].append(uniform_contribution(model, x, state))
-            out = model.explain_step(x, state)
+                keep['phi_uniform'].append(uniform_contribution(model, x, state, command))
+            out = model.explain_step(x, state, command)
             state = out.state
             keep['u_pred'].append(out.u)
             keep['alpha'].append(out.alpha)

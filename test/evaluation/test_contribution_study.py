@@ -164,6 +164,30 @@ def test_trace_rebuilds_u_and_uniform_reference_is_phi_when_alpha_is_inert(drive
     assert -1 <= report['alpha_vs_phi']['spearman'] <= 1
 
 
+def test_a_command_model_is_traced_with_the_recorded_commands(tmp_path):
+    """Each frame gets its own command (as the node would), unless follow-lane is asked."""
+    recorded = [0, 0, 1, 1, 1, 3, 3, 2, 0, 0]
+    root = write_dataset(tmp_path / 'data', splits=('val',), frames=10,
+                         commands=recorded.__getitem__)
+    drives = study.open_drives(root, 'val')
+    assert drives[0].route_command.tolist() == recorded
+    torch.manual_seed(0)
+    model = SteeringNet(tiny_config(binarize='mean_field', num_commands=4)).eval()
+    torch.nn.init.normal_(model.command_attention.weight)
+    torch.nn.init.normal_(model.command_gate.weight)
+    traced = study.trace_drives(model, drives)
+    follow = study.trace_drives(model, drives, commands=False)
+    state, expected = None, []
+    with torch.no_grad():
+        for t, command in enumerate(recorded):
+            out = model.explain_step(drives[0].inputs[t:t + 1], state, torch.tensor([command]))
+            state = out.state
+            expected.append(float(out.u))
+    assert np.allclose(traced['u_pred'], expected, atol=1e-7)
+    assert np.allclose(traced['u_pred'][:2], follow['u_pred'][:2], atol=1e-7)
+    assert not np.allclose(traced['u_pred'][2:], follow['u_pred'][2:], atol=1e-6)
+
+
 def test_diagnosis_sink_test_is_exact_for_mean_field(drives):
     """Removing a cell's alpha (mean_field) removes exactly that cell's phi from u."""
     model = _model('mean_field').eval()
