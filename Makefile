@@ -83,7 +83,10 @@ reproduce: install
 # told exit by exit (the default since), the DAgger drives whose labels that keeps, 1500 steps
 # from stage 3 (seeds 0 and 1); stage 5: a DAgger round on roundabout-heavy maps (OCXSOCX
 # 4520+, default 5520+) and 1500 steps from stage 4 seed 1 (the better one on the validation
-# maps 5101-5110). Then the held-out maps with and without the navigator's commands, the
+# maps 5101-5110); stage 6 (shipped): a DAgger round on T-junction-heavy (TSTCTST 6100+) and
+# default (6200+) maps by stage 5, and 1500 steps from stage 5 with the attention read from the
+# head (config/train_route_head.yaml, issue 18), beside two learned-score seeds on the same data
+# for comparison. Then the held-out maps with and without the navigator's commands, the
 # straights-and-curves maps, in process against through the node, and how the maps move with
 # the command. About 4.5 h on a quiet 2-core machine (1 thread per job).
 ROUTE ?= outputs/route
@@ -100,6 +103,7 @@ ROUTE_DATA4 = $(ROUTE)/pe_sim/dataset $(ROUTE)/pe_sim_junctions/dataset \
   $(ROUTE)/pe_sim_default/dataset $(ROUTE)/pe_keep_dagger_default \
   $(ROUTE)/pe_keep_dagger2_x $(ROUTE)/pe_keep_dagger2_xt $(ROUTE)/pe_keep_dagger2_default
 ROUTE_DATA5 = $(ROUTE_DATA4) $(ROUTE)/dagger3_o/dataset $(ROUTE)/dagger3_default/dataset
+ROUTE_DATA6 = $(ROUTE_DATA5) $(ROUTE)/dagger4_t/dataset $(ROUTE)/dagger4_default/dataset
 route-model: install
 	$(BIN)/signattn simulate --out $(ROUTE)/sim --minutes 8 --seed 3000 --val-every 5 \
 	  $(ROUTE_SIM_WHOLE)
@@ -162,30 +166,53 @@ route-model: install
 	  --init-checkpoint $(ROUTE)/run5s1/best.pt --out $(ROUTE)/run6 --threads 1 --seed 1
 	$(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run6/best.pt --seeds $(ROUTE_VAL_MAPS) \
 	  --no-baselines --max-seconds 120 --threads 1 --out $(ROUTE_RESULTS)/stage5/val_stage5.json
+	# stage 6 (shipped): a DAgger round by stage 5 on T-junction-heavy and default maps, then
+	# 1500 steps from stage 5 with the attention read from the head (issue 18), and the same
+	# steps with the learned score (seeds 0 and 1) for comparison
+	$(BIN)/signattn simulate --out $(ROUTE)/dagger4_t --minutes 6 --seed 6100 --blocks TSTCTST \
+	  --val-every 0 --policy $(ROUTE)/run6/best.pt --beta 0.3 $(ROUTE_SIM)
+	$(BIN)/signattn simulate --out $(ROUTE)/dagger4_default --minutes 4 --seed 6200 \
+	  --val-every 0 --policy $(ROUTE)/run6/best.pt --beta 0.3 $(ROUTE_SIM)
+	$(BIN)/signattn train --data $(ROUTE_DATA6) --config config/train_route_head.yaml \
+	  --init-checkpoint $(ROUTE)/run6/best.pt --out $(ROUTE)/run7 --threads 1 --seed 1
+	for s in 0 1; do $(BIN)/signattn train --data $(ROUTE_DATA6) \
+	  --config config/train_route_dagger2.yaml --init-checkpoint $(ROUTE)/run6/best.pt \
+	  --out $(ROUTE)/run7_learned_s$$s --threads 1 --seed $$s || exit 1; done
+	for r in run7 run7_learned_s0 run7_learned_s1; do $(BIN)/signattn drive-sim \
+	  --checkpoint $(ROUTE)/$$r/best.pt --seeds $(ROUTE_VAL_MAPS) --no-baselines \
+	  --max-seconds 120 --threads 1 --out $(ROUTE_RESULTS)/stage6/val_$$r.json || exit 1; done
+	for d in sim_default sim_junctions; do PYTHONPATH=$(CURDIR) $(BIN)/python \
+	  benchmarks/phi_study.py agreement --data $(ROUTE)/pe_$$d/dataset --checkpoint \
+	  $(ROUTE)/run6/best.pt $(ROUTE)/run7/best.pt $(ROUTE)/run7_learned_s1/best.pt \
+	  --out $(ROUTE_RESULTS)/stage6/agreement_val_$$d.json || exit 1; done
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/turn_steering.py --checkpoint $(ROUTE)/run2/best.pt \
 	  --data $(ROUTE)/dagger2_x/dataset --out $(ROUTE_RESULTS)/stage3/turn_steering_stage2.json
-	$(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run6/best.pt --no-baselines --max-seconds 120 \
+	$(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run7/best.pt --no-baselines --max-seconds 120 \
 	  --threads 1 --out $(ROUTE_RESULTS)/drive_sim_commands.json
-	$(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run6/best.pt --no-baselines --max-seconds 120 \
+	$(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run7/best.pt --no-baselines --max-seconds 120 \
 	  --threads 1 --no-route-commands --out $(ROUTE_RESULTS)/drive_sim_no_commands.json
 	$(BIN)/signattn drive-sim --blocks CSCCSCC --max-seconds 120 \
 	  --out $(ROUTE_RESULTS)/drive_sim_csccscc_baselines.json
-	$(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run6/best.pt --blocks CSCCSCC --no-baselines \
+	$(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run7/best.pt --blocks CSCCSCC --no-baselines \
 	  --max-seconds 120 --threads 1 --out $(ROUTE_RESULTS)/drive_sim_csccscc_commands.json
 	$(BIN)/signattn drive-sim --checkpoint $(ROUTE_INIT) --blocks CSCCSCC --no-baselines \
 	  --max-seconds 120 --threads 1 --out $(ROUTE_RESULTS)/drive_sim_csccscc_camera_only.json
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/closed_loop_chaos.py \
-	  --checkpoint $(ROUTE)/run6/best.pt --seeds 5001 5002 5003 5004 5005 --max-seconds 120 \
+	  --checkpoint $(ROUTE)/run7/best.pt --seeds 5001 5002 5003 5004 5005 --max-seconds 120 \
 	  --no-repeat --through-ros --out $(ROUTE_RESULTS)/closed_loop_chaos.json
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/closed_loop_chaos.py \
-	  --checkpoint $(ROUTE)/run6/best.pt --seeds 5006 5007 5008 5009 5010 --max-seconds 120 \
+	  --checkpoint $(ROUTE)/run7/best.pt --seeds 5006 5007 5008 5009 5010 --max-seconds 120 \
 	  --no-repeat --through-ros --out $(ROUTE_RESULTS)/closed_loop_chaos_5006_5010.json
 	$(BIN)/signattn simulate --out $(ROUTE)/heldout --minutes 3 --seed 8000 \
 	  --max-drive-seconds 45 --val-every 1 --no-bags --roundabout-commands whole
 	$(BIN)/signattn simulate --out $(ROUTE)/pe_heldout --minutes 3 --seed 8000 \
 	  --max-drive-seconds 45 --val-every 1 --no-bags
-	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/route_maps.py --checkpoint $(ROUTE)/run6/best.pt \
+	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/route_maps.py --checkpoint $(ROUTE)/run7/best.pt \
 	  --data $(ROUTE)/pe_heldout/dataset --out $(ROUTE_RESULTS)/route_maps.json
+	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/phi_study.py agreement \
+	  --data $(ROUTE)/pe_heldout/dataset --checkpoint $(ROUTE)/run6/best.pt \
+	  $(ROUTE)/run7/best.pt $(ROUTE)/run7_learned_s1/best.pt \
+	  --out $(ROUTE_RESULTS)/stage6/agreement_heldout_commands.json
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/turn_steering.py --checkpoint $(ROUTE)/run2/best.pt \
 	  --data $(ROUTE)/heldout/dataset --out $(ROUTE_RESULTS)/stage3/turn_steering_heldout_stage2.json
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/turn_steering.py --checkpoint $(ROUTE)/run4/best.pt \
@@ -200,7 +227,7 @@ route-model: install
 	  --max-drive-seconds 40 --val-every 1 --no-bags
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/phi_study.py agreement \
 	  --data $(ROUTE)/phi_heldout/dataset --checkpoint $(ROUTE)/run2/best.pt $(ROUTE)/run3/best.pt \
-	  $(ROUTE)/run4/best.pt $(ROUTE)/run6/best.pt \
+	  $(ROUTE)/run4/best.pt $(ROUTE)/run6/best.pt $(ROUTE)/run7/best.pt \
 	  --out $(ROUTE_RESULTS)/agreement_heldout.json
 	$(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run3/best.pt --no-baselines --max-seconds 120 \
 	  --threads 1 --roundabout-commands whole --out $(ROUTE_RESULTS)/aligned/drive_sim_commands.json

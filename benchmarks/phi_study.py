@@ -94,7 +94,8 @@ def main(argv=None) -> int:
                  'attention_score': ckpt.config.attention_score}
         if args.command == 'agreement':
             with_commands = bool(ckpt.config.num_commands) and not args.follow_lane
-            entry['route_commands'] = 'recorded' if with_commands else 'follow-lane'
+            recorded = any(d.route_command.any() for d in drives)   # any turn command at all
+            entry['route_commands'] = 'recorded' if with_commands and recorded else 'follow-lane'
             entry.update(study.agreement_report(study.trace_drives(model, drives,
                                                                    commands=with_commands)))
         elif args.command == 'prior':
