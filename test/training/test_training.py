@@ -225,6 +225,17 @@ def test_shipped_configs_load():
     assert tuned_model == shipped.config and not tuned.amp
 
 
+def test_the_route_default_is_its_head_score_recipe():
+    """config/models/sim_route.pt is what config/train_route_head.yaml trains (stage 6)."""
+    recipe_model, recipe = load_run_config(config_path('train_route_head.yaml'), {})
+    shipped = checkpoint.load(config_path('models', 'sim_route.pt'))
+    assert recipe_model == shipped.config
+    assert shipped.config.attention_score == 'head' and shipped.config.num_commands == 4
+    trained = shipped.metadata['train_config']
+    assert (trained['max_steps'], trained['turn_weight']) == (recipe.max_steps, recipe.turn_weight)
+    assert shipped.metadata['route_commands']['roundabout_commands'] == 'per_exit'
+
+
 def test_paper_config_is_the_dataclass_defaults_by_value():
     """One source for the paper settings: train_paper.yaml == ModelConfig(), TrainConfig()."""
     written = yaml.safe_load(config_path('train_paper.yaml').read_text())
