@@ -127,6 +127,7 @@ class DriveNode(Node):
             f'({value["precision"]}), input {value["input_transport"]} '
             f'({value["input_reliability"]}, depth {value["input_depth"]}), '
             f'cv_bridge {"in use" if self._bridge else "not usable: built-in converter"}, '
+            f'attention score {self.predictor.config.attention_score}, '
             + expected_commands(self.predictor.config.num_commands,
                                 self.predictor.checkpoint.metadata))
 
