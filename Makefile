@@ -184,7 +184,10 @@ route-model: install
 	for d in sim_default sim_junctions; do PYTHONPATH=$(CURDIR) $(BIN)/python \
 	  benchmarks/phi_study.py agreement --data $(ROUTE)/pe_$$d/dataset --checkpoint \
 	  $(ROUTE)/run6/best.pt $(ROUTE)/run7/best.pt $(ROUTE)/run7_learned_s1/best.pt \
-	  --out $(ROUTE_RESULTS)/stage6/agreement_val_$$d.json || exit 1; done
+	  --out $(ROUTE_RESULTS)/stage6/agreement_val_$$d.json && PYTHONPATH=$(CURDIR) \
+	  $(BIN)/python benchmarks/phi_study.py agreement --data $(ROUTE)/pe_$$d/dataset \
+	  --checkpoint $(ROUTE)/run7_learned_s0/best.pt \
+	  --out $(ROUTE_RESULTS)/stage6/agreement_val_$${d}_learned_s0.json || exit 1; done
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/turn_steering.py --checkpoint $(ROUTE)/run2/best.pt \
 	  --data $(ROUTE)/dagger2_x/dataset --out $(ROUTE_RESULTS)/stage3/turn_steering_stage2.json
 	$(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run7/best.pt --no-baselines --max-seconds 120 \
@@ -213,6 +216,9 @@ route-model: install
 	  --data $(ROUTE)/pe_heldout/dataset --checkpoint $(ROUTE)/run6/best.pt \
 	  $(ROUTE)/run7/best.pt $(ROUTE)/run7_learned_s1/best.pt \
 	  --out $(ROUTE_RESULTS)/stage6/agreement_heldout_commands.json
+	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/phi_study.py agreement \
+	  --data $(ROUTE)/pe_heldout/dataset --checkpoint $(ROUTE)/run7_learned_s0/best.pt \
+	  --out $(ROUTE_RESULTS)/stage6/agreement_heldout_commands_learned_s0.json
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/turn_steering.py --checkpoint $(ROUTE)/run2/best.pt \
 	  --data $(ROUTE)/heldout/dataset --out $(ROUTE_RESULTS)/stage3/turn_steering_heldout_stage2.json
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/turn_steering.py --checkpoint $(ROUTE)/run4/best.pt \
