@@ -95,6 +95,7 @@ ROUTE_RESULTS ?= docs/results/route
 ROUTE_SIM = --max-drive-seconds 60 --no-bags
 ROUTE_SIM_WHOLE = $(ROUTE_SIM) --roundabout-commands whole
 ROUTE_VAL_MAPS = 5101 5102 5103 5104 5105 5106 5107 5108 5109 5110
+ROUTE_EXT_MAPS = 5011 5012 5013 5014 5015 5016 5017 5018 5019 5020
 ROUTE_DATA = $(ROUTE)/sim/dataset $(ROUTE)/sim_junctions/dataset $(ROUTE)/sim_default/dataset \
   $(ROUTE)/dagger_junctions/dataset $(ROUTE)/dagger_default/dataset
 ROUTE_DATA2 = $(ROUTE_DATA) $(ROUTE)/dagger2_x/dataset $(ROUTE)/dagger2_xt/dataset \
@@ -174,20 +175,29 @@ route-model: install
 	$(BIN)/signattn simulate --out $(ROUTE)/dagger4_default --minutes 4 --seed 6200 \
 	  --val-every 0 --policy $(ROUTE)/run6/best.pt --beta 0.3 $(ROUTE_SIM)
 	$(BIN)/signattn train --data $(ROUTE_DATA6) --config config/train_route_head.yaml \
-	  --init-checkpoint $(ROUTE)/run6/best.pt --out $(ROUTE)/run7 --threads 1 --seed 1
+	  --init-checkpoint $(ROUTE)/run6/best.pt --out $(ROUTE)/run7 --threads 1 --seed 0
+	for s in 1 2; do $(BIN)/signattn train --data $(ROUTE_DATA6) \
+	  --config config/train_route_head.yaml --init-checkpoint $(ROUTE)/run6/best.pt \
+	  --out $(ROUTE)/run7_s$$s --threads 1 --seed $$s || exit 1; done
 	for s in 0 1; do $(BIN)/signattn train --data $(ROUTE_DATA6) \
 	  --config config/train_route_dagger2.yaml --init-checkpoint $(ROUTE)/run6/best.pt \
 	  --out $(ROUTE)/run7_learned_s$$s --threads 1 --seed $$s || exit 1; done
-	for r in run7 run7_learned_s0 run7_learned_s1; do $(BIN)/signattn drive-sim \
+	for r in run7 run7_s1 run7_s2 run7_learned_s0 run7_learned_s1; do $(BIN)/signattn drive-sim \
 	  --checkpoint $(ROUTE)/$$r/best.pt --seeds $(ROUTE_VAL_MAPS) --no-baselines \
 	  --max-seconds 120 --threads 1 --out $(ROUTE_RESULTS)/stage6/val_$$r.json || exit 1; done
 	for d in sim_default sim_junctions; do PYTHONPATH=$(CURDIR) $(BIN)/python \
 	  benchmarks/phi_study.py agreement --data $(ROUTE)/pe_$$d/dataset --checkpoint \
-	  $(ROUTE)/run6/best.pt $(ROUTE)/run7/best.pt $(ROUTE)/run7_learned_s1/best.pt \
-	  --out $(ROUTE_RESULTS)/stage6/agreement_val_$$d.json && PYTHONPATH=$(CURDIR) \
-	  $(BIN)/python benchmarks/phi_study.py agreement --data $(ROUTE)/pe_$$d/dataset \
-	  --checkpoint $(ROUTE)/run7_learned_s0/best.pt \
-	  --out $(ROUTE_RESULTS)/stage6/agreement_val_$${d}_learned_s0.json || exit 1; done
+	  $(ROUTE)/run6/best.pt $(ROUTE)/run7/best.pt $(ROUTE)/run7_s1/best.pt \
+	  $(ROUTE)/run7_s2/best.pt $(ROUTE)/run7_learned_s0/best.pt \
+	  $(ROUTE)/run7_learned_s1/best.pt --out $(ROUTE_RESULTS)/stage6/agreement_val_$$d.json \
+	  || exit 1; done
+	$(BIN)/signattn simulate --out $(ROUTE)/phi_val --minutes 2 --seed 7500 \
+	  --max-drive-seconds 30 --val-every 1 --no-bags
+	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/phi_study.py agreement \
+	  --data $(ROUTE)/phi_val/dataset --checkpoint $(ROUTE)/run6/best.pt \
+	  $(ROUTE)/run7/best.pt $(ROUTE)/run7_s1/best.pt $(ROUTE)/run7_s2/best.pt \
+	  $(ROUTE)/run7_learned_s0/best.pt $(ROUTE)/run7_learned_s1/best.pt \
+	  --out $(ROUTE_RESULTS)/stage6/agreement_phi_val.json
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/turn_steering.py --checkpoint $(ROUTE)/run2/best.pt \
 	  --data $(ROUTE)/dagger2_x/dataset --out $(ROUTE_RESULTS)/stage3/turn_steering_stage2.json
 	$(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run7/best.pt --no-baselines --max-seconds 120 \
@@ -214,11 +224,26 @@ route-model: install
 	  --data $(ROUTE)/pe_heldout/dataset --out $(ROUTE_RESULTS)/route_maps.json
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/phi_study.py agreement \
 	  --data $(ROUTE)/pe_heldout/dataset --checkpoint $(ROUTE)/run6/best.pt \
-	  $(ROUTE)/run7/best.pt $(ROUTE)/run7_learned_s1/best.pt \
-	  --out $(ROUTE_RESULTS)/stage6/agreement_heldout_commands.json
-	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/phi_study.py agreement \
-	  --data $(ROUTE)/pe_heldout/dataset --checkpoint $(ROUTE)/run7_learned_s0/best.pt \
-	  --out $(ROUTE_RESULTS)/stage6/agreement_heldout_commands_learned_s0.json
+	  $(ROUTE)/run7/best.pt $(ROUTE)/run7_s1/best.pt $(ROUTE)/run7_learned_s0/best.pt \
+	  $(ROUTE)/run7_learned_s1/best.pt --out $(ROUTE_RESULTS)/stage6/agreement_heldout_commands.json
+	$(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run7_s1/best.pt --no-baselines \
+	  --max-seconds 120 --threads 1 --out $(ROUTE_RESULTS)/stage6/drive_sim_commands_s1.json
+	# the held-out maps 5011-5020, not used before: expert and zero, stage 5, stage 6
+	$(BIN)/signattn drive-sim --seeds $(ROUTE_EXT_MAPS) --max-seconds 120 --threads 1 \
+	  --out $(ROUTE_RESULTS)/stage6/ext_baselines.json
+	for r in run6 run7; do $(BIN)/signattn drive-sim --checkpoint $(ROUTE)/$$r/best.pt \
+	  --seeds $(ROUTE_EXT_MAPS) --no-baselines --max-seconds 120 --threads 1 \
+	  --out $(ROUTE_RESULTS)/stage6/ext_$$r.json || exit 1; done
+	$(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run6/best.pt --no-baselines --max-seconds 120 \
+	  --threads 1 --out $(ROUTE_RESULTS)/stage5/drive_sim_commands.json
+	R=$(ROUTE_RESULTS); PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/pool_drive_sim.py \
+	  --run expert=docs/results/drive_sim_heldout10.json:expert \
+	  --run expert=$$R/stage6/ext_baselines.json:expert \
+	  --run zero=docs/results/drive_sim_heldout10.json:zero \
+	  --run zero=$$R/stage6/ext_baselines.json:zero \
+	  --run stage5=$$R/stage5/drive_sim_commands.json --run stage5=$$R/stage6/ext_run6.json \
+	  --run stage6=$$R/drive_sim_commands.json --run stage6=$$R/stage6/ext_run7.json \
+	  --reference expert --out $$R/stage6/heldout20_pooled.json
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/turn_steering.py --checkpoint $(ROUTE)/run2/best.pt \
 	  --data $(ROUTE)/heldout/dataset --out $(ROUTE_RESULTS)/stage3/turn_steering_heldout_stage2.json
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/turn_steering.py --checkpoint $(ROUTE)/run4/best.pt \
@@ -231,6 +256,9 @@ route-model: install
 	  --init-checkpoint $(ROUTE)/run2/best.pt --out $(ROUTE)/run3 --threads 1
 	$(BIN)/signattn simulate --out $(ROUTE)/phi_heldout --minutes 3 --seed 7000 \
 	  --max-drive-seconds 40 --val-every 1 --no-bags
+	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/phi_study.py agreement \
+	  --data $(ROUTE)/phi_heldout/dataset --checkpoint $(ROUTE)/run7_s1/best.pt \
+	  --out $(ROUTE_RESULTS)/stage6/agreement_heldout_s1.json
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/phi_study.py agreement \
 	  --data $(ROUTE)/phi_heldout/dataset --checkpoint $(ROUTE)/run2/best.pt $(ROUTE)/run3/best.pt \
 	  $(ROUTE)/run4/best.pt $(ROUTE)/run6/best.pt $(ROUTE)/run7/best.pt \

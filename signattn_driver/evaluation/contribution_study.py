@@ -138,11 +138,25 @@ def trace_drives(model, drives: list, uniform_reference: bool = True,
     return trace
 
 
+TURNING_U_PER_M = 0.02   # |u| above this (a radius under 50 m) counts as a turn in `accuracy`
+
+
 def accuracy(trace: dict) -> dict:
-    """MAE of u (1/m) and of the steering-wheel angle (deg) over the traced frames."""
+    """MAE of u (1/m) and of the steering-wheel angle (deg) over the traced frames.
+
+    Also the steering MAE apart on frames where the label turns (|u_label| >
+    TURNING_U_PER_M) and on the others, with the turning frames' count: under follow-lane a
+    command model cannot know the turns a route takes, and this says where its error sits.
+    """
     err = trace['u_pred'] - trace['u_label']
+    deg = np.abs(err * trace['deg_per_u'])
+    turning = np.abs(trace['u_label']) > TURNING_U_PER_M
     return {'mae_u_per_m': float(np.abs(err).mean()),
-            'mae_steering_deg': float(np.abs(err * trace['deg_per_u']).mean())}
+            'mae_steering_deg': float(deg.mean()),
+            'turning_frames': int(turning.sum()),
+            'mae_steering_deg_turning': float(deg[turning].mean()) if turning.any() else None,
+            'mae_steering_deg_elsewhere': (float(deg[~turning].mean()) if (~turning).any()
+                                           else None)}
 
 
 def agreement_report(trace: dict) -> dict:

@@ -161,6 +161,7 @@ def test_trace_rebuilds_u_and_uniform_reference_is_phi_when_alpha_is_inert(drive
     assert not np.allclose(acting['phi_uniform'], acting['phi'], atol=1e-6)
     report = study.agreement_report(acting)
     assert set(report['per_drive']) == {'d0', 'd1'}
+
     assert -1 <= report['alpha_vs_phi']['spearman'] <= 1
 
 
@@ -186,6 +187,18 @@ def test_a_command_model_is_traced_with_the_recorded_commands(tmp_path):
     assert np.allclose(traced['u_pred'], expected, atol=1e-7)
     assert np.allclose(traced['u_pred'][:2], follow['u_pred'][:2], atol=1e-7)
     assert not np.allclose(traced['u_pred'][2:], follow['u_pred'][2:], atol=1e-6)
+
+
+def test_accuracy_says_where_the_error_sits():
+    """Frames whose label turns (radius under 50 m) and the others, apart and together."""
+    trace = {'u_label': np.array([0.0, 0.01, 0.05, -0.03]),
+             'u_pred': np.array([0.0, 0.0, 0.01, -0.03]),
+             'deg_per_u': np.array([100.0, 100.0, 100.0, 200.0])}
+    acc = study.accuracy(trace)
+    assert acc['turning_frames'] == 2
+    assert acc['mae_steering_deg_turning'] == pytest.approx((4.0 + 0.0) / 2)
+    assert acc['mae_steering_deg_elsewhere'] == pytest.approx((0.0 + 1.0) / 2)
+    assert acc['mae_steering_deg'] == pytest.approx(5.0 / 4)
 
 
 def test_diagnosis_sink_test_is_exact_for_mean_field(drives):

@@ -1,0 +1,40 @@
+"""Pooling drive-sim results over map sets (benchmarks/pool_drive_sim.py)."""
+
+import json
+from pathlib import Path
+import sys
+
+import pytest
+
+CHECKOUT = Path(__file__).resolve().parents[2]
+if not (CHECKOUT / 'benchmarks' / 'pool_drive_sim.py').is_file():
+    pytest.skip('benchmarks/ is not in this tree (it lives in a source checkout)',
+                allow_module_level=True)
+sys.path.insert(0, str(CHECKOUT))
+from benchmarks.pool_drive_sim import main  # noqa: E402
+
+
+def _run(path, seeds, completions, events, km, name='model'):
+    summary = {'per_episode': [{'seed': s, 'autonomous_completion': c}
+                               for s, c in zip(seeds, completions)],
+               'out_of_road_events': events, 'km_in_charge': km}
+    path.write_text(json.dumps({'controllers': {name: summary}}))
+    return str(path)
+
+
+def test_completion_is_a_mean_over_maps_and_events_a_ratio_of_sums(tmp_path):
+    a = _run(tmp_path / 'a.json', [1, 2], [1.0, 0.5], 6, 2.0)
+    b = _run(tmp_path / 'b.json', [3], [0.0], 0, 4.0)
+    e1 = _run(tmp_path / 'e1.json', [1, 2], [1.0, 1.0], 1, 3.0, name='expert')
+    e2 = _run(tmp_path / 'e2.json', [3], [1.0], 2, 3.0, name='expert')
+    out = tmp_path / 'pooled.json'
+    main(['--run', f'model={a}', '--run', f'model={b}', '--run', f'expert={e1}:expert',
+          '--run', f'expert={e2}:expert', '--reference', 'expert', '--out', str(out)])
+    pooled = json.loads(out.read_text())['pooled']
+    model, expert = pooled['model'], pooled['expert']
+    assert model['maps'] == [1, 2, 3]
+    assert model['autonomous_completion'] == pytest.approx(0.5)     # (1 + 0.5 + 0) / 3
+    assert model['out_of_road_per_km'] == pytest.approx(1.0)         # 6 / 6 km
+    assert expert['out_of_road_per_km'] == pytest.approx(0.5)        # 3 / 6 km
+    assert model['completion_over_reference'] == pytest.approx(0.5)
+    assert model['events_per_km_over_reference'] == pytest.approx(2.0)
