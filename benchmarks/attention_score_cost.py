@@ -11,13 +11,13 @@ their ratio; run it on a quiet machine for absolute figures.
 
 import argparse
 import dataclasses
-import json
 import platform
 import time
 
 import numpy as np
 import torch
 
+from benchmarks.json_output import emit_json
 from signattn_driver import checkpoint
 from signattn_driver.model import SteeringNet
 
@@ -68,11 +68,7 @@ def main(argv=None) -> int:
               'software': f'{args.threads}-thread CPU ({platform.machine()}), '
                           f'torch {torch.__version__}',
               **measure(args.checkpoint, args.steps, args.warmup)}
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        with open(args.out, 'w') as f:
-            f.write(text + '\n')
+    emit_json(result, args.out)
     return 0
 
 

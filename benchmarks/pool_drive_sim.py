@@ -16,6 +16,8 @@ import argparse
 import json
 import sys
 
+from benchmarks.json_output import emit_json
+
 
 def pool(runs: dict) -> dict:
     """Pool lists of (controller summary) dicts per name into completion and events per km."""
@@ -58,11 +60,7 @@ def main(argv=None) -> int:
                                                    / ref['out_of_road_per_km'])
     result = {'command': ' '.join(['python3 benchmarks/pool_drive_sim.py'] + list(
         argv if argv is not None else sys.argv[1:])), 'sources': sources, 'pooled': pooled}
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        with open(args.out, 'w') as f:
-            f.write(text + '\n')
+    emit_json(result, args.out)
     return 0
 
 

@@ -12,13 +12,13 @@ Run: PYTHONPATH=. python benchmarks/route_maps.py --checkpoint CKPT --data DATAS
 """
 
 import argparse
-import json
 from pathlib import Path
 import platform
 
 import numpy as np
 import torch
 
+from benchmarks.json_output import emit_json
 from signattn_driver.checkpoint import load_model
 from signattn_driver.data.dataset import Dataset
 from signattn_driver.evaluation.route_commands import recorded_commands
@@ -122,11 +122,7 @@ def main():
               'recorded_commands': {d['drive']: {ROUTE_COMMANDS[c]: d['recorded'].count(c)
                                                  for c in (1, 2, 3)} for d in drives},
               **summary}
-    text = json.dumps(report, indent=2)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + '\n')
-    print(text)
+    emit_json(report, args.out)
 
 
 if __name__ == '__main__':
