@@ -53,7 +53,7 @@ demo: install
 # its mean_field fine-tune on maps 1000-1020 (config/models/sim_mean_field.pt), evaluate, drive
 # the 10 held-out maps 5001-5010 next to the expert and animate map 5001; then the route-command
 # model on top of it (`route-model`: config/models/sim_route.pt, the launch and demo default).
-# About 5 h on 2 cores.
+# About 8 h on 2 cores.
 reproduce: install
 	$(BIN)/signattn simulate --out $(REPRODUCE)/sim --minutes $(SIM_MINUTES) --seed 100
 	$(BIN)/signattn train --data $(REPRODUCE)/sim/dataset --config config/train_demo.yaml \
@@ -85,10 +85,10 @@ reproduce: install
 # 4520+, default 5520+) and 1500 steps from stage 4 seed 1 (the better one on the validation
 # maps 5101-5110); stage 6 (shipped): a DAgger round on T-junction-heavy (TSTCTST 6100+) and
 # default (6200+) maps by stage 5, and 1500 steps from stage 5 with the attention read from the
-# head (config/train_route_head.yaml, issue 18), beside two learned-score seeds on the same data
-# for comparison. Then the held-out maps with and without the navigator's commands, the
+# head (config/train_route_head.yaml, issue 18; seeds 0-2, seed 0 chosen on the validation maps),
+# beside two learned-score seeds on the same data for comparison. Then the held-out maps with and without the navigator's commands, the
 # straights-and-curves maps, in process against through the node, and how the maps move with
-# the command. About 4.5 h on a quiet 2-core machine (1 thread per job).
+# the command. About 7 h on a quiet 2-core machine (1 thread per job).
 ROUTE ?= outputs/route
 ROUTE_INIT ?= config/models/sim_mean_field.pt
 ROUTE_RESULTS ?= docs/results/route
@@ -167,9 +167,10 @@ route-model: install
 	  --init-checkpoint $(ROUTE)/run5s1/best.pt --out $(ROUTE)/run6 --threads 1 --seed 1
 	$(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run6/best.pt --seeds $(ROUTE_VAL_MAPS) \
 	  --no-baselines --max-seconds 120 --threads 1 --out $(ROUTE_RESULTS)/stage5/val_stage5.json
-	# stage 6 (shipped): a DAgger round by stage 5 on T-junction-heavy and default maps, then
-	# 1500 steps from stage 5 with the attention read from the head (issue 18), and the same
-	# steps with the learned score (seeds 0 and 1) for comparison
+	# stage 6 (shipped: run7, head score seed 0): a DAgger round by stage 5 on T-junction-heavy
+	# and default maps, then 1500 steps from stage 5 with the attention read from the head
+	# (issue 18; seeds 0-2, chosen on the validation maps), and the same steps with the learned
+	# score (seeds 0 and 1) for comparison
 	$(BIN)/signattn simulate --out $(ROUTE)/dagger4_t --minutes 6 --seed 6100 --blocks TSTCTST \
 	  --val-every 0 --policy $(ROUTE)/run6/best.pt --beta 0.3 $(ROUTE_SIM)
 	$(BIN)/signattn simulate --out $(ROUTE)/dagger4_default --minutes 4 --seed 6200 \
