@@ -96,6 +96,7 @@ ROUTE_SIM = --max-drive-seconds 60 --no-bags
 ROUTE_SIM_WHOLE = $(ROUTE_SIM) --roundabout-commands whole
 ROUTE_VAL_MAPS = 5101 5102 5103 5104 5105 5106 5107 5108 5109 5110
 ROUTE_EXT_MAPS = 5011 5012 5013 5014 5015 5016 5017 5018 5019 5020
+ROUTE_EXT2_MAPS = 5021 5022 5023 5024 5025 5026 5027 5028 5029 5030
 ROUTE_DATA = $(ROUTE)/sim/dataset $(ROUTE)/sim_junctions/dataset $(ROUTE)/sim_default/dataset \
   $(ROUTE)/dagger_junctions/dataset $(ROUTE)/dagger_default/dataset
 ROUTE_DATA2 = $(ROUTE_DATA) $(ROUTE)/dagger2_x/dataset $(ROUTE)/dagger2_xt/dataset \
@@ -229,12 +230,17 @@ route-model: install
 	  $(ROUTE)/run7_learned_s1/best.pt --out $(ROUTE_RESULTS)/stage6/agreement_heldout_commands.json
 	$(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run7_s1/best.pt --no-baselines \
 	  --max-seconds 120 --threads 1 --out $(ROUTE_RESULTS)/stage6/drive_sim_commands_s1.json
-	# the held-out maps 5011-5020, not used before: expert and zero, stage 5, stage 6
+	# the held-out maps 5011-5030, not used before: expert and zero, stage 5, stage 6
 	$(BIN)/signattn drive-sim --seeds $(ROUTE_EXT_MAPS) --max-seconds 120 --threads 1 \
 	  --out $(ROUTE_RESULTS)/stage6/ext_baselines.json
 	for r in run6 run7; do $(BIN)/signattn drive-sim --checkpoint $(ROUTE)/$$r/best.pt \
 	  --seeds $(ROUTE_EXT_MAPS) --no-baselines --max-seconds 120 --threads 1 \
 	  --out $(ROUTE_RESULTS)/stage6/ext_$$r.json || exit 1; done
+	$(BIN)/signattn drive-sim --seeds $(ROUTE_EXT2_MAPS) --max-seconds 120 --threads 1 \
+	  --out $(ROUTE_RESULTS)/stage6/ext2_baselines.json
+	for r in run6 run7; do $(BIN)/signattn drive-sim --checkpoint $(ROUTE)/$$r/best.pt \
+	  --seeds $(ROUTE_EXT2_MAPS) --no-baselines --max-seconds 120 --threads 1 \
+	  --out $(ROUTE_RESULTS)/stage6/ext2_$$r.json || exit 1; done
 	$(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run6/best.pt --no-baselines --max-seconds 120 \
 	  --threads 1 --out $(ROUTE_RESULTS)/stage5/drive_sim_commands.json
 	R=$(ROUTE_RESULTS); PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/pool_drive_sim.py \
@@ -245,6 +251,16 @@ route-model: install
 	  --run stage5=$$R/stage5/drive_sim_commands.json --run stage5=$$R/stage6/ext_run6.json \
 	  --run stage6=$$R/drive_sim_commands.json --run stage6=$$R/stage6/ext_run7.json \
 	  --reference expert --out $$R/stage6/heldout20_pooled.json
+	R=$(ROUTE_RESULTS); PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/pool_drive_sim.py \
+	  --run expert=docs/results/drive_sim_heldout10.json:expert \
+	  --run expert=$$R/stage6/ext_baselines.json:expert \
+	  --run expert=$$R/stage6/ext2_baselines.json:expert \
+	  --run zero=docs/results/drive_sim_heldout10.json:zero \
+	  --run zero=$$R/stage6/ext_baselines.json:zero --run zero=$$R/stage6/ext2_baselines.json:zero \
+	  --run stage5=$$R/stage5/drive_sim_commands.json --run stage5=$$R/stage6/ext_run6.json \
+	  --run stage5=$$R/stage6/ext2_run6.json --run stage6=$$R/drive_sim_commands.json \
+	  --run stage6=$$R/stage6/ext_run7.json --run stage6=$$R/stage6/ext2_run7.json \
+	  --reference expert --out $$R/stage6/heldout30_pooled.json
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/turn_steering.py --checkpoint $(ROUTE)/run2/best.pt \
 	  --data $(ROUTE)/heldout/dataset --out $(ROUTE_RESULTS)/stage3/turn_steering_heldout_stage2.json
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/turn_steering.py --checkpoint $(ROUTE)/run4/best.pt \
