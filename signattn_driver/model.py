@@ -267,22 +267,14 @@ class SteeringNet(nn.Module):
         return self.attention(feats, h, self.config.temperature, *extra)
 
     def _head_score(self, feats: torch.Tensor, h: torch.Tensor, route: torch.Tensor | None):
-        """Score (B, L) of attention_score 'head': log(|phi at alpha = 1/L| + eps), head units.
+        """Score (B, L) of attention_score 'head': log(|phi at alpha = 1/L| + eps), phi in 1/m.
 
         |phi_l| at uniform attention is how much the head draws on cell l at this state and
         command before alpha acts (the sign path's expected signs, no dropout; gradients flow).
         eps (1e-6 of the frame's mean |phi|) keeps empty cells finite.
         """
         flat = feats.new_full(feats.shape[:2], 1.0 / NUM_LOCATIONS)
-        training, self.training = self.training, False   # expected signs, as in eval
-        try:
-            x_hat = self.attend(feats, flat)
-        finally:
-            self.training = training
-        gated = self._output_gate(h, route) * x_hat
-        weight, _ = self._head()
-        weight = weight[:1].expand(len(gated), -1) if route is None else weight[route]
-        size = (weight * gated).view(len(gated), NUM_LOCATIONS, -1).sum(-1).abs()   # (B, L)
+        size = self.contribution_with(feats, flat, h, route)[0].flatten(1).abs()   # (B, L)
         eps = 1e-6 * size.mean(-1, keepdim=True).detach() + 1e-12
         return torch.log(size + eps)
 
