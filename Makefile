@@ -260,7 +260,61 @@ route-model: install
 	  --run stage5=$$R/stage5/drive_sim_commands.json --run stage5=$$R/stage6/ext_run6.json \
 	  --run stage5=$$R/stage6/ext2_run6.json --run stage6=$$R/drive_sim_commands.json \
 	  --run stage6=$$R/stage6/ext_run7.json --run stage6=$$R/stage6/ext2_run7.json \
-	  --reference expert --out $$R/stage6/heldout30_pooled.json
+	  --reference expert --paired stage6:stage5 --paired stage6:expert \
+	  --out $$R/stage6/heldout30_pooled.json
+	# stage-7 candidates (issue 18; not shipped, stage 6 stays the default): head-score runs of
+	# 1,500 steps each -- temperature 2 and 4 and the score read as a constant, from stage 5;
+	# 1,500 more steps at lr 1e-4 from stage 6 (seeds 0 and 1) and from the temperature-2 runs --
+	# run8 chosen on the route validation drives and maps 5101-5110, then its held-out figures
+	for c in 2,0 2,1 4,0; do t=$${c%,*}; s=$${c#*,}; $(BIN)/signattn train --data $(ROUTE_DATA6) \
+	  --config config/train_route_head.yaml --temperature $$t \
+	  --init-checkpoint $(ROUTE)/run6/best.pt --out $(ROUTE)/run8_t$${t}_s$$s --threads 1 \
+	  --seed $$s || exit 1; done
+	(cat config/train_route_head.yaml; echo 'head_score_gradient: false') \
+	  > $(ROUTE)/train_route_head_detached.yaml
+	$(BIN)/signattn train --data $(ROUTE_DATA6) --config $(ROUTE)/train_route_head_detached.yaml \
+	  --init-checkpoint $(ROUTE)/run6/best.pt --out $(ROUTE)/run8_detached --threads 1 --seed 0
+	$(BIN)/signattn train --data $(ROUTE_DATA6) --config config/train_route_head_anneal.yaml \
+	  --init-checkpoint $(ROUTE)/run7/best.pt --out $(ROUTE)/run8 --threads 1 --seed 0
+	$(BIN)/signattn train --data $(ROUTE_DATA6) --config config/train_route_head_anneal.yaml \
+	  --init-checkpoint $(ROUTE)/run7_s1/best.pt --out $(ROUTE)/run8_s1 --threads 1 --seed 1
+	for s in 0 1; do $(BIN)/signattn train --data $(ROUTE_DATA6) \
+	  --config config/train_route_head_anneal.yaml --temperature 2 \
+	  --init-checkpoint $(ROUTE)/run8_t2_s$$s/best.pt --out $(ROUTE)/run8_t2c_s$$s --threads 1 \
+	  --seed $$s || exit 1; done
+	S7="run6 run7 run8 run8_s1 run8_t2_s0 run8_t2_s1 run8_t4_s0 run8_detached run8_t2c_s0 \
+	  run8_t2c_s1"; C=""; for r in $$S7; do C="$$C $(ROUTE)/$$r/best.pt"; done; \
+	  for d in sim_default sim_junctions; do PYTHONPATH=$(CURDIR) $(BIN)/python \
+	  benchmarks/phi_study.py agreement --data $(ROUTE)/pe_$$d/dataset --checkpoint $$C \
+	  --out $(ROUTE_RESULTS)/stage7/agreement_val_$$d.json || exit 1; done; \
+	  PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/phi_study.py agreement \
+	  --data $(ROUTE)/phi_val/dataset --checkpoint $$C --out $(ROUTE_RESULTS)/stage7/agreement_phi_val.json
+	for r in run8 run8_s1 run8_t2c_s0; do $(BIN)/signattn drive-sim \
+	  --checkpoint $(ROUTE)/$$r/best.pt --seeds $(ROUTE_VAL_MAPS) --no-baselines \
+	  --max-seconds 120 --threads 1 --out $(ROUTE_RESULTS)/stage7/val_$$r.json || exit 1; done
+	$(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run8/best.pt --no-baselines --max-seconds 120 \
+	  --threads 1 --out $(ROUTE_RESULTS)/stage7/drive_sim_commands.json
+	$(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run8/best.pt --seeds $(ROUTE_EXT_MAPS) \
+	  --no-baselines --max-seconds 120 --threads 1 --out $(ROUTE_RESULTS)/stage7/ext_run8.json
+	$(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run8/best.pt --seeds $(ROUTE_EXT2_MAPS) \
+	  --no-baselines --max-seconds 120 --threads 1 --out $(ROUTE_RESULTS)/stage7/ext2_run8.json
+	R=$(ROUTE_RESULTS); PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/pool_drive_sim.py \
+	  --run expert=docs/results/drive_sim_heldout10.json:expert \
+	  --run expert=$$R/stage6/ext_baselines.json:expert \
+	  --run expert=$$R/stage6/ext2_baselines.json:expert \
+	  --run zero=docs/results/drive_sim_heldout10.json:zero \
+	  --run zero=$$R/stage6/ext_baselines.json:zero --run zero=$$R/stage6/ext2_baselines.json:zero \
+	  --run stage5=$$R/stage5/drive_sim_commands.json --run stage5=$$R/stage6/ext_run6.json \
+	  --run stage5=$$R/stage6/ext2_run6.json --run stage6=$$R/drive_sim_commands.json \
+	  --run stage6=$$R/stage6/ext_run7.json --run stage6=$$R/stage6/ext2_run7.json \
+	  --run stage7=$$R/stage7/drive_sim_commands.json --run stage7=$$R/stage7/ext_run8.json \
+	  --run stage7=$$R/stage7/ext2_run8.json --reference expert --paired stage7:stage5 \
+	  --paired stage7:stage6 --paired stage6:stage5 --paired stage7:expert \
+	  --out $$R/stage7/heldout30_pooled.json
+	for d in phi_heldout pe_heldout; do PYTHONPATH=$(CURDIR) $(BIN)/python \
+	  benchmarks/phi_study.py agreement --data $(ROUTE)/$$d/dataset --checkpoint \
+	  $(ROUTE)/run6/best.pt $(ROUTE)/run7/best.pt $(ROUTE)/run8/best.pt \
+	  --out $(ROUTE_RESULTS)/stage7/agreement_$$d.json || exit 1; done
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/turn_steering.py --checkpoint $(ROUTE)/run2/best.pt \
 	  --data $(ROUTE)/heldout/dataset --out $(ROUTE_RESULTS)/stage3/turn_steering_heldout_stage2.json
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/turn_steering.py --checkpoint $(ROUTE)/run4/best.pt \

@@ -2,7 +2,10 @@
 
 Autonomous completion is the mean over all episodes, out-of-road events per km the sum of
 events over the sum of km in charge; each controller is compared with a reference controller
-(the expert) pooled the same way.
+(the expert) pooled the same way. `--paired A:B` also compares two controllers map by map on
+the maps both drove: the mean per-map difference A - B of completion and of out-of-road events,
+with a paired t-test over maps (each map one independent unit; `paired_batch_test` with one
+run per map), its 95 % CI and p.
 
     PYTHONPATH=. python3 benchmarks/pool_drive_sim.py \\
         --run expert=docs/results/drive_sim_heldout10.json:expert \\
@@ -17,6 +20,7 @@ import json
 import sys
 
 from benchmarks.json_output import emit_json
+from signattn_driver.evaluation.statistics import paired_batch_test
 
 
 def pool(runs: dict) -> dict:
@@ -34,6 +38,22 @@ def pool(runs: dict) -> dict:
     return out
 
 
+def paired(runs: dict, a: str, b: str) -> dict:
+    """Per-map differences a - b (completion, events) on the maps both drove, tested over maps."""
+    def by_map(name):
+        return {e['seed']: e for p in runs[name] for e in p['per_episode']}
+    ma, mb = by_map(a), by_map(b)
+    maps = sorted(set(ma) & set(mb))
+    out = {'a': a, 'b': b, 'maps': len(maps)}
+    for key in ('autonomous_completion', 'out_of_road_events'):
+        test = paired_batch_test([ma[m].get(key, float('nan')) for m in maps],
+                                 [mb[m].get(key, float('nan')) for m in maps],
+                                 runs=range(len(maps)))
+        out[key] = {k: test[k] for k in ('mean_a', 'mean_b', 'mean_diff', 'ci_low', 'ci_high',
+                                         'p', 'units', 'test')}
+    return out
+
+
 def main(argv=None) -> int:
     """Read the runs, pool them per name, add ratios to the reference and print the JSON."""
     parser = argparse.ArgumentParser(prog='pool_drive_sim')
@@ -41,6 +61,8 @@ def main(argv=None) -> int:
                         help='NAME=FILE[:CONTROLLER] (controller default: model); repeat a '
                              'NAME to pool its files')
     parser.add_argument('--reference', help='NAME to divide by (the expert)')
+    parser.add_argument('--paired', action='append', default=[],
+                        help='A:B, two NAMEs to compare map by map (repeatable)')
     parser.add_argument('--out', help='also write the JSON here')
     args = parser.parse_args(argv)
     runs, sources = {}, {}
@@ -58,8 +80,11 @@ def main(argv=None) -> int:
                                                 / ref['autonomous_completion'])
             row['events_per_km_over_reference'] = (row['out_of_road_per_km']
                                                    / ref['out_of_road_per_km'])
+    comparisons = [paired(runs, *spec.split(':', 1)) for spec in args.paired]
     result = {'command': ' '.join(['python3 benchmarks/pool_drive_sim.py'] + list(
         argv if argv is not None else sys.argv[1:])), 'sources': sources, 'pooled': pooled}
+    if comparisons:
+        result['paired'] = comparisons
     emit_json(result, args.out)
     return 0
 

@@ -270,11 +270,14 @@ class SteeringNet(nn.Module):
         """Score (B, L) of attention_score 'head': log(|phi at alpha = 1/L| + eps), phi in 1/m.
 
         |phi_l| at uniform attention is how much the head draws on cell l at this state and
-        command before alpha acts (the sign path's expected signs, no dropout; gradients flow).
+        command before alpha acts (the sign path's expected signs, no dropout; gradients flow
+        unless ModelConfig.head_score_gradient is False).
         eps (1e-6 of the frame's mean |phi|) keeps empty cells finite.
         """
         flat = feats.new_full(feats.shape[:2], 1.0 / NUM_LOCATIONS)
         size = self.contribution_with(feats, flat, h, route)[0].flatten(1).abs()   # (B, L)
+        if not self.config.head_score_gradient:
+            size = size.detach()
         eps = 1e-6 * size.mean(-1, keepdim=True).detach() + 1e-12
         return torch.log(size + eps)
 

@@ -63,6 +63,10 @@ class ModelConfig:
     # unused, so checkpoints of either kind load into the other (docs/model.md, "A score read
     # from the head").
     attention_score: str = 'learned'
+    # 'head' only: whether training's gradient flows through the score into the head and the
+    # gate (True), or the score is read as a constant of each step (False: the head learns as
+    # if alpha were given; alpha's ranking is |phi at uniform attention| either way).
+    head_score_gradient: bool = True
 
     def __post_init__(self):
         """Normalise YAML-friendly values and reject impossible settings early."""

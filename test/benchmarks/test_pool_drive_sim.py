@@ -38,3 +38,27 @@ def test_completion_is_a_mean_over_maps_and_events_a_ratio_of_sums(tmp_path):
     assert expert['out_of_road_per_km'] == pytest.approx(0.5)        # 3 / 6 km
     assert model['completion_over_reference'] == pytest.approx(0.5)
     assert model['events_per_km_over_reference'] == pytest.approx(2.0)
+
+
+def _episodes(path, seeds, completions, events, name='model'):
+    summary = {'per_episode': [{'seed': s, 'autonomous_completion': c, 'out_of_road_events': e}
+                               for s, c, e in zip(seeds, completions, events)],
+               'out_of_road_events': sum(events), 'km_in_charge': float(len(seeds))}
+    path.write_text(json.dumps({'controllers': {name: summary}}))
+    return str(path)
+
+
+def test_paired_compares_only_the_maps_both_drove(tmp_path):
+    a = _episodes(tmp_path / 'a.json', [1, 2, 3, 4], [1.0, 0.8, 0.6, 0.9], [0, 1, 2, 0])
+    b = _episodes(tmp_path / 'b.json', [2, 3, 4, 5], [0.7, 0.4, 0.75, 0.0], [0, 1, 0, 9])
+    out = tmp_path / 'paired.json'
+    main(['--run', f'a={a}', '--run', f'b={b}', '--paired', 'a:b', '--out', str(out)])
+    result = json.loads(out.read_text())['paired'][0]
+    assert result['maps'] == 3                           # maps 2, 3, 4
+    completion = result['autonomous_completion']
+    assert completion['mean_diff'] == pytest.approx(0.15)  # (0.1 + 0.2 + 0.15) / 3
+    assert completion['units'] == 3                      # one unit per map
+    assert completion['ci_low'] < 0.15 < completion['ci_high']
+    assert completion['p'] < 0.05 and completion['ci_low'] > 0   # t = 5.2, df 2
+    events = result['out_of_road_events']
+    assert events['mean_diff'] == pytest.approx(2 / 3) and events['p'] > 0.05

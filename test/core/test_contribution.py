@@ -80,6 +80,22 @@ def test_the_head_score_trains_the_head_through_alpha():
     assert model.attention.score.weight.grad is None
 
 
+def test_a_detached_head_score_gives_the_same_map_without_its_gradient():
+    """head_score_gradient False: the same alpha, but training reads it as a constant."""
+    model = _model('sign', 'mean_field', score='head').train()
+    detached = SteeringNet(tiny_config(attention='sign', binarize='mean_field',
+                                       attention_score='head', head_score_gradient=False))
+    detached.load_state_dict(model.state_dict())
+    detached.train()
+    frames = torch.rand(2, 4, 3, 80, 160) * 2 - 1
+    torch.manual_seed(5)
+    _, attention, _ = model(frames)
+    torch.manual_seed(5)
+    _, attention_detached, _ = detached(frames)
+    assert torch.allclose(attention, attention_detached, atol=1e-6)
+    assert attention.requires_grad and not attention_detached.requires_grad
+
+
 def test_a_head_score_needs_an_attention():
     with pytest.raises(ValueError, match='attention_score'):
         ModelConfig(attention='none', attention_score='head')
