@@ -106,6 +106,15 @@ ROUTE_DATA4 = $(ROUTE)/pe_sim/dataset $(ROUTE)/pe_sim_junctions/dataset \
   $(ROUTE)/pe_keep_dagger2_x $(ROUTE)/pe_keep_dagger2_xt $(ROUTE)/pe_keep_dagger2_default
 ROUTE_DATA5 = $(ROUTE_DATA4) $(ROUTE)/dagger3_o/dataset $(ROUTE)/dagger3_default/dataset
 ROUTE_DATA6 = $(ROUTE_DATA5) $(ROUTE)/dagger4_t/dataset $(ROUTE)/dagger4_default/dataset
+# the 30 held-out maps 5001-5030 as benchmarks/pool_drive_sim.py pools them (stages 5 and 6)
+HELDOUT30 = --run expert=docs/results/drive_sim_heldout10.json:expert \
+  --run expert=$(ROUTE_RESULTS)/stage6/ext_baselines.json:expert \
+  --run expert=$(ROUTE_RESULTS)/stage6/ext2_baselines.json:expert \
+  --run zero=docs/results/drive_sim_heldout10.json:zero \
+  --run zero=$(ROUTE_RESULTS)/stage6/ext_baselines.json:zero --run zero=$(ROUTE_RESULTS)/stage6/ext2_baselines.json:zero \
+  --run stage5=$(ROUTE_RESULTS)/stage5/drive_sim_commands.json --run stage5=$(ROUTE_RESULTS)/stage6/ext_run6.json \
+  --run stage5=$(ROUTE_RESULTS)/stage6/ext2_run6.json --run stage6=$(ROUTE_RESULTS)/drive_sim_commands.json \
+  --run stage6=$(ROUTE_RESULTS)/stage6/ext_run7.json --run stage6=$(ROUTE_RESULTS)/stage6/ext2_run7.json
 route-model: install
 	$(BIN)/signattn simulate --out $(ROUTE)/sim --minutes 8 --seed 3000 --val-every 5 \
 	  $(ROUTE_SIM_WHOLE)
@@ -251,17 +260,9 @@ route-model: install
 	  --run stage5=$$R/stage5/drive_sim_commands.json --run stage5=$$R/stage6/ext_run6.json \
 	  --run stage6=$$R/drive_sim_commands.json --run stage6=$$R/stage6/ext_run7.json \
 	  --reference expert --out $$R/stage6/heldout20_pooled.json
-	R=$(ROUTE_RESULTS); PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/pool_drive_sim.py \
-	  --run expert=docs/results/drive_sim_heldout10.json:expert \
-	  --run expert=$$R/stage6/ext_baselines.json:expert \
-	  --run expert=$$R/stage6/ext2_baselines.json:expert \
-	  --run zero=docs/results/drive_sim_heldout10.json:zero \
-	  --run zero=$$R/stage6/ext_baselines.json:zero --run zero=$$R/stage6/ext2_baselines.json:zero \
-	  --run stage5=$$R/stage5/drive_sim_commands.json --run stage5=$$R/stage6/ext_run6.json \
-	  --run stage5=$$R/stage6/ext2_run6.json --run stage6=$$R/drive_sim_commands.json \
-	  --run stage6=$$R/stage6/ext_run7.json --run stage6=$$R/stage6/ext2_run7.json \
+	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/pool_drive_sim.py $(HELDOUT30) \
 	  --reference expert --paired stage6:stage5 --paired stage6:expert \
-	  --out $$R/stage6/heldout30_pooled.json
+	  --out $(ROUTE_RESULTS)/stage6/heldout30_pooled.json
 	# stage-7 candidates (issue 18; not shipped, stage 6 stays the default): head-score runs of
 	# 1,500 steps each -- temperature 2 and 4 and the score read as a constant, from stage 5;
 	# 1,500 more steps at lr 1e-4 from stage 6 (seeds 0 and 1) and from the temperature-2 runs --
@@ -298,19 +299,12 @@ route-model: install
 	  --no-baselines --max-seconds 120 --threads 1 --out $(ROUTE_RESULTS)/stage7/ext_run8.json
 	$(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run8/best.pt --seeds $(ROUTE_EXT2_MAPS) \
 	  --no-baselines --max-seconds 120 --threads 1 --out $(ROUTE_RESULTS)/stage7/ext2_run8.json
-	R=$(ROUTE_RESULTS); PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/pool_drive_sim.py \
-	  --run expert=docs/results/drive_sim_heldout10.json:expert \
-	  --run expert=$$R/stage6/ext_baselines.json:expert \
-	  --run expert=$$R/stage6/ext2_baselines.json:expert \
-	  --run zero=docs/results/drive_sim_heldout10.json:zero \
-	  --run zero=$$R/stage6/ext_baselines.json:zero --run zero=$$R/stage6/ext2_baselines.json:zero \
-	  --run stage5=$$R/stage5/drive_sim_commands.json --run stage5=$$R/stage6/ext_run6.json \
-	  --run stage5=$$R/stage6/ext2_run6.json --run stage6=$$R/drive_sim_commands.json \
-	  --run stage6=$$R/stage6/ext_run7.json --run stage6=$$R/stage6/ext2_run7.json \
-	  --run stage7=$$R/stage7/drive_sim_commands.json --run stage7=$$R/stage7/ext_run8.json \
-	  --run stage7=$$R/stage7/ext2_run8.json --reference expert --paired stage7:stage5 \
-	  --paired stage7:stage6 --paired stage6:stage5 --paired stage7:expert \
-	  --out $$R/stage7/heldout30_pooled.json
+	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/pool_drive_sim.py $(HELDOUT30) \
+	  --run stage7=$(ROUTE_RESULTS)/stage7/drive_sim_commands.json \
+	  --run stage7=$(ROUTE_RESULTS)/stage7/ext_run8.json \
+	  --run stage7=$(ROUTE_RESULTS)/stage7/ext2_run8.json --reference expert \
+	  --paired stage7:stage5 --paired stage7:stage6 --paired stage6:stage5 --paired stage7:expert \
+	  --out $(ROUTE_RESULTS)/stage7/heldout30_pooled.json
 	for d in phi_heldout pe_heldout; do PYTHONPATH=$(CURDIR) $(BIN)/python \
 	  benchmarks/phi_study.py agreement --data $(ROUTE)/$$d/dataset --checkpoint \
 	  $(ROUTE)/run6/best.pt $(ROUTE)/run7/best.pt $(ROUTE)/run8/best.pt \
