@@ -31,6 +31,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from signattn_driver.layers import Encoder, SpatialAttention
 from signattn_driver.model_config import (  # noqa: F401 (re-exported: model.ModelConfig etc.)
     ATTENTION_SCORES, ATTENTIONS, BINARIZERS, FEATURE_CHANNELS, INPUT_HEIGHT, INPUT_WIDTH,
     MAP_HEIGHT, MAP_WIDTH, ModelConfig, NUM_LOCATIONS)
@@ -55,58 +56,6 @@ class Explained(NamedTuple):
     contribution: torch.Tensor
     bias: torch.Tensor
     state: State
-
-
-class Encoder(nn.Module):
-    """Five convolutions of Table 1: (N, 3, 80, 160) -> (N, 64, 10, 20).
-
-    ReLU sits between layers but not after conv5: the sign path needs signed features.
-    """
-
-    def __init__(self):
-        super().__init__()
-        # (in, out, kernel, stride, padding); padding keeps Table 1's output sizes.
-        spec = [(3, 24, 5, 2, 2), (24, 36, 3, 2, 1), (36, 48, 3, 2, 1),
-                (48, 64, 3, 1, 1), (64, FEATURE_CHANNELS, 3, 1, 1)]
-        self.convs = nn.ModuleList(nn.Conv2d(i, o, k, s, p) for i, o, k, s, p in spec)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Encode frames (N, 3, 80, 160) to feature maps (N, 64, 10, 20)."""
-        for i, conv in enumerate(self.convs):
-            x = conv(x)
-            if i < len(self.convs) - 1:
-                x = F.relu(x)
-        return x
-
-
-class SpatialAttention(nn.Module):
-    """alpha = softmax((w . tanh(W_g x_ij + W_d h) + b + p_ij) / T) over L cells (eq. 11-12, 15).
-
-    p (L,) is the optional per-cell bias (`position_bias`, ModelConfig.attention_position_bias);
-    without it p = 0 and the score is the paper's.
-    """
-
-    def __init__(self, channels: int, state_size: int, hidden: int, position_bias: bool = False):
-        super().__init__()
-        self.feature_proj = nn.Linear(channels, hidden)            # W_gamma
-        self.state_proj = nn.Linear(state_size, hidden, bias=False)  # W_delta
-        self.score = nn.Linear(hidden, 1)                          # w, b
-        if position_bias:
-            self.position_bias = nn.Parameter(torch.zeros(NUM_LOCATIONS))  # p, row-major cells
-
-    def forward(self, feats: torch.Tensor, h: torch.Tensor, temperature: float,
-                command_bias: torch.Tensor | None = None) -> torch.Tensor:
-        """Weights (B, L) summing to 1 from features (B, L, C) and the state h (B, H).
-
-        command_bias: (B, hidden) added inside the tanh for route-command models, or None.
-        """
-        drive = self.state_proj(h)
-        if command_bias is not None:
-            drive = drive + command_bias
-        e = self.score(torch.tanh(self.feature_proj(feats) + drive[:, None])).squeeze(-1)  # (B, L)
-        if hasattr(self, 'position_bias'):
-            e = e + self.position_bias
-        return torch.softmax(e.float() / temperature, dim=-1).to(feats.dtype)
 
 
 class SteeringNet(nn.Module):
