@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 import sys
 
+import numpy as np
 import pytest
 
 CHECKOUT = Path(__file__).resolve().parents[2]
@@ -11,7 +12,7 @@ if not (CHECKOUT / 'benchmarks' / 'pool_drive_sim.py').is_file():
     pytest.skip('benchmarks/ is not in this tree (it lives in a source checkout)',
                 allow_module_level=True)
 sys.path.insert(0, str(CHECKOUT))
-from benchmarks.pool_drive_sim import main  # noqa: E402
+from benchmarks.pool_drive_sim import main, null_size  # noqa: E402
 
 
 def _run(path, seeds, completions, events, km, name='model'):
@@ -62,3 +63,10 @@ def test_paired_compares_only_the_maps_both_drove(tmp_path):
     assert completion['p'] < 0.05 and completion['ci_low'] > 0   # t = 5.2, df 2
     events = result['out_of_road_events']
     assert events['mean_diff'] == pytest.approx(2 / 3) and events['p'] > 0.05
+
+
+def test_null_size_is_near_the_level_for_normal_differences_and_low_for_one_outlier():
+    normal = np.random.default_rng(1).normal(size=30)
+    assert 0.02 <= null_size(normal, draws=1000) <= 0.08
+    one_stall = np.r_[np.zeros(29), 5.0]        # one map differs: no sign pattern rejects
+    assert null_size(one_stall, draws=200) == 0.0
