@@ -96,8 +96,8 @@ def main(argv=None) -> int:
             with_commands = bool(ckpt.config.num_commands) and not args.follow_lane
             recorded = any(d.route_command.any() for d in drives)   # any turn command at all
             entry['route_commands'] = 'recorded' if with_commands and recorded else 'follow-lane'
-            entry.update(study.agreement_report(study.trace_drives(model, drives,
-                                                                   commands=with_commands)))
+            entry.update(study.agreement_report(study.trace_drives(
+                model, drives, commands=with_commands, saturation=True)))
         elif args.command == 'prior':
             entry.update(position_prior(model, drives))
         elif args.command == 'diagnose':

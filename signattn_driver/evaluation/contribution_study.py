@@ -94,7 +94,7 @@ def uniform_contribution(model, inputs: torch.Tensor, state, commands=None) -> t
 
 @torch.inference_mode()
 def trace_drives(model, drives: list, uniform_reference: bool = True,
-                 commands: bool = True) -> dict:
+                 commands: bool = True, saturation: bool = False) -> dict:
     """Run each segment frame by frame and keep u, alpha and phi of every frame.
 
     Args:
@@ -105,14 +105,17 @@ def trace_drives(model, drives: list, uniform_reference: bool = True,
         commands: a command model gets each frame's recorded route command (datasets without
             the column record follow-lane); False: follow-lane on every frame. Camera-only
             models ignore it.
+        saturation: also keep each frame's share of saturated sign inputs,
+            |kappa L alpha x| >= 1 (`SteeringNet.sign_saturation`; NaN without a sign path).
 
     Returns:
         dict of numpy arrays over all N frames: u_pred, u_label, deg_per_u (N,); alpha, phi,
-        bias as (N, 10, 20) / (N,); phi_uniform (N, 10, 20) when asked; drive (N,) names;
-        first (N,) True on each segment's first frame.
+        bias as (N, 10, 20) / (N,); phi_uniform (N, 10, 20) and sign_saturation (N,) when
+        asked; drive (N,) names; first (N,) True on each segment's first frame.
     """
     model.eval()
-    keep = {k: [] for k in ('u_pred', 'alpha', 'phi', 'bias', 'phi_uniform')}
+    keep = {k: [] for k in ('u_pred', 'alpha', 'phi', 'bias', 'phi_uniform',
+                            'sign_saturation')}
     drive_names, first, labels, deg = [], [], [], []
     for d in drives:
         state = None
@@ -122,6 +125,8 @@ def trace_drives(model, drives: list, uniform_reference: bool = True,
                        if commands and model.config.num_commands else None)
             if uniform_reference:
                 keep['phi_uniform'].append(uniform_contribution(model, x, state, command))
+            if saturation:
+                keep['sign_saturation'].append(model.sign_saturation(x, state, command))
             out = model.explain_step(x, state, command)
             state = out.state
             keep['u_pred'].append(out.u)
@@ -171,7 +176,21 @@ def agreement_report(trace: dict) -> dict:
         for name in out['drives']}
     out['effective_cells'] = {'alpha': effective_cells(trace['alpha']),
                               'phi': effective_cells(np.abs(trace['phi']))}
+    out['alpha_peak_mass'] = peak_mass(trace['alpha'])
+    if 'sign_saturation' in trace:
+        out['sign_saturation'] = float(np.nanmean(trace['sign_saturation']))
     return out
+
+
+def peak_mass(alpha: np.ndarray) -> dict:
+    """Mean and median over frames of the attention's largest cell weight, alpha (N, 10, 20).
+
+    A learned alpha that parks most of its mass on one cell scales every other cell's sign
+    input kappa L alpha x down by about 1 - peak: a global gain on the sign path
+    (docs/model.md, "Why alpha piled onto the bottom-left cell").
+    """
+    peak = alpha.reshape(len(alpha), -1).max(1)
+    return {'mean': float(peak.mean()), 'median': float(np.median(peak))}
 
 
 def effective_cells(maps: np.ndarray) -> float:

@@ -163,6 +163,22 @@ def test_trace_rebuilds_u_and_uniform_reference_is_phi_when_alpha_is_inert(drive
     assert set(report['per_drive']) == {'d0', 'd1'}
 
     assert -1 <= report['alpha_vs_phi']['spearman'] <= 1
+    assert report['alpha_peak_mass']['mean'] == pytest.approx(
+        acting['alpha'].reshape(24, -1).max(1).mean())
+    assert 'sign_saturation' not in report
+
+
+def test_trace_keeps_the_sign_saturation_that_the_model_reports(drives):
+    """A smaller kappa leaves fewer sign inputs saturated; per frame as the model says."""
+    shares = []
+    for kappa in (1000.0, 1.0):
+        torch.manual_seed(0)
+        model = SteeringNet(tiny_config(binarize='mean_field', sign_kappa=kappa)).eval()
+        trace = study.trace_drives(model, drives, uniform_reference=False, saturation=True)
+        first = model.sign_saturation(drives[0].inputs[:1])
+        assert trace['sign_saturation'][0] == pytest.approx(float(first[0]))
+        shares.append(study.agreement_report(trace)['sign_saturation'])
+    assert 0 <= shares[1] < shares[0] <= 1
 
 
 def test_a_command_model_is_traced_with_the_recorded_commands(tmp_path):
