@@ -309,6 +309,52 @@ route-model: install
 	  benchmarks/phi_study.py agreement --data $(ROUTE)/$$d/dataset --checkpoint \
 	  $(ROUTE)/run6/best.pt $(ROUTE)/run7/best.pt $(ROUTE)/run8/best.pt \
 	  --out $(ROUTE_RESULTS)/stage7/agreement_$$d.json || exit 1; done
+	# stage-8 candidates (issue 18; not shipped): the sign path's gain given by kappa instead of
+	# by alpha parking on a cell -- the head score at kappa 0.1 and 0.3 (seeds 0 and 1) and the
+	# learned score at kappa 0.1, from stage 5; kappa 0.3 continued at lr 1e-4; validation only,
+	# then the kappa-0.3 continuation's held-out figures for the record
+	for k in 0.1 0.3; do sed "s/^sign_kappa: 1.0/sign_kappa: $$k/" config/train_route_head.yaml \
+	  > $(ROUTE)/train_route_head_k$$k.yaml || exit 1; done
+	sed 's/^sign_kappa: 1.0/sign_kappa: 0.1/; s/^attention_score: head/attention_score: learned/' \
+	  config/train_route_head.yaml > $(ROUTE)/train_route_learned_k0.1.yaml
+	sed 's/^sign_kappa: 1.0/sign_kappa: 0.3/' config/train_route_head_anneal.yaml \
+	  > $(ROUTE)/train_route_head_k0.3_lr1e4.yaml
+	for c in "head_k0.1 k01 0" "head_k0.3 k03 0" "head_k0.3 k03_s1 1" \
+	  "learned_k0.1 learned_k01 0"; do set -- $$c; $(BIN)/signattn train --data $(ROUTE_DATA6) \
+	  --config $(ROUTE)/train_route_$$1.yaml --init-checkpoint $(ROUTE)/run6/best.pt \
+	  --out $(ROUTE)/run9_$$2 --threads 1 --seed $$3 || exit 1; done
+	$(BIN)/signattn train --data $(ROUTE_DATA6) --config $(ROUTE)/train_route_head_k0.3_lr1e4.yaml \
+	  --init-checkpoint $(ROUTE)/run9_k03/best.pt --out $(ROUTE)/run9_k03c --threads 1 --seed 0
+	for r in run9_k01 run9_k03 run9_k03_s1 run9_k03c run9_learned_k01; do $(BIN)/signattn \
+	  drive-sim --checkpoint $(ROUTE)/$$r/best.pt --seeds $(ROUTE_VAL_MAPS) --no-baselines \
+	  --max-seconds 120 --threads 1 --out $(ROUTE_RESULTS)/stage8/val_$$r.json || exit 1; done
+	for g in "run6 run7 run9_k01 run9_k03 run9_learned_k01," "run9_k03c run9_k03_s1,_r2"; do \
+	  C=""; for r in $${g%,*}; do C="$$C $(ROUTE)/$$r/best.pt"; done; x=$${g#*,}; \
+	  for d in sim_default sim_junctions; do PYTHONPATH=$(CURDIR) $(BIN)/python \
+	  benchmarks/phi_study.py agreement --data $(ROUTE)/pe_$$d/dataset --checkpoint $$C \
+	  --out $(ROUTE_RESULTS)/stage8/agreement_val_$$d$$x.json || exit 1; done; \
+	  PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/phi_study.py agreement \
+	  --data $(ROUTE)/phi_val/dataset --checkpoint $$C \
+	  --out $(ROUTE_RESULTS)/stage8/agreement_phi_val$$x.json || exit 1; done
+	$(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run9_k03c/best.pt --no-baselines \
+	  --max-seconds 120 --threads 1 --out $(ROUTE_RESULTS)/stage8/drive_sim_commands.json
+	for m in ext,"$(ROUTE_EXT_MAPS)" ext2,"$(ROUTE_EXT2_MAPS)"; do $(BIN)/signattn drive-sim \
+	  --checkpoint $(ROUTE)/run9_k03c/best.pt --seeds $${m#*,} --no-baselines --max-seconds 120 \
+	  --threads 1 --out $(ROUTE_RESULTS)/stage8/$${m%%,*}_run9_k03c.json || exit 1; done
+	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/pool_drive_sim.py $(HELDOUT30) \
+	  --run k03c=$(ROUTE_RESULTS)/stage8/drive_sim_commands.json \
+	  --run k03c=$(ROUTE_RESULTS)/stage8/ext_run9_k03c.json \
+	  --run k03c=$(ROUTE_RESULTS)/stage8/ext2_run9_k03c.json --reference expert \
+	  --paired k03c:stage5 --paired k03c:stage6 --paired k03c:expert \
+	  --out $(ROUTE_RESULTS)/stage8/heldout30_pooled.json
+	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/phi_study.py agreement \
+	  --data $(ROUTE)/phi_heldout/dataset --checkpoint $(ROUTE)/run6/best.pt \
+	  $(ROUTE)/run7/best.pt $(ROUTE)/run9_k03c/best.pt $(ROUTE)/run9_learned_k01/best.pt \
+	  --out $(ROUTE_RESULTS)/stage8/agreement_phi_heldout.json
+	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/phi_study.py agreement \
+	  --data $(ROUTE)/pe_heldout/dataset --checkpoint $(ROUTE)/run6/best.pt \
+	  $(ROUTE)/run7/best.pt $(ROUTE)/run9_k03c/best.pt \
+	  --out $(ROUTE_RESULTS)/stage8/agreement_pe_heldout.json
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/turn_steering.py --checkpoint $(ROUTE)/run2/best.pt \
 	  --data $(ROUTE)/heldout/dataset --out $(ROUTE_RESULTS)/stage3/turn_steering_heldout_stage2.json
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/turn_steering.py --checkpoint $(ROUTE)/run4/best.pt \
