@@ -108,9 +108,21 @@ class Client:
         self.spin_until(lambda: self.latest_value(expected_key, 0) > before,
                         f'{expected_key} to grow')
 
-    def call(self, client, request):
-        future = client.call_async(request)
-        self.spin_until(future.done, f'{client.srv_name}')
+    def call(self, client, request, resend_s: float | None = None):
+        """Call a service of the node; return its response.
+
+        A server may not have matched this client's response reader yet when the first request
+        arrives (Fast DDS then drops the response: "failed to send response (timeout)").
+        Idempotent queries pass `resend_s` and are sent again while unanswered.
+        """
+        future, sent = client.call_async(request), time.monotonic()
+        deadline = sent + WAIT_S
+        while not future.done():
+            assert time.monotonic() < deadline, f'gave up waiting for {client.srv_name}'
+            if resend_s and time.monotonic() - sent > resend_s:
+                client.remove_pending_request(future)
+                future, sent = client.call_async(request), time.monotonic()
+            self.executor.spin_once(timeout_sec=0.05)
         return future.result()
 
     def latest_status(self):

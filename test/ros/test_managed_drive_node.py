@@ -9,6 +9,7 @@ from pathlib import Path
 import shutil
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -20,12 +21,14 @@ from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
 from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 from rclpy.parameter import Parameter as NodeParameter  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
-from test_drive_node import Client, jpeg_msg  # noqa: E402
+from test_drive_node import Client, jpeg_msg, WAIT_S  # noqa: E402
 
 from signattn_driver.ros.node_process import node_command, NodeProcess  # noqa: E402
 
 pytestmark = pytest.mark.ros
 SECOND = 1_000_000_000
+REPLY_S = 10.0     # a change_state reply not here by then was lost (Manager.transition)
+PRIMARY_STATES = ('unconfigured', 'inactive', 'active', 'finalized')
 
 
 def start_managed(checkpoint) -> NodeProcess:
@@ -48,13 +51,32 @@ class Manager(Client):
             assert process.alive(), process.stderr_text()
             return self.change.service_is_ready() and self.get.service_is_ready()
         self.spin_until(ready, 'the lifecycle services')
+        self.state()        # one answered query: the node has matched this client by now
 
     def state(self) -> str:
-        return self.call(self.get, GetState.Request()).current_state.label
+        return self.call(self.get, GetState.Request(), resend_s=2.0).current_state.label
 
     def transition(self, transition_id: int) -> bool:
+        """Request a transition; return whether it succeeded.
+
+        change_state is not idempotent, so a reply lost to discovery (see `Client.call`) is
+        not sent again: after REPLY_S without one, the state answers instead. A lifecycle
+        transition succeeds exactly when it leaves the primary state it started from.
+        """
+        before = self.state()
         request = ChangeState.Request(transition=Transition(id=transition_id))
-        return self.call(self.change, request).success
+        future = self.change.call_async(request)
+        deadline = time.monotonic() + REPLY_S
+        while not future.done() and time.monotonic() < deadline:
+            self.executor.spin_once(timeout_sec=0.05)
+        if future.done():
+            return future.result().success
+        self.change.remove_pending_request(future)
+        after, deadline = self.state(), time.monotonic() + WAIT_S
+        while after not in PRIMARY_STATES:         # still configuring, activating, ...
+            assert time.monotonic() < deadline, f'the node stays {after}'
+            after = self.state()
+        return after != before
 
     def latest_diagnostic(self):
         """(level, message, values) of a /diagnostics status newer than this call."""
