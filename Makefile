@@ -95,6 +95,8 @@ ROUTE_RESULTS ?= docs/results/route
 ROUTE_SIM = --max-drive-seconds 60 --no-bags
 ROUTE_SIM_WHOLE = $(ROUTE_SIM) --roundabout-commands whole
 ROUTE_VAL_MAPS = 5101 5102 5103 5104 5105 5106 5107 5108 5109 5110
+ROUTE_VAL20A_MAPS = 5111 5112 5113 5114 5115 5116 5117 5118 5119 5120
+ROUTE_VAL20B_MAPS = 5121 5122 5123 5124 5125 5126 5127 5128 5129 5130
 ROUTE_EXT_MAPS = 5011 5012 5013 5014 5015 5016 5017 5018 5019 5020
 ROUTE_EXT2_MAPS = 5021 5022 5023 5024 5025 5026 5027 5028 5029 5030
 ROUTE_DATA = $(ROUTE)/sim/dataset $(ROUTE)/sim_junctions/dataset $(ROUTE)/sim_default/dataset \
@@ -355,6 +357,18 @@ route-model: install
 	  --data $(ROUTE)/pe_heldout/dataset --checkpoint $(ROUTE)/run6/best.pt \
 	  $(ROUTE)/run7/best.pt $(ROUTE)/run9_k03c/best.pt \
 	  --out $(ROUTE_RESULTS)/stage8/agreement_pe_heldout.json
+	# twenty more validation maps, 5111-5130, after the fact: how much ten maps can say
+	for c in "run6 stage5" "run7 stage6" "run9_k03c run9_k03c"; do set -- $$c; \
+	  for m in a,"$(ROUTE_VAL20A_MAPS)" b,"$(ROUTE_VAL20B_MAPS)"; do $(BIN)/signattn drive-sim \
+	  --checkpoint $(ROUTE)/$$1/best.pt --seeds $${m#*,} --no-baselines --max-seconds 120 \
+	  --threads 1 --out $(ROUTE_RESULTS)/stage8/val20_$$2_$${m%%,*}.json || exit 1; done; done
+	R=$(ROUTE_RESULTS); PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/pool_drive_sim.py \
+	  --run stage5=$$R/stage5/val_stage5.json --run stage5=$$R/stage8/val20_stage5_a.json \
+	  --run stage5=$$R/stage8/val20_stage5_b.json --run stage6=$$R/stage6/val_run7.json \
+	  --run stage6=$$R/stage8/val20_stage6_a.json --run stage6=$$R/stage8/val20_stage6_b.json \
+	  --run k03c=$$R/stage8/val_run9_k03c.json --run k03c=$$R/stage8/val20_run9_k03c_a.json \
+	  --run k03c=$$R/stage8/val20_run9_k03c_b.json --paired stage6:stage5 --paired k03c:stage5 \
+	  --paired k03c:stage6 --out $$R/stage8/val30_pooled.json
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/turn_steering.py --checkpoint $(ROUTE)/run2/best.pt \
 	  --data $(ROUTE)/heldout/dataset --out $(ROUTE_RESULTS)/stage3/turn_steering_heldout_stage2.json
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/turn_steering.py --checkpoint $(ROUTE)/run4/best.pt \
