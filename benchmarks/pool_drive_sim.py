@@ -43,14 +43,25 @@ def pool(runs: dict) -> dict:
     return out
 
 
+LATERAL = 'lateral_offset_mean_m'   # a continuous per-map measure, where drive-sim recorded it
+
+
 def paired(runs: dict, a: str, b: str) -> dict:
-    """Per-map differences a - b (completion, events) on the maps both drove, tested over maps."""
+    """Per-map differences a - b on the maps both drove, tested over maps.
+
+    Completion and out-of-road events, and the mean lateral offset from the lane centre while
+    in charge (m) where every episode has it: a stall moves the first two by a lot on one map,
+    while the lateral offset varies less from map to map.
+    """
     def by_map(name):
         return {e['seed']: e for p in runs[name] for e in p['per_episode']}
     ma, mb = by_map(a), by_map(b)
     maps = sorted(set(ma) & set(mb))
     out = {'a': a, 'b': b, 'maps': len(maps)}
-    for key in ('autonomous_completion', 'out_of_road_events'):
+    keys = ['autonomous_completion', 'out_of_road_events']
+    if all(LATERAL in e for m in maps for e in (ma[m], mb[m])):
+        keys.append(LATERAL)
+    for key in keys:
         test = paired_batch_test([ma[m].get(key, float('nan')) for m in maps],
                                  [mb[m].get(key, float('nan')) for m in maps],
                                  runs=range(len(maps)))

@@ -41,10 +41,12 @@ def test_completion_is_a_mean_over_maps_and_events_a_ratio_of_sums(tmp_path):
     assert model['events_per_km_over_reference'] == pytest.approx(2.0)
 
 
-def _episodes(path, seeds, completions, events, name='model'):
+def _episodes(path, seeds, completions, events, name='model', lateral=None):
     summary = {'per_episode': [{'seed': s, 'autonomous_completion': c, 'out_of_road_events': e}
                                for s, c, e in zip(seeds, completions, events)],
                'out_of_road_events': sum(events), 'km_in_charge': float(len(seeds))}
+    for episode, offset in zip(summary['per_episode'], lateral or []):
+        episode['lateral_offset_mean_m'] = offset
     path.write_text(json.dumps({'controllers': {name: summary}}))
     return str(path)
 
@@ -63,6 +65,19 @@ def test_paired_compares_only_the_maps_both_drove(tmp_path):
     assert completion['p'] < 0.05 and completion['ci_low'] > 0   # t = 5.2, df 2
     events = result['out_of_road_events']
     assert events['mean_diff'] == pytest.approx(2 / 3) and events['p'] > 0.05
+    assert 'lateral_offset_mean_m' not in result          # not recorded by these runs
+
+
+def test_paired_compares_the_lateral_offset_where_every_map_has_it(tmp_path):
+    a = _episodes(tmp_path / 'a.json', [1, 2, 3], [1.0] * 3, [0] * 3,
+                  lateral=[0.20, 0.31, 0.25])
+    b = _episodes(tmp_path / 'b.json', [1, 2, 3], [1.0] * 3, [0] * 3,
+                  lateral=[0.10, 0.20, 0.16])
+    out = tmp_path / 'paired.json'
+    main(['--run', f'a={a}', '--run', f'b={b}', '--paired', 'a:b', '--out', str(out)])
+    lateral = json.loads(out.read_text())['paired'][0]['lateral_offset_mean_m']
+    assert lateral['mean_diff'] == pytest.approx(0.1)       # (0.10 + 0.11 + 0.09) / 3
+    assert lateral['units'] == 3 and lateral['p'] < 0.05 and lateral['ci_low'] > 0
 
 
 def test_null_size_is_near_the_level_for_normal_differences_and_low_for_one_outlier():
