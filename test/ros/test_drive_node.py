@@ -116,13 +116,14 @@ class Client:
         Idempotent queries pass `resend_s` and are sent again while unanswered.
         """
         future, sent = client.call_async(request), time.monotonic()
-        deadline = sent + WAIT_S
-        while not future.done():
-            assert time.monotonic() < deadline, f'gave up waiting for {client.srv_name}'
-            if resend_s and time.monotonic() - sent > resend_s:
+
+        def answered():
+            nonlocal future, sent
+            if resend_s and not future.done() and time.monotonic() - sent > resend_s:
                 client.remove_pending_request(future)
                 future, sent = client.call_async(request), time.monotonic()
-            self.executor.spin_once(timeout_sec=0.05)
+            return future.done()
+        self.spin_until(answered, f'{client.srv_name}')
         return future.result()
 
     def latest_status(self):
