@@ -32,6 +32,8 @@ def register(subparsers):
            help='list episodes that hold a turn command this many times per epoch')
     option(p, '--turn-weight', type=float, owner=TrainConfig,
            help='L1 loss weight of a frame under a turn command (follow-lane frames: 1)')
+    option(p, '--command-dropout', type=float, owner=TrainConfig,
+           help='probability that a training episode sees follow-lane instead of its commands')
     p.add_argument('--config', type=Path, metavar='FILE.yaml',
                    help='YAML of config fields, e.g. config/train_tiny.yaml (if omitted: '
                    'config/train_paper.yaml, the paper settings, as `signattn sweep` uses)')
@@ -70,6 +72,7 @@ def run(args) -> int:
     overrides = {'attention': args.model, 'quant_bits': args.bits,
                  'temperature': args.temperature, 'num_commands': args.num_commands,
                  'command_repeat': args.command_repeat, 'turn_weight': args.turn_weight,
+                 'command_dropout': args.command_dropout,
                  'device': args.device, 'seed': args.seed,
                  'max_steps': args.max_steps, 'batch_size': args.batch_size,
                  'num_workers': args.num_workers,

@@ -2,7 +2,7 @@
 
 import torch
 
-from signattn_driver.route_command import MIRRORED
+from signattn_driver.route_command import FOLLOW_LANE, MIRRORED
 
 
 def augment(frames: torch.Tensor, u: torch.Tensor, gain: torch.Tensor, flip: torch.Tensor):
@@ -29,3 +29,14 @@ def mirror_route_commands(commands: torch.Tensor, flip: torch.Tensor) -> torch.T
     commands = commands.long()
     mirrored = torch.as_tensor(MIRRORED, device=commands.device)[commands]
     return torch.where(flip.view(-1, 1), mirrored, commands)
+
+
+def drop_route_commands(commands: torch.Tensor, probability: float, seed: int) -> torch.Tensor:
+    """Route commands (B, T) with whole lanes set to follow-lane, each with `probability`.
+
+    The draw depends on `seed` alone, so the windows of one episode (the same lanes, the same
+    seed) and a resumed run draw alike; TrainConfig.command_dropout. Returns (B, T) int64.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    drop = torch.rand(len(commands), generator=generator) < probability
+    return torch.where(drop.to(commands.device).view(-1, 1), FOLLOW_LANE, commands.long())

@@ -73,6 +73,11 @@ class TrainConfig:
     # (follow-lane frames weigh 1). L1 fits the median, which under-steers the long, wide
     # turns that few frames carry (docs/simulation.md#the-route-command-model).
     turn_weight: float = 1.0
+    # Route-command models: the probability that a training episode sees follow-lane in place
+    # of its recorded commands on every frame (drawn per episode, the same on every window of
+    # it, reproducibly from seed, epoch and group). The follow-lane branch then also learns the
+    # junctions, where the expert turns unannounced; the loss weights keep the recorded commands.
+    command_dropout: float = 0.0
     # Keep the convolutional encoder's weights fixed (fine-tuning the attention, LSTM and head
     # on top of a trained encoder); its backward pass, most of a step's cost, is skipped.
     freeze_encoder: bool = False
@@ -108,6 +113,8 @@ class TrainConfig:
             raise ConfigError(f'command_repeat must be >= 1, got {self.command_repeat}')
         if not (self.turn_weight > 0 and math.isfinite(self.turn_weight)):
             raise ConfigError(f'turn_weight must be > 0, got {self.turn_weight}')
+        if not 0.0 <= self.command_dropout < 1.0:
+            raise ConfigError(f'command_dropout must be in [0, 1), got {self.command_dropout}')
         if self.episode_windows < 1 or self.num_workers < 0:
             raise ConfigError('episode_windows must be >= 1 and num_workers >= 0')
         if not (self.lr > 0 and math.isfinite(self.lr)):

@@ -35,7 +35,7 @@ from signattn_driver.data.sequences import DriveSequences
 from signattn_driver.model import entropy_of_attention, ModelConfig, SteeringNet
 from signattn_driver.preprocessing import hsv_u8_to_input
 from signattn_driver.route_command import roundabout_metadata
-from signattn_driver.training.augment import augment, mirror_route_commands
+from signattn_driver.training.augment import augment, drop_route_commands, mirror_route_commands
 from signattn_driver.training.config import (config_to_yaml, load_run_config, TrainConfig,
                                              TrainingError)
 from signattn_driver.training.data import make_loader, prepare_data
@@ -231,7 +231,8 @@ class _Trainer:
         for batch in loader:
             yield where.popleft(), batch
 
-    def _step(self, batch, new_group: bool):
+    def _step(self, batch, new_group: bool, episode: tuple = (0, 0)):
+        """One optimizer step on a batch; `episode` is its (epoch, group), for command_dropout."""
         cfg, device = self.cfg, self.device
         frames = batch['frames'].to(device, non_blocking=True)        # (B, T, 80, 160, 3) uint8
         u = batch['inverse_radius_per_m'].to(device, non_blocking=True)             # (B, T)
@@ -243,9 +244,13 @@ class _Trainer:
         if self.model.config.num_commands:       # (B, T); a mirrored road swaps left and right
             commands = mirror_route_commands(batch['route_command'].to(device),
                                              batch['flip'].to(device))
+        heard = commands          # what the model is told; the loss weights keep the recorded
+        if commands is not None and cfg.command_dropout > 0:
+            seed = hash((cfg.seed, self.dist.rank) + tuple(episode)) & 0xFFFF_FFFF_FFFF
+            heard = drop_route_commands(commands, cfg.command_dropout, seed)
         align = cfg.align_weight > 0 and self.model.config.attention != 'none'
         with autocast(device, cfg.amp):
-            out = self.net(x, state, commands=commands, contribution=align,
+            out = self.net(x, state, commands=heard, contribution=align,
                            contribution_at_uniform=align and cfg.align_target == 'phi_uniform')
         pred, attention, state = out[:3]
         weight = valid.float()
@@ -338,7 +343,8 @@ class _Trainer:
                 (epoch, group, window, length), batch = next(batches)
                 got = time.perf_counter()
                 wait_s += got - tick
-                loss, l1, entropy = self._step(batch, new_group=window == 0)
+                loss, l1, entropy = self._step(batch, new_group=window == 0,
+                                               episode=(epoch, group))
                 frames_done += int(batch['valid'].sum())
                 pos['step'] += 1
                 pos['epoch'], pos['group'], pos['window'] = \

@@ -26,7 +26,7 @@ from signattn_driver.sim.metadrive_adapter import is_available, SimConfig
 from signattn_driver.sim.route import (heading_change_rad, Junction, RouteCommands, RouteConfig,
                                        turn_command)
 from signattn_driver.errors import ConfigError
-from signattn_driver.training.augment import mirror_route_commands
+from signattn_driver.training.augment import drop_route_commands, mirror_route_commands
 from signattn_driver.training.config import TrainConfig
 from signattn_driver.training.data import prepare_data
 from signattn_driver.training.losses import steering_l1
@@ -369,6 +369,57 @@ def test_a_camera_only_checkpoint_starts_a_command_model_that_learns_the_command
     # train LEFT with RIGHT's labels unless the commands are mirrored too)
     assert u[LEFT] > u[FOLLOW_LANE] > u[RIGHT], (u, label)
     assert u[LEFT] - u[RIGHT] > 0.25 * (2 * label), (u, label)
+
+
+def test_command_dropout_tells_whole_lanes_follow_lane_reproducibly():
+    commands = torch.tensor([[LEFT, LEFT, RIGHT, STRAIGHT]] * 2000)
+    assert torch.equal(drop_route_commands(commands, 0.0, seed=3), commands)
+    heard = drop_route_commands(commands, 0.3, seed=3)
+    dropped = (heard == FOLLOW_LANE).all(1)
+    # a lane hears follow-lane on every frame or keeps its commands on every frame
+    assert torch.equal(heard[~dropped], commands[~dropped])
+    assert abs(float(dropped.float().mean()) - 0.3) < 0.04
+    # the draw is the seed's alone: one episode's windows (same seed) draw alike
+    assert torch.equal(drop_route_commands(commands, 0.3, seed=3), heard)
+    assert not torch.equal(drop_route_commands(commands, 0.3, seed=4), heard)
+    for bad in (-0.1, 1.0, float('nan')):
+        with pytest.raises(ConfigError, match='command_dropout'):
+            TrainConfig(command_dropout=bad)
+
+
+def test_training_with_command_dropout_tells_the_model_not_the_loss(tmp_path, monkeypatch):
+    """The model hears follow-lane on dropped episodes; the loss weights keep the commands."""
+    from signattn_driver.training import loop
+    told, weighed = [], []
+    forward = SteeringNet.forward
+
+    def spy_forward(self, frames, state=None, *args, commands=None, **kwargs):
+        told.append(commands.clone())
+        return forward(self, frames, state, *args, commands=commands, **kwargs)
+
+    def spy_l1(pred, u, weight, commands=None, turn_weight=1.0):
+        weighed.append(commands.clone())
+        return steering_l1(pred, u, weight, commands, turn_weight)
+    monkeypatch.setattr(SteeringNet, 'forward', spy_forward)
+    monkeypatch.setattr(loop, 'steering_l1', spy_l1)
+    data = _command_set(tmp_path / 'set', [[LEFT] * 40, [RIGHT] * 40, [STRAIGHT] * 40,
+                                           [LEFT] * 40])
+    model_config, config = loop.load_run_config(None, tiny_settings(
+        num_commands=4, lr=1e-3, max_steps=8, val_every=100, log_every=4, batch_size=4,
+        sequence_length=10, episode_windows=2, val_fraction=0.0, num_workers=0,
+        device='cpu', command_dropout=0.5, seed=1))
+    loop.train(model_config, config, [data], tmp_path / 'run', progress=False)
+    assert len(told) == len(weighed) == 8
+    # no command was ever follow-lane in the data: the loss always sees the recorded ones
+    assert all(bool((w != FOLLOW_LANE).all()) for w in weighed)
+    silenced = [(t == FOLLOW_LANE).all(1) for t in told]          # (lanes,) per step
+    everything = torch.cat(silenced)
+    assert 0 < int(everything.sum()) < len(everything)
+    for t, w, s in zip(told, weighed, silenced):
+        assert torch.equal(t[~s], w[~s])
+    # both windows of an episode (steps 2k, 2k+1: same lanes) are silenced alike
+    for k in range(0, 8, 2):
+        assert torch.equal(silenced[k], silenced[k + 1])
 
 
 def test_sets_that_tell_roundabouts_differently_are_not_mixed():
