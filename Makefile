@@ -204,10 +204,10 @@ route-model: install
 	  $(ROUTE)/run7_s2/best.pt $(ROUTE)/run7_learned_s0/best.pt \
 	  $(ROUTE)/run7_learned_s1/best.pt --out $(ROUTE_RESULTS)/stage6/agreement_val_$$d.json \
 	  || exit 1; done
-	$(BIN)/signattn simulate --out $(ROUTE)/phi_val --minutes 2 --seed 7500 \
-	  --max-drive-seconds 30 --val-every 1 --no-bags
+	$(BIN)/signattn simulate --out $(ROUTE)/phi_val --minutes 1.5 --seed 7500 \
+	  --max-drive-seconds 23 --val-every 1 --no-bags
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/phi_study.py agreement \
-	  --data $(ROUTE)/phi_val/dataset --checkpoint $(ROUTE)/run6/best.pt \
+	  --data $(ROUTE)/phi_val/dataset --follow-lane --checkpoint $(ROUTE)/run6/best.pt \
 	  $(ROUTE)/run7/best.pt $(ROUTE)/run7_s1/best.pt $(ROUTE)/run7_s2/best.pt \
 	  $(ROUTE)/run7_learned_s0/best.pt $(ROUTE)/run7_learned_s1/best.pt \
 	  --out $(ROUTE_RESULTS)/stage6/agreement_phi_val.json
@@ -291,7 +291,7 @@ route-model: install
 	  benchmarks/phi_study.py agreement --data $(ROUTE)/pe_$$d/dataset --checkpoint $$C \
 	  --out $(ROUTE_RESULTS)/stage7/agreement_val_$$d.json || exit 1; done; \
 	  PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/phi_study.py agreement \
-	  --data $(ROUTE)/phi_val/dataset --checkpoint $$C --out $(ROUTE_RESULTS)/stage7/agreement_phi_val.json
+	  --data $(ROUTE)/phi_val/dataset --follow-lane --checkpoint $$C --out $(ROUTE_RESULTS)/stage7/agreement_phi_val.json
 	for r in run8 run8_s1 run8_t2c_s0; do $(BIN)/signattn drive-sim \
 	  --checkpoint $(ROUTE)/$$r/best.pt --seeds $(ROUTE_VAL_MAPS) --no-baselines \
 	  --max-seconds 120 --threads 1 --out $(ROUTE_RESULTS)/stage7/val_$$r.json || exit 1; done
@@ -308,7 +308,8 @@ route-model: install
 	  --paired stage7:stage5 --paired stage7:stage6 --paired stage6:stage5 --paired stage7:expert \
 	  --out $(ROUTE_RESULTS)/stage7/heldout30_pooled.json
 	for d in phi_heldout pe_heldout; do PYTHONPATH=$(CURDIR) $(BIN)/python \
-	  benchmarks/phi_study.py agreement --data $(ROUTE)/$$d/dataset --checkpoint \
+	  benchmarks/phi_study.py agreement --data $(ROUTE)/$$d/dataset \
+	  $$([ $$d = phi_heldout ] && echo --follow-lane) --checkpoint \
 	  $(ROUTE)/run6/best.pt $(ROUTE)/run7/best.pt $(ROUTE)/run8/best.pt \
 	  --out $(ROUTE_RESULTS)/stage7/agreement_$$d.json || exit 1; done
 	# stage-8 candidates (issue 18; not shipped): the sign path's gain given by kappa instead of
@@ -336,7 +337,7 @@ route-model: install
 	  benchmarks/phi_study.py agreement --data $(ROUTE)/pe_$$d/dataset --checkpoint $$C \
 	  --out $(ROUTE_RESULTS)/stage8/agreement_val_$$d$$x.json || exit 1; done; \
 	  PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/phi_study.py agreement \
-	  --data $(ROUTE)/phi_val/dataset --checkpoint $$C \
+	  --data $(ROUTE)/phi_val/dataset --follow-lane --checkpoint $$C \
 	  --out $(ROUTE_RESULTS)/stage8/agreement_phi_val$$x.json || exit 1; done
 	$(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run9_k03c/best.pt --no-baselines \
 	  --max-seconds 120 --threads 1 --out $(ROUTE_RESULTS)/stage8/drive_sim_commands.json
@@ -350,7 +351,7 @@ route-model: install
 	  --paired k03c:stage5 --paired k03c:stage6 --paired k03c:expert \
 	  --out $(ROUTE_RESULTS)/stage8/heldout30_pooled.json
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/phi_study.py agreement \
-	  --data $(ROUTE)/phi_heldout/dataset --checkpoint $(ROUTE)/run6/best.pt \
+	  --data $(ROUTE)/phi_heldout/dataset --follow-lane --checkpoint $(ROUTE)/run6/best.pt \
 	  $(ROUTE)/run7/best.pt $(ROUTE)/run9_k03c/best.pt $(ROUTE)/run9_learned_k01/best.pt \
 	  --out $(ROUTE_RESULTS)/stage8/agreement_phi_heldout.json
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/phi_study.py agreement \
@@ -382,10 +383,10 @@ route-model: install
 	$(BIN)/signattn simulate --out $(ROUTE)/phi_heldout --minutes 3 --seed 7000 \
 	  --max-drive-seconds 40 --val-every 1 --no-bags
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/phi_study.py agreement \
-	  --data $(ROUTE)/phi_heldout/dataset --checkpoint $(ROUTE)/run7_s1/best.pt \
+	  --data $(ROUTE)/phi_heldout/dataset --follow-lane --checkpoint $(ROUTE)/run7_s1/best.pt \
 	  --out $(ROUTE_RESULTS)/stage6/agreement_heldout_s1.json
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/phi_study.py agreement \
-	  --data $(ROUTE)/phi_heldout/dataset --checkpoint $(ROUTE)/run2/best.pt $(ROUTE)/run3/best.pt \
+	  --data $(ROUTE)/phi_heldout/dataset --follow-lane --checkpoint $(ROUTE)/run2/best.pt $(ROUTE)/run3/best.pt \
 	  $(ROUTE)/run4/best.pt $(ROUTE)/run6/best.pt $(ROUTE)/run7/best.pt \
 	  --out $(ROUTE_RESULTS)/agreement_heldout.json
 	$(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run3/best.pt --no-baselines --max-seconds 120 \
