@@ -370,6 +370,57 @@ route-model: install
 	  --run k03c=$$R/stage8/val_run9_k03c.json --run k03c=$$R/stage8/val20_run9_k03c_a.json \
 	  --run k03c=$$R/stage8/val20_run9_k03c_b.json --paired stage6:stage5 --paired k03c:stage5 \
 	  --paired k03c:stage6 --out $$R/stage8/val30_pooled.json
+	# stage-9 candidates (issue 18; not shipped): kappa 0.3 with temperature 2, the explanation
+	# study's training drives told follow-lane throughout (maps 2000+), command dropout and a
+	# per-cell bias, in five rounds judged by a gate set in advance (docs/experiments.md, stage 9);
+	# stage 5's other training seed for reference; validation sets only
+	$(BIN)/signattn simulate --out $(ROUTE)/phi_train --minutes 5 --seed 2000 \
+	  --max-drive-seconds 40 --val-every 0 --no-bags
+	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/follow_lane_copy.py \
+	  $(ROUTE)/phi_train/dataset $(ROUTE)/phi_train_fl
+	$(BIN)/signattn train --data $(ROUTE_DATA5) --config config/train_route_dagger2.yaml \
+	  --init-checkpoint $(ROUTE)/run5s1/best.pt --out $(ROUTE)/run6_s0 --threads 1 --seed 0
+	H=config/train_route_head.yaml; R=$(ROUTE); \
+	  sed 's/^sign_kappa: 1.0/sign_kappa: 0.3/' $$H > $$R/s9_k03t2.yaml; \
+	  echo 'temperature: 2.0' >> $$R/s9_k03t2.yaml; \
+	  sed 's/^sign_kappa: 0.3/sign_kappa: 0.5/' $$R/s9_k03t2.yaml > $$R/s9_k05t2.yaml; \
+	  sed 's/^lr: 0.0003/lr: 0.0001/' $$R/s9_k03t2.yaml > $$R/s9_k03t2_lr1e4.yaml; \
+	  sed 's/^temperature: 2.0/temperature: 3.0/' $$R/s9_k03t2.yaml > $$R/s9_k03t3.yaml; \
+	  (cat $$R/s9_k03t2.yaml; echo 'command_dropout: 0.25') > $$R/s9_k03t2_cd.yaml; \
+	  (cat $$R/s9_k03t2.yaml; echo 'attention_position_bias: true'; \
+	  echo 'position_bias_lr: 0.003') > $$R/s9_k03t2_pb.yaml; \
+	  (cat $$H; echo 'attention_position_bias: true'; echo 'position_bias_lr: 0.003') \
+	  > $$R/s9_k1_pb.yaml; \
+	  sed 's/^freeze_encoder: true/freeze_encoder: false/' $$R/s9_k03t2.yaml > $$R/s9_k03t2_u.yaml; \
+	  sed 's/^freeze_encoder: true/freeze_encoder: false/' $$H > $$R/s9_k1_u.yaml
+	D6="$(ROUTE_DATA6)"; D6F="$(ROUTE_DATA6) $(ROUTE)/phi_train_fl"; \
+	  D5F="$(ROUTE_DATA5) $(ROUTE)/phi_train_fl"; \
+	  for c in "k03t2 k03t2 run6 D6 0" "k05t2 k05t2 run6 D6 0" "k03t2c k03t2_lr1e4 run9_k03c D6 0" \
+	  "k03t2cf k03t2_lr1e4 run9_k03c D6F 0" "k03t2f k03t2 run6 D6F 0" \
+	  "k03t2f5 k03t2 run6 D5F 0" "k03t2fd k03t2_cd run6 D6F 0" "k03t2f5_s1 k03t2 run6 D5F 1" \
+	  "k03t2f5_s2 k03t2 run6 D5F 2" "k03t3f5 k03t3 run6 D5F 0" "k03t2f5pb k03t2_pb run6 D5F 0" \
+	  "k1f5pb k1_pb run6 D5F 0" "k03t2f5u k03t2_u run6 D5F 0" "k1f5u k1_u run6 D5F 0"; do \
+	  set -- $$c; \
+	  case $$4 in D6) data="$$D6";; D6F) data="$$D6F";; *) data="$$D5F";; esac; \
+	  $(BIN)/signattn train --data $$data --config $(ROUTE)/s9_$$2.yaml --init-checkpoint \
+	  $(ROUTE)/$$3/best.pt --out $(ROUTE)/run10_$$1 --threads 1 --seed $$5 || exit 1; done
+	for g in "run10_k03t2 run10_k05t2 run10_k03t2c,_r1" "run10_k03t2cf run10_k03t2f,_r2" \
+	  "run10_k03t2f5 run10_k03t2fd,_r3" "run10_k03t2f5_s1 run10_k03t2f5_s2 run10_k03t3f5,_r4" \
+	  "run10_k03t2f5pb run10_k1f5pb,_r5" "run10_k03t2f5u run10_k1f5u,_r6" "run6_s0 run6,_stage5"; \
+	  do \
+	  C=""; for r in $${g%,*}; do C="$$C $(ROUTE)/$$r/best.pt"; done; x=$${g#*,}; \
+	  for d in sim_default sim_junctions; do PYTHONPATH=$(CURDIR) $(BIN)/python \
+	  benchmarks/phi_study.py agreement --data $(ROUTE)/pe_$$d/dataset --checkpoint $$C \
+	  --out $(ROUTE_RESULTS)/stage9/agreement_val_$$d$$x.json || exit 1; done; \
+	  PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/phi_study.py agreement \
+	  --data $(ROUTE)/phi_val/dataset --follow-lane --checkpoint $$C \
+	  --out $(ROUTE_RESULTS)/stage9/agreement_phi_val$$x.json || exit 1; done
+	C="run6 run6_s0 run7 run10_k03t2f5 run10_k03t2f5_s1 run10_k03t2f5_s2 run10_k03t2c \
+	  run10_k1f5pb"; P=""; for r in $$C; do P="$$P $(ROUTE)/$$r/best.pt"; done; \
+	  for d in pe_sim_default/dataset,val_sim_default pe_sim_junctions/dataset,val_sim_junctions \
+	  "phi_val/dataset --follow-lane,phi_val"; do PYTHONPATH=$(CURDIR) $(BIN)/python \
+	  benchmarks/phi_study.py agreement --data $(ROUTE)/$${d%%,*} --checkpoint $$P \
+	  --out $(ROUTE_RESULTS)/stage9/paired_$${d#*,}.json || exit 1; done
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/turn_steering.py --checkpoint $(ROUTE)/run2/best.pt \
 	  --data $(ROUTE)/heldout/dataset --out $(ROUTE_RESULTS)/stage3/turn_steering_heldout_stage2.json
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/turn_steering.py --checkpoint $(ROUTE)/run4/best.pt \

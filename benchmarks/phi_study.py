@@ -1,6 +1,8 @@
 """The contribution-map study behind docs/model.md and docs/experiments.md (not installed).
 
     python3 benchmarks/phi_study.py agreement --data DIR/dataset --checkpoint A.pt B.pt --out X.json
+        (each checkpoint after the first: its steering error against the first's, paired over
+        the same frames, `error_vs_first`)
     python3 benchmarks/phi_study.py diagnose  --data DIR/dataset --checkpoint A.pt --out X.json
     python3 benchmarks/phi_study.py reach     --data DIR/dataset --checkpoint A.pt B.pt --out X.json
     python3 benchmarks/phi_study.py prior     --data DIR/dataset --checkpoint A.pt B.pt --out X.json
@@ -87,6 +89,7 @@ def main(argv=None) -> int:
         'split': args.split, 'segments': len(drives),
         'frames': sum(len(d.inputs) for d in drives),
         'drives': sorted({d.drive for d in drives}), 'checkpoints': {}}
+    first_trace = None
     for path in args.checkpoint:
         model, ckpt = _load(path)
         entry = {'sha256': ckpt.file_sha256, 'binarize': ckpt.config.binarize,
@@ -96,8 +99,13 @@ def main(argv=None) -> int:
             with_commands = bool(ckpt.config.num_commands) and not args.follow_lane
             recorded = any(d.route_command.any() for d in drives)   # any turn command at all
             entry['route_commands'] = 'recorded' if with_commands and recorded else 'follow-lane'
-            entry.update(study.agreement_report(study.trace_drives(
-                model, drives, commands=with_commands, saturation=True)))
+            trace = study.trace_drives(model, drives, commands=with_commands, saturation=True)
+            entry.update(study.agreement_report(trace))
+            if first_trace is None:
+                first_trace = trace
+            else:   # paired over the same frames, each segment one unit
+                entry['error_vs_first'] = {'against': args.checkpoint[0],
+                                           **study.paired_error(trace, first_trace)}
         elif args.command == 'prior':
             entry.update(position_prior(model, drives))
         elif args.command == 'diagnose':

@@ -20,6 +20,7 @@ import torch
 from signattn_driver.data.dataset import Dataset
 from signattn_driver.data.sequences import SequenceIndex
 from signattn_driver.evaluation.contribution_agreement import modal_cell, summarize_agreement
+from signattn_driver.evaluation.statistics import paired_batch_test
 from signattn_driver.model import MAP_HEIGHT, MAP_WIDTH, NUM_LOCATIONS
 from signattn_driver.preprocessing import hsv_u8_to_input
 from signattn_driver.vehicle import steering_from_inverse_radius
@@ -162,6 +163,26 @@ def accuracy(trace: dict) -> dict:
             'mae_steering_deg_turning': float(deg[turning].mean()) if turning.any() else None,
             'mae_steering_deg_elsewhere': (float(deg[~turning].mean()) if (~turning).any()
                                            else None)}
+
+
+def paired_error(trace: dict, reference: dict) -> dict:
+    """Steering error of `trace` against `reference` on the same frames, paired (deg).
+
+    Per frame, |error| in steering-wheel degrees of each model; their difference is tested
+    with `paired_batch_test`, each contiguous segment one run (a drive's frames are one piece
+    of evidence; with several segments every segment is one unit). mean_diff > 0: `trace`
+    errs more.
+
+    Raises:
+        ValueError: the traces are not of the same frames (labels or segments differ).
+    """
+    if (len(trace['u_label']) != len(reference['u_label'])
+            or not np.array_equal(trace['u_label'], reference['u_label'])
+            or not np.array_equal(trace['first'], reference['first'])):
+        raise ValueError('paired_error needs two traces of the same frames')
+    err = np.abs(trace['u_pred'] - trace['u_label']) * trace['deg_per_u']
+    ref = np.abs(reference['u_pred'] - reference['u_label']) * reference['deg_per_u']
+    return paired_batch_test(err, ref, runs=np.cumsum(trace['first']))
 
 
 def agreement_report(trace: dict) -> dict:

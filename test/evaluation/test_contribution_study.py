@@ -217,6 +217,20 @@ def test_accuracy_says_where_the_error_sits():
     assert acc['mae_steering_deg'] == pytest.approx(5.0 / 4)
 
 
+def test_paired_error_compares_two_models_on_the_same_frames(drives):
+    """Each segment is one unit; the difference is of |error| in steering degrees."""
+    a = study.trace_drives(_model('mean_field').eval(), drives, uniform_reference=False)
+    worse = dict(a, u_pred=a['u_pred'] + np.where(a['u_pred'] >= a['u_label'], 0.01, -0.01))
+    out = study.paired_error(worse, a)
+    assert out['units'] == 2 and out['n'] == 24
+    # every frame errs 0.01 1/m more, i.e. deg_per_u * 0.01 degrees
+    assert out['frame_mean_diff'] == pytest.approx(float((a['deg_per_u'] * 0.01).mean()))
+    assert out['ci_low'] <= out['mean_diff'] <= out['ci_high']
+    assert study.paired_error(a, a)['mean_diff'] == 0.0
+    with pytest.raises(ValueError, match='same frames'):
+        study.paired_error(a, dict(a, u_label=a['u_label'] + 1.0))
+
+
 def test_diagnosis_sink_test_is_exact_for_mean_field(drives):
     """Removing a cell's alpha (mean_field) removes exactly that cell's phi from u."""
     model = _model('mean_field').eval()
