@@ -421,6 +421,10 @@ route-model: install
 	  "phi_val/dataset --follow-lane,phi_val"; do PYTHONPATH=$(CURDIR) $(BIN)/python \
 	  benchmarks/phi_study.py agreement --data $(ROUTE)/$${d%%,*} --checkpoint $$P \
 	  --out $(ROUTE_RESULTS)/stage9/paired_$${d#*,}.json || exit 1; done
+	for d in "pe_heldout/dataset,pe_heldout" "phi_heldout/dataset --follow-lane,phi_heldout"; do \
+	  PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/phi_study.py agreement \
+	  --data $(ROUTE)/$${d%%,*} --checkpoint $(ROUTE)/run6/best.pt $(ROUTE)/run7/best.pt \
+	  $(ROUTE)/run9_k03c/best.pt --out $(ROUTE_RESULTS)/stage9/paired_$${d#*,}.json || exit 1; done
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/turn_steering.py --checkpoint $(ROUTE)/run2/best.pt \
 	  --data $(ROUTE)/heldout/dataset --out $(ROUTE_RESULTS)/stage3/turn_steering_heldout_stage2.json
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/turn_steering.py --checkpoint $(ROUTE)/run4/best.pt \
