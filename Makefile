@@ -376,8 +376,8 @@ route-model: install
 	# stage 5's other training seed for reference; validation sets only
 	$(BIN)/signattn simulate --out $(ROUTE)/phi_train --minutes 5 --seed 2000 \
 	  --max-drive-seconds 40 --val-every 0 --no-bags
-	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/follow_lane_copy.py \
-	  $(ROUTE)/phi_train/dataset $(ROUTE)/phi_train_fl
+	for c in phi_train_fl phi_train_fl2 phi_train_fl3; do PYTHONPATH=$(CURDIR) $(BIN)/python \
+	  benchmarks/follow_lane_copy.py $(ROUTE)/phi_train/dataset $(ROUTE)/$$c || exit 1; done
 	$(BIN)/signattn train --data $(ROUTE_DATA5) --config config/train_route_dagger2.yaml \
 	  --init-checkpoint $(ROUTE)/run5s1/best.pt --out $(ROUTE)/run6_s0 --threads 1 --seed 0
 	H=config/train_route_head.yaml; R=$(ROUTE); \
@@ -395,18 +395,22 @@ route-model: install
 	  sed 's/^freeze_encoder: true/freeze_encoder: false/' $$H > $$R/s9_k1_u.yaml
 	D6="$(ROUTE_DATA6)"; D6F="$(ROUTE_DATA6) $(ROUTE)/phi_train_fl"; \
 	  D5F="$(ROUTE_DATA5) $(ROUTE)/phi_train_fl"; \
+	  D5F3="$$D5F $(ROUTE)/phi_train_fl2 $(ROUTE)/phi_train_fl3"; \
 	  for c in "k03t2 k03t2 run6 D6 0" "k05t2 k05t2 run6 D6 0" "k03t2c k03t2_lr1e4 run9_k03c D6 0" \
 	  "k03t2cf k03t2_lr1e4 run9_k03c D6F 0" "k03t2f k03t2 run6 D6F 0" \
 	  "k03t2f5 k03t2 run6 D5F 0" "k03t2fd k03t2_cd run6 D6F 0" "k03t2f5_s1 k03t2 run6 D5F 1" \
 	  "k03t2f5_s2 k03t2 run6 D5F 2" "k03t3f5 k03t3 run6 D5F 0" "k03t2f5pb k03t2_pb run6 D5F 0" \
-	  "k1f5pb k1_pb run6 D5F 0" "k03t2f5u k03t2_u run6 D5F 0" "k1f5u k1_u run6 D5F 0"; do \
+	  "k1f5pb k1_pb run6 D5F 0" "k03t2f5u k03t2_u run6 D5F 0" "k1f5u k1_u run6 D5F 0" \
+	  "k03t2f5x3 k03t2 run6 D5F3 0" "k03t2f5x3_s1 k03t2 run6 D5F3 1"; do \
 	  set -- $$c; \
-	  case $$4 in D6) data="$$D6";; D6F) data="$$D6F";; *) data="$$D5F";; esac; \
+	  case $$4 in D6) data="$$D6";; D6F) data="$$D6F";; D5F3) data="$$D5F3";; \
+	  *) data="$$D5F";; esac; \
 	  $(BIN)/signattn train --data $$data --config $(ROUTE)/s9_$$2.yaml --init-checkpoint \
 	  $(ROUTE)/$$3/best.pt --out $(ROUTE)/run10_$$1 --threads 1 --seed $$5 || exit 1; done
 	for g in "run10_k03t2 run10_k05t2 run10_k03t2c,_r1" "run10_k03t2cf run10_k03t2f,_r2" \
 	  "run10_k03t2f5 run10_k03t2fd,_r3" "run10_k03t2f5_s1 run10_k03t2f5_s2 run10_k03t3f5,_r4" \
-	  "run10_k03t2f5pb run10_k1f5pb,_r5" "run10_k03t2f5u run10_k1f5u,_r6" "run6_s0 run6,_stage5"; \
+	  "run10_k03t2f5pb run10_k1f5pb,_r5" "run10_k03t2f5u run10_k1f5u,_r6" \
+	  "run10_k03t2f5x3 run10_k03t2f5x3_s1,_r7" "run6_s0 run6,_stage5"; \
 	  do \
 	  C=""; for r in $${g%,*}; do C="$$C $(ROUTE)/$$r/best.pt"; done; x=$${g#*,}; \
 	  for d in sim_default sim_junctions; do PYTHONPATH=$(CURDIR) $(BIN)/python \
