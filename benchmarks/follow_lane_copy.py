@@ -17,10 +17,8 @@ import csv
 import json
 from pathlib import Path
 
-from signattn_driver.data.dataset import MANIFEST
+from signattn_driver.data.dataset import LABELS, MANIFEST
 from signattn_driver.route_command import FOLLOW_LANE
-
-LABELS = 'labels.csv'
 
 
 def follow_lane_copy(source: Path, out: Path) -> dict:
