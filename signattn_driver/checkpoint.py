@@ -190,14 +190,15 @@ def initial_weights(ckpt: Checkpoint, model: SteeringNet) -> dict:
     row is a copy of the camera-only head and the command embeddings are zero, so the command
     model starts out steering exactly as the checkpoint did, whatever the command (conditional
     imitation fine-tuning then separates the branches). A checkpoint without the per-cell
-    attention bias into a model with it (attention_position_bias): the bias starts at zero,
-    so the model starts out with the checkpoint's attention. Otherwise the weights are
-    returned as saved; `load_state_dict` says whether they fit.
+    attention bias (attention_position_bias) or the attention gain (attention_gain) into a
+    model with them: those weights start at zero, so the model starts out with the
+    checkpoint's attention and strength (g = 1). Otherwise the weights are returned as saved;
+    `load_state_dict` says whether they fit.
     """
     state = dict(ckpt.state_dict)
-    bias = 'attention.position_bias'
-    if bias in model.state_dict() and bias not in state:
-        state[bias] = torch.zeros_like(model.state_dict()[bias])
+    for key, value in model.state_dict().items():
+        if key not in state and key.startswith(('attention.position_bias', 'alpha_gain.')):
+            state[key] = torch.zeros_like(value)
     commands = model.config.num_commands
     if ckpt.config.num_commands or not commands:
         return state

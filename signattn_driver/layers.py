@@ -61,3 +61,34 @@ class SpatialAttention(nn.Module):
         if hasattr(self, 'position_bias'):
             e = e + self.position_bias
         return torch.softmax(e.float() / temperature, dim=-1).to(feats.dtype)
+
+
+class AttentionGain(nn.Module):
+    """A global gain g(h, command) (B, 1) on the attention's effect, 1 at the start.
+
+    g = exp(2 tanh(a / 2)), a = w . h_{t-1} + b (+ a per-command bias), so g lies in
+    [e^-2, e^2] and every parameter starts at zero (g = 1: the model without it). SteeringNet
+    multiplies alpha by g where alpha acts (the sign path's z = kappa g L alpha x; the soft
+    path's L g alpha x), leaving alpha's shape, and so the published map, untouched. It is the
+    state-dependent gain a learned score gets by parking softmax mass on an empty cell
+    (ModelConfig.attention_gain; docs/model.md, "A learned attention gain").
+    """
+
+    def __init__(self, state_size: int, num_commands: int = 0):
+        super().__init__()
+        self.state = nn.Linear(state_size, 1)
+        if num_commands:
+            self.command = nn.Embedding(num_commands, 1)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        """Every weight at zero: g = 1 for every state and command."""
+        for p in self.parameters():
+            nn.init.zeros_(p)
+
+    def forward(self, h: torch.Tensor, route: torch.Tensor | None = None) -> torch.Tensor:
+        """Gain (B, 1) from the state h_{t-1} (B, H) and the command indices (B,) or None."""
+        a = self.state(h)
+        if route is not None and hasattr(self, 'command'):
+            a = a + self.command(route)
+        return torch.exp(2.0 * torch.tanh(a / 2.0))

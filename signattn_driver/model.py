@@ -7,6 +7,7 @@ SteeringNet maps a sequence of preprocessed frames to the inverse turning radius
     alpha_t = softmax(w . tanh(W_g x_ij + W_d h_{t-1}) + b) / T)        eq. 11-12, 15
               (+ a learned per-cell bias p_ij inside the softmax if attention_position_bias)
               or, attention_score 'head': softmax((log(|phi_t at alpha = 1/L| + eps) + p) / T)
+              (alpha acts as g alpha with a learned gain g(h_{t-1}) if attention_gain)
     "sign":  X^_t = Binarize(x[:32] * alpha) * Q_{a,b,n}(Softplus(x[32:]))   eq. 4-9
              binarize 'mean_field': hardtanh(kappa L alpha x) at inference, a sign drawn with
              P(+1) = hardsigmoid(kappa L alpha x) in training; 'gated': sign(x) * L alpha
@@ -31,7 +32,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from signattn_driver.layers import Encoder, SpatialAttention
+from signattn_driver.layers import AttentionGain, Encoder, SpatialAttention
 from signattn_driver.model_config import (  # noqa: F401 (re-exported: model.ModelConfig etc.)
     ATTENTION_SCORES, ATTENTIONS, BINARIZERS, FEATURE_CHANNELS, INPUT_HEIGHT, INPUT_WIDTH,
     MAP_HEIGHT, MAP_WIDTH, ModelConfig, NUM_LOCATIONS)
@@ -79,15 +80,18 @@ class SteeringNet(nn.Module):
         if config.num_commands:
             self.command_attention = nn.Embedding(config.num_commands, config.attention_hidden)
             self.command_gate = nn.Embedding(config.num_commands, d_in)
+        if config.attention_gain:
+            self.alpha_gain = AttentionGain(hidden, config.num_commands)
         self.reset_parameters()
 
     def reset_parameters(self):
         """Xavier-uniform weights and zero biases everywhere (paper Sec. IV-A).
 
-        The command embeddings start at zero, so every command starts as the camera-only model.
+        The command embeddings start at zero, so every command starts as the camera-only model;
+        so does the attention gain's weights (g = 1).
         """
         for name, p in self.named_parameters():
-            if name.startswith('command_') or p.dim() < 2:
+            if name.startswith(('command_', 'alpha_gain.')) or p.dim() < 2:
                 nn.init.zeros_(p)
             else:
                 nn.init.xavier_uniform_(p)
@@ -170,8 +174,10 @@ class SteeringNet(nn.Module):
             return feats.new_full((len(frame),), float('nan'))
         if state is None:
             state = self.initial_state_from_features(feats)
-        alpha = self._alpha(feats, state[0], self._route(command, len(feats), feats.device))
-        z = self.sign_input(feats[..., :FEATURE_CHANNELS // 2], alpha)
+        route = self._route(command, len(feats), feats.device)
+        alpha = self._alpha(feats, state[0], route)
+        z = self.sign_input(feats[..., :FEATURE_CHANNELS // 2],
+                            self._acting(alpha, state[0], route))
         return (z.abs() >= 1.0).flatten(1).float().mean(1)
 
     def _head(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -194,7 +200,7 @@ class SteeringNet(nn.Module):
         h, c = state
         route = self._route(command, len(feats), feats.device)
         alpha = self._alpha(feats, h, route)
-        x_hat = self.attend(feats, alpha)                                    # (B, D_in)
+        x_hat = self.attend(feats, self._acting(alpha, h, route))            # (B, D_in)
         gated = self._output_gate(h, route) * x_hat                          # eq. 10
         out = self.head(self.dropout(gated))                                 # (B, K)
         if route is not None:
@@ -202,6 +208,12 @@ class SteeringNet(nn.Module):
         u = out.squeeze(-1) * self.config.output_scale
         h, c = self.lstm(x_hat, (h, c))
         return u, alpha, gated, route, (h, c)
+
+    def _acting(self, alpha: torch.Tensor, h: torch.Tensor, route: torch.Tensor | None):
+        """Return the attention (B, L) as it acts on the features: g(h_{t-1}) alpha, or alpha."""
+        if not hasattr(self, 'alpha_gain'):
+            return alpha
+        return alpha * self.alpha_gain(h, route).to(alpha.dtype)
 
     def _alpha(self, feats: torch.Tensor, h: torch.Tensor, route: torch.Tensor | None):
         """Attention (B, L) of features (B, L, C) at h_{t-1}, with the command's score bias."""
@@ -352,13 +364,14 @@ class SteeringNet(nn.Module):
         The arithmetic of `_step` (eq. 10) with alpha (B, L) replaced, e.g. by 1/L or a
         renormalised map: what u would be had the attention been `alpha` for this frame
         (features (B, L, C)) and state (h_{t-1} (B, H)); u = phi.sum((-2, -1)) + bias. The sign
-        path uses its expected signs whatever the module's mode (no draw, no dropout).
+        path uses its expected signs whatever the module's mode (no draw, no dropout); the
+        attention gain (attention_gain) of h_{t-1} applies to `alpha` as in `_step`.
         `command` as in `step_features` (None: follow-lane).
         """
         route = self._route(command, len(feats), feats.device)
         training, self.training = self.training, False   # this module only: no dropout here
         try:
-            x_hat = self.attend(feats, alpha)
+            x_hat = self.attend(feats, self._acting(alpha, h_prev, route))
         finally:
             self.training = training
         return self.contribution(self._output_gate(h_prev, route) * x_hat, route)

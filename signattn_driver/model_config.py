@@ -67,6 +67,11 @@ class ModelConfig:
     # gate (True), or the score is read as a constant of each step (False: the head learns as
     # if alpha were given; alpha's ranking is |phi at uniform attention| either way).
     head_score_gradient: bool = True
+    # A learned global gain g(h_{t-1}, command) in [e^-2, e^2] on alpha where it acts (the sign
+    # path sees z = kappa g L alpha x), 1 at the start (layers.AttentionGain). alpha's shape, and
+    # so the map, is unchanged; g gives a score that cannot park mass on an empty cell (the
+    # head score) the state-dependent strength that parking gives the learned score.
+    attention_gain: bool = False
 
     def __post_init__(self):
         """Normalise YAML-friendly values and reject impossible settings early."""
@@ -80,6 +85,8 @@ class ModelConfig:
                              f'got {self.attention_score!r}')
         if self.attention_score == 'head' and self.attention == 'none':
             raise ValueError("attention_score 'head' needs an attention ('sign' or 'soft')")
+        if self.attention_gain and self.attention == 'none':
+            raise ValueError("attention_gain needs an attention ('sign' or 'soft')")
         if not MIN_BITS <= int(self.quant_bits) <= MAX_BITS:
             raise ValueError(f'quant_bits must be in {MIN_BITS}..{MAX_BITS}, '
                              f'got {self.quant_bits}')

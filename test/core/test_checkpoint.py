@@ -135,6 +135,26 @@ def test_init_weights_without_the_position_bias_start_it_at_zero(tmp_path, tiny_
     assert torch.equal(u0, u1) and torch.equal(att0, att1)
 
 
+def test_init_weights_without_the_attention_gain_start_it_at_one(tmp_path, tiny_model):
+    """A fine-tune that adds the attention gain starts out as the checkpoint's model.
+
+    A trained gain round-trips through a checkpoint.
+    """
+    ckpt = checkpoint.load(checkpoint.save(tmp_path / 'm.pt', tiny_model))
+    model = SteeringNet(tiny_config(attention_gain=True)).eval()
+    model.load_state_dict(checkpoint.initial_weights(ckpt, model))
+    x = torch.rand(1, 3, 3, 80, 160)
+    with torch.no_grad():
+        u0, att0, _ = tiny_model(x)
+        u1, att1, _ = model(x)
+        assert torch.equal(u0, u1) and torch.equal(att0, att1)
+        model.alpha_gain.state.bias.fill_(0.7)
+        u2 = model(x)[0]
+        loaded, saved = checkpoint.load_model(checkpoint.save(tmp_path / 'g.pt', model))
+        assert saved.config.attention_gain
+        assert torch.equal(loaded(x)[0], u2)
+
+
 def test_a_learned_score_checkpoint_starts_a_head_score_fine_tune(tmp_path, tiny_model):
     """The head score adds no weights: a checkpoint of either kind loads into the other."""
     path = checkpoint.save(tmp_path / 'm.pt', tiny_model)

@@ -14,12 +14,18 @@ KINDS = [('sign', 'deterministic'), ('sign', 'stochastic'), ('sign', 'mean_field
          ('sign', 'gated'), ('soft', 'deterministic'), ('none', 'deterministic')]
 
 
-def _model(attention, binarize, num_commands=0, seed=0, position_bias=False, score='learned'):
+def _model(attention, binarize, num_commands=0, seed=0, position_bias=False, score='learned',
+           gain=False):
     torch.manual_seed(seed)
     model = SteeringNet(tiny_config(attention=attention, binarize=binarize,
                                     num_commands=num_commands,
                                     attention_position_bias=position_bias,
-                                    attention_score=score)).eval()
+                                    attention_score=score, attention_gain=gain)).eval()
+    if gain:           # a trained gain is not 1
+        torch.nn.init.normal_(model.alpha_gain.state.weight, std=0.05)
+        torch.nn.init.normal_(model.alpha_gain.state.bias, std=0.5)
+        if num_commands:
+            torch.nn.init.normal_(model.alpha_gain.command.weight, std=0.5)
     if num_commands:   # trained command models have non-zero embeddings
         torch.nn.init.normal_(model.command_attention.weight)
         torch.nn.init.normal_(model.command_gate.weight)
@@ -101,6 +107,69 @@ def test_a_head_score_needs_an_attention():
         ModelConfig(attention='none', attention_score='head')
     with pytest.raises(ValueError, match='attention_score'):
         ModelConfig(attention_score='phi')
+
+
+@pytest.mark.parametrize('num_commands', [0, len(ROUTE_COMMANDS)])
+@pytest.mark.parametrize('score', ['learned', 'head'])
+@pytest.mark.parametrize('attention,binarize', [('sign', 'mean_field'), ('sign', 'gated'),
+                                                ('soft', 'deterministic')])
+def test_phi_stays_exact_with_an_attention_gain(attention, binarize, score, num_commands):
+    model = _model(attention, binarize, num_commands, score=score, gain=True)
+    _assert_phi_is_exact(model, num_commands)
+
+
+def test_the_attention_gain_starts_as_the_model_without_it():
+    """All gain weights start at zero: g = 1, the same u and alpha as the model without it."""
+    plain = _model('sign', 'mean_field', len(ROUTE_COMMANDS), score='head')
+    gained = SteeringNet(tiny_config(attention='sign', binarize='mean_field',
+                                     attention_score='head', num_commands=len(ROUTE_COMMANDS),
+                                     attention_gain=True)).eval()
+    assert all(torch.count_nonzero(p) == 0 for p in gained.alpha_gain.parameters())
+    gained.load_state_dict({**gained.state_dict(), **plain.state_dict()})
+    frames = torch.rand(2, 5, 3, 80, 160) * 2 - 1
+    commands = torch.tensor([[0, 1, 2, 3, 0], [3, 2, 1, 0, 3]])
+    with torch.no_grad():
+        u0, att0, _ = plain(frames, commands=commands)
+        u1, att1, _ = gained(frames, commands=commands)
+    assert torch.equal(u0, u1) and torch.equal(att0, att1)
+
+
+def test_the_attention_gain_scales_what_alpha_does_not_its_map():
+    """g multiplies alpha where it acts (z = kappa g L alpha x) and leaves the map alone."""
+    model = _model('sign', 'mean_field', score='head', gain=True)
+    x = torch.rand(3, 3, 80, 160) * 2 - 1
+    with torch.no_grad():
+        model.alpha_gain.state.weight.zero_()
+        model.alpha_gain.state.bias.fill_(float(np.log(0.5)) * 2)   # a = 2 ln 0.5 -> g ~ 0.44
+        g = float(np.exp(2 * np.tanh(np.log(0.5))))
+        state = model.initial_state(x)
+        out = model.explain_step(x, state)
+        feats = model.encode(x)
+        z_seen = model.sign_input(feats[..., :32], out.alpha.flatten(1) * g)
+        expected_sat = (z_seen.abs() >= 1).flatten(1).float().mean(1)
+        assert torch.allclose(model.sign_saturation(x, state), expected_sat)
+        model.alpha_gain.state.bias.zero_()                          # g = 1
+        plain = model.explain_step(x, state)
+        model.alpha_gain.state.bias.fill_(100.0)                     # saturates at e^2
+        assert torch.allclose(model.alpha_gain(state[0]), torch.full((3, 1), float(np.exp(2))))
+    assert torch.allclose(out.alpha, plain.alpha, atol=1e-6)        # the same map
+    assert not torch.allclose(out.u, plain.u, atol=1e-6)             # another command
+    assert bool((model.sign_saturation(x, state) >= expected_sat).all())
+
+
+def test_the_attention_gain_learns_from_the_loss():
+    model = _model('sign', 'mean_field', len(ROUTE_COMMANDS), score='head', gain=True).train()
+    frames = torch.rand(2, 4, 3, 80, 160) * 2 - 1
+    u, _, _ = model(frames, commands=torch.ones(2, 4, dtype=torch.long))
+    (u ** 2).sum().backward()
+    assert model.alpha_gain.state.weight.grad.abs().sum() > 0
+    assert model.alpha_gain.command.weight.grad[1].abs() > 0       # the command heard
+    assert model.alpha_gain.command.weight.grad[0].abs() == 0      # not the others
+
+
+def test_an_attention_gain_needs_an_attention():
+    with pytest.raises(ValueError, match='attention_gain'):
+        ModelConfig(attention='none', attention_gain=True)
 
 
 def test_the_per_cell_bias_moves_alpha_to_its_cell():
