@@ -135,7 +135,7 @@ def test_the_attention_gain_starts_as_the_model_without_it():
 
 
 def test_the_attention_gain_scales_what_alpha_does_not_its_map():
-    """g multiplies alpha where it acts (z = kappa g L alpha x) and leaves the map alone."""
+    """The gain multiplies alpha where it acts (z = kappa g L alpha x), not the map."""
     model = _model('sign', 'mean_field', score='head', gain=True)
     x = torch.rand(3, 3, 80, 160) * 2 - 1
     with torch.no_grad():
