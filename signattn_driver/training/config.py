@@ -66,6 +66,9 @@ class TrainConfig:
     # moves a parameter by about lr per step, so at lr 3e-4 the bias can drift only 0.3 nats
     # in 1,000 steps, where |phi|'s mean share spans several nats across the rows.
     position_bias_lr: float = 0.0
+    # lr of the attention gain's weights (ModelConfig.attention_gain); 0: `lr`. At lr 3e-4 a
+    # 1,500-step fine-tune moved the gain mostly as one constant (sd 0.035 over frames).
+    attention_gain_lr: float = 0.0
     # Route-command models: an episode in which a turn command (left, straight, right) is in
     # force on any frame appears this many times per epoch (1: once, like every other episode).
     command_repeat: int = 1
@@ -120,9 +123,9 @@ class TrainConfig:
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ConfigError(f'lr must be > 0, got {self.lr}')
         if min(self.weight_decay, self.grad_clip, self.entropy_weight, self.align_weight,
-               self.position_bias_lr) < 0:
-            raise ConfigError('weight_decay, grad_clip, entropy_weight, align_weight and '
-                              'position_bias_lr must be >= 0')
+               self.position_bias_lr, self.attention_gain_lr) < 0:
+            raise ConfigError('weight_decay, grad_clip, entropy_weight, align_weight, '
+                              'position_bias_lr and attention_gain_lr must be >= 0')
         if self.align_target not in ALIGN_TARGETS:
             raise ConfigError(f'align_target must be one of {ALIGN_TARGETS}, '
                               f'got {self.align_target!r}')

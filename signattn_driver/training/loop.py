@@ -119,13 +119,19 @@ def train(model_config: ModelConfig, train_config: TrainConfig, data_dirs: list,
 
 
 def _param_groups(model: SteeringNet, cfg: TrainConfig) -> list:
-    """Trainable parameters for Adam; the per-cell attention bias at its own lr if set."""
-    bias = 'attention.position_bias'
+    """Return the trainable parameters' Adam groups, some at their own lr.
+
+    The per-cell attention bias and the attention gain get position_bias_lr and
+    attention_gain_lr where those are set.
+    """
+    own = {'attention.position_bias': cfg.position_bias_lr, 'alpha_gain.': cfg.attention_gain_lr}
     groups = [{'params': [p for n, p in model.named_parameters()
-                          if p.requires_grad and n != bias]}]
-    named = dict(model.named_parameters())
-    if bias in named:
-        groups.append({'params': [named[bias]], 'lr': cfg.position_bias_lr or cfg.lr})
+                          if p.requires_grad and not n.startswith(tuple(own))]}]
+    for prefix, lr in own.items():
+        params = [p for n, p in model.named_parameters()
+                  if p.requires_grad and n.startswith(prefix)]
+        if params:
+            groups.append({'params': params, 'lr': lr or cfg.lr})
     return groups
 
 

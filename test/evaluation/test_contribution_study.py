@@ -81,6 +81,26 @@ def test_the_per_cell_bias_trains_at_its_own_lr():
     assert default[1]['lr'] == 1e-4
 
 
+def test_the_attention_gain_trains_at_its_own_lr():
+    from signattn_driver.training.config import TrainConfig
+    from signattn_driver.training.loop import _param_groups
+    model = SteeringNet(tiny_config(attention_gain=True, attention_position_bias=True,
+                                    num_commands=4))
+    groups = _param_groups(model, TrainConfig(lr=1e-4, position_bias_lr=3e-3,
+                                              attention_gain_lr=1e-2))
+    gain = list(model.alpha_gain.parameters())
+    assert [g['lr'] for g in groups[1:]] == [3e-3, 1e-2]
+    assert {id(p) for p in groups[2]['params']} == {id(p) for p in gain}
+    trainable = sorted(id(p) for p in model.parameters())
+    assert sorted(id(p) for g in groups for p in g['params']) == trainable   # each once
+    optimizer = torch.optim.Adam(groups, lr=1e-4)
+    for p in model.parameters():
+        p.grad = torch.ones_like(p)
+    optimizer.step()                                        # Adam's first step: lr * sign
+    assert torch.allclose(model.alpha_gain.state.bias, torch.tensor([-1e-2]))
+    assert torch.allclose(model.head.bias, torch.full((4,), -1e-4))
+
+
 def test_unknown_align_target_is_refused():
     from signattn_driver.training.config import TrainingError
     with pytest.raises(TrainingError, match='align_target'):
