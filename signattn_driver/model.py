@@ -50,6 +50,7 @@ class Explained(NamedTuple):
     contribution: (B, 10, 20) phi, signed, 1/m: each cell's share of u through X^_t.
     bias: (B,) the part of u that no cell carries (b_beta, the branch's bias), 1/m.
     state: (h_t, c_t).
+    gain: (B,) the attention gain g(h_{t-1}) (attention_gain), None for a model without it.
     """
 
     u: torch.Tensor
@@ -57,6 +58,7 @@ class Explained(NamedTuple):
     contribution: torch.Tensor
     bias: torch.Tensor
     state: State
+    gain: torch.Tensor | None = None
 
 
 class SteeringNet(nn.Module):
@@ -291,9 +293,11 @@ class SteeringNet(nn.Module):
         feats = self.encode(frame)
         if state is None:
             state = self.initial_state_from_features(feats)
+        h_prev = state[0]
         u, alpha, gated, route, state = self._step(feats, state, command)
         phi, bias = self.contribution(gated, route)
-        return Explained(u, alpha.view(-1, MAP_HEIGHT, MAP_WIDTH), phi, bias, state)
+        gain = self.alpha_gain(h_prev, route)[:, 0] if hasattr(self, 'alpha_gain') else None
+        return Explained(u, alpha.view(-1, MAP_HEIGHT, MAP_WIDTH), phi, bias, state, gain)
 
     def step(self, frame: torch.Tensor, state: State | None = None, command=None):
         """One streaming step: frame (B, 3, 80, 160) -> (u (B,), alpha (B, 10, 20), state)."""

@@ -112,11 +112,12 @@ def trace_drives(model, drives: list, uniform_reference: bool = True,
     Returns:
         dict of numpy arrays over all N frames: u_pred, u_label, deg_per_u (N,); alpha, phi,
         bias as (N, 10, 20) / (N,); phi_uniform (N, 10, 20) and sign_saturation (N,) when
-        asked; drive (N,) names; first (N,) True on each segment's first frame.
+        asked; gain (N,) for a model with an attention gain (`Explained.gain`); drive (N,)
+        names; first (N,) True on each segment's first frame.
     """
     model.eval()
     keep = {k: [] for k in ('u_pred', 'alpha', 'phi', 'bias', 'phi_uniform',
-                            'sign_saturation')}
+                            'sign_saturation', 'gain')}
     drive_names, first, labels, deg = [], [], [], []
     for d in drives:
         state = None
@@ -134,6 +135,8 @@ def trace_drives(model, drives: list, uniform_reference: bool = True,
             keep['alpha'].append(out.alpha)
             keep['phi'].append(out.contribution)
             keep['bias'].append(out.bias)
+            if out.gain is not None:
+                keep['gain'].append(out.gain)
         drive_names += [d.drive] * len(d.inputs)
         first += [True] + [False] * (len(d.inputs) - 1)
         labels.append(d.u_label)
@@ -200,6 +203,13 @@ def agreement_report(trace: dict) -> dict:
     out['alpha_peak_mass'] = peak_mass(trace['alpha'])
     if 'sign_saturation' in trace:
         out['sign_saturation'] = float(np.nanmean(trace['sign_saturation']))
+    if 'gain' in trace:   # how much the attention gain varies from frame to frame
+        g = trace['gain']
+        out['attention_gain'] = {'mean': float(g.mean()), 'sd': float(g.std()),
+                                 'p5': float(np.percentile(g, 5)),
+                                 'p95': float(np.percentile(g, 95)),
+                                 'per_drive_mean': {name: float(g[trace['drive'] == name].mean())
+                                                    for name in out['drives']}}
     return out
 
 

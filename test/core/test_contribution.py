@@ -152,6 +152,8 @@ def test_the_attention_gain_scales_what_alpha_does_not_its_map():
         plain = model.explain_step(x, state)
         model.alpha_gain.state.bias.fill_(100.0)                     # saturates at e^2
         assert torch.allclose(model.alpha_gain(state[0]), torch.full((3, 1), float(np.exp(2))))
+    assert torch.allclose(out.gain, torch.full((3,), g), atol=1e-6)  # reported per frame
+    assert torch.allclose(plain.gain, torch.ones(3))
     assert torch.allclose(out.alpha, plain.alpha, atol=1e-6)        # the same map
     assert not torch.allclose(out.u, plain.u, atol=1e-6)             # another command
     assert bool((model.sign_saturation(x, state) >= expected_sat).all())

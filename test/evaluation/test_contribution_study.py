@@ -201,6 +201,25 @@ def test_trace_keeps_the_sign_saturation_that_the_model_reports(drives):
     assert 0 <= shares[1] < shares[0] <= 1
 
 
+def test_the_report_says_how_the_attention_gain_varies(drives):
+    torch.manual_seed(0)
+    model = SteeringNet(tiny_config(binarize='mean_field', attention_gain=True)).eval()
+    plain = study.agreement_report(study.trace_drives(model, drives, uniform_reference=False))
+    assert plain['attention_gain']['mean'] == pytest.approx(1.0)      # untrained: g = 1
+    assert plain['attention_gain']['sd'] == pytest.approx(0.0, abs=1e-7)
+    torch.nn.init.normal_(model.alpha_gain.state.weight, std=0.3)
+    trace = study.trace_drives(model, drives, uniform_reference=False)
+    state = model.initial_state(drives[0].inputs[:1])
+    with torch.no_grad():
+        first = model.alpha_gain(state[0])
+    assert trace['gain'][0] == pytest.approx(float(first))
+    report = study.agreement_report(trace)['attention_gain']
+    assert report['sd'] > 0 and report['p5'] < report['mean'] < report['p95']
+    assert report['mean'] == pytest.approx(float(trace['gain'].mean()))
+    without = study.trace_drives(_model('mean_field').eval(), drives, uniform_reference=False)
+    assert 'gain' not in without and 'attention_gain' not in study.agreement_report(without)
+
+
 def test_a_command_model_is_traced_with_the_recorded_commands(tmp_path):
     """Each frame gets its own command (as the node would), unless follow-lane is asked."""
     recorded = [0, 0, 1, 1, 1, 3, 3, 2, 0, 0]
