@@ -429,6 +429,38 @@ route-model: install
 	  PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/phi_study.py agreement \
 	  --data $(ROUTE)/$${d%%,*} --checkpoint $(ROUTE)/run6/best.pt $(ROUTE)/run7/best.pt \
 	  $(ROUTE)/run9_k03c/best.pt --out $(ROUTE_RESULTS)/stage9/paired_$${d#*,}.json || exit 1; done
+	# stage-10 candidates (issue 18; not shipped): a learned attention gain (attention_gain, at
+	# the run's lr and at its own), from stage 6 on the expert sets and the follow-lane drives,
+	# against controls without it, judged by stage 9's gate (docs/results/route/stage10/RULE.md)
+	H=config/train_route_head.yaml; R=$(ROUTE); cp $$H $$R/s10_c_k1.yaml; \
+	  (cat $$H; echo 'attention_gain: true') > $$R/s10_g_k1.yaml; \
+	  (sed 's/^sign_kappa: 1.0/sign_kappa: 0.3/' $$H; echo 'temperature: 2.0') \
+	  > $$R/s10_c_k03t2.yaml; \
+	  (cat $$R/s10_c_k03t2.yaml; echo 'attention_gain: true') > $$R/s10_g_k03t2.yaml; \
+	  for c in g_k1 g_k03t2; do (cat $$R/s10_$$c.yaml; echo 'attention_gain_lr: 0.003') \
+	  > $$R/s10_$${c}_glr.yaml || exit 1; done
+	D10="$(ROUTE)/pe_sim/dataset $(ROUTE)/pe_sim_junctions/dataset $(ROUTE)/pe_sim_default/dataset \
+	  $(ROUTE)/phi_train_fl"; for c in g_k1 c_k1 g_k03t2 g_k1_glr g_k03t2_glr c_k03t2; do \
+	  $(BIN)/signattn train --data $$D10 --config $(ROUTE)/s10_$$c.yaml --init-checkpoint \
+	  $(ROUTE)/run7/best.pt --out $(ROUTE)/run11_$$c --threads 1 --seed 0 || exit 1; done
+	$(BIN)/signattn simulate --out $(ROUTE)/phi_train2 --minutes 15 --seed 2500 \
+	  --max-drive-seconds 40 --val-every 0 --no-bags
+	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/follow_lane_copy.py \
+	  $(ROUTE)/phi_train2/dataset $(ROUTE)/phi_train2_fl
+	for c in c_k1 c_k03t2 g_k03t2; do $(BIN)/signattn train --data $(ROUTE)/pe_sim/dataset \
+	  $(ROUTE)/pe_sim_junctions/dataset $(ROUTE)/pe_sim_default/dataset $(ROUTE)/phi_train_fl \
+	  $(ROUTE)/phi_train2_fl --config $(ROUTE)/s10_$$c.yaml --init-checkpoint \
+	  $(ROUTE)/run7/best.pt --out $(ROUTE)/run11_$${c}_m --threads 1 --seed 0 || exit 1; done
+	for g in "run11_g_k1 run11_c_k1 run11_g_k03t2,_r1" \
+	  "run11_g_k1_glr run11_g_k03t2_glr run11_c_k03t2,_r2" \
+	  "run11_c_k1_m run11_c_k03t2_m run11_g_k03t2_m,_r3"; do \
+	  C="$(ROUTE)/run7/best.pt"; for r in $${g%,*}; do C="$$C $(ROUTE)/$$r/best.pt"; done; \
+	  x=$${g#*,}; for d in sim_default sim_junctions; do PYTHONPATH=$(CURDIR) $(BIN)/python \
+	  benchmarks/phi_study.py agreement --data $(ROUTE)/pe_$$d/dataset --checkpoint $$C \
+	  --out $(ROUTE_RESULTS)/stage10/agreement_val_$$d$$x.json || exit 1; done; \
+	  PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/phi_study.py agreement \
+	  --data $(ROUTE)/phi_val/dataset --follow-lane --checkpoint $$C \
+	  --out $(ROUTE_RESULTS)/stage10/agreement_phi_val$$x.json || exit 1; done
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/turn_steering.py --checkpoint $(ROUTE)/run2/best.pt \
 	  --data $(ROUTE)/heldout/dataset --out $(ROUTE_RESULTS)/stage3/turn_steering_heldout_stage2.json
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/turn_steering.py --checkpoint $(ROUTE)/run4/best.pt \
