@@ -451,9 +451,15 @@ route-model: install
 	  $(ROUTE)/pe_sim_junctions/dataset $(ROUTE)/pe_sim_default/dataset $(ROUTE)/phi_train_fl \
 	  $(ROUTE)/phi_train2_fl --config $(ROUTE)/s10_$$c.yaml --init-checkpoint \
 	  $(ROUTE)/run7/best.pt --out $(ROUTE)/run11_$${c}_m --threads 1 --seed 0 || exit 1; done
+	for c in "g_k03t2 1" "g_k03t2 2" "c_k1 1"; do set -- $$c; $(BIN)/signattn train \
+	  --data $(ROUTE)/pe_sim/dataset $(ROUTE)/pe_sim_junctions/dataset \
+	  $(ROUTE)/pe_sim_default/dataset $(ROUTE)/phi_train_fl $(ROUTE)/phi_train2_fl \
+	  --config $(ROUTE)/s10_$$1.yaml --init-checkpoint $(ROUTE)/run7/best.pt \
+	  --out $(ROUTE)/run11_$${1}_m_s$$2 --threads 1 --seed $$2 || exit 1; done
 	for g in "run11_g_k1 run11_c_k1 run11_g_k03t2,_r1" \
 	  "run11_g_k1_glr run11_g_k03t2_glr run11_c_k03t2,_r2" \
-	  "run11_c_k1_m run11_c_k03t2_m run11_g_k03t2_m,_r3"; do \
+	  "run11_c_k1_m run11_c_k03t2_m run11_g_k03t2_m,_r3" \
+	  "run11_g_k03t2_m_s1 run11_g_k03t2_m_s2 run11_c_k1_m_s1,_r4"; do \
 	  C="$(ROUTE)/run7/best.pt"; for r in $${g%,*}; do C="$$C $(ROUTE)/$$r/best.pt"; done; \
 	  x=$${g#*,}; for d in sim_default sim_junctions; do PYTHONPATH=$(CURDIR) $(BIN)/python \
 	  benchmarks/phi_study.py agreement --data $(ROUTE)/pe_$$d/dataset --checkpoint $$C \
@@ -461,6 +467,17 @@ route-model: install
 	  PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/phi_study.py agreement \
 	  --data $(ROUTE)/phi_val/dataset --follow-lane --checkpoint $$C \
 	  --out $(ROUTE_RESULTS)/stage10/agreement_phi_val$$x.json || exit 1; done
+	for m in a,"$$(seq 5101 5115)" b,"$$(seq 5116 5130)"; do $(BIN)/signattn drive-sim \
+	  --checkpoint $(ROUTE)/run11_g_k03t2_m_s2/best.pt --seeds $${m#*,} --no-baselines \
+	  --max-seconds 120 --threads 1 \
+	  --out $(ROUTE_RESULTS)/stage10/val30_g_k03t2_m_s2_$${m%%,*}.json || exit 1; done
+	R=$(ROUTE_RESULTS); PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/pool_drive_sim.py \
+	  --run stage5=$$R/stage5/val_stage5.json --run stage5=$$R/stage8/val20_stage5_a.json \
+	  --run stage5=$$R/stage8/val20_stage5_b.json --run stage6=$$R/stage6/val_run7.json \
+	  --run stage6=$$R/stage8/val20_stage6_a.json --run stage6=$$R/stage8/val20_stage6_b.json \
+	  --run s10=$$R/stage10/val30_g_k03t2_m_s2_a.json \
+	  --run s10=$$R/stage10/val30_g_k03t2_m_s2_b.json --paired s10:stage5 --paired s10:stage6 \
+	  --out $$R/stage10/val30_pooled.json
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/turn_steering.py --checkpoint $(ROUTE)/run2/best.pt \
 	  --data $(ROUTE)/heldout/dataset --out $(ROUTE_RESULTS)/stage3/turn_steering_heldout_stage2.json
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/turn_steering.py --checkpoint $(ROUTE)/run4/best.pt \
