@@ -16,6 +16,7 @@ SteeringNet maps a sequence of preprocessed frames to the inverse turning radius
     u_t = W_b . dropout(sigmoid(W_a h_{t-1} + b_a) o flatten(X^_t)) + b_b   eq. 10
         = b_b + sum over cells l of phi_t[l]   (exact: the contribution map, `explain_step`)
     (h_t, c_t) = LSTM(flatten(X^_t), (h_{t-1}, c_{t-1}))
+              (X^_t at alpha = 1/L instead if memory_input is 'uniform')
     (h_0, c_0) = f_init(mean_L X_0)                                      eq. 13-14
 
 Known inconsistencies of the paper and what this module does (see docs/model.md):
@@ -35,7 +36,7 @@ import torch.nn.functional as F
 from signattn_driver.layers import AttentionGain, Encoder, SpatialAttention
 from signattn_driver.model_config import (  # noqa: F401 (re-exported: model.ModelConfig etc.)
     ATTENTION_SCORES, ATTENTIONS, BINARIZERS, FEATURE_CHANNELS, INPUT_HEIGHT, INPUT_WIDTH,
-    MAP_HEIGHT, MAP_WIDTH, ModelConfig, NUM_LOCATIONS)
+    MAP_HEIGHT, MAP_WIDTH, MEMORY_INPUTS, ModelConfig, NUM_LOCATIONS)
 from signattn_driver.quantization import binarize, uniform_quantize
 
 
@@ -208,8 +209,17 @@ class SteeringNet(nn.Module):
         if route is not None:
             out = out.gather(1, route[:, None])
         u = out.squeeze(-1) * self.config.output_scale
-        h, c = self.lstm(x_hat, (h, c))
+        h, c = self.lstm(self._memory_input(feats, x_hat), (h, c))
         return u, alpha, gated, route, (h, c)
+
+    def _memory_input(self, feats: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
+        """Return what the LSTM reads (B, D_in): X^_t, or X^_t at alpha = 1/L ('uniform').
+
+        'uniform' uses no attention gain either: the memory's input does not depend on alpha.
+        """
+        if self.config.memory_input == 'attended' or self.config.attention == 'none':
+            return x_hat
+        return self.attend(feats, feats.new_full(feats.shape[:2], 1.0 / NUM_LOCATIONS))
 
     def _acting(self, alpha: torch.Tensor, h: torch.Tensor, route: torch.Tensor | None):
         """Return the attention (B, L) as it acts on the features: g(h_{t-1}) alpha, or alpha."""

@@ -24,6 +24,10 @@ BINARIZERS = ('deterministic', 'stochastic', 'mean_field', 'gated')
 # 'learned': the paper's score w . tanh(W_g x_ij + W_d h_{t-1}) + b (eq. 11). 'head': the log of
 # the head's own sensitivity to each cell, |phi| at uniform attention (SteeringNet._head_score).
 ATTENTION_SCORES = ('learned', 'head')
+# What the LSTM reads each step. 'attended' (the paper): X^_t, the features as alpha shaped
+# them. 'uniform': the same features at alpha = 1/L, so the memory sees every cell whatever the
+# attention silenced; u_t still reads the attended X^_t, so phi is unchanged and exact.
+MEMORY_INPUTS = ('attended', 'uniform')
 
 
 @dataclass
@@ -72,6 +76,11 @@ class ModelConfig:
     # so the map, is unchanged; g gives a score that cannot park mass on an empty cell (the
     # head score) the state-dependent strength that parking gives the learned score.
     attention_gain: bool = False
+    # MEMORY_INPUTS. 'uniform': the LSTM reads the features at alpha = 1/L instead of X^_t, so
+    # where alpha acts it shapes the command of the current step only and cannot keep the
+    # memory from seeing a cell the head does not yet draw on (docs/model.md, "A memory that
+    # sees every cell"). Changes nothing for attention 'none' or an inert alpha.
+    memory_input: str = 'attended'
 
     def __post_init__(self):
         """Normalise YAML-friendly values and reject impossible settings early."""
@@ -83,6 +92,9 @@ class ModelConfig:
         if self.attention_score not in ATTENTION_SCORES:
             raise ValueError(f'attention_score must be one of {ATTENTION_SCORES}, '
                              f'got {self.attention_score!r}')
+        if self.memory_input not in MEMORY_INPUTS:
+            raise ValueError(f'memory_input must be one of {MEMORY_INPUTS}, '
+                             f'got {self.memory_input!r}')
         if self.attention_score == 'head' and self.attention == 'none':
             raise ValueError("attention_score 'head' needs an attention ('sign' or 'soft')")
         if self.attention_gain and self.attention == 'none':

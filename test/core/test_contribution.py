@@ -15,12 +15,13 @@ KINDS = [('sign', 'deterministic'), ('sign', 'stochastic'), ('sign', 'mean_field
 
 
 def _model(attention, binarize, num_commands=0, seed=0, position_bias=False, score='learned',
-           gain=False):
+           gain=False, memory='attended'):
     torch.manual_seed(seed)
     model = SteeringNet(tiny_config(attention=attention, binarize=binarize,
                                     num_commands=num_commands,
                                     attention_position_bias=position_bias,
-                                    attention_score=score, attention_gain=gain)).eval()
+                                    attention_score=score, attention_gain=gain,
+                                    memory_input=memory)).eval()
     if gain:           # a trained gain is not 1
         torch.nn.init.normal_(model.alpha_gain.state.weight, std=0.05)
         torch.nn.init.normal_(model.alpha_gain.state.bias, std=0.5)
@@ -172,6 +173,52 @@ def test_the_attention_gain_learns_from_the_loss():
 def test_an_attention_gain_needs_an_attention():
     with pytest.raises(ValueError, match='attention_gain'):
         ModelConfig(attention='none', attention_gain=True)
+
+
+@pytest.mark.parametrize('num_commands', [0, len(ROUTE_COMMANDS)])
+@pytest.mark.parametrize('score', ['learned', 'head'])
+@pytest.mark.parametrize('attention,binarize', [('sign', 'deterministic'), ('sign', 'mean_field'),
+                                                ('sign', 'gated'), ('soft', 'deterministic')])
+def test_phi_stays_exact_when_the_memory_reads_uniform_attention(attention, binarize, score,
+                                                                 num_commands):
+    model = _model(attention, binarize, num_commands, score=score, gain=True, memory='uniform')
+    _assert_phi_is_exact(model, num_commands)
+
+
+@pytest.mark.parametrize('binarize', ['mean_field', 'gated'])
+def test_a_uniform_memory_does_not_see_alpha(binarize):
+    """memory_input 'uniform': alpha moves u_t, never h_t; 'attended' (the paper): both."""
+    x = torch.rand(3, 3, 80, 160) * 2 - 1
+    for memory, state_moves in (('uniform', False), ('attended', True)):
+        model = _model('sign', binarize, position_bias=True, gain=True, memory=memory)
+        with torch.no_grad():
+            state = model.initial_state(x)
+            before = model.explain_step(x, state)
+            model.attention.position_bias[123] += 6.0       # alpha piles onto cell (6, 3)
+            model.alpha_gain.state.bias.fill_(1.0)          # and acts more strongly
+            after = model.explain_step(x, state)
+        assert (after.alpha.flatten(1)[:, 123] > 5 * before.alpha.flatten(1)[:, 123]).all()
+        assert not torch.allclose(after.u, before.u, atol=1e-7)
+        for new, old in zip(after.state, before.state):
+            assert torch.allclose(new, old, atol=1e-6) != state_moves, memory
+
+
+def test_a_uniform_memory_is_the_paper_memory_where_alpha_is_inert():
+    """sign(alpha x) = sign(x): with the paper's binarizer the memory input is the same."""
+    frames = torch.rand(2, 6, 3, 80, 160) * 2 - 1
+    paper = _model('sign', 'deterministic')
+    uniform = _model('sign', 'deterministic', memory='uniform')
+    uniform.load_state_dict(paper.state_dict())
+    with torch.no_grad():
+        u0, att0, (h0, _) = paper(frames)
+        u1, att1, (h1, _) = uniform(frames)
+    assert torch.equal(u0, u1) and torch.equal(att0, att1) and torch.equal(h0, h1)
+
+
+def test_the_memory_input_is_checked():
+    with pytest.raises(ValueError, match='memory_input'):
+        ModelConfig(memory_input='attention')
+    assert ModelConfig().memory_input == 'attended'      # the paper's default
 
 
 def test_the_per_cell_bias_moves_alpha_to_its_cell():
