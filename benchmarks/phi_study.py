@@ -6,6 +6,7 @@
     python3 benchmarks/phi_study.py diagnose  --data DIR/dataset --checkpoint A.pt --out X.json
     python3 benchmarks/phi_study.py reach     --data DIR/dataset --checkpoint A.pt B.pt --out X.json
     python3 benchmarks/phi_study.py prior     --data DIR/dataset --checkpoint A.pt B.pt --out X.json
+    python3 benchmarks/phi_study.py memory    --data DIR/dataset --checkpoint A.pt B.pt --out X.json
 
 Every command reads the frames of one split (default 'val') of a dataset, runs each checkpoint
 one frame at a time as the node does (signattn_driver.evaluation.contribution_study), and
@@ -67,7 +68,8 @@ def position_prior(model, drives) -> dict:
 def main(argv=None) -> int:
     """Run one study command and write its JSON."""
     parser = argparse.ArgumentParser(prog='phi_study')
-    parser.add_argument('command', choices=('agreement', 'diagnose', 'reach', 'prior'))
+    parser.add_argument('command', choices=('agreement', 'diagnose', 'reach', 'prior',
+                                                'memory'))
     parser.add_argument('--data', required=True, help='dataset folder (manifest.json)')
     parser.add_argument('--split', default='val')
     parser.add_argument('--checkpoint', nargs='+', required=True)
@@ -76,8 +78,8 @@ def main(argv=None) -> int:
     parser.add_argument('--machine', default='2-core CPU', help='named in the JSON')
     parser.add_argument('--threads', type=int, default=1)
     parser.add_argument('--follow-lane', action='store_true',
-                        help='agreement: follow-lane on every frame instead of the recorded '
-                             'route commands (command models only)')
+                        help='agreement, memory: follow-lane on every frame instead of the '
+                             'recorded route commands (command models only)')
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
     torch.set_num_threads(args.threads)
@@ -108,6 +110,8 @@ def main(argv=None) -> int:
                                            **study.paired_error(trace, first_trace)}
         elif args.command == 'prior':
             entry.update(position_prior(model, drives))
+        elif args.command == 'memory':
+            entry.update(study.memory_view(model, drives, commands=not args.follow_lane))
         elif args.command == 'diagnose':
             entry.update(study.diagnose_attention(model, drives))
         else:

@@ -5,6 +5,7 @@
     agreement_report(trace)                             # alpha vs |phi| (contribution_agreement)
     diagnose_attention(model, drives)                   # why alpha piles onto one cell
     reach_of_frame(model, drives)                       # how far a frame reaches through h_t
+    memory_view(model, drives)                          # how much of each cell the LSTM reads
 
 Every function runs the model as the node does: one frame at a time from (h_0, c_0) =
 f_init(frame 0) of each time-contiguous segment, in eval mode (dropout off, expected signs), so
@@ -394,3 +395,53 @@ def reach_of_frame(model, drives: list, horizon: int = 5, every: int = 5) -> dic
             'mean_abs_du_per_m': mean.tolist(), 'relative_to_k0': (mean / mean[0]).tolist(),
             'median_ratio_per_frame': np.median(ratio, 0).tolist(),
             'cumulative_later_over_k0': float(mean[1:].sum() / mean[0])}
+
+
+@torch.inference_mode()
+def memory_view(model, drives: list, every: int = 5, faded: float = 0.1,
+                commands: bool = True) -> dict:
+    """How much of each cell reaches the LSTM as alpha shapes it, against alpha = 1/L.
+
+    X^_t feeds both the head and the LSTM. Where alpha acts, a cell with small alpha reaches
+    the memory faintly (mean_field: hardtanh(kappa L alpha x), so about L alpha times its
+    uniform size). For every `every`-th frame, streamed as the node runs (a command model hears
+    the recorded commands, or follow-lane throughout if `commands` is False), the mass of a
+    cell is sum_c |X^_t[l, c]|, with the frame's alpha (and gain) and with alpha = 1/L.
+
+    Returns:
+        {'memory_input': what this model's LSTM reads ('attended' or 'uniform'),
+         'row_share_attended' / 'row_share_uniform': mean share of the mass per map row (10,),
+         'mass_ratio': mean over frames of total attended mass / total uniform mass,
+         'faded_cells': mean share of cells whose attended mass is below `faded` x their
+            uniform mass (what alpha all but hides from an 'attended' memory),
+         'frames': n}.
+    """
+    model.eval()
+    rows_att, rows_uni, ratio, hidden = [], [], [], []
+    for d in drives:
+        state = None
+        for t in range(len(d.inputs)):
+            x = d.inputs[t:t + 1]
+            command = (torch.tensor([int(d.route_command[t])])
+                       if commands and model.config.num_commands else None)
+            out = model.explain_step(x, state, command)
+            if t % every == 0:
+                feats = model.encode(x)
+                acting = out.alpha.flatten(1)
+                if out.gain is not None:
+                    acting = acting * out.gain[:, None]
+                flat = torch.full_like(acting, 1.0 / NUM_LOCATIONS)
+                mass = [model.attend(feats, a).view(1, NUM_LOCATIONS, -1).abs().sum(-1)[0]
+                        for a in (acting, flat)]
+                att, uni = (m.double().view(MAP_HEIGHT, MAP_WIDTH).numpy() for m in mass)
+                rows_att.append(att.sum(1) / max(att.sum(), 1e-12))
+                rows_uni.append(uni.sum(1) / max(uni.sum(), 1e-12))
+                ratio.append(att.sum() / max(uni.sum(), 1e-12))
+                hidden.append(float((att < faded * uni)[uni > 0].mean()) if (uni > 0).any()
+                              else 0.0)
+            state = out.state
+    return {'memory_input': model.config.memory_input,
+            'row_share_attended': np.mean(rows_att, 0).tolist(),
+            'row_share_uniform': np.mean(rows_uni, 0).tolist(),
+            'mass_ratio': float(np.mean(ratio)), 'faded_cells': float(np.mean(hidden)),
+            'frames': len(ratio)}

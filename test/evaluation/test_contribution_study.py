@@ -288,6 +288,22 @@ def test_reach_starts_at_one_and_has_the_horizon(drives):
     assert all(v >= 0 for v in out['mean_abs_du_per_m'])
 
 
+def test_the_memory_view_says_what_alpha_hides_from_the_lstm(drives):
+    inert = study.memory_view(_model('deterministic').eval(), drives, every=2)
+    assert inert['frames'] == 12 and inert['memory_input'] == 'attended'
+    # sign(alpha x) = sign(x): the paper's alpha hides nothing
+    assert inert['mass_ratio'] == pytest.approx(1.0) and inert['faded_cells'] == 0.0
+    assert np.allclose(inert['row_share_attended'], inert['row_share_uniform'])
+    assert sum(inert['row_share_uniform']) == pytest.approx(1.0)
+    torch.manual_seed(0)
+    piled = SteeringNet(tiny_config(binarize='mean_field', attention_position_bias=True)).eval()
+    with torch.no_grad():
+        piled.attention.position_bias[123] = 30.0         # all alpha on cell (6, 3)
+    out = study.memory_view(piled, drives, every=2)
+    assert out['row_share_attended'][6] > 0.99           # the memory reads one row
+    assert out['faded_cells'] > 0.98                      # and hardly any other cell
+
+
 def test_evaluate_judges_every_map_against_phi(tmp_path):
     data = write_dataset(tmp_path / 'data', splits=('test',), frames=8, masks=False)
     torch.manual_seed(0)
