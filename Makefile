@@ -478,6 +478,31 @@ route-model: install
 	  --run s10=$$R/stage10/val30_g_k03t2_m_s2_a.json \
 	  --run s10=$$R/stage10/val30_g_k03t2_m_s2_b.json --paired s10:stage5 --paired s10:stage6 \
 	  --out $$R/stage10/val30_pooled.json
+	# stage-11 candidates (issue 18; docs/results/route/stage11/RULE.md): the LSTM reads the
+	# features at uniform attention (memory_input: uniform), stage 10 round 3's data, from stage
+	# 6; and the same fine-tune with the learned score (the reference for that recipe)
+	R=$(ROUTE); PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/phi_study.py memory \
+	  --data $$R/phi_val/dataset --follow-lane --checkpoint $$R/run7/best.pt \
+	  config/models/sim_route_aligned.pt --out $(ROUTE_RESULTS)/stage11/memory_phi_val_pre.json
+	R=$(ROUTE); for c in c_k1:u_k1_m c_k03t2:u_k03t2_m g_k03t2:u_k03t2_g_m; do \
+	  (cat $$R/s10_$${c%%:*}.yaml; echo 'memory_input: uniform') > $$R/s11_$${c#*:}.yaml \
+	  || exit 1; done; cp config/train_route_dagger2.yaml $$R/s11_l_k1_m.yaml; \
+	  (sed 's/^sign_kappa: 1.0/sign_kappa: 0.3/' config/train_route_dagger2.yaml; \
+	  echo 'temperature: 2.0') > $$R/s11_l_k03t2_m.yaml
+	for c in "u_k1_m 0" "u_k03t2_m 0" "u_k03t2_g_m 0" "l_k1_m 0" "l_k1_m 1" "l_k03t2_m 0"; do \
+	  set -- $$c; $(BIN)/signattn train --data $(ROUTE)/pe_sim/dataset \
+	  $(ROUTE)/pe_sim_junctions/dataset $(ROUTE)/pe_sim_default/dataset $(ROUTE)/phi_train_fl \
+	  $(ROUTE)/phi_train2_fl --config $(ROUTE)/s11_$$1.yaml --init-checkpoint \
+	  $(ROUTE)/run7/best.pt --out $(ROUTE)/run12_$$1_s$$2 --threads 1 --seed $$2 || exit 1; done
+	for g in "run12_u_k1_m_s0 run12_u_k03t2_m_s0 run12_u_k03t2_g_m_s0,_r1" \
+	  "run12_l_k1_m_s0 run12_l_k1_m_s1 run12_l_k03t2_m_s0,_r2"; do \
+	  C="$(ROUTE)/run7/best.pt"; for r in $${g%,*}; do C="$$C $(ROUTE)/$$r/best.pt"; done; \
+	  x=$${g#*,}; for d in sim_default sim_junctions; do PYTHONPATH=$(CURDIR) $(BIN)/python \
+	  benchmarks/phi_study.py agreement --data $(ROUTE)/pe_$$d/dataset --checkpoint $$C \
+	  --out $(ROUTE_RESULTS)/stage11/agreement_val_$$d$$x.json || exit 1; done; \
+	  PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/phi_study.py agreement \
+	  --data $(ROUTE)/phi_val/dataset --follow-lane --checkpoint $$C \
+	  --out $(ROUTE_RESULTS)/stage11/agreement_phi_val$$x.json || exit 1; done
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/turn_steering.py --checkpoint $(ROUTE)/run2/best.pt \
 	  --data $(ROUTE)/heldout/dataset --out $(ROUTE_RESULTS)/stage3/turn_steering_heldout_stage2.json
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/turn_steering.py --checkpoint $(ROUTE)/run4/best.pt \
