@@ -54,13 +54,18 @@ class SpatialAttention(nn.Module):
 
         command_bias: (B, hidden) added inside the tanh for route-command models, or None.
         """
-        drive = self.state_proj(h)
-        if command_bias is not None:
-            drive = drive + command_bias
-        e = self.score(torch.tanh(self.feature_proj(feats) + drive[:, None])).squeeze(-1)  # (B, L)
+        e = self.logits(feats, h, command_bias)
         if hasattr(self, 'position_bias'):
             e = e + self.position_bias
         return torch.softmax(e.float() / temperature, dim=-1).to(feats.dtype)
+
+    def logits(self, feats: torch.Tensor, h: torch.Tensor,
+               command_bias: torch.Tensor | None = None) -> torch.Tensor:
+        """Score e (B, L) = w . tanh(W_g x_ij + W_d h (+ command bias)) + b, without p or T."""
+        drive = self.state_proj(h)
+        if command_bias is not None:
+            drive = drive + command_bias
+        return self.score(torch.tanh(self.feature_proj(feats) + drive[:, None])).squeeze(-1)
 
 
 class AttentionGain(nn.Module):

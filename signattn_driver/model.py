@@ -7,6 +7,7 @@ SteeringNet maps a sequence of preprocessed frames to the inverse turning radius
     alpha_t = softmax(w . tanh(W_g x_ij + W_d h_{t-1}) + b) / T)        eq. 11-12, 15
               (+ a learned per-cell bias p_ij inside the softmax if attention_position_bias)
               or, attention_score 'head': softmax((log(|phi_t at alpha = 1/L| + eps) + p) / T)
+              or 'both': the head's log |phi at 1/L| plus the learned score e_ij, then as 'head'
               (alpha acts as g alpha with a learned gain g(h_{t-1}) if attention_gain)
     "sign":  X^_t = Binarize(x[:32] * alpha) * Q_{a,b,n}(Softplus(x[32:]))   eq. 4-9
              binarize 'mean_field': hardtanh(kappa L alpha x) at inference, a sign drawn with
@@ -231,8 +232,11 @@ class SteeringNet(nn.Module):
         """Attention (B, L) of features (B, L, C) at h_{t-1}, with the command's score bias."""
         if self.config.attention == 'none':
             return feats.new_full(feats.shape[:2], 1.0 / NUM_LOCATIONS)
-        if self.config.attention_score == 'head':
+        if self.config.attention_score in ('head', 'both'):
             e = self._head_score(feats, h, route)
+            if self.config.attention_score == 'both':
+                extra = None if route is None else self.command_attention(route)
+                e = e + self.attention.logits(feats, h, extra)
             if hasattr(self.attention, 'position_bias'):
                 e = e + self.attention.position_bias
             return torch.softmax(e.float() / self.config.temperature, dim=-1).to(feats.dtype)

@@ -23,7 +23,8 @@ ATTENTIONS = ('sign', 'soft', 'none')
 BINARIZERS = ('deterministic', 'stochastic', 'mean_field', 'gated')
 # 'learned': the paper's score w . tanh(W_g x_ij + W_d h_{t-1}) + b (eq. 11). 'head': the log of
 # the head's own sensitivity to each cell, |phi| at uniform attention (SteeringNet._head_score).
-ATTENTION_SCORES = ('learned', 'head')
+# 'both': their sum, alpha proportional to exp(learned score) x |phi at uniform attention|.
+ATTENTION_SCORES = ('learned', 'head', 'both')
 # What the LSTM reads each step. 'attended' (the paper): X^_t, the features as alpha shaped
 # them. 'uniform': the same features at alpha = 1/L, so the memory sees every cell whatever the
 # attention silenced; u_t still reads the attended X^_t, so phi is unchanged and exact.
@@ -95,8 +96,9 @@ class ModelConfig:
         if self.memory_input not in MEMORY_INPUTS:
             raise ValueError(f'memory_input must be one of {MEMORY_INPUTS}, '
                              f'got {self.memory_input!r}')
-        if self.attention_score == 'head' and self.attention == 'none':
-            raise ValueError("attention_score 'head' needs an attention ('sign' or 'soft')")
+        if self.attention_score != 'learned' and self.attention == 'none':
+            raise ValueError(f"attention_score {self.attention_score!r} needs an attention "
+                             "('sign' or 'soft')")
         if self.attention_gain and self.attention == 'none':
             raise ValueError("attention_gain needs an attention ('sign' or 'soft')")
         if not MIN_BITS <= int(self.quant_bits) <= MAX_BITS:

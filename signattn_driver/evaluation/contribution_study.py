@@ -6,12 +6,14 @@
     diagnose_attention(model, drives)                   # why alpha piles onto one cell
     reach_of_frame(model, drives)                       # how far a frame reaches through h_t
     memory_view(model, drives)                          # how much of each cell the LSTM reads
+    score_swap(model, drives)                           # the same weights under each score
 
 Every function runs the model as the node does: one frame at a time from (h_0, c_0) =
 f_init(frame 0) of each time-contiguous segment, in eval mode (dropout off, expected signs), so
 phi is exactly what `SteeringNet.explain_step` and `Predictor.step_full` return.
 """
 
+import dataclasses
 from dataclasses import dataclass
 import logging
 
@@ -445,3 +447,32 @@ def memory_view(model, drives: list, every: int = 5, faded: float = 0.1,
             'row_share_uniform': np.mean(rows_uni, 0).tolist(),
             'mass_ratio': float(np.mean(ratio)), 'faded_cells': float(np.mean(hidden)),
             'frames': len(ratio)}
+
+
+SWAPS = ('learned', 'head', 'both', 'uniform')
+
+
+def score_swap(model, drives: list, commands: bool = True) -> dict:
+    """Run one network with each attention score in turn: what its own alpha is worth.
+
+    The same weights (a checkpoint keeps the learned score's weights under every score) with
+    attention_score 'learned', 'head' and 'both', and with alpha = 1/L ('uniform': T -> inf),
+    no retraining. Where alpha acts, this says how much of the network's accuracy rests on
+    the alpha it was trained with, and what another score's map would cost or agree.
+
+    Returns:
+        {score: {accuracy (see `accuracy`), 'alpha_vs_phi': summarize_agreement, 'own': bool}}.
+    """
+    own = model.config
+    out = {}
+    try:
+        for score in SWAPS:
+            model.config = (dataclasses.replace(own, temperature=float('inf'))
+                            if score == 'uniform'
+                            else dataclasses.replace(own, attention_score=score))
+            trace = trace_drives(model, drives, uniform_reference=False, commands=commands)
+            out[score] = {**accuracy(trace), 'own': score == own.attention_score,
+                          'alpha_vs_phi': summarize_agreement(trace['alpha'], trace['phi'])}
+    finally:
+        model.config = own
+    return out

@@ -77,6 +77,44 @@ def test_the_head_score_is_phi_at_uniform_attention(num_commands):
         assert not torch.allclose(learned, out.alpha.flatten(1), atol=1e-4)
 
 
+@pytest.mark.parametrize('num_commands', [0, len(ROUTE_COMMANDS)])
+@pytest.mark.parametrize('attention,binarize', [('sign', 'mean_field'), ('soft', 'deterministic')])
+def test_phi_stays_exact_with_both_scores(attention, binarize, num_commands):
+    _assert_phi_is_exact(_model(attention, binarize, num_commands, score='both',
+                                position_bias=True), num_commands)
+
+
+@pytest.mark.parametrize('num_commands', [0, len(ROUTE_COMMANDS)])
+def test_both_scores_multiply_the_head_map_by_exp_of_the_learned_score(num_commands):
+    """'both': alpha is proportional to exp(e_learned) |phi at 1/L|, and trains both parts."""
+    head = _model('sign', 'mean_field', num_commands, score='head')
+    both = _model('sign', 'mean_field', num_commands, score='both')
+    both.load_state_dict(head.state_dict())
+    x = torch.rand(3, 3, 80, 160, generator=torch.Generator().manual_seed(3)) * 2 - 1
+    command = LEFT if num_commands else None
+    with torch.no_grad():
+        feats = head.encode(x)
+        state = head.initial_state_from_features(feats)
+        a_head = head.explain_step(x, state, command).alpha.flatten(1)
+        a_both = both.explain_step(x, state, command).alpha.flatten(1)
+        extra = (None if command is None
+                 else head.command_attention(torch.full((3,), command)))
+        e = head.attention.logits(feats, state[0], extra)
+    want = a_head * torch.exp(e)
+    assert torch.allclose(a_both, want / want.sum(1, keepdim=True), atol=1e-6, rtol=1e-4)
+    assert not torch.allclose(a_both, a_head, atol=1e-4)
+    with torch.no_grad():                          # a zero learned score: the head's map
+        both.attention.score.weight.zero_()
+        assert torch.allclose(both.explain_step(x, state, command).alpha.flatten(1), a_head,
+                              atol=1e-6)
+    both.attention.score.weight.data.normal_()
+    both.train()
+    _, attention, _ = both(torch.rand(2, 3, 3, 80, 160))
+    attention[..., 3, 4].sum().backward()
+    assert both.attention.score.weight.grad.abs().sum() > 0
+    assert both.head.weight.grad.abs().sum() > 0
+
+
 def test_the_head_score_trains_the_head_through_alpha():
     """In training the score's gradient reaches W_beta and the output gate, not the MLP score."""
     model = _model('sign', 'mean_field', score='head').train()

@@ -1,5 +1,6 @@
 """The alignment term, the contribution study (trace, diagnosis, reach), evaluate against phi."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -302,6 +303,33 @@ def test_the_memory_view_says_what_alpha_hides_from_the_lstm(drives):
     out = study.memory_view(piled, drives, every=2)
     assert out['row_share_attended'][6] > 0.99           # the memory reads one row
     assert out['faded_cells'] > 0.98                      # and hardly any other cell
+
+
+def test_the_score_swap_runs_the_same_weights_under_each_score(drives):
+    torch.manual_seed(0)
+    model = SteeringNet(tiny_config(binarize='mean_field', sign_kappa=0.3)).eval()
+    config = model.config
+    out = study.score_swap(model, drives)
+    assert model.config is config                             # put back
+    assert [k for k, v in out.items() if v['own']] == ['learned']
+    own = study.accuracy(study.trace_drives(model, drives, uniform_reference=False))
+    assert out['learned']['mae_u_per_m'] == pytest.approx(own['mae_u_per_m'])
+    # the head score agrees with phi by construction, the untrained learned score does not
+    assert out['head']['alpha_vs_phi']['spearman'] > 0.95
+    assert out['head']['alpha_vs_phi']['spearman'] > out['learned']['alpha_vs_phi']['spearman']
+    # alpha acts (mean_field): each score gives another command
+    maes = {k: v['mae_u_per_m'] for k, v in out.items()}
+    assert len({round(v, 9) for v in maes.values()}) == 4, maes
+    # one frame per drive (the state is f_init of the frame under every score): 'uniform' is
+    # the command at alpha = 1/L, exactly
+    firsts = [dataclasses.replace(d, inputs=d.inputs[:1], u_label=d.u_label[:1],
+                                  deg_per_u=d.deg_per_u[:1], route_command=d.route_command[:1])
+              for d in drives]
+    ref = study.trace_drives(model, firsts, uniform_reference=True)
+    flat = np.abs(ref['phi_uniform'].sum((1, 2)) + ref['bias'] - ref['u_label']).mean()
+    assert study.score_swap(model, firsts)['uniform']['mae_u_per_m'] == pytest.approx(flat,
+                                                                                   rel=1e-6)
+    assert flat != pytest.approx(study.accuracy(ref)['mae_u_per_m'], rel=1e-6)
 
 
 def test_evaluate_judges_every_map_against_phi(tmp_path):
