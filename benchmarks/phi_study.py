@@ -8,6 +8,7 @@
     python3 benchmarks/phi_study.py prior     --data DIR/dataset --checkpoint A.pt B.pt --out X.json
     python3 benchmarks/phi_study.py memory    --data DIR/dataset --checkpoint A.pt B.pt --out X.json
     python3 benchmarks/phi_study.py swap      --data DIR/dataset --checkpoint A.pt B.pt --out X.json
+    python3 benchmarks/phi_study.py ablate    --data DIR/dataset --checkpoint A.pt B.pt --out X.json
 
 Every command reads the frames of one split (default 'val') of a dataset, runs each checkpoint
 one frame at a time as the node does (signattn_driver.evaluation.contribution_study), and
@@ -70,7 +71,7 @@ def main(argv=None) -> int:
     """Run one study command and write its JSON."""
     parser = argparse.ArgumentParser(prog='phi_study')
     parser.add_argument('command', choices=('agreement', 'diagnose', 'reach', 'prior',
-                                                'memory', 'swap'))
+                                                'memory', 'swap', 'ablate'))
     parser.add_argument('--data', required=True, help='dataset folder (manifest.json)')
     parser.add_argument('--split', default='val')
     parser.add_argument('--checkpoint', nargs='+', required=True)
@@ -79,7 +80,7 @@ def main(argv=None) -> int:
     parser.add_argument('--machine', default='2-core CPU', help='named in the JSON')
     parser.add_argument('--threads', type=int, default=1)
     parser.add_argument('--follow-lane', action='store_true',
-                        help='agreement, memory, swap: follow-lane on every frame instead of the '
+                        help='agreement, memory, swap, ablate: follow-lane on every frame instead of the '
                              'recorded route commands (command models only)')
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
@@ -111,6 +112,8 @@ def main(argv=None) -> int:
                                            **study.paired_error(trace, first_trace)}
         elif args.command == 'prior':
             entry.update(position_prior(model, drives))
+        elif args.command == 'ablate':
+            entry.update(study.alpha_ablation(model, drives, commands=not args.follow_lane))
         elif args.command == 'swap':
             entry.update(study.score_swap(model, drives, commands=not args.follow_lane))
         elif args.command == 'memory':

@@ -7,6 +7,7 @@
     reach_of_frame(model, drives)                       # how far a frame reaches through h_t
     memory_view(model, drives)                          # how much of each cell the LSTM reads
     score_swap(model, drives)                           # the same weights under each score
+    alpha_ablation(model, drives)                       # which part of alpha the accuracy uses
 
 Every function runs the model as the node does: one frame at a time from (h_0, c_0) =
 f_init(frame 0) of each time-contiguous segment, in eval mode (dropout off, expected signs), so
@@ -476,3 +477,51 @@ def score_swap(model, drives: list, commands: bool = True) -> dict:
     finally:
         model.config = own
     return out
+
+
+def alpha_ablation(model, drives: list, cell=(9, 0), gains=(1.0, 0.7, 0.4),
+                   commands: bool = True) -> dict:
+    """Replace how alpha acts, keep the weights: which part of a score's alpha the accuracy uses.
+
+    Each variant changes only the attention that acts on the features (`SteeringNet._acting`);
+    the map reported and the rest of the step are unchanged. For every score in
+    ('learned', 'head') and every gain g in `gains`:
+      '<score> x g':               g alpha (a global strength on that score's map);
+      'learned, cell emptied':     the learned alpha with `cell`'s weight set to 0, the others
+                                   as they were (what parking there leaves to the others);
+      'learned, cell renormalised': the same, rescaled to sum to 1 (the shape without the
+                                   strength that parking took away);
+      'flat x g':                  g / L on every cell.
+
+    Returns:
+        {variant: accuracy (see `accuracy`)}.
+    """
+    own_config = model.config
+    index = _cell_index(cell)
+
+    def emptied(renormalise):
+        def acting(alpha, h, route):
+            kept = torch.cat([alpha[:, :index], torch.zeros_like(alpha[:, :1]),
+                              alpha[:, index + 1:]], 1)
+            return kept / kept.sum(-1, keepdim=True) if renormalise else kept
+        return acting
+
+    variants = {}
+    for g in gains:
+        for score in ('learned', 'head'):
+            variants[f'{score} x {g:g}'] = (score, lambda a, h, r, g=g: a * g)
+        variants[f'flat x {g:g}'] = ('learned',
+                                     lambda a, h, r, g=g: torch.full_like(a, g / a.shape[-1]))
+    variants['learned, cell emptied'] = ('learned', emptied(False))
+    variants['learned, cell renormalised'] = ('learned', emptied(True))
+    out = {}
+    try:
+        for name, (score, acting) in variants.items():
+            model.config = dataclasses.replace(own_config, attention_score=score)
+            model._acting = acting
+            out[name] = accuracy(trace_drives(model, drives, uniform_reference=False,
+                                              commands=commands))
+    finally:
+        model.config = own_config
+        model.__dict__.pop('_acting', None)      # back to the class's method
+    return {'cell': list(cell), 'variants': out}

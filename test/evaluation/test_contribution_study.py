@@ -332,6 +332,23 @@ def test_the_score_swap_runs_the_same_weights_under_each_score(drives):
     assert flat != pytest.approx(study.accuracy(ref)['mae_u_per_m'], rel=1e-6)
 
 
+def test_the_ablation_changes_how_alpha_acts_and_nothing_else(drives):
+    torch.manual_seed(0)
+    model = SteeringNet(tiny_config(binarize='mean_field', sign_kappa=0.3)).eval()
+    swap = study.score_swap(model, drives)
+    out = study.alpha_ablation(model, drives, cell=(2, 3), gains=(1.0, 0.5))['variants']
+    assert '_acting' not in model.__dict__ and model.config.attention_score == 'learned'
+    for name, score in (('learned x 1', 'learned'), ('head x 1', 'head'),
+                        ('flat x 1', 'uniform')):
+        assert out[name]['mae_u_per_m'] == pytest.approx(swap[score]['mae_u_per_m'], rel=1e-6)
+    assert out['flat x 0.5']['mae_u_per_m'] != pytest.approx(out['flat x 1']['mae_u_per_m'],
+                                                            rel=1e-6)
+    # emptying one cell of 200 moves the command less than halving every cell's strength
+    shift = {k: abs(out[k]['mae_u_per_m'] - out['learned x 1']['mae_u_per_m'])
+             for k in ('learned, cell emptied', 'learned x 0.5')}
+    assert 0 < shift['learned, cell emptied'] < shift['learned x 0.5']
+
+
 def test_evaluate_judges_every_map_against_phi(tmp_path):
     data = write_dataset(tmp_path / 'data', splits=('test',), frames=8, masks=False)
     torch.manual_seed(0)
