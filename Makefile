@@ -488,14 +488,18 @@ route-model: install
 	  (cat $$R/s10_$${c%%:*}.yaml; echo 'memory_input: uniform') > $$R/s11_$${c#*:}.yaml \
 	  || exit 1; done; cp config/train_route_dagger2.yaml $$R/s11_l_k1_m.yaml; \
 	  (sed 's/^sign_kappa: 1.0/sign_kappa: 0.3/' config/train_route_dagger2.yaml; \
-	  echo 'temperature: 2.0') > $$R/s11_l_k03t2_m.yaml
-	for c in "u_k1_m 0" "u_k03t2_m 0" "u_k03t2_g_m 0" "l_k1_m 0" "l_k1_m 1" "l_k03t2_m 0"; do \
+	  echo 'temperature: 2.0') > $$R/s11_l_k03t2_m.yaml; \
+	  for c in k1_m k03t2_m; do (cat $$R/s11_l_$$c.yaml; echo 'attention_score: both') \
+	  > $$R/s11_b_$$c.yaml || exit 1; done
+	for c in "u_k1_m 0" "u_k03t2_m 0" "u_k03t2_g_m 0" "l_k1_m 0" "l_k1_m 1" "l_k03t2_m 0" \
+	  "b_k1_m 0" "b_k1_m 1" "b_k03t2_m 0"; do \
 	  set -- $$c; $(BIN)/signattn train --data $(ROUTE)/pe_sim/dataset \
 	  $(ROUTE)/pe_sim_junctions/dataset $(ROUTE)/pe_sim_default/dataset $(ROUTE)/phi_train_fl \
 	  $(ROUTE)/phi_train2_fl --config $(ROUTE)/s11_$$1.yaml --init-checkpoint \
 	  $(ROUTE)/run7/best.pt --out $(ROUTE)/run12_$$1_s$$2 --threads 1 --seed $$2 || exit 1; done
 	for g in "run12_u_k1_m_s0 run12_u_k03t2_m_s0 run12_u_k03t2_g_m_s0,_r1" \
-	  "run12_l_k1_m_s0 run12_l_k1_m_s1 run12_l_k03t2_m_s0,_r2"; do \
+	  "run12_l_k1_m_s0 run12_l_k1_m_s1 run12_l_k03t2_m_s0,_r2" \
+	  "run12_b_k1_m_s0 run12_b_k1_m_s1 run12_b_k03t2_m_s0,_r3"; do \
 	  C="$(ROUTE)/run7/best.pt"; for r in $${g%,*}; do C="$$C $(ROUTE)/$$r/best.pt"; done; \
 	  x=$${g#*,}; for d in sim_default sim_junctions; do PYTHONPATH=$(CURDIR) $(BIN)/python \
 	  benchmarks/phi_study.py agreement --data $(ROUTE)/pe_$$d/dataset --checkpoint $$C \
@@ -503,6 +507,23 @@ route-model: install
 	  PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/phi_study.py agreement \
 	  --data $(ROUTE)/phi_val/dataset --follow-lane --checkpoint $$C \
 	  --out $(ROUTE_RESULTS)/stage11/agreement_phi_val$$x.json || exit 1; done
+	R=$(ROUTE); PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/phi_study.py memory \
+	  --data $$R/phi_val/dataset --follow-lane --checkpoint $$R/run11_c_k03t2_m/best.pt \
+	  $$R/run11_g_k03t2_m/best.pt $$R/run12_u_k03t2_m_s0/best.pt \
+	  --out $(ROUTE_RESULTS)/stage11/memory_phi_val_k03.json
+	for p in "k1_s0 l_k1_m_s0 run11_c_k1_m" "k1_s1 l_k1_m_s1 run11_c_k1_m_s1" \
+	  "k03t2_s0 l_k03t2_m_s0 run11_c_k03t2_m"; do set -- $$p; PYTHONPATH=$(CURDIR) \
+	  $(BIN)/python benchmarks/phi_study.py agreement --data $(ROUTE)/phi_val/dataset \
+	  --follow-lane --checkpoint $(ROUTE)/run12_$$2/best.pt $(ROUTE)/$$3/best.pt \
+	  --out $(ROUTE_RESULTS)/stage11/paired_head_learned_$$1.json || exit 1; done
+	R=$(ROUTE); PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/phi_study.py swap \
+	  --data $$R/phi_val/dataset --follow-lane --checkpoint $$R/run7/best.pt \
+	  $$R/run11_c_k1_m/best.pt $$R/run11_g_k03t2_m_s2/best.pt $$R/run12_l_k1_m_s0/best.pt \
+	  $$R/run12_l_k03t2_m_s0/best.pt --out $(ROUTE_RESULTS)/stage11/swap_phi_val.json
+	R=$(ROUTE); PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/phi_study.py ablate \
+	  --data $$R/phi_val/dataset --follow-lane --checkpoint $$R/run7/best.pt \
+	  $$R/run11_c_k1_m/best.pt $$R/run12_l_k1_m_s0/best.pt \
+	  --out $(ROUTE_RESULTS)/stage11/ablate_phi_val.json
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/turn_steering.py --checkpoint $(ROUTE)/run2/best.pt \
 	  --data $(ROUTE)/heldout/dataset --out $(ROUTE_RESULTS)/stage3/turn_steering_heldout_stage2.json
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/turn_steering.py --checkpoint $(ROUTE)/run4/best.pt \

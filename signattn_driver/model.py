@@ -236,7 +236,9 @@ class SteeringNet(nn.Module):
             e = self._head_score(feats, h, route)
             if self.config.attention_score == 'both':
                 extra = None if route is None else self.command_attention(route)
-                e = e + self.attention.logits(feats, h, extra)
+                learned = self.attention.logits(feats, h, extra)
+                bound = self.config.learned_score_bound
+                e = e + (bound * torch.tanh(learned / bound) if bound > 0 else learned)
             if hasattr(self.attention, 'position_bias'):
                 e = e + self.attention.position_bias
             return torch.softmax(e.float() / self.config.temperature, dim=-1).to(feats.dtype)

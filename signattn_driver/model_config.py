@@ -68,6 +68,10 @@ class ModelConfig:
     # unused, so checkpoints of either kind load into the other (docs/model.md, "A score read
     # from the head").
     attention_score: str = 'learned'
+    # 'both' only: > 0 bounds the learned part of the score to c tanh(e / c), so it can move a
+    # cell's weight by at most e^(2c) against the head's map (it cannot park mass on a cell the
+    # head does not draw on); 0: unbounded.
+    learned_score_bound: float = 0.0
     # 'head' only: whether training's gradient flows through the score into the head and the
     # gate (True), or the score is read as a constant of each step (False: the head learns as
     # if alpha were given; alpha's ranking is |phi at uniform attention| either way).
@@ -114,6 +118,8 @@ class ModelConfig:
             raise ValueError(f'dropout must be in [0, 1), got {self.dropout}')
         if not self.output_scale > 0:
             raise ValueError(f'output_scale must be > 0, got {self.output_scale}')
+        if not (self.learned_score_bound >= 0 and math.isfinite(self.learned_score_bound)):
+            raise ValueError(f'learned_score_bound must be >= 0, got {self.learned_score_bound}')
         if not (self.sign_kappa > 0 and math.isfinite(self.sign_kappa)):
             raise ValueError(f'sign_kappa must be > 0, got {self.sign_kappa}')
         if self.num_commands not in (0, len(ROUTE_COMMANDS)):

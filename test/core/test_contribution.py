@@ -115,6 +115,28 @@ def test_both_scores_multiply_the_head_map_by_exp_of_the_learned_score(num_comma
     assert both.head.weight.grad.abs().sum() > 0
 
 
+def test_a_bounded_learned_score_cannot_park_alpha_on_a_cell():
+    """learned_score_bound c: alpha / (|phi at 1/L| share) stays within a factor e^(2c)."""
+    torch.manual_seed(0)
+    x = torch.rand(3, 3, 80, 160) * 2 - 1
+    ratios = {}
+    for bound in (0.0, 1.0):
+        model = _model('sign', 'mean_field', score='both')
+        model.config.learned_score_bound = bound
+        with torch.no_grad():
+            model.attention.score.weight.mul_(200.0)    # a learned score that wants to park
+            feats = model.encode(x)
+            state = model.initial_state_from_features(feats)
+            alpha = model.explain_step(x, state).alpha.flatten(1)
+            flat = torch.full((3, 200), 1 / 200)
+            phi_u = model.contribution_with(feats, flat, state[0])[0].flatten(1).abs()
+        ratio = alpha / (phi_u / phi_u.sum(1, keepdim=True))
+        ratios[bound] = float((ratio.max(1).values / ratio.min(1).values).max())
+    assert ratios[1.0] <= np.exp(2.0) * 1.001 < ratios[0.0]
+    with pytest.raises(ValueError, match='learned_score_bound'):
+        ModelConfig(learned_score_bound=-1.0)
+
+
 def test_the_head_score_trains_the_head_through_alpha():
     """In training the score's gradient reaches W_beta and the output gate, not the MLP score."""
     model = _model('sign', 'mean_field', score='head').train()
