@@ -490,16 +490,19 @@ route-model: install
 	  (sed 's/^sign_kappa: 1.0/sign_kappa: 0.3/' config/train_route_dagger2.yaml; \
 	  echo 'temperature: 2.0') > $$R/s11_l_k03t2_m.yaml; \
 	  for c in k1_m k03t2_m; do (cat $$R/s11_l_$$c.yaml; echo 'attention_score: both') \
-	  > $$R/s11_b_$$c.yaml || exit 1; done
+	  > $$R/s11_b_$$c.yaml || exit 1; done; for b in 1 2; do (cat $$R/s11_b_k1_m.yaml; \
+	  echo "learned_score_bound: $$b.0"; echo 'attention_gain: true') \
+	  > $$R/s11_bb$${b}_k1_m.yaml || exit 1; done
 	for c in "u_k1_m 0" "u_k03t2_m 0" "u_k03t2_g_m 0" "l_k1_m 0" "l_k1_m 1" "l_k03t2_m 0" \
-	  "b_k1_m 0" "b_k1_m 1" "b_k03t2_m 0"; do \
+	  "b_k1_m 0" "b_k1_m 1" "b_k03t2_m 0" "bb1_k1_m 0" "bb2_k1_m 0"; do \
 	  set -- $$c; $(BIN)/signattn train --data $(ROUTE)/pe_sim/dataset \
 	  $(ROUTE)/pe_sim_junctions/dataset $(ROUTE)/pe_sim_default/dataset $(ROUTE)/phi_train_fl \
 	  $(ROUTE)/phi_train2_fl --config $(ROUTE)/s11_$$1.yaml --init-checkpoint \
 	  $(ROUTE)/run7/best.pt --out $(ROUTE)/run12_$$1_s$$2 --threads 1 --seed $$2 || exit 1; done
 	for g in "run12_u_k1_m_s0 run12_u_k03t2_m_s0 run12_u_k03t2_g_m_s0,_r1" \
 	  "run12_l_k1_m_s0 run12_l_k1_m_s1 run12_l_k03t2_m_s0,_r2" \
-	  "run12_b_k1_m_s0 run12_b_k1_m_s1 run12_b_k03t2_m_s0,_r3"; do \
+	  "run12_b_k1_m_s0 run12_b_k1_m_s1 run12_b_k03t2_m_s0,_r3" \
+	  "run12_bb1_k1_m_s0 run12_bb2_k1_m_s0,_r4"; do \
 	  C="$(ROUTE)/run7/best.pt"; for r in $${g%,*}; do C="$$C $(ROUTE)/$$r/best.pt"; done; \
 	  x=$${g#*,}; for d in sim_default sim_junctions; do PYTHONPATH=$(CURDIR) $(BIN)/python \
 	  benchmarks/phi_study.py agreement --data $(ROUTE)/pe_$$d/dataset --checkpoint $$C \
