@@ -97,6 +97,13 @@ def uniform_contribution(model, inputs: torch.Tensor, state, commands=None) -> t
     return step_parts(model, feats, flat, state[0], commands)[1]
 
 
+def _frame_command(model, drive, t: int, commands: bool):
+    """Return frame t's recorded route command (1,) for a command model, else None."""
+    if not (commands and model.config.num_commands):
+        return None
+    return torch.tensor([int(drive.route_command[t])])
+
+
 @torch.inference_mode()
 def trace_drives(model, drives: list, uniform_reference: bool = True,
                  commands: bool = True, saturation: bool = False) -> dict:
@@ -127,8 +134,7 @@ def trace_drives(model, drives: list, uniform_reference: bool = True,
         state = None
         for t in range(len(d.inputs)):
             x = d.inputs[t:t + 1]
-            command = (torch.tensor([int(d.route_command[t])])
-                       if commands and model.config.num_commands else None)
+            command = _frame_command(model, d, t, commands)
             if uniform_reference:
                 keep['phi_uniform'].append(uniform_contribution(model, x, state, command))
             if saturation:
@@ -425,8 +431,7 @@ def memory_view(model, drives: list, every: int = 5, faded: float = 0.1,
         state = None
         for t in range(len(d.inputs)):
             x = d.inputs[t:t + 1]
-            command = (torch.tensor([int(d.route_command[t])])
-                       if commands and model.config.num_commands else None)
+            command = _frame_command(model, d, t, commands)
             out = model.explain_step(x, state, command)
             if t % every == 0:
                 feats = model.encode(x)
