@@ -527,6 +527,21 @@ route-model: install
 	  --data $$R/phi_val/dataset --follow-lane --checkpoint $$R/run7/best.pt \
 	  $$R/run11_c_k1_m/best.pt $$R/run12_l_k1_m_s0/best.pt \
 	  --out $(ROUTE_RESULTS)/stage11/ablate_phi_val.json
+	# for the record, after stage 11 (nothing chosen on them): the pairs and two stage-10 runs
+	# on the held-out drives (phi_heldout: follow-lane; pe_heldout: with commands)
+	for p in "k1_s0 l_k1_m_s0 run11_c_k1_m" "k1_s1 l_k1_m_s1 run11_c_k1_m_s1" \
+	  "k03t2_s0 l_k03t2_m_s0 run11_c_k03t2_m"; do set -- $$p; PYTHONPATH=$(CURDIR) \
+	  $(BIN)/python benchmarks/phi_study.py agreement --data $(ROUTE)/phi_heldout/dataset \
+	  --follow-lane --checkpoint $(ROUTE)/run12_$$2/best.pt $(ROUTE)/$$3/best.pt \
+	  --out $(ROUTE_RESULTS)/stage11/paired_head_learned_heldout_$$1.json || exit 1; done
+	R=$(ROUTE); PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/phi_study.py agreement \
+	  --data $$R/phi_heldout/dataset --follow-lane --checkpoint $$R/run7/best.pt \
+	  $$R/run11_g_k03t2_m_s2/best.pt $$R/run12_b_k1_m_s0/best.pt \
+	  --out $(ROUTE_RESULTS)/stage11/agreement_phi_heldout_record.json
+	R=$(ROUTE); PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/phi_study.py agreement \
+	  --data $$R/pe_heldout/dataset --checkpoint $$R/run7/best.pt \
+	  $$R/run11_g_k03t2_m_s2/best.pt $$R/run12_l_k1_m_s0/best.pt $$R/run11_c_k1_m/best.pt \
+	  --out $(ROUTE_RESULTS)/stage11/agreement_pe_heldout_record.json
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/turn_steering.py --checkpoint $(ROUTE)/run2/best.pt \
 	  --data $(ROUTE)/heldout/dataset --out $(ROUTE_RESULTS)/stage3/turn_steering_heldout_stage2.json
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/turn_steering.py --checkpoint $(ROUTE)/run4/best.pt \
