@@ -11,8 +11,8 @@
     python3 benchmarks/phi_study.py ablate    --data DIR/dataset --checkpoint A.pt B.pt --out X.json
 
 Every command reads the frames of one split (default 'val') of a dataset, runs each checkpoint
-one frame at a time as the node does (signattn_driver.evaluation.contribution_study), and
-writes one JSON with the machine named.
+one frame at a time as the node does (signattn_driver.evaluation.contribution_study and
+.alpha_probes), and writes one JSON with the machine named.
 """
 
 import argparse
@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from signattn_driver import checkpoint
+from signattn_driver.evaluation import alpha_probes as probes
 from signattn_driver.evaluation import contribution_study as study
 from signattn_driver.evaluation.contribution_agreement import summarize_agreement
 
@@ -80,8 +81,8 @@ def main(argv=None) -> int:
     parser.add_argument('--machine', default='2-core CPU', help='named in the JSON')
     parser.add_argument('--threads', type=int, default=1)
     parser.add_argument('--follow-lane', action='store_true',
-                        help='agreement, memory, swap, ablate: follow-lane on every frame instead of the '
-                             'recorded route commands (command models only)')
+                        help='agreement, memory, swap, ablate: follow-lane on every frame '
+                             'instead of the recorded route commands (command models only)')
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
     torch.set_num_threads(args.threads)
@@ -113,11 +114,11 @@ def main(argv=None) -> int:
         elif args.command == 'prior':
             entry.update(position_prior(model, drives))
         elif args.command == 'ablate':
-            entry.update(study.alpha_ablation(model, drives, commands=not args.follow_lane))
+            entry.update(probes.alpha_ablation(model, drives, commands=not args.follow_lane))
         elif args.command == 'swap':
-            entry.update(study.score_swap(model, drives, commands=not args.follow_lane))
+            entry.update(probes.score_swap(model, drives, commands=not args.follow_lane))
         elif args.command == 'memory':
-            entry.update(study.memory_view(model, drives, commands=not args.follow_lane))
+            entry.update(probes.memory_view(model, drives, commands=not args.follow_lane))
         elif args.command == 'diagnose':
             entry.update(study.diagnose_attention(model, drives))
         else:
