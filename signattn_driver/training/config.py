@@ -94,6 +94,11 @@ class TrainConfig:
     amp: bool = True             # bf16 autocast on CUDA (ignored on the CPU)
     log_every: int = 50          # steps between metrics.csv rows of training loss
     init_checkpoint: str = ''    # start from these weights (fine-tuning, DAgger); '' = random
+    # Distillation: a trained checkpoint run beside the student on the same frames, commands
+    # and windows (eval mode, its own carried state); distill_weight x L1(u, u_teacher) joins
+    # the loss (training.teacher). Both set, or neither.
+    teacher_checkpoint: str = ''
+    distill_weight: float = 0.0
 
     def __post_init__(self):
         """Coerce YAML-friendly values and reject impossible settings."""
@@ -123,9 +128,13 @@ class TrainConfig:
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ConfigError(f'lr must be > 0, got {self.lr}')
         if min(self.weight_decay, self.grad_clip, self.entropy_weight, self.align_weight,
-               self.position_bias_lr, self.attention_gain_lr) < 0:
+               self.position_bias_lr, self.attention_gain_lr, self.distill_weight) < 0:
             raise ConfigError('weight_decay, grad_clip, entropy_weight, align_weight, '
-                              'position_bias_lr and attention_gain_lr must be >= 0')
+                              'position_bias_lr, attention_gain_lr and distill_weight must be '
+                              '>= 0')
+        if bool(self.teacher_checkpoint) != (self.distill_weight > 0):
+            raise ConfigError('teacher_checkpoint and distill_weight > 0 go together (got '
+                              f'{self.teacher_checkpoint!r} and {self.distill_weight})')
         if self.align_target not in ALIGN_TARGETS:
             raise ConfigError(f'align_target must be one of {ALIGN_TARGETS}, '
                               f'got {self.align_target!r}')

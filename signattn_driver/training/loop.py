@@ -3,7 +3,8 @@
     datasets -> SequenceIndex -> train/val segments -> episodes of `episode_windows` windows of
     `sequence_length` frames -> lanes: `batch_size` episodes run side by side; each step is one
     window of every lane: L1(u) + entropy_weight * H(alpha) [+ align_weight * KL(|phi| / sum|phi|
-    || alpha), the alignment term, phi at alpha or at 1/L per align_target] -> Adam; the LSTM
+    || alpha), the alignment term, phi at alpha or at 1/L per align_target] [+ distill_weight *
+    L1(u, u_teacher), a teacher checkpoint on the same window (.teacher)] -> Adam; the LSTM
     state is carried (detached) to the next window of the same episodes and rebuilt from the
     first frame (eq. 13-14) when the next group of episodes starts.
 
@@ -43,6 +44,7 @@ from signattn_driver.training.losses import alignment_kl, steering_l1
 from signattn_driver.training.distributed import autocast, setup
 from signattn_driver.training.plan import epoch_plan
 from signattn_driver.training.run_dir import check_run_dir, MetricsLog
+from signattn_driver.training.teacher import Teacher
 from signattn_driver.training.validation import predict_segments, validation_metrics
 
 __all__ = ['TrainConfig', 'TrainingError', 'load_run_config', 'train', 'predict_segments',
@@ -102,14 +104,16 @@ def train(model_config: ModelConfig, train_config: TrainConfig, data_dirs: list,
         torch.manual_seed(cfg.seed + dist.rank)   # own dropout masks per process
     if cfg.init_checkpoint and resumed is None:
         _load_initial_weights(model, cfg.init_checkpoint)
-    pos, best, carry = _restore(resumed, model, optimizer, dist, device, out_dir)
+    teacher = (Teacher.load(cfg.teacher_checkpoint, model_config, device)
+               if cfg.teacher_checkpoint else None)
+    pos, best, carry = _restore(resumed, model, optimizer, dist, device, out_dir, teacher)
     if dist.main:
         _write_run_files(out_dir, model_config, cfg, data_dirs, data, dist, device, pos['step'])
     dist.barrier()
     net = _parallel(model, dist, device)
     metrics_log = MetricsLog(out_dir, pos['step'], dist.main)
     trainer = _Trainer(net, model, optimizer, data, cfg, device, dist, out_dir, metrics_log,
-                       pos, best, carry)
+                       pos, best, carry, teacher)
     try:
         return trainer.run(progress)
     finally:
@@ -146,11 +150,12 @@ def _start_processes(train_config: TrainConfig):
     return dist, device
 
 
-def _restore(resumed, model: SteeringNet, optimizer, dist, device, out_dir: Path):
+def _restore(resumed, model: SteeringNet, optimizer, dist, device, out_dir: Path,
+             teacher: Teacher | None = None):
     """Return the loop state (position, best, carried LSTM state), from last.pt when resuming.
 
-    When `resumed` (check_run_dir's answer) is not None, the model, the optimizer and this
-    rank's RNG states are restored from it as well.
+    When `resumed` (check_run_dir's answer) is not None, the model, the optimizer, this
+    rank's RNG states and the teacher's carried state are restored from it as well.
     """
     pos = {'step': 0, 'epoch': 0, 'group': 0, 'window': 0}
     best = {'value': math.inf, 'metrics': {}, 'step': -1}
@@ -171,6 +176,9 @@ def _restore(resumed, model: SteeringNet, optimizer, dist, device, out_dir: Path
     if resumed.get('carry_h') is not None:
         carry = (resumed['carry_h'][dist.rank].to(device),
                  resumed['carry_c'][dist.rank].to(device))
+    if teacher is not None and resumed.get('teacher_h') is not None:
+        teacher.carry = (resumed['teacher_h'][dist.rank].to(device),
+                         resumed['teacher_c'][dist.rank].to(device))
     log.info('resuming %s at step %d', out_dir, pos['step'])
     return pos, best, carry
 
@@ -201,8 +209,9 @@ class _Trainer:
     """The training loop; state lives here so that checkpoints can capture all of it."""
 
     def __init__(self, net, model, optimizer, data, config, device, dist, out_dir, metrics_log,
-                 pos, best, carry):
+                 pos, best, carry, teacher=None):
         self.net, self.model, self.optimizer = net, model, optimizer
+        self.teacher = teacher
         self.data, self.cfg, self.device, self.dist = data, config, device, dist
         self.out_dir, self.metrics_log = out_dir, metrics_log
         self.pos, self.best, self.carry = pos, best, carry
@@ -263,6 +272,10 @@ class _Trainer:
         n = weight.sum().clamp_min(1.0)
         loss_u = steering_l1(pred.float(), u, weight, commands, cfg.turn_weight)
         loss = loss_u
+        if self.teacher is not None:
+            u_teacher = self.teacher.predict(x, heard, new_group)                  # (B, T)
+            loss = loss + cfg.distill_weight * steering_l1(pred.float(), u_teacher, weight,
+                                                           commands, cfg.turn_weight)
         entropy = None
         if self.model.config.attention != 'none':
             # The mean over the valid frames without a host sync: padding frames become a
@@ -299,16 +312,20 @@ class _Trainer:
         dist = self.dist
         extra = {}
         if full:
-            h = c = None
+            h = c = teacher_h = teacher_c = None
             if self.carry is not None:
                 h = dist.gather(self.carry[0], self.device)
                 c = dist.gather(self.carry[1], self.device)
+            if self.teacher is not None and self.teacher.carry is not None:
+                teacher_h = dist.gather(self.teacher.carry[0], self.device)
+                teacher_c = dist.gather(self.teacher.carry[1], self.device)
             rng_cpu = dist.gather(torch.get_rng_state(), self.device)
             rng_cuda = (dist.gather(torch.cuda.get_rng_state(), self.device)
                         if self.device.type == 'cuda' else None)
             extra = {'optimizer': self.optimizer.state_dict(), 'resume': {
                 'position': dict(self.pos), 'best': dict(self.best), 'world_size': dist.world,
                 'rng_cpu': rng_cpu, 'rng_cuda': rng_cuda, 'carry_h': h, 'carry_c': c,
+                'teacher_h': teacher_h, 'teacher_c': teacher_c,
                 'data_fingerprint': self.data.fingerprint}}
         if self.data.roundabout_commands:
             # the navigator this model expects (drive-sim defaults to it)
