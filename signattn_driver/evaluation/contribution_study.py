@@ -195,15 +195,19 @@ def paired_error(trace: dict, reference: dict) -> dict:
 
 
 def agreement_report(trace: dict) -> dict:
-    """Judge alpha against |phi| (and |phi at uniform alpha|), overall and per drive."""
+    """Judge alpha against |phi| (and |phi at uniform alpha|), and the MAE, overall and per drive."""
     out = {'frames': int(len(trace['alpha'])), 'drives': sorted(set(trace['drive'].tolist())),
            **accuracy(trace), 'alpha_vs_phi': summarize_agreement(trace['alpha'], trace['phi'])}
     if 'phi_uniform' in trace:
         out['alpha_vs_phi_uniform'] = summarize_agreement(trace['alpha'], trace['phi_uniform'])
-    out['per_drive'] = {
-        name: summarize_agreement(trace['alpha'][trace['drive'] == name],
-                                  trace['phi'][trace['drive'] == name])
-        for name in out['drives']}
+    out['per_drive'] = {}
+    for name in out['drives']:
+        mine = trace['drive'] == name
+        err = np.abs(trace['u_pred'][mine] - trace['u_label'][mine])
+        out['per_drive'][name] = {
+            'mae_u_per_m': float(err.mean()),
+            'mae_steering_deg': float((err * trace['deg_per_u'][mine]).mean()),
+            **summarize_agreement(trace['alpha'][mine], trace['phi'][mine])}
     out['effective_cells'] = {'alpha': effective_cells(trace['alpha']),
                               'phi': effective_cells(np.abs(trace['phi']))}
     out['alpha_peak_mass'] = peak_mass(trace['alpha'])

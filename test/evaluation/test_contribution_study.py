@@ -181,6 +181,10 @@ def test_trace_rebuilds_u_and_uniform_reference_is_phi_when_alpha_is_inert(drive
     assert not np.allclose(acting['phi_uniform'], acting['phi'], atol=1e-6)
     report = study.agreement_report(acting)
     assert set(report['per_drive']) == {'d0', 'd1'}
+    # the drives' MAEs, weighted by their frames (12 each), make up the whole
+    per = [report['per_drive'][d]['mae_steering_deg'] for d in ('d0', 'd1')]
+    assert np.mean(per) == pytest.approx(report['mae_steering_deg'])
+    assert per[0] != per[1]
 
     assert -1 <= report['alpha_vs_phi']['spearman'] <= 1
     assert report['alpha_peak_mass']['mean'] == pytest.approx(
