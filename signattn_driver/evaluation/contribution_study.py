@@ -195,7 +195,7 @@ def paired_error(trace: dict, reference: dict) -> dict:
 
 
 def agreement_report(trace: dict) -> dict:
-    """Judge alpha against |phi| (and |phi at uniform alpha|), and the MAE, overall and per drive."""
+    """Judge alpha against |phi| (and |phi at uniform alpha|), with the MAE, per drive too."""
     out = {'frames': int(len(trace['alpha'])), 'drives': sorted(set(trace['drive'].tolist())),
            **accuracy(trace), 'alpha_vs_phi': summarize_agreement(trace['alpha'], trace['phi'])}
     if 'phi_uniform' in trace:
