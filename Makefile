@@ -17,7 +17,8 @@ ROS2_EXTRAS ?= ../shared/ros2-extras
 REPRODUCE ?= outputs/reproduce
 SIM_MINUTES ?= 15
 
-.PHONY: venv ros2-extras install test demo reproduce route-model experiments bench soak clean
+.PHONY: venv ros2-extras install test demo reproduce route-model stage5-reference experiments \
+  bench soak clean
 
 $(BIN)/.deps-stamp: requirements.txt constraints.txt requirements-sim.txt
 	$(PYTHON) -m venv $(VENV)
@@ -117,6 +118,14 @@ HELDOUT30 = --run expert=docs/results/drive_sim_heldout10.json:expert \
   --run stage5=$(ROUTE_RESULTS)/stage5/drive_sim_commands.json --run stage5=$(ROUTE_RESULTS)/stage6/ext_run6.json \
   --run stage5=$(ROUTE_RESULTS)/stage6/ext2_run6.json --run stage6=$(ROUTE_RESULTS)/drive_sim_commands.json \
   --run stage6=$(ROUTE_RESULTS)/stage6/ext_run7.json --run stage6=$(ROUTE_RESULTS)/stage6/ext2_run7.json
+# Stage 5 of the route-command model as it shipped (commit 03f9831; stage 6 replaced the file
+# in 8451192), from git: the reference of issue 18's part-5 gate without rebuilding it
+# (route-model rebuilds it by its recipe as run6).
+stage5-reference:
+	mkdir -p $(ROUTE)
+	git show 8451192^:config/models/sim_route.pt > $(ROUTE)/stage5_shipped.pt
+	@echo "$(ROUTE)/stage5_shipped.pt"
+
 route-model: install
 	$(BIN)/signattn simulate --out $(ROUTE)/sim --minutes 8 --seed 3000 --val-every 5 \
 	  $(ROUTE_SIM_WHOLE)
@@ -542,6 +551,40 @@ route-model: install
 	  --data $$R/pe_heldout/dataset --checkpoint $$R/run7/best.pt \
 	  $$R/run11_g_k03t2_m_s2/best.pt $$R/run12_l_k1_m_s0/best.pt $$R/run11_c_k1_m/best.pt \
 	  --out $(ROUTE_RESULTS)/stage11/agreement_pe_heldout_record.json
+	# stage 12 (issue 18; docs/results/route/stage12/RULE.md): stage 5 (run6) itself as the
+	# reference, a larger follow-lane validation set (maps 7700-7714), the stage-10/11 head-score
+	# runs judged again (round 1), and the head score taught by stage 5 (round 2, distillation)
+	$(BIN)/signattn simulate --out $(ROUTE)/phi_val2 --minutes 10 --seed 7700 \
+	  --max-drive-seconds 40 --val-every 1 --no-bags
+	R=$(ROUTE); S12="$$R/run6/best.pt $$R/run7/best.pt"; \
+	  for d in sim_default sim_junctions; do PYTHONPATH=$(CURDIR) $(BIN)/python \
+	  benchmarks/phi_study.py agreement --data $$R/pe_$$d/dataset --checkpoint $$S12 \
+	  --out $(ROUTE_RESULTS)/stage12/agreement_val_$${d}_ref.json || exit 1; done; \
+	  C12="$$S12"; for r in c_k03t2 c_k1 g_k03t2 g_k03t2_glr g_k1 g_k1_glr c_k1_m c_k03t2_m \
+	  g_k03t2_m g_k03t2_m_s1 g_k03t2_m_s2 c_k1_m_s1; do C12="$$C12 $$R/run11_$$r/best.pt"; \
+	  done; for r in u_k1_m u_k03t2_m u_k03t2_g_m l_k1_m; do \
+	  C12="$$C12 $$R/run12_$${r}_s0/best.pt"; done; for d in phi_val phi_val2; do \
+	  PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/phi_study.py agreement --data \
+	  $$R/$$d/dataset --follow-lane --checkpoint $$C12 \
+	  --out $(ROUTE_RESULTS)/stage12/agreement_$${d}_r1.json || exit 1; done
+	R=$(ROUTE_RESULTS); PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/route_gate.py \
+	  --reference $(ROUTE)/run6/best.pt \
+	  --route $$R/stage12/agreement_val_sim_default_ref.json \
+	  $$R/stage10/agreement_val_sim_default_r*.json $$R/stage11/agreement_val_sim_default_r1.json \
+	  --route $$R/stage12/agreement_val_sim_junctions_ref.json \
+	  $$R/stage10/agreement_val_sim_junctions_r*.json \
+	  $$R/stage11/agreement_val_sim_junctions_r1.json \
+	  --follow-lane $$R/stage12/agreement_phi_val_r1.json \
+	  --follow-lane $$R/stage12/agreement_phi_val2_r1.json --out $$R/stage12/gate_r1.json
+	R=$(ROUTE); for c in d1_k1:1 d4_k1:4; do (grep -v '^#' config/train_route_head.yaml; \
+	  echo "teacher_checkpoint: $$R/run6/best.pt"; echo "distill_weight: $${c#*:}.0") \
+	  > $$R/s12_$${c%%:*}.yaml || exit 1; done; (sed 's/^sign_kappa: 1.0/sign_kappa: 0.3/' \
+	  $$R/s12_d4_k1.yaml; echo 'temperature: 2.0'; echo 'attention_gain: true') \
+	  > $$R/s12_d4_k03t2_g.yaml
+	for c in d1_k1 d4_k1 d4_k03t2_g; do $(BIN)/signattn train --data $(ROUTE)/pe_sim/dataset \
+	  $(ROUTE)/pe_sim_junctions/dataset $(ROUTE)/pe_sim_default/dataset $(ROUTE)/phi_train_fl \
+	  $(ROUTE)/phi_train2_fl --config $(ROUTE)/s12_$$c.yaml --init-checkpoint \
+	  $(ROUTE)/run6/best.pt --out $(ROUTE)/run13_$$c --threads 1 --seed 0 || exit 1; done
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/turn_steering.py --checkpoint $(ROUTE)/run2/best.pt \
 	  --data $(ROUTE)/heldout/dataset --out $(ROUTE_RESULTS)/stage3/turn_steering_heldout_stage2.json
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/turn_steering.py --checkpoint $(ROUTE)/run4/best.pt \
