@@ -180,7 +180,8 @@ def paired_error(trace: dict, reference: dict) -> dict:
     Per frame, |error| in steering-wheel degrees of each model; their difference is tested
     with `paired_batch_test`, each contiguous segment one run (a drive's frames are one piece
     of evidence; with several segments every segment is one unit). mean_diff > 0: `trace`
-    errs more.
+    errs more. output_gap_deg: the mean |u - u_reference| in steering degrees, how far the two
+    models steer apart whatever the label (a student against its teacher).
 
     Raises:
         ValueError: the traces are not of the same frames (labels or segments differ).
@@ -191,7 +192,9 @@ def paired_error(trace: dict, reference: dict) -> dict:
         raise ValueError('paired_error needs two traces of the same frames')
     err = np.abs(trace['u_pred'] - trace['u_label']) * trace['deg_per_u']
     ref = np.abs(reference['u_pred'] - reference['u_label']) * reference['deg_per_u']
-    return paired_batch_test(err, ref, runs=np.cumsum(trace['first']))
+    gap = np.abs(trace['u_pred'] - reference['u_pred']) * trace['deg_per_u']
+    return {**paired_batch_test(err, ref, runs=np.cumsum(trace['first'])),
+            'output_gap_deg': float(gap.mean())}
 
 
 def agreement_report(trace: dict) -> dict:

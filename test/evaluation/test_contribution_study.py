@@ -269,7 +269,9 @@ def test_paired_error_compares_two_models_on_the_same_frames(drives):
     # every frame errs 0.01 1/m more, i.e. deg_per_u * 0.01 degrees
     assert out['frame_mean_diff'] == pytest.approx(float((a['deg_per_u'] * 0.01).mean()))
     assert out['ci_low'] <= out['mean_diff'] <= out['ci_high']
+    assert out['output_gap_deg'] == pytest.approx(out['frame_mean_diff'])
     assert study.paired_error(a, a)['mean_diff'] == 0.0
+    assert study.paired_error(a, a)['output_gap_deg'] == 0.0
     with pytest.raises(ValueError, match='same frames'):
         study.paired_error(a, dict(a, u_label=a['u_label'] + 1.0))
 
