@@ -567,15 +567,6 @@ route-model: install
 	  PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/phi_study.py agreement --data \
 	  $$R/$$d/dataset --follow-lane --checkpoint $$C12 \
 	  --out $(ROUTE_RESULTS)/stage12/agreement_$${d}_r1.json || exit 1; done
-	R=$(ROUTE_RESULTS); PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/route_gate.py \
-	  --reference $(ROUTE)/run6/best.pt \
-	  --route $$R/stage12/agreement_val_sim_default_ref.json \
-	  $$R/stage10/agreement_val_sim_default_r*.json $$R/stage11/agreement_val_sim_default_r1.json \
-	  --route $$R/stage12/agreement_val_sim_junctions_ref.json \
-	  $$R/stage10/agreement_val_sim_junctions_r*.json \
-	  $$R/stage11/agreement_val_sim_junctions_r1.json \
-	  --follow-lane $$R/stage12/agreement_phi_val_r1.json \
-	  --follow-lane $$R/stage12/agreement_phi_val2_r1.json --out $$R/stage12/gate_r1.json
 	R=$(ROUTE); for c in d1_k1:1 d4_k1:4; do (grep -v '^#' config/train_route_head.yaml; \
 	  echo "teacher_checkpoint: $$R/run6/best.pt"; echo "distill_weight: $${c#*:}.0") \
 	  > $$R/s12_$${c%%:*}.yaml || exit 1; done; (sed 's/^sign_kappa: 1.0/sign_kappa: 0.3/' \
@@ -585,6 +576,41 @@ route-model: install
 	  $(ROUTE)/pe_sim_junctions/dataset $(ROUTE)/pe_sim_default/dataset $(ROUTE)/phi_train_fl \
 	  $(ROUTE)/phi_train2_fl --config $(ROUTE)/s12_$$c.yaml --init-checkpoint \
 	  $(ROUTE)/run6/best.pt --out $(ROUTE)/run13_$$c --threads 1 --seed 0 || exit 1; done
+	R=$(ROUTE); C="$$R/run6/best.pt"; for r in d1_k1 d4_k1 d4_k03t2_g; do \
+	  C="$$C $$R/run13_$$r/best.pt"; done; for d in sim_default sim_junctions; do \
+	  PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/phi_study.py agreement --data \
+	  $$R/pe_$$d/dataset --checkpoint $$C \
+	  --out $(ROUTE_RESULTS)/stage12/agreement_val_$${d}_r2.json || exit 1; done; \
+	  for d in phi_val phi_val2; do PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/phi_study.py \
+	  agreement --data $$R/$$d/dataset --follow-lane --checkpoint $$C \
+	  --out $(ROUTE_RESULTS)/stage12/agreement_$${d}_r2.json || exit 1; done
+	R=$(ROUTE_RESULTS); PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/route_gate.py \
+	  --reference $(ROUTE)/run6/best.pt --route $$R/stage12/agreement_val_sim_default_ref.json \
+	  $$R/stage10/agreement_val_sim_default_r*.json $$R/stage11/agreement_val_sim_default_r1.json \
+	  $$R/stage12/agreement_val_sim_default_r2.json \
+	  --route $$R/stage12/agreement_val_sim_junctions_ref.json \
+	  $$R/stage10/agreement_val_sim_junctions_r*.json \
+	  $$R/stage11/agreement_val_sim_junctions_r1.json \
+	  $$R/stage12/agreement_val_sim_junctions_r2.json \
+	  --follow-lane $$R/stage12/agreement_phi_val_r1.json $$R/stage12/agreement_phi_val_r2.json \
+	  --follow-lane $$R/stage12/agreement_phi_val2_r1.json \
+	  $$R/stage12/agreement_phi_val2_r2.json --out $$R/stage12/gate.json
+	# step 3 in step 2's order (and, outside the rule, the learned-score twin of the third and
+	# stage 5 again), on the 30 validation maps
+	for r in run12_u_k03t2_m_s0:u_k03t2_m run12_u_k03t2_g_m_s0:u_k03t2_g_m \
+	  run11_c_k1_m_s1:c_k1_m_s1 run12_l_k1_m_s1:l_k1_m_s1 run6:stage5_again; do \
+	  for m in a,"$$(seq 5101 5115)" b,"$$(seq 5116 5130)"; do $(BIN)/signattn drive-sim \
+	  --checkpoint $(ROUTE)/$${r%%:*}/best.pt --seeds $${m#*,} --no-baselines \
+	  --max-seconds 120 --threads 1 \
+	  --out $(ROUTE_RESULTS)/stage12/val30_$${r#*:}_$${m%%,*}.json || exit 1; done; done
+	R=$(ROUTE_RESULTS); for r in u_k03t2_m u_k03t2_g_m c_k1_m_s1 l_k1_m_s1 stage5_again; do \
+	  PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/pool_drive_sim.py \
+	  --run stage5=$$R/stage5/val_stage5.json --run stage5=$$R/stage8/val20_stage5_a.json \
+	  --run stage5=$$R/stage8/val20_stage5_b.json --run stage6=$$R/stage6/val_run7.json \
+	  --run stage6=$$R/stage8/val20_stage6_a.json --run stage6=$$R/stage8/val20_stage6_b.json \
+	  --run $$r=$$R/stage12/val30_$${r}_a.json --run $$r=$$R/stage12/val30_$${r}_b.json \
+	  --paired $$r:stage5 --paired $$r:stage6 --out $$R/stage12/val30_pooled_$$r.json \
+	  || exit 1; done
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/turn_steering.py --checkpoint $(ROUTE)/run2/best.pt \
 	  --data $(ROUTE)/heldout/dataset --out $(ROUTE_RESULTS)/stage3/turn_steering_heldout_stage2.json
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/turn_steering.py --checkpoint $(ROUTE)/run4/best.pt \
