@@ -611,6 +611,10 @@ route-model: install
 	  --run $$r=$$R/stage12/val30_$${r}_a.json --run $$r=$$R/stage12/val30_$${r}_b.json \
 	  --paired $$r:stage5 --paired $$r:stage6 --out $$R/stage12/val30_pooled_$$r.json \
 	  || exit 1; done
+	R=$(ROUTE_RESULTS)/stage12; PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/pool_drive_sim.py \
+	  --run head=$$R/val30_c_k1_m_s1_a.json --run head=$$R/val30_c_k1_m_s1_b.json \
+	  --run learned=$$R/val30_l_k1_m_s1_a.json --run learned=$$R/val30_l_k1_m_s1_b.json \
+	  --paired head:learned --out $$R/val30_pair_head_learned_s1.json
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/turn_steering.py --checkpoint $(ROUTE)/run2/best.pt \
 	  --data $(ROUTE)/heldout/dataset --out $(ROUTE_RESULTS)/stage3/turn_steering_heldout_stage2.json
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/turn_steering.py --checkpoint $(ROUTE)/run4/best.pt \
