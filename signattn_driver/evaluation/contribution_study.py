@@ -206,10 +206,9 @@ def agreement_report(trace: dict) -> dict:
     out['per_drive'] = {}
     for name in out['drives']:
         mine = trace['drive'] == name
-        err = np.abs(trace['u_pred'][mine] - trace['u_label'][mine])
+        part = accuracy({k: trace[k][mine] for k in ('u_pred', 'u_label', 'deg_per_u')})
         out['per_drive'][name] = {
-            'mae_u_per_m': float(err.mean()),
-            'mae_steering_deg': float((err * trace['deg_per_u'][mine]).mean()),
+            'mae_u_per_m': part['mae_u_per_m'], 'mae_steering_deg': part['mae_steering_deg'],
             **summarize_agreement(trace['alpha'][mine], trace['phi'][mine])}
     out['effective_cells'] = {'alpha': effective_cells(trace['alpha']),
                               'phi': effective_cells(np.abs(trace['phi']))}

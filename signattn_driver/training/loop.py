@@ -312,13 +312,11 @@ class _Trainer:
         dist = self.dist
         extra = {}
         if full:
-            h = c = teacher_h = teacher_c = None
-            if self.carry is not None:
-                h = dist.gather(self.carry[0], self.device)
-                c = dist.gather(self.carry[1], self.device)
-            if self.teacher is not None and self.teacher.carry is not None:
-                teacher_h = dist.gather(self.teacher.carry[0], self.device)
-                teacher_c = dist.gather(self.teacher.carry[1], self.device)
+            def gathered(carry):   # (h, c) of every rank, or (None, None) before any window
+                return (None, None) if carry is None else tuple(
+                    dist.gather(part, self.device) for part in carry)
+            h, c = gathered(self.carry)
+            teacher_h, teacher_c = gathered(self.teacher.carry if self.teacher else None)
             rng_cpu = dist.gather(torch.get_rng_state(), self.device)
             rng_cuda = (dist.gather(torch.cuda.get_rng_state(), self.device)
                         if self.device.type == 'cuda' else None)
