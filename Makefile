@@ -615,6 +615,36 @@ route-model: install
 	  --run head=$$R/val30_c_k1_m_s1_a.json --run head=$$R/val30_c_k1_m_s1_b.json \
 	  --run learned=$$R/val30_l_k1_m_s1_a.json --run learned=$$R/val30_l_k1_m_s1_b.json \
 	  --paired head:learned --out $$R/val30_pair_head_learned_s1.json
+	# stage 13 (issue 18; docs/results/route/stage13/RULE.md): a DAgger round by two head-score
+	# candidates (stage 12's first, stage 10's best driven), each fine-tuned on stage 12's data
+	# plus its own DAgger drives, gated as stage 12, driven on the 30 validation maps
+	$(BIN)/signattn simulate --out $(ROUTE)/dagger13_u --minutes 10 --seed 9100 --val-every 0 \
+	  --policy $(ROUTE)/run12_u_k03t2_m_s0/best.pt --beta 0.3 $(ROUTE_SIM)
+	$(BIN)/signattn simulate --out $(ROUTE)/dagger13_g --minutes 10 --seed 9300 --val-every 0 \
+	  --policy $(ROUTE)/run11_g_k03t2_m_s2/best.pt --beta 0.3 $(ROUTE_SIM)
+	for r in u:s11_u_k03t2_m:run12_u_k03t2_m_s0 g:s10_g_k03t2:run11_g_k03t2_m_s2; do \
+	  set -- $$(echo $$r | tr : ' '); $(BIN)/signattn train \
+	  --data $(ROUTE)/pe_sim/dataset $(ROUTE)/pe_sim_junctions/dataset \
+	  $(ROUTE)/pe_sim_default/dataset $(ROUTE)/phi_train_fl $(ROUTE)/phi_train2_fl \
+	  $(ROUTE)/dagger13_$$1/dataset --config $(ROUTE)/$$2.yaml \
+	  --init-checkpoint $(ROUTE)/$$3/best.pt --out $(ROUTE)/run14_a_$$1 \
+	  --threads 1 --seed 0 || exit 1; done
+	R=$(ROUTE); C="$$R/run14_a_u/best.pt $$R/run14_a_g/best.pt"; for d in sim_default \
+	  sim_junctions; do PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/phi_study.py agreement \
+	  --data $$R/pe_$$d/dataset --checkpoint $$C \
+	  --out $(ROUTE_RESULTS)/stage13/agreement_val_$$d.json || exit 1; done; \
+	  for d in phi_val phi_val2; do PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/phi_study.py \
+	  agreement --data $$R/$$d/dataset --follow-lane --checkpoint $$C \
+	  --out $(ROUTE_RESULTS)/stage13/agreement_$$d.json || exit 1; done
+	R=$(ROUTE_RESULTS); PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/route_gate.py \
+	  --reference $(ROUTE)/run6/best.pt --candidates $(ROUTE)/run14_a_u/best.pt \
+	  $(ROUTE)/run14_a_g/best.pt \
+	  --route $$R/stage12/agreement_val_sim_default_ref.json $$R/stage13/agreement_val_sim_default.json \
+	  --route $$R/stage12/agreement_val_sim_junctions_ref.json \
+	  $$R/stage13/agreement_val_sim_junctions.json \
+	  --follow-lane $$R/stage12/agreement_phi_val_r1.json $$R/stage13/agreement_phi_val.json \
+	  --follow-lane $$R/stage12/agreement_phi_val2_r1.json $$R/stage13/agreement_phi_val2.json \
+	  --out $$R/stage13/gate.json
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/turn_steering.py --checkpoint $(ROUTE)/run2/best.pt \
 	  --data $(ROUTE)/heldout/dataset --out $(ROUTE_RESULTS)/stage3/turn_steering_heldout_stage2.json
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/turn_steering.py --checkpoint $(ROUTE)/run4/best.pt \

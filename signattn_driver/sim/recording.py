@@ -54,6 +54,7 @@ from signattn_driver.sim.metadrive_adapter import (CAMERA_JPEG_QUALITY, MetaDriv
 from signattn_driver.vehicle import inverse_radius_from_steering, load_vehicle
 
 MIN_DRIVE_FRAMES = 40                    # shorter drives (a crash at the start) are dropped
+MAX_DROPPED_IN_A_ROW = 25                # then the maps or the policy are broken: stop
 
 log = logging.getLogger(__name__)
 
@@ -218,14 +219,32 @@ class _Recorder:
         self.dataset, self.policy, self.progress = dataset, policy, progress
 
     def record(self, sim: MetaDriveSim, target: int) -> list:
-        """Drive map seed, seed + 1, ... until `target` frames are kept; return the summaries."""
-        drives, frames_done, index = [], 0, 0
-        while frames_done < target:
+        """Drive map seed, seed + 1, ... until `target` frames are kept; return the summaries.
+
+        Recording stops short of `target` when fewer than MIN_DRIVE_FRAMES frames are left:
+        a drive that short would be dropped, and the next one too, for ever.
+
+        Raises:
+            SimulationError: MAX_DROPPED_IN_A_ROW drives in a row were too short to keep.
+        """
+        drives, frames_done, index, dropped = [], 0, 0, 0
+        while target - frames_done >= MIN_DRIVE_FRAMES:
             summary = self.record_drive(sim, index, frames_done, target - frames_done)
             index += 1
-            if summary is not None:
-                drives.append(summary)
-                frames_done += summary['frames']
+            if summary is None:
+                dropped += 1
+                if dropped >= MAX_DROPPED_IN_A_ROW:
+                    last = self.config.seed + index - 1
+                    raise SimulationError(
+                        f'{dropped} drives in a row ended within {MIN_DRIVE_FRAMES} frames '
+                        f'(maps {last - dropped + 1}-{last})')
+                continue
+            dropped = 0
+            drives.append(summary)
+            frames_done += summary['frames']
+        if frames_done < target:
+            log.info('stopped %d frames short of %d: too few for one more drive',
+                     target - frames_done, target)
         return drives
 
     def _split(self, index: int) -> str:

@@ -12,8 +12,9 @@ from rosbags.rosbag2 import Reader
 from signattn_driver.data import bag_layout
 from signattn_driver.data.dataset import Dataset
 from signattn_driver.sim.metadrive_adapter import is_available, MetaDriveSim, SimConfig
-from signattn_driver.sim.recording import (NoiseConfig, simulate, SimulationConfig,
-                                           steering_wheel_rad, SteeringNoise)
+from signattn_driver.errors import SimulationError
+from signattn_driver.sim.recording import (_Recorder, MIN_DRIVE_FRAMES, NoiseConfig, simulate,
+                                           SimulationConfig, steering_wheel_rad, SteeringNoise)
 from signattn_driver.vehicle import load_vehicle
 
 needs_sim = pytest.mark.skipif(
@@ -158,6 +159,37 @@ def test_adapter_reports_the_missing_extra():
     result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert 'pip install .[sim]' in result.stdout
+
+
+class _FakeDrives(_Recorder):
+    """Drives that last `frames_per_drive` frames (at most what is left); short ones dropped."""
+
+    def __init__(self, frames_per_drive: int):
+        super().__init__(SimulationConfig(seed=100), None, None, None, None, None)
+        self.frames_per_drive, self.asked = frames_per_drive, []
+
+    def record_drive(self, sim, index, frames_done, frames_left):
+        self.asked.append((index, frames_done, frames_left))
+        frames = min(frames_left, self.frames_per_drive)
+        return None if frames < MIN_DRIVE_FRAMES else {'frames': frames, 'index': index}
+
+
+def test_recording_stops_when_the_rest_is_too_short_for_a_drive():
+    # 2 x 491 frames leave 18 of 1000: one more drive would be dropped, again and again
+    # (the loop that kept a DAgger simulation running after its last drive)
+    recorder = _FakeDrives(491)
+    drives = recorder.record(None, 1000)
+    assert [d['frames'] for d in drives] == [491, 491]
+    assert recorder.asked == [(0, 0, 1000), (1, 491, 509)]
+    # an exact fit still fills the target, the last drive cut to what is left
+    assert [d['frames'] for d in _FakeDrives(300).record(None, 1000)] == [300, 300, 300, 100]
+
+
+def test_recording_gives_up_when_every_drive_is_dropped():
+    recorder = _FakeDrives(MIN_DRIVE_FRAMES - 1)
+    with pytest.raises(SimulationError, match='maps 100-124'):
+        recorder.record(None, 1000)
+    assert len(recorder.asked) == 25
 
 
 def test_steering_noise_is_bounded_triangular_pulses():
