@@ -645,6 +645,60 @@ route-model: install
 	  --follow-lane $$R/stage12/agreement_phi_val_r1.json $$R/stage13/agreement_phi_val.json \
 	  --follow-lane $$R/stage12/agreement_phi_val2_r1.json $$R/stage13/agreement_phi_val2.json \
 	  --out $$R/stage13/gate.json
+	for r in a_u a_g; do for m in a,"$$(seq 5101 5115)" b,"$$(seq 5116 5130)"; do \
+	  $(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run14_$$r/best.pt --seeds $${m#*,} \
+	  --no-baselines --max-seconds 120 --threads 1 \
+	  --out $(ROUTE_RESULTS)/stage13/val30_$${r}_$${m%%,*}.json || exit 1; done; done
+	R=$(ROUTE_RESULTS); for r in a_u a_g; do PYTHONPATH=$(CURDIR) $(BIN)/python \
+	  benchmarks/pool_drive_sim.py --run stage5=$$R/stage5/val_stage5.json \
+	  --run stage5=$$R/stage8/val20_stage5_a.json --run stage5=$$R/stage8/val20_stage5_b.json \
+	  --run stage6=$$R/stage6/val_run7.json --run stage6=$$R/stage8/val20_stage6_a.json \
+	  --run stage6=$$R/stage8/val20_stage6_b.json --run $$r=$$R/stage13/val30_$${r}_a.json \
+	  --run $$r=$$R/stage13/val30_$${r}_b.json --paired $$r:stage5 --paired $$r:stage6 \
+	  --out $$R/stage13/val30_pooled_$$r.json || exit 1; done
+	R=$(ROUTE); C="$$R/run6/best.pt $$R/run7/best.pt $$R/run14_a_u/best.pt"; \
+	  PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/phi_study.py agreement \
+	  --data $$R/phi_heldout/dataset --follow-lane --checkpoint $$C \
+	  --out $(ROUTE_RESULTS)/stage13/agreement_phi_heldout.json && \
+	  PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/phi_study.py agreement \
+	  --data $$R/pe_heldout/dataset --checkpoint $$C \
+	  --out $(ROUTE_RESULTS)/stage13/agreement_pe_heldout.json
+	# stage 14 (docs/results/route/stage14/RULE.md): a second DAgger round, by a_u, and b_u
+	# from a_u on stage 12's data plus both of a_u's lineage's DAgger sets
+	for s in a:9500 b:9700; do $(BIN)/signattn simulate --out $(ROUTE)/dagger14_$${s%%:*} \
+	  --minutes 4 --seed $${s#*:} --val-every 0 --policy $(ROUTE)/run14_a_u/best.pt \
+	  --beta 0.3 $(ROUTE_SIM) || exit 1; done
+	$(BIN)/signattn train --data $(ROUTE)/pe_sim/dataset $(ROUTE)/pe_sim_junctions/dataset \
+	  $(ROUTE)/pe_sim_default/dataset $(ROUTE)/phi_train_fl $(ROUTE)/phi_train2_fl \
+	  $(ROUTE)/dagger13_u/dataset $(ROUTE)/dagger14_a/dataset $(ROUTE)/dagger14_b/dataset \
+	  --config $(ROUTE)/s11_u_k03t2_m.yaml --init-checkpoint $(ROUTE)/run14_a_u/best.pt \
+	  --out $(ROUTE)/run15_b_u --threads 1 --seed 0
+	R=$(ROUTE); for d in sim_default sim_junctions; do PYTHONPATH=$(CURDIR) $(BIN)/python \
+	  benchmarks/phi_study.py agreement --data $$R/pe_$$d/dataset \
+	  --checkpoint $$R/run15_b_u/best.pt \
+	  --out $(ROUTE_RESULTS)/stage14/agreement_val_$$d.json || exit 1; done; \
+	  for d in phi_val phi_val2; do PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/phi_study.py \
+	  agreement --data $$R/$$d/dataset --follow-lane --checkpoint $$R/run15_b_u/best.pt \
+	  --out $(ROUTE_RESULTS)/stage14/agreement_$$d.json || exit 1; done
+	R=$(ROUTE_RESULTS); PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/route_gate.py \
+	  --reference $(ROUTE)/run6/best.pt --candidates $(ROUTE)/run15_b_u/best.pt \
+	  --route $$R/stage12/agreement_val_sim_default_ref.json $$R/stage14/agreement_val_sim_default.json \
+	  --route $$R/stage12/agreement_val_sim_junctions_ref.json \
+	  $$R/stage14/agreement_val_sim_junctions.json \
+	  --follow-lane $$R/stage12/agreement_phi_val_r1.json $$R/stage14/agreement_phi_val.json \
+	  --follow-lane $$R/stage12/agreement_phi_val2_r1.json $$R/stage14/agreement_phi_val2.json \
+	  --out $$R/stage14/gate.json
+	for m in a,"$$(seq 5101 5115)" b,"$$(seq 5116 5130)"; do $(BIN)/signattn drive-sim \
+	  --checkpoint $(ROUTE)/run15_b_u/best.pt --seeds $${m#*,} --no-baselines \
+	  --max-seconds 120 --threads 1 \
+	  --out $(ROUTE_RESULTS)/stage14/val30_b_u_$${m%%,*}.json || exit 1; done
+	R=$(ROUTE_RESULTS); PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/pool_drive_sim.py \
+	  --run stage5=$$R/stage5/val_stage5.json --run stage5=$$R/stage8/val20_stage5_a.json \
+	  --run stage5=$$R/stage8/val20_stage5_b.json --run stage6=$$R/stage6/val_run7.json \
+	  --run stage6=$$R/stage8/val20_stage6_a.json --run stage6=$$R/stage8/val20_stage6_b.json \
+	  --run b_u=$$R/stage14/val30_b_u_a.json --run b_u=$$R/stage14/val30_b_u_b.json \
+	  --run a_u=$$R/stage13/val30_a_u_a.json --run a_u=$$R/stage13/val30_a_u_b.json \
+	  --paired b_u:stage5 --paired b_u:a_u --out $$R/stage14/val30_pooled_b_u.json
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/turn_steering.py --checkpoint $(ROUTE)/run2/best.pt \
 	  --data $(ROUTE)/heldout/dataset --out $(ROUTE_RESULTS)/stage3/turn_steering_heldout_stage2.json
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/turn_steering.py --checkpoint $(ROUTE)/run4/best.pt \
