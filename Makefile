@@ -118,6 +118,14 @@ HELDOUT30 = --run expert=docs/results/drive_sim_heldout10.json:expert \
   --run stage5=$(ROUTE_RESULTS)/stage5/drive_sim_commands.json --run stage5=$(ROUTE_RESULTS)/stage6/ext_run6.json \
   --run stage5=$(ROUTE_RESULTS)/stage6/ext2_run6.json --run stage6=$(ROUTE_RESULTS)/drive_sim_commands.json \
   --run stage6=$(ROUTE_RESULTS)/stage6/ext_run7.json --run stage6=$(ROUTE_RESULTS)/stage6/ext2_run7.json
+# stage 5's and stage 6's recorded drives on the 30 validation maps 5101-5130, as
+# benchmarks/pool_drive_sim.py pools them (the closed-loop bars of stages 8-14)
+VAL30 = --run stage5=$(ROUTE_RESULTS)/stage5/val_stage5.json \
+  --run stage5=$(ROUTE_RESULTS)/stage8/val20_stage5_a.json \
+  --run stage5=$(ROUTE_RESULTS)/stage8/val20_stage5_b.json \
+  --run stage6=$(ROUTE_RESULTS)/stage6/val_run7.json \
+  --run stage6=$(ROUTE_RESULTS)/stage8/val20_stage6_a.json \
+  --run stage6=$(ROUTE_RESULTS)/stage8/val20_stage6_b.json
 # Stage 5 of the route-command model as it shipped (commit 03f9831; stage 6 replaced the file
 # in 8451192), from git: the reference of issue 18's part-5 gate without rebuilding it
 # (route-model rebuilds it by its recipe as run6).
@@ -373,9 +381,7 @@ route-model: install
 	  --checkpoint $(ROUTE)/$$1/best.pt --seeds $${m#*,} --no-baselines --max-seconds 120 \
 	  --threads 1 --out $(ROUTE_RESULTS)/stage8/val20_$$2_$${m%%,*}.json || exit 1; done; done
 	R=$(ROUTE_RESULTS); PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/pool_drive_sim.py \
-	  --run stage5=$$R/stage5/val_stage5.json --run stage5=$$R/stage8/val20_stage5_a.json \
-	  --run stage5=$$R/stage8/val20_stage5_b.json --run stage6=$$R/stage6/val_run7.json \
-	  --run stage6=$$R/stage8/val20_stage6_a.json --run stage6=$$R/stage8/val20_stage6_b.json \
+	  $(VAL30) \
 	  --run k03c=$$R/stage8/val_run9_k03c.json --run k03c=$$R/stage8/val20_run9_k03c_a.json \
 	  --run k03c=$$R/stage8/val20_run9_k03c_b.json --paired stage6:stage5 --paired k03c:stage5 \
 	  --paired k03c:stage6 --out $$R/stage8/val30_pooled.json
@@ -481,9 +487,7 @@ route-model: install
 	  --max-seconds 120 --threads 1 \
 	  --out $(ROUTE_RESULTS)/stage10/val30_g_k03t2_m_s2_$${m%%,*}.json || exit 1; done
 	R=$(ROUTE_RESULTS); PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/pool_drive_sim.py \
-	  --run stage5=$$R/stage5/val_stage5.json --run stage5=$$R/stage8/val20_stage5_a.json \
-	  --run stage5=$$R/stage8/val20_stage5_b.json --run stage6=$$R/stage6/val_run7.json \
-	  --run stage6=$$R/stage8/val20_stage6_a.json --run stage6=$$R/stage8/val20_stage6_b.json \
+	  $(VAL30) \
 	  --run s10=$$R/stage10/val30_g_k03t2_m_s2_a.json \
 	  --run s10=$$R/stage10/val30_g_k03t2_m_s2_b.json --paired s10:stage5 --paired s10:stage6 \
 	  --out $$R/stage10/val30_pooled.json
@@ -605,9 +609,7 @@ route-model: install
 	  --out $(ROUTE_RESULTS)/stage12/val30_$${r#*:}_$${m%%,*}.json || exit 1; done; done
 	R=$(ROUTE_RESULTS); for r in u_k03t2_m u_k03t2_g_m c_k1_m_s1 l_k1_m_s1 stage5_again; do \
 	  PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/pool_drive_sim.py \
-	  --run stage5=$$R/stage5/val_stage5.json --run stage5=$$R/stage8/val20_stage5_a.json \
-	  --run stage5=$$R/stage8/val20_stage5_b.json --run stage6=$$R/stage6/val_run7.json \
-	  --run stage6=$$R/stage8/val20_stage6_a.json --run stage6=$$R/stage8/val20_stage6_b.json \
+	  $(VAL30) \
 	  --run $$r=$$R/stage12/val30_$${r}_a.json --run $$r=$$R/stage12/val30_$${r}_b.json \
 	  --paired $$r:stage5 --paired $$r:stage6 --out $$R/stage12/val30_pooled_$$r.json \
 	  || exit 1; done
@@ -650,10 +652,7 @@ route-model: install
 	  --no-baselines --max-seconds 120 --threads 1 \
 	  --out $(ROUTE_RESULTS)/stage13/val30_$${r}_$${m%%,*}.json || exit 1; done; done
 	R=$(ROUTE_RESULTS); for r in a_u a_g; do PYTHONPATH=$(CURDIR) $(BIN)/python \
-	  benchmarks/pool_drive_sim.py --run stage5=$$R/stage5/val_stage5.json \
-	  --run stage5=$$R/stage8/val20_stage5_a.json --run stage5=$$R/stage8/val20_stage5_b.json \
-	  --run stage6=$$R/stage6/val_run7.json --run stage6=$$R/stage8/val20_stage6_a.json \
-	  --run stage6=$$R/stage8/val20_stage6_b.json --run $$r=$$R/stage13/val30_$${r}_a.json \
+	  benchmarks/pool_drive_sim.py $(VAL30) --run $$r=$$R/stage13/val30_$${r}_a.json \
 	  --run $$r=$$R/stage13/val30_$${r}_b.json --paired $$r:stage5 --paired $$r:stage6 \
 	  --out $$R/stage13/val30_pooled_$$r.json || exit 1; done
 	R=$(ROUTE); C="$$R/run6/best.pt $$R/run7/best.pt $$R/run14_a_u/best.pt"; \
@@ -693,9 +692,7 @@ route-model: install
 	  --max-seconds 120 --threads 1 \
 	  --out $(ROUTE_RESULTS)/stage14/val30_b_u_$${m%%,*}.json || exit 1; done
 	R=$(ROUTE_RESULTS); PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/pool_drive_sim.py \
-	  --run stage5=$$R/stage5/val_stage5.json --run stage5=$$R/stage8/val20_stage5_a.json \
-	  --run stage5=$$R/stage8/val20_stage5_b.json --run stage6=$$R/stage6/val_run7.json \
-	  --run stage6=$$R/stage8/val20_stage6_a.json --run stage6=$$R/stage8/val20_stage6_b.json \
+	  $(VAL30) \
 	  --run b_u=$$R/stage14/val30_b_u_a.json --run b_u=$$R/stage14/val30_b_u_b.json \
 	  --run a_u=$$R/stage13/val30_a_u_a.json --run a_u=$$R/stage13/val30_a_u_b.json \
 	  --paired b_u:stage5 --paired b_u:a_u --out $$R/stage14/val30_pooled_b_u.json
