@@ -1,8 +1,9 @@
 """Pool `signattn drive-sim` results over several runs on different maps (e.g. two map sets).
 
 Autonomous completion is the mean over all episodes, out-of-road events per km the sum of
-events over the sum of km in charge; each controller is compared with a reference controller
-(the expert) pooled the same way. `--paired A:B` also compares two controllers map by map on
+events over the sum of km in charge; where drive-sim recorded them, the signed mean lateral
+offset and the mean |offset| per place (road, each junction kind), weighted by frames. Each
+controller is compared with a reference controller (the expert) pooled the same way. `--paired A:B` also compares two controllers map by map on
 the maps both drove: the mean per-map difference A - B of completion and of out-of-road events,
 with a paired t-test over maps (each map one independent unit; `paired_batch_test` with one
 run per map), its 95 % CI and p. Per-map differences are mostly near zero with a few stalls, far
@@ -40,10 +41,31 @@ def pool(runs: dict) -> dict:
                                                   for e in episodes) / len(episodes),
                      'out_of_road_events': events, 'km_in_charge': km,
                      'out_of_road_per_km': events / km if km else float('nan')}
+        if all('lateral_offset_by_place' in e for e in episodes):
+            out[name].update(_offsets_pooled(episodes))
     return out
 
 
+def _offsets_pooled(episodes: list) -> dict:
+    """Frame-weighted signed mean offset and mean |offset| per place over all episodes."""
+    frames, signed, by_place = 0, 0.0, {}
+    for e in episodes:
+        n = sum(v['frames'] for v in e['lateral_offset_by_place'].values())
+        if n:
+            frames += n
+            signed += n * e['lateral_offset_signed_mean_m']
+        for place, v in e['lateral_offset_by_place'].items():
+            row = by_place.setdefault(place, {'frames': 0, 'sum_m': 0.0})
+            row['frames'] += v['frames']
+            row['sum_m'] += v['frames'] * v['mean_m']
+    return {'lateral_offset_signed_mean_m': signed / frames if frames else float('nan'),
+            'lateral_offset_by_place': {
+                place: {'frames': v['frames'], 'mean_m': v['sum_m'] / v['frames']}
+                for place, v in sorted(by_place.items()) if v['frames']}}
+
+
 LATERAL = 'lateral_offset_mean_m'   # a continuous per-map measure, where drive-sim recorded it
+ROAD = 'lateral_offset_road_m'      # the same off junctions (lateral_offset_by_place['road'])
 
 
 def paired(runs: dict, a: str, b: str) -> dict:
@@ -51,16 +73,17 @@ def paired(runs: dict, a: str, b: str) -> dict:
 
     Completion and out-of-road events, and the mean lateral offset from the lane centre while
     in charge (m) where every episode has it: a stall moves the first two by a lot on one map,
-    while the lateral offset varies less from map to map.
+    while the lateral offset varies less from map to map. Where every episode has its offsets
+    by place and drove off junctions, also that offset on the road alone (`ROAD`).
     """
     def by_map(name):
-        return {e['seed']: e for p in runs[name] for e in p['per_episode']}
+        return {e['seed']: _with_road_offset(e) for p in runs[name] for e in p['per_episode']}
     ma, mb = by_map(a), by_map(b)
     maps = sorted(set(ma) & set(mb))
     out = {'a': a, 'b': b, 'maps': len(maps)}
     keys = ['autonomous_completion', 'out_of_road_events']
-    if all(LATERAL in e for m in maps for e in (ma[m], mb[m])):
-        keys.append(LATERAL)
+    keys += [key for key in (LATERAL, ROAD)
+             if all(key in e for m in maps for e in (ma[m], mb[m]))]
     for key in keys:
         test = paired_batch_test([ma[m].get(key, float('nan')) for m in maps],
                                  [mb[m].get(key, float('nan')) for m in maps],
@@ -70,6 +93,12 @@ def paired(runs: dict, a: str, b: str) -> dict:
         out[key]['null_size'] = null_size([ma[m].get(key, float('nan')) - mb[m].get(
             key, float('nan')) for m in maps])
     return out
+
+
+def _with_road_offset(episode: dict) -> dict:
+    """The episode with `ROAD` added where it drove on the road off junctions."""
+    road = episode.get('lateral_offset_by_place', {}).get('road')
+    return {**episode, ROAD: road['mean_m']} if road and road['frames'] else episode
 
 
 def null_size(d, draws: int = 2000, level: float = 0.05, seed: int = 0) -> float:

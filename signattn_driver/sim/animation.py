@@ -245,7 +245,7 @@ def animate_episode(controller, seed: int, config, path, stride: int = 2,
         The episode's measurements (as `drive_episode`) plus 'animation' (path) and
         'animation_frames'.
     """
-    from signattn_driver.sim.closed_loop import drive_episode
+    from signattn_driver.sim.closed_loop import drive_episode, PER_FRAME_KEYS
     from signattn_driver.sim.metadrive_adapter import MetaDriveSim
 
     with MetaDriveSim(config.sim) as sim:
@@ -255,6 +255,6 @@ def animate_episode(controller, seed: int, config, path, stride: int = 2,
                                      contribution_source=lambda: getattr(controller,
                                                                          'contribution', None))
         episode = drive_episode(sim, controller, seed, config, observer=animation)
-    episode = {k: v for k, v in episode.items() if k != 'offsets_m'}
+    episode = {k: v for k, v in episode.items() if k not in PER_FRAME_KEYS}
     episode.update(animation=str(animation.save(path)), animation_frames=len(animation.frames))
     return episode

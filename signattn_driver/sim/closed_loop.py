@@ -13,6 +13,10 @@ Metrics per controller (over all episodes):
   autonomous_completion: the same up to the first event or crash.
 - lateral_offset_mean_m / _p95_m: |distance to the nearest lane centre| over the frames the
   controller was in charge and on the road; off_road_share: the share of its frames off it.
+  lateral_offset_signed_mean_m: the signed mean over the same frames (+ = left of the centre),
+  a steady bias to one side; lateral_offset_by_place: {place: {frames, mean_m}}, the mean
+  |offset| where a junction's command is in force (its kind) and elsewhere ('road'), to tell
+  lane keeping from the approach and turn at junctions.
 - out_of_road_per_km: events per km driven (km while the controller was in charge).
 Per episode also `route_junctions`: the junctions on the route (kind, route fraction where
 the junction starts), to see whether a controller fails where the route turns off, and
@@ -240,7 +244,12 @@ def drive_episode(sim: MetaDriveSim, controller: Controller, seed: int,
             'route_commands': driver.route_commands, 'out_of_road_places': driver.places,
             'end_place': (None if episode.end == 'arrived' else
                           sim.route_commands.place(episode.state.route_progress_m)),
-            'offsets_m': episode.offsets_m}
+            'offsets_m': episode.offsets_m, 'signed_offsets_m': episode.signed_offsets_m,
+            'offset_places': [sim.route_commands.place(m) for m in episode.offset_route_m]}
+
+
+# the per-frame lists of an episode, summarized by `summarize` and left out of its report
+PER_FRAME_KEYS = ('offsets_m', 'signed_offsets_m', 'offset_places')
 
 
 def summarize(episodes: list) -> dict:
@@ -265,6 +274,7 @@ def summarize(episodes: list) -> dict:
         'out_of_road_per_km': float(events / km) if km > 0 else float('nan'),
         'crashes': sum(e['end'] == 'crashed' for e in episodes),
         'out_of_road_events_by_place': _count_places(episodes),
+        **_offset_side_and_places(episodes),
         'steps_per_s': frames / wall if wall > 0 else float('nan'),
         'per_episode': [_episode_report(e) for e in episodes],
     }
@@ -279,9 +289,26 @@ def _count_places(episodes: list) -> dict:
     return counts
 
 
+def _offset_side_and_places(episodes: list) -> dict:
+    """Return the signed mean offset and the mean |offset| per place, where recorded."""
+    if not all('signed_offsets_m' in e and 'offset_places' in e for e in episodes):
+        return {}
+    signed = np.concatenate([np.asarray(e['signed_offsets_m'], np.float64)
+                             for e in episodes]) if episodes else np.zeros(0)
+    places = [p for e in episodes for p in e['offset_places']]
+    by_place = {}
+    for place in dict.fromkeys(places):
+        mask = np.array([p == place for p in places])
+        by_place[place] = {'frames': int(mask.sum()),
+                           'mean_m': float(np.abs(signed[mask]).mean())}
+    return {'lateral_offset_signed_mean_m': float(signed.mean()) if len(signed)
+            else float('nan'), 'lateral_offset_by_place': by_place}
+
+
 def _episode_report(episode: dict) -> dict:
-    """Return an episode's measurements with its lateral offsets as mean and p95."""
-    report = {k: v for k, v in episode.items() if k != 'offsets_m'}
+    """Return an episode's measurements with its lateral offsets as mean, p95 and by place."""
+    report = {k: v for k, v in episode.items() if k not in PER_FRAME_KEYS}
+    report.update(_offset_side_and_places([episode]))
     offsets = np.asarray(episode.get('offsets_m', ()), np.float64)
     report['lateral_offset_mean_m'] = float(offsets.mean()) if len(offsets) else float('nan')
     report['lateral_offset_p95_m'] = (float(np.percentile(offsets, 95)) if len(offsets)

@@ -96,6 +96,8 @@ class Episode:
     km_in_charge: float = 0.0
     first_event_completion: float | None = None   # route completion at the first event/crash
     offsets_m: list = field(default_factory=list)  # |lateral offset| in charge, on the road
+    signed_offsets_m: list = field(default_factory=list)   # the same frames, + = left (m)
+    offset_route_m: list = field(default_factory=list)     # route progress there (m)
     wall_s: float = 0.0
     state: SimState | None = None   # the last state
 
@@ -172,6 +174,8 @@ def _count_in_charge(episode: Episode, state: SimState):
         episode.frames_off_road += 1
     else:
         episode.offsets_m.append(abs(state.lateral_offset_m))
+        episode.signed_offsets_m.append(state.lateral_offset_m)
+        episode.offset_route_m.append(state.route_progress_m)
 
 
 def _first_event(episode: Episode):

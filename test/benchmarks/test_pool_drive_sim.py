@@ -85,3 +85,39 @@ def test_null_size_is_near_the_level_for_normal_differences_and_low_for_one_outl
     assert 0.02 <= null_size(normal, draws=1000) <= 0.08
     one_stall = np.r_[np.zeros(29), 5.0]        # one map differs: no sign pattern rejects
     assert null_size(one_stall, draws=200) == 0.0
+
+
+def _placed(seed, road, junction, signed):
+    """Return an episode with (frames, mean |offset|) on the road and at a T-junction."""
+    return {'seed': seed, 'autonomous_completion': 1.0, 'out_of_road_events': 0,
+            'lateral_offset_signed_mean_m': signed,
+            'lateral_offset_by_place': {'road': {'frames': road[0], 'mean_m': road[1]},
+                                        't_junction': {'frames': junction[0],
+                                                       'mean_m': junction[1]}}}
+
+
+def test_offsets_by_place_pool_by_frames_and_the_road_offset_is_paired(tmp_path):
+    def write(name, episodes):
+        summary = {'per_episode': episodes, 'out_of_road_events': 0, 'km_in_charge': 1.0}
+        (tmp_path / name).write_text(json.dumps({'controllers': {'model': summary}}))
+        return str(tmp_path / name)
+    a = write('a.json', [_placed(1, (300, 0.20), (100, 0.40), +0.05),
+                         _placed(2, (100, 0.30), (0, 0.0), -0.10),
+                         _placed(3, (200, 0.25), (50, 0.10), 0.0)])
+    b = write('b.json', [_placed(1, (300, 0.10), (100, 0.40), 0.0),
+                         _placed(2, (100, 0.20), (0, 0.0), 0.0),
+                         _placed(3, (200, 0.16), (50, 0.10), 0.0)])
+    out = tmp_path / 'pooled.json'
+    main(['--run', f'a={a}', '--run', f'b={b}', '--paired', 'a:b', '--out', str(out)])
+    result = json.loads(out.read_text())
+    pooled = result['pooled']['a']
+    road = pooled['lateral_offset_by_place']['road']
+    assert road['frames'] == 600
+    assert road['mean_m'] == pytest.approx((300 * 0.2 + 100 * 0.3 + 200 * 0.25) / 600)
+    assert pooled['lateral_offset_by_place']['t_junction'] == {'frames': 150,
+                                                               'mean_m': pytest.approx(0.3)}
+    # weighted by each episode's frames: (400 * 0.05 - 100 * 0.10 + 0) / 750
+    assert pooled['lateral_offset_signed_mean_m'] == pytest.approx(10 / 750)
+    paired = result['paired'][0]['lateral_offset_road_m']
+    assert paired['mean_diff'] == pytest.approx(0.1 - 0.01 / 3)    # (0.10 + 0.10 + 0.09) / 3
+    assert paired['units'] == 3 and paired['ci_low'] > 0

@@ -86,6 +86,9 @@ def test_an_event_hands_the_wheel_to_the_expert_for_the_takeover():
     np.testing.assert_allclose(sim.applied, [-0.29] * 3 + [0.11] * 5 + [-0.29] * 4)
     # in-charge frames off the road count, their offsets do not
     assert episode.frames_off_road == 0 and len(episode.offsets_m) == 7
+    # with their sign (+ = left) and where on the route they were (frames 0-2 and 8-11)
+    assert episode.signed_offsets_m == [-0.25] * 7
+    assert episode.offset_route_m == [0.5 * k for k in (0, 1, 2, 8, 9, 10, 11)]
     assert episode.km == pytest.approx(12 * 10 / 20 / 1000)
     assert episode.km_in_charge == pytest.approx(7 * 10 / 20 / 1000)
     assert episode.autonomous_completion == pytest.approx(3 * 0.5 / 1000)
@@ -102,3 +105,26 @@ def test_episode_ends_off_road_stalled_or_crashed():
     crashed = run_episode(ScriptedSim(crash_at=7), ConstantDriver(), 0, 0, limits, 75)
     assert crashed.end == 'crashed' and crashed.frames == 7
     assert run_episode(ScriptedSim(), ConstantDriver(), 0, 0, limits, 75).end == 'max_frames'
+
+
+def test_summary_splits_the_offsets_by_place_and_keeps_their_side():
+    from signattn_driver.sim.closed_loop import summarize
+
+    def episode(seed, signed, places):
+        return {'seed': seed, 'end': 'arrived', 'frames': len(signed), 'wall_s': 1.0,
+                'route_completion': 1.0, 'autonomous_completion': 1.0,
+                'out_of_road_events': 0, 'km_in_charge': 0.1, 'frames_in_charge': len(signed),
+                'frames_off_road': 0, 'out_of_road_places': [],
+                'offsets_m': [abs(x) for x in signed], 'signed_offsets_m': signed,
+                'offset_places': places}
+    summary = summarize([episode(1, [0.1, 0.3, -0.2], ['road', 'road', 'roundabout']),
+                         episode(2, [0.2], ['road'])])
+    assert summary['lateral_offset_mean_m'] == pytest.approx(0.2)
+    assert summary['lateral_offset_signed_mean_m'] == pytest.approx(0.1)      # 0.4 / 4
+    assert summary['lateral_offset_by_place'] == {
+        'road': {'frames': 3, 'mean_m': pytest.approx(0.2)},
+        'roundabout': {'frames': 1, 'mean_m': pytest.approx(0.2)}}
+    first = summary['per_episode'][0]
+    assert first['lateral_offset_by_place']['road'] == {'frames': 2, 'mean_m': pytest.approx(0.2)}
+    assert first['lateral_offset_signed_mean_m'] == pytest.approx(0.2 / 3)
+    assert not {'offsets_m', 'signed_offsets_m', 'offset_places'} & set(first)

@@ -544,6 +544,9 @@ def test_closed_loop_controllers_get_the_route_command_of_each_frame():
     assert told == states and len(told) == 240
     assert told[0] == FOLLOW_LANE and LEFT in told          # map XTO seed 0 turns left first
     assert [j['command'] for j in episode['route_commands']] == ['left', 'straight', 'right']
+    # every offset frame is placed: on the road and, while the left turn is in force, at the X
+    assert len(episode['offset_places']) == len(episode['offsets_m']) == 240
+    assert {'road', 'intersection'} <= set(episode['offset_places'])
     # the floor drives straight on where the route turns left, to the end of that exit road:
     # its event is placed at the intersection
     places = zero['out_of_road_events_by_place']
