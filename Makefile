@@ -696,6 +696,55 @@ route-model: install
 	  --run b_u=$$R/stage14/val30_b_u_a.json --run b_u=$$R/stage14/val30_b_u_b.json \
 	  --run a_u=$$R/stage13/val30_a_u_a.json --run a_u=$$R/stage13/val30_a_u_b.json \
 	  --paired b_u:stage5 --paired b_u:a_u --out $$R/stage14/val30_pooled_b_u.json
+	# stage 15 (docs/results/route/stage15/RULE.md): a DAgger round at beta 0.1 by a_u, then c_u
+	# (from a_u) and c_b (from b_u); gate, both driven on the validation maps
+	for s in a:9900 b:10100; do $(BIN)/signattn simulate --out $(ROUTE)/dagger15_$${s%%:*} \
+	  --minutes 5 --seed $${s#*:} --val-every 0 --policy $(ROUTE)/run14_a_u/best.pt \
+	  --beta 0.1 --max-drive-seconds 60 --no-bags || exit 1; done
+	R=$(ROUTE); D="$$R/pe_sim/dataset $$R/pe_sim_junctions/dataset $$R/pe_sim_default/dataset \
+	  $$R/phi_train_fl $$R/phi_train2_fl $$R/dagger13_u/dataset $$R/dagger15_a/dataset \
+	  $$R/dagger15_b/dataset"; \
+	  $(BIN)/signattn train --data $$D --config $$R/s11_u_k03t2_m.yaml \
+	  --init-checkpoint $$R/run14_a_u/best.pt --out $$R/run16_c_u --threads 1 --seed 0 && \
+	  $(BIN)/signattn train --data $$D $$R/dagger14_a/dataset $$R/dagger14_b/dataset \
+	  --config $$R/s11_u_k03t2_m.yaml --init-checkpoint $$R/run15_b_u/best.pt \
+	  --out $$R/run16_c_b --threads 1 --seed 0
+	R=$(ROUTE); C="$$R/run16_c_u/best.pt $$R/run16_c_b/best.pt"; for d in sim_default \
+	  sim_junctions; do PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/phi_study.py agreement \
+	  --data $$R/pe_$$d/dataset --checkpoint $$C \
+	  --out $(ROUTE_RESULTS)/stage15/agreement_val_$$d.json || exit 1; done; \
+	  for d in phi_val phi_val2; do PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/phi_study.py \
+	  agreement --data $$R/$$d/dataset --follow-lane --checkpoint $$C \
+	  --out $(ROUTE_RESULTS)/stage15/agreement_$$d.json || exit 1; done
+	R=$(ROUTE_RESULTS); PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/route_gate.py \
+	  --reference $(ROUTE)/run6/best.pt \
+	  --candidates $(ROUTE)/run16_c_u/best.pt $(ROUTE)/run16_c_b/best.pt \
+	  --route $$R/stage12/agreement_val_sim_default_ref.json $$R/stage15/agreement_val_sim_default.json \
+	  --route $$R/stage12/agreement_val_sim_junctions_ref.json \
+	  $$R/stage15/agreement_val_sim_junctions.json \
+	  --follow-lane $$R/stage12/agreement_phi_val_r1.json $$R/stage15/agreement_phi_val.json \
+	  --follow-lane $$R/stage12/agreement_phi_val2_r1.json $$R/stage15/agreement_phi_val2.json \
+	  --out $$R/stage15/gate.json
+	for r in c_u c_b; do for m in a,"$$(seq 5101 5115)" b,"$$(seq 5116 5130)"; do \
+	  $(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run16_$$r/best.pt --seeds $${m#*,} \
+	  --no-baselines --max-seconds 120 --threads 1 \
+	  --out $(ROUTE_RESULTS)/stage15/val30_$${r}_$${m%%,*}.json || exit 1; done; done
+	R=$(ROUTE_RESULTS); for r in c_u c_b; do PYTHONPATH=$(CURDIR) $(BIN)/python \
+	  benchmarks/pool_drive_sim.py $(VAL30) \
+	  --run $$r=$$R/stage15/val30_$${r}_a.json --run $$r=$$R/stage15/val30_$${r}_b.json \
+	  --run a_u=$$R/stage13/val30_a_u_a.json --run a_u=$$R/stage13/val30_a_u_b.json \
+	  --paired $$r:stage5 --paired $$r:a_u \
+	  --out $$R/stage15/val30_pooled_$$r.json || exit 1; done
+	# where the offset differs: stage 5 and a_u driven again on the same maps, their lateral
+	# offset by place (road, each junction kind), the road offset paired over maps
+	for r in stage5:$(ROUTE)/run6/best.pt a_u:$(ROUTE)/run14_a_u/best.pt; do \
+	  for m in a,"$$(seq 5101 5115)" b,"$$(seq 5116 5130)"; do $(BIN)/signattn drive-sim \
+	  --checkpoint $${r#*:} --seeds $${m#*,} --no-baselines --max-seconds 120 --threads 1 \
+	  --out $(ROUTE_RESULTS)/stage15/offsets_$${r%%:*}_$${m%%,*}.json || exit 1; done; done
+	R=$(ROUTE_RESULTS)/stage15; PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/pool_drive_sim.py \
+	  --run stage5=$$R/offsets_stage5_a.json --run stage5=$$R/offsets_stage5_b.json \
+	  --run a_u=$$R/offsets_a_u_a.json --run a_u=$$R/offsets_a_u_b.json \
+	  --paired a_u:stage5 --out $$R/offsets_pooled.json
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/turn_steering.py --checkpoint $(ROUTE)/run2/best.pt \
 	  --data $(ROUTE)/heldout/dataset --out $(ROUTE_RESULTS)/stage3/turn_steering_heldout_stage2.json
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/turn_steering.py --checkpoint $(ROUTE)/run4/best.pt \
