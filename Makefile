@@ -745,6 +745,40 @@ route-model: install
 	  --run stage5=$$R/offsets_stage5_a.json --run stage5=$$R/offsets_stage5_b.json \
 	  --run a_u=$$R/offsets_a_u_a.json --run a_u=$$R/offsets_a_u_b.json \
 	  --paired a_u:stage5 --out $$R/offsets_pooled.json
+	# stage 16 (docs/results/route/stage16/RULE.md): a_u fine-tuned with junction frames
+	# weighted 8 (was 4) on its own data; gate; driven twice on the validation maps
+	R=$(ROUTE); $(BIN)/signattn train --data $$R/pe_sim/dataset $$R/pe_sim_junctions/dataset \
+	  $$R/pe_sim_default/dataset $$R/phi_train_fl $$R/phi_train2_fl $$R/dagger13_u/dataset \
+	  --config $$R/s11_u_k03t2_m.yaml --turn-weight 8 --init-checkpoint $$R/run14_a_u/best.pt \
+	  --out $$R/run17_t_u --threads 2 --seed 0
+	R=$(ROUTE); for d in sim_default sim_junctions; do PYTHONPATH=$(CURDIR) $(BIN)/python \
+	  benchmarks/phi_study.py agreement --data $$R/pe_$$d/dataset \
+	  --checkpoint $$R/run17_t_u/best.pt \
+	  --out $(ROUTE_RESULTS)/stage16/agreement_val_$$d.json || exit 1; done; \
+	  for d in phi_val phi_val2; do PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/phi_study.py \
+	  agreement --data $$R/$$d/dataset --follow-lane --checkpoint $$R/run17_t_u/best.pt \
+	  --out $(ROUTE_RESULTS)/stage16/agreement_$$d.json || exit 1; done
+	R=$(ROUTE_RESULTS); PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/route_gate.py \
+	  --reference $(ROUTE)/run6/best.pt --candidates $(ROUTE)/run17_t_u/best.pt \
+	  --route $$R/stage12/agreement_val_sim_default_ref.json $$R/stage16/agreement_val_sim_default.json \
+	  --route $$R/stage12/agreement_val_sim_junctions_ref.json \
+	  $$R/stage16/agreement_val_sim_junctions.json \
+	  --follow-lane $$R/stage12/agreement_phi_val_r1.json $$R/stage16/agreement_phi_val.json \
+	  --follow-lane $$R/stage12/agreement_phi_val2_r1.json $$R/stage16/agreement_phi_val2.json \
+	  --out $$R/stage16/gate.json
+	for d in t_u t_u_2; do for m in a,"$$(seq 5101 5115)" b,"$$(seq 5116 5130)"; do \
+	  $(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run17_t_u/best.pt --seeds $${m#*,} \
+	  --no-baselines --max-seconds 120 --threads 1 \
+	  --out $(ROUTE_RESULTS)/stage16/val30_$${d}_$${m%%,*}.json || exit 1; done; done
+	R=$(ROUTE_RESULTS); PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/pool_drive_sim.py $(VAL30) \
+	  --run t_u=$$R/stage16/val30_t_u_a.json --run t_u=$$R/stage16/val30_t_u_b.json \
+	  --run a_u=$$R/stage13/val30_a_u_a.json --run a_u=$$R/stage13/val30_a_u_b.json \
+	  --paired t_u:stage5 --paired t_u:a_u --out $$R/stage16/val30_pooled_t_u.json && \
+	  PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/pool_drive_sim.py \
+	  --run stage5=$$R/stage15/offsets_stage5_a.json --run stage5=$$R/stage15/offsets_stage5_b.json \
+	  --run t_u=$$R/stage16/val30_t_u_2_a.json --run t_u=$$R/stage16/val30_t_u_2_b.json \
+	  --run a_u=$$R/stage15/offsets_a_u_a.json --run a_u=$$R/stage15/offsets_a_u_b.json \
+	  --paired t_u:stage5 --paired t_u:a_u --out $$R/stage16/val30_pooled_t_u_2.json
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/turn_steering.py --checkpoint $(ROUTE)/run2/best.pt \
 	  --data $(ROUTE)/heldout/dataset --out $(ROUTE_RESULTS)/stage3/turn_steering_heldout_stage2.json
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/turn_steering.py --checkpoint $(ROUTE)/run4/best.pt \
