@@ -126,6 +126,27 @@ VAL30 = --run stage5=$(ROUTE_RESULTS)/stage5/val_stage5.json \
   --run stage6=$(ROUTE_RESULTS)/stage6/val_run7.json \
   --run stage6=$(ROUTE_RESULTS)/stage8/val20_stage6_a.json \
   --run stage6=$(ROUTE_RESULTS)/stage8/val20_stage6_b.json
+# Issue 18's open-loop gate of a stage's candidates against stage 5 (stages 13-16): score them
+# on the four validation sets, then gate them with stage 12's reference reports
+# ($(1): the stage's results folder, $(2): the candidate checkpoints)
+define score_val_sets
+R=$(ROUTE); for d in sim_default sim_junctions; do PYTHONPATH=$(CURDIR) $(BIN)/python \
+  benchmarks/phi_study.py agreement --data $$R/pe_$$d/dataset --checkpoint $(2) \
+  --out $(ROUTE_RESULTS)/$(1)/agreement_val_$$d.json || exit 1; done; \
+  for d in phi_val phi_val2; do PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/phi_study.py \
+  agreement --data $$R/$$d/dataset --follow-lane --checkpoint $(2) \
+  --out $(ROUTE_RESULTS)/$(1)/agreement_$$d.json || exit 1; done
+endef
+define gate_vs_stage5
+R=$(ROUTE_RESULTS); PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/route_gate.py \
+  --reference $(ROUTE)/run6/best.pt --candidates $(2) \
+  --route $$R/stage12/agreement_val_sim_default_ref.json $$R/$(1)/agreement_val_sim_default.json \
+  --route $$R/stage12/agreement_val_sim_junctions_ref.json \
+  $$R/$(1)/agreement_val_sim_junctions.json \
+  --follow-lane $$R/stage12/agreement_phi_val_r1.json $$R/$(1)/agreement_phi_val.json \
+  --follow-lane $$R/stage12/agreement_phi_val2_r1.json $$R/$(1)/agreement_phi_val2.json \
+  --out $$R/$(1)/gate.json
+endef
 # Stage 5 of the route-command model as it shipped (commit 03f9831; stage 6 replaced the file
 # in 8451192), from git: the reference of issue 18's part-5 gate without rebuilding it
 # (route-model rebuilds it by its recipe as run6).
@@ -631,22 +652,8 @@ route-model: install
 	  $(ROUTE)/dagger13_$$1/dataset --config $(ROUTE)/$$2.yaml \
 	  --init-checkpoint $(ROUTE)/$$3/best.pt --out $(ROUTE)/run14_a_$$1 \
 	  --threads 1 --seed 0 || exit 1; done
-	R=$(ROUTE); C="$$R/run14_a_u/best.pt $$R/run14_a_g/best.pt"; for d in sim_default \
-	  sim_junctions; do PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/phi_study.py agreement \
-	  --data $$R/pe_$$d/dataset --checkpoint $$C \
-	  --out $(ROUTE_RESULTS)/stage13/agreement_val_$$d.json || exit 1; done; \
-	  for d in phi_val phi_val2; do PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/phi_study.py \
-	  agreement --data $$R/$$d/dataset --follow-lane --checkpoint $$C \
-	  --out $(ROUTE_RESULTS)/stage13/agreement_$$d.json || exit 1; done
-	R=$(ROUTE_RESULTS); PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/route_gate.py \
-	  --reference $(ROUTE)/run6/best.pt --candidates $(ROUTE)/run14_a_u/best.pt \
-	  $(ROUTE)/run14_a_g/best.pt \
-	  --route $$R/stage12/agreement_val_sim_default_ref.json $$R/stage13/agreement_val_sim_default.json \
-	  --route $$R/stage12/agreement_val_sim_junctions_ref.json \
-	  $$R/stage13/agreement_val_sim_junctions.json \
-	  --follow-lane $$R/stage12/agreement_phi_val_r1.json $$R/stage13/agreement_phi_val.json \
-	  --follow-lane $$R/stage12/agreement_phi_val2_r1.json $$R/stage13/agreement_phi_val2.json \
-	  --out $$R/stage13/gate.json
+	$(call score_val_sets,stage13,$(ROUTE)/run14_a_u/best.pt $(ROUTE)/run14_a_g/best.pt)
+	$(call gate_vs_stage5,stage13,$(ROUTE)/run14_a_u/best.pt $(ROUTE)/run14_a_g/best.pt)
 	for r in a_u a_g; do for m in a,"$$(seq 5101 5115)" b,"$$(seq 5116 5130)"; do \
 	  $(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run14_$$r/best.pt --seeds $${m#*,} \
 	  --no-baselines --max-seconds 120 --threads 1 \
@@ -672,21 +679,8 @@ route-model: install
 	  $(ROUTE)/dagger13_u/dataset $(ROUTE)/dagger14_a/dataset $(ROUTE)/dagger14_b/dataset \
 	  --config $(ROUTE)/s11_u_k03t2_m.yaml --init-checkpoint $(ROUTE)/run14_a_u/best.pt \
 	  --out $(ROUTE)/run15_b_u --threads 1 --seed 0
-	R=$(ROUTE); for d in sim_default sim_junctions; do PYTHONPATH=$(CURDIR) $(BIN)/python \
-	  benchmarks/phi_study.py agreement --data $$R/pe_$$d/dataset \
-	  --checkpoint $$R/run15_b_u/best.pt \
-	  --out $(ROUTE_RESULTS)/stage14/agreement_val_$$d.json || exit 1; done; \
-	  for d in phi_val phi_val2; do PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/phi_study.py \
-	  agreement --data $$R/$$d/dataset --follow-lane --checkpoint $$R/run15_b_u/best.pt \
-	  --out $(ROUTE_RESULTS)/stage14/agreement_$$d.json || exit 1; done
-	R=$(ROUTE_RESULTS); PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/route_gate.py \
-	  --reference $(ROUTE)/run6/best.pt --candidates $(ROUTE)/run15_b_u/best.pt \
-	  --route $$R/stage12/agreement_val_sim_default_ref.json $$R/stage14/agreement_val_sim_default.json \
-	  --route $$R/stage12/agreement_val_sim_junctions_ref.json \
-	  $$R/stage14/agreement_val_sim_junctions.json \
-	  --follow-lane $$R/stage12/agreement_phi_val_r1.json $$R/stage14/agreement_phi_val.json \
-	  --follow-lane $$R/stage12/agreement_phi_val2_r1.json $$R/stage14/agreement_phi_val2.json \
-	  --out $$R/stage14/gate.json
+	$(call score_val_sets,stage14,$(ROUTE)/run15_b_u/best.pt)
+	$(call gate_vs_stage5,stage14,$(ROUTE)/run15_b_u/best.pt)
 	for m in a,"$$(seq 5101 5115)" b,"$$(seq 5116 5130)"; do $(BIN)/signattn drive-sim \
 	  --checkpoint $(ROUTE)/run15_b_u/best.pt --seeds $${m#*,} --no-baselines \
 	  --max-seconds 120 --threads 1 \
@@ -700,7 +694,7 @@ route-model: install
 	# (from a_u) and c_b (from b_u); gate, both driven on the validation maps
 	for s in a:9900 b:10100; do $(BIN)/signattn simulate --out $(ROUTE)/dagger15_$${s%%:*} \
 	  --minutes 5 --seed $${s#*:} --val-every 0 --policy $(ROUTE)/run14_a_u/best.pt \
-	  --beta 0.1 --max-drive-seconds 60 --no-bags || exit 1; done
+	  --beta 0.1 $(ROUTE_SIM) || exit 1; done
 	R=$(ROUTE); D="$$R/pe_sim/dataset $$R/pe_sim_junctions/dataset $$R/pe_sim_default/dataset \
 	  $$R/phi_train_fl $$R/phi_train2_fl $$R/dagger13_u/dataset $$R/dagger15_a/dataset \
 	  $$R/dagger15_b/dataset"; \
@@ -709,22 +703,8 @@ route-model: install
 	  $(BIN)/signattn train --data $$D $$R/dagger14_a/dataset $$R/dagger14_b/dataset \
 	  --config $$R/s11_u_k03t2_m.yaml --init-checkpoint $$R/run15_b_u/best.pt \
 	  --out $$R/run16_c_b --threads 1 --seed 0
-	R=$(ROUTE); C="$$R/run16_c_u/best.pt $$R/run16_c_b/best.pt"; for d in sim_default \
-	  sim_junctions; do PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/phi_study.py agreement \
-	  --data $$R/pe_$$d/dataset --checkpoint $$C \
-	  --out $(ROUTE_RESULTS)/stage15/agreement_val_$$d.json || exit 1; done; \
-	  for d in phi_val phi_val2; do PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/phi_study.py \
-	  agreement --data $$R/$$d/dataset --follow-lane --checkpoint $$C \
-	  --out $(ROUTE_RESULTS)/stage15/agreement_$$d.json || exit 1; done
-	R=$(ROUTE_RESULTS); PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/route_gate.py \
-	  --reference $(ROUTE)/run6/best.pt \
-	  --candidates $(ROUTE)/run16_c_u/best.pt $(ROUTE)/run16_c_b/best.pt \
-	  --route $$R/stage12/agreement_val_sim_default_ref.json $$R/stage15/agreement_val_sim_default.json \
-	  --route $$R/stage12/agreement_val_sim_junctions_ref.json \
-	  $$R/stage15/agreement_val_sim_junctions.json \
-	  --follow-lane $$R/stage12/agreement_phi_val_r1.json $$R/stage15/agreement_phi_val.json \
-	  --follow-lane $$R/stage12/agreement_phi_val2_r1.json $$R/stage15/agreement_phi_val2.json \
-	  --out $$R/stage15/gate.json
+	$(call score_val_sets,stage15,$(ROUTE)/run16_c_u/best.pt $(ROUTE)/run16_c_b/best.pt)
+	$(call gate_vs_stage5,stage15,$(ROUTE)/run16_c_u/best.pt $(ROUTE)/run16_c_b/best.pt)
 	for r in c_u c_b; do for m in a,"$$(seq 5101 5115)" b,"$$(seq 5116 5130)"; do \
 	  $(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run16_$$r/best.pt --seeds $${m#*,} \
 	  --no-baselines --max-seconds 120 --threads 1 \
@@ -751,21 +731,8 @@ route-model: install
 	  $$R/pe_sim_default/dataset $$R/phi_train_fl $$R/phi_train2_fl $$R/dagger13_u/dataset \
 	  --config $$R/s11_u_k03t2_m.yaml --turn-weight 8 --init-checkpoint $$R/run14_a_u/best.pt \
 	  --out $$R/run17_t_u --threads 2 --seed 0
-	R=$(ROUTE); for d in sim_default sim_junctions; do PYTHONPATH=$(CURDIR) $(BIN)/python \
-	  benchmarks/phi_study.py agreement --data $$R/pe_$$d/dataset \
-	  --checkpoint $$R/run17_t_u/best.pt \
-	  --out $(ROUTE_RESULTS)/stage16/agreement_val_$$d.json || exit 1; done; \
-	  for d in phi_val phi_val2; do PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/phi_study.py \
-	  agreement --data $$R/$$d/dataset --follow-lane --checkpoint $$R/run17_t_u/best.pt \
-	  --out $(ROUTE_RESULTS)/stage16/agreement_$$d.json || exit 1; done
-	R=$(ROUTE_RESULTS); PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/route_gate.py \
-	  --reference $(ROUTE)/run6/best.pt --candidates $(ROUTE)/run17_t_u/best.pt \
-	  --route $$R/stage12/agreement_val_sim_default_ref.json $$R/stage16/agreement_val_sim_default.json \
-	  --route $$R/stage12/agreement_val_sim_junctions_ref.json \
-	  $$R/stage16/agreement_val_sim_junctions.json \
-	  --follow-lane $$R/stage12/agreement_phi_val_r1.json $$R/stage16/agreement_phi_val.json \
-	  --follow-lane $$R/stage12/agreement_phi_val2_r1.json $$R/stage16/agreement_phi_val2.json \
-	  --out $$R/stage16/gate.json
+	$(call score_val_sets,stage16,$(ROUTE)/run17_t_u/best.pt)
+	$(call gate_vs_stage5,stage16,$(ROUTE)/run17_t_u/best.pt)
 	for d in t_u t_u_2; do for m in a,"$$(seq 5101 5115)" b,"$$(seq 5116 5130)"; do \
 	  $(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run17_t_u/best.pt --seeds $${m#*,} \
 	  --no-baselines --max-seconds 120 --threads 1 \

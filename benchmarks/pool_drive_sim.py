@@ -3,13 +3,14 @@
 Autonomous completion is the mean over all episodes, out-of-road events per km the sum of
 events over the sum of km in charge; where drive-sim recorded them, the signed mean lateral
 offset and the mean |offset| per place (road, each junction kind), weighted by frames. Each
-controller is compared with a reference controller (the expert) pooled the same way. `--paired A:B` also compares two controllers map by map on
-the maps both drove: the mean per-map difference A - B of completion and of out-of-road events,
-with a paired t-test over maps (each map one independent unit; `paired_batch_test` with one
-run per map), its 95 % CI and p. Per-map differences are mostly near zero with a few stalls, far
-from normal, so each comparison also reports the test's size on null data of that shape:
-`null_size`, the share of sign-flipped copies of the observed differences (mean zero by
-symmetry) that the test rejects at 0.05.
+controller is compared with a reference controller (the expert) pooled the same way.
+`--paired A:B` also compares two controllers map by map on the maps both drove: the mean
+per-map difference A - B of completion and of out-of-road events, with a paired t-test over
+maps (each map one independent unit; `paired_batch_test` with one run per map), its 95 % CI
+and p. Per-map differences are mostly near zero with a few stalls, far from normal, so each
+comparison also reports the test's size on null data of that shape: `null_size`, the share of
+sign-flipped copies of the observed differences (mean zero by symmetry) that the test rejects
+at 0.05.
 
     PYTHONPATH=. python3 benchmarks/pool_drive_sim.py \\
         --run expert=docs/results/drive_sim_heldout10.json:expert \\

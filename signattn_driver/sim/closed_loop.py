@@ -295,10 +295,10 @@ def _offset_side_and_places(episodes: list) -> dict:
         return {}
     signed = np.concatenate([np.asarray(e['signed_offsets_m'], np.float64)
                              for e in episodes]) if episodes else np.zeros(0)
-    places = [p for e in episodes for p in e['offset_places']]
+    places = np.array([p for e in episodes for p in e['offset_places']], dtype=object)
     by_place = {}
     for place in dict.fromkeys(places):
-        mask = np.array([p == place for p in places])
+        mask = places == place
         by_place[place] = {'frames': int(mask.sum()),
                            'mean_m': float(np.abs(signed[mask]).mean())}
     return {'lateral_offset_signed_mean_m': float(signed.mean()) if len(signed)

@@ -95,11 +95,15 @@ class Episode:
     km: float = 0.0
     km_in_charge: float = 0.0
     first_event_completion: float | None = None   # route completion at the first event/crash
-    offsets_m: list = field(default_factory=list)  # |lateral offset| in charge, on the road
-    signed_offsets_m: list = field(default_factory=list)   # the same frames, + = left (m)
-    offset_route_m: list = field(default_factory=list)     # route progress there (m)
+    signed_offsets_m: list = field(default_factory=list)  # m, + = left; in charge, on road
+    offset_route_m: list = field(default_factory=list)    # route progress there (m)
     wall_s: float = 0.0
     state: SimState | None = None   # the last state
+
+    @property
+    def offsets_m(self) -> list:
+        """Return |lateral offset| (m) of the frames in `signed_offsets_m`."""
+        return [abs(x) for x in self.signed_offsets_m]
 
     @property
     def autonomous_completion(self) -> float:
@@ -173,7 +177,6 @@ def _count_in_charge(episode: Episode, state: SimState):
         # off every lane MetaDrive's localization keeps the last lane: no offset
         episode.frames_off_road += 1
     else:
-        episode.offsets_m.append(abs(state.lateral_offset_m))
         episode.signed_offsets_m.append(state.lateral_offset_m)
         episode.offset_route_m.append(state.route_progress_m)
 
