@@ -746,6 +746,29 @@ route-model: install
 	  --run t_u=$$R/stage16/val30_t_u_2_a.json --run t_u=$$R/stage16/val30_t_u_2_b.json \
 	  --run a_u=$$R/stage15/offsets_a_u_a.json --run a_u=$$R/stage15/offsets_a_u_b.json \
 	  --paired t_u:stage5 --paired t_u:a_u --out $$R/stage16/val30_pooled_t_u_2.json
+	# stage 17 (docs/results/route/stage17/RULE.md): DAgger drives by t_u on intersection-heavy
+	# maps at beta 0.3, then e_u (turn weight 8) and e_h (12) from t_u; gate; each driven twice
+	for s in a:10300 b:10500; do $(BIN)/signattn simulate --out $(ROUTE)/dagger17_$${s%%:*} \
+	  --minutes 5 --seed $${s#*:} --val-every 0 --policy $(ROUTE)/run17_t_u/best.pt \
+	  --beta 0.3 --blocks XSXCXSX $(ROUTE_SIM) || exit 1; done
+	R=$(ROUTE); for r in e_u:8 e_h:12; do $(BIN)/signattn train --data $$R/pe_sim/dataset \
+	  $$R/pe_sim_junctions/dataset $$R/pe_sim_default/dataset $$R/phi_train_fl \
+	  $$R/phi_train2_fl $$R/dagger13_u/dataset $$R/dagger17_a/dataset $$R/dagger17_b/dataset \
+	  --config $$R/s11_u_k03t2_m.yaml --turn-weight $${r#*:} \
+	  --init-checkpoint $$R/run17_t_u/best.pt --out $$R/run18_$${r%%:*} --threads 1 --seed 0 \
+	  || exit 1; done
+	$(call score_val_sets,stage17,$(ROUTE)/run18_e_u/best.pt $(ROUTE)/run18_e_h/best.pt)
+	$(call gate_vs_stage5,stage17,$(ROUTE)/run18_e_u/best.pt $(ROUTE)/run18_e_h/best.pt)
+	for d in e_u e_h e_u_2 e_h_2; do for m in a,"$$(seq 5101 5115)" b,"$$(seq 5116 5130)"; do \
+	  $(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run18_$${d%_2}/best.pt --seeds $${m#*,} \
+	  --no-baselines --max-seconds 120 --threads 1 \
+	  --out $(ROUTE_RESULTS)/stage17/val30_$${d}_$${m%%,*}.json || exit 1; done; done
+	R=$(ROUTE_RESULTS); for d in e_u e_h e_u_2 e_h_2; do r=$${d%_2}; t=$${d#$$r}; \
+	  PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/pool_drive_sim.py \
+	  --run stage5=$$R/stage15/offsets_stage5_a.json --run stage5=$$R/stage15/offsets_stage5_b.json \
+	  --run t_u=$$R/stage16/val30_t_u$${t}_a.json --run t_u=$$R/stage16/val30_t_u$${t}_b.json \
+	  --run $$r=$$R/stage17/val30_$${d}_a.json --run $$r=$$R/stage17/val30_$${d}_b.json \
+	  --paired $$r:stage5 --paired $$r:t_u --out $$R/stage17/val30_pooled_$$d.json || exit 1; done
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/turn_steering.py --checkpoint $(ROUTE)/run2/best.pt \
 	  --data $(ROUTE)/heldout/dataset --out $(ROUTE_RESULTS)/stage3/turn_steering_heldout_stage2.json
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/turn_steering.py --checkpoint $(ROUTE)/run4/best.pt \
