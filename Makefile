@@ -759,16 +759,33 @@ route-model: install
 	  || exit 1; done
 	$(call score_val_sets,stage17,$(ROUTE)/run18_e_u/best.pt $(ROUTE)/run18_e_h/best.pt)
 	$(call gate_vs_stage5,stage17,$(ROUTE)/run18_e_u/best.pt $(ROUTE)/run18_e_h/best.pt)
-	for d in e_u e_h e_u_2 e_h_2; do for m in a,"$$(seq 5101 5115)" b,"$$(seq 5116 5130)"; do \
-	  $(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run18_$${d%_2}/best.pt --seeds $${m#*,} \
+	# (drive 1 only: both fail on it, stage17/RULE.md says why drive 2 was stopped)
+	for r in e_u e_h; do for m in a,"$$(seq 5101 5115)" b,"$$(seq 5116 5130)"; do \
+	  $(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run18_$$r/best.pt --seeds $${m#*,} \
 	  --no-baselines --max-seconds 120 --threads 1 \
-	  --out $(ROUTE_RESULTS)/stage17/val30_$${d}_$${m%%,*}.json || exit 1; done; done
-	R=$(ROUTE_RESULTS); for d in e_u e_h e_u_2 e_h_2; do r=$${d%_2}; t=$${d#$$r}; \
-	  PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/pool_drive_sim.py \
+	  --out $(ROUTE_RESULTS)/stage17/val30_$${r}_$${m%%,*}.json || exit 1; done; done
+	R=$(ROUTE_RESULTS); for r in e_u e_h; do PYTHONPATH=$(CURDIR) $(BIN)/python \
+	  benchmarks/pool_drive_sim.py \
+	  --run stage5=$$R/stage15/offsets_stage5_a.json --run stage5=$$R/stage15/offsets_stage5_b.json \
+	  --run t_u=$$R/stage16/val30_t_u_a.json --run t_u=$$R/stage16/val30_t_u_b.json \
+	  --run $$r=$$R/stage17/val30_$${r}_a.json --run $$r=$$R/stage17/val30_$${r}_b.json \
+	  --paired $$r:stage5 --paired $$r:t_u --out $$R/stage17/val30_pooled_$$r.json || exit 1; done
+	# stage 18 (docs/results/route/stage18/RULE.md): s_u, the weight average of t_u and e_u
+	# (no training); gate; driven twice on the validation maps
+	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/average_checkpoints.py \
+	  $(ROUTE)/run17_t_u/best.pt $(ROUTE)/run18_e_u/best.pt --out $(ROUTE)/run19_s_u/best.pt
+	$(call score_val_sets,stage18,$(ROUTE)/run19_s_u/best.pt)
+	$(call gate_vs_stage5,stage18,$(ROUTE)/run19_s_u/best.pt)
+	for d in s_u s_u_2; do for m in a,"$$(seq 5101 5115)" b,"$$(seq 5116 5130)"; do \
+	  $(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run19_s_u/best.pt --seeds $${m#*,} \
+	  --no-baselines --max-seconds 120 --threads 1 \
+	  --out $(ROUTE_RESULTS)/stage18/val30_$${d}_$${m%%,*}.json || exit 1; done; done
+	R=$(ROUTE_RESULTS); for t in '' _2; do PYTHONPATH=$(CURDIR) $(BIN)/python \
+	  benchmarks/pool_drive_sim.py \
 	  --run stage5=$$R/stage15/offsets_stage5_a.json --run stage5=$$R/stage15/offsets_stage5_b.json \
 	  --run t_u=$$R/stage16/val30_t_u$${t}_a.json --run t_u=$$R/stage16/val30_t_u$${t}_b.json \
-	  --run $$r=$$R/stage17/val30_$${d}_a.json --run $$r=$$R/stage17/val30_$${d}_b.json \
-	  --paired $$r:stage5 --paired $$r:t_u --out $$R/stage17/val30_pooled_$$d.json || exit 1; done
+	  --run s_u=$$R/stage18/val30_s_u$${t}_a.json --run s_u=$$R/stage18/val30_s_u$${t}_b.json \
+	  --paired s_u:stage5 --paired s_u:t_u --out $$R/stage18/val30_pooled_s_u$$t.json || exit 1; done
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/turn_steering.py --checkpoint $(ROUTE)/run2/best.pt \
 	  --data $(ROUTE)/heldout/dataset --out $(ROUTE_RESULTS)/stage3/turn_steering_heldout_stage2.json
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/turn_steering.py --checkpoint $(ROUTE)/run4/best.pt \
