@@ -786,6 +786,28 @@ route-model: install
 	  --run t_u=$$R/stage16/val30_t_u$${t}_a.json --run t_u=$$R/stage16/val30_t_u$${t}_b.json \
 	  --run s_u=$$R/stage18/val30_s_u$${t}_a.json --run s_u=$$R/stage18/val30_s_u$${t}_b.json \
 	  --paired s_u:stage5 --paired s_u:t_u --out $$R/stage18/val30_pooled_s_u$$t.json || exit 1; done
+	# stage 19 (docs/results/route/stage19/RULE.md): DAgger drives by t_u on maps with
+	# roundabouts and intersections, then f_u from t_u on both rounds' drives; gate; driven twice
+	for s in a:10700 b:10900; do $(BIN)/signattn simulate --out $(ROUTE)/dagger19_$${s%%:*} \
+	  --minutes 5 --seed $${s#*:} --val-every 0 --policy $(ROUTE)/run17_t_u/best.pt \
+	  --beta 0.3 --blocks XOSXOC $(ROUTE_SIM) || exit 1; done
+	R=$(ROUTE); $(BIN)/signattn train --data $$R/pe_sim/dataset $$R/pe_sim_junctions/dataset \
+	  $$R/pe_sim_default/dataset $$R/phi_train_fl $$R/phi_train2_fl $$R/dagger13_u/dataset \
+	  $$R/dagger17_a/dataset $$R/dagger17_b/dataset $$R/dagger19_a/dataset \
+	  $$R/dagger19_b/dataset --config $$R/s11_u_k03t2_m.yaml --turn-weight 8 \
+	  --init-checkpoint $$R/run17_t_u/best.pt --out $$R/run20_f_u --threads 2 --seed 0
+	$(call score_val_sets,stage19,$(ROUTE)/run20_f_u/best.pt)
+	$(call gate_vs_stage5,stage19,$(ROUTE)/run20_f_u/best.pt)
+	for d in f_u f_u_2; do for m in a,"$$(seq 5101 5115)" b,"$$(seq 5116 5130)"; do \
+	  $(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run20_f_u/best.pt --seeds $${m#*,} \
+	  --no-baselines --max-seconds 120 --threads 1 \
+	  --out $(ROUTE_RESULTS)/stage19/val30_$${d}_$${m%%,*}.json || exit 1; done; done
+	R=$(ROUTE_RESULTS); for t in '' _2; do PYTHONPATH=$(CURDIR) $(BIN)/python \
+	  benchmarks/pool_drive_sim.py \
+	  --run stage5=$$R/stage15/offsets_stage5_a.json --run stage5=$$R/stage15/offsets_stage5_b.json \
+	  --run t_u=$$R/stage16/val30_t_u$${t}_a.json --run t_u=$$R/stage16/val30_t_u$${t}_b.json \
+	  --run f_u=$$R/stage19/val30_f_u$${t}_a.json --run f_u=$$R/stage19/val30_f_u$${t}_b.json \
+	  --paired f_u:stage5 --paired f_u:t_u --out $$R/stage19/val30_pooled_f_u$$t.json || exit 1; done
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/turn_steering.py --checkpoint $(ROUTE)/run2/best.pt \
 	  --data $(ROUTE)/heldout/dataset --out $(ROUTE_RESULTS)/stage3/turn_steering_heldout_stage2.json
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/turn_steering.py --checkpoint $(ROUTE)/run4/best.pt \
