@@ -137,6 +137,20 @@ R=$(ROUTE); for d in sim_default sim_junctions; do PYTHONPATH=$(CURDIR) $(BIN)/p
   agreement --data $$R/$$d/dataset --follow-lane --checkpoint $(2) \
   --out $(ROUTE_RESULTS)/$(1)/agreement_$$d.json || exit 1; done
 endef
+define drive_val30_twice
+for d in $(2) $(2)_2; do for m in a,"$$(seq 5101 5115)" b,"$$(seq 5116 5130)"; do \
+  $(BIN)/signattn drive-sim --checkpoint $(3) --seeds $${m#*,} \
+  --no-baselines --max-seconds 120 --threads 1 \
+  --out $(ROUTE_RESULTS)/$(1)/val30_$${d}_$${m%%,*}.json || exit 1; done; done
+endef
+define pool_vs_stage5_t_u
+R=$(ROUTE_RESULTS); for t in '' _2; do PYTHONPATH=$(CURDIR) $(BIN)/python \
+  benchmarks/pool_drive_sim.py \
+  --run stage5=$$R/stage15/offsets_stage5_a.json --run stage5=$$R/stage15/offsets_stage5_b.json \
+  --run t_u=$$R/stage16/val30_t_u$${t}_a.json --run t_u=$$R/stage16/val30_t_u$${t}_b.json \
+  --run $(2)=$$R/$(1)/val30_$(2)$${t}_a.json --run $(2)=$$R/$(1)/val30_$(2)$${t}_b.json \
+  --paired $(2):stage5 --paired $(2):t_u --out $$R/$(1)/val30_pooled_$(2)$$t.json || exit 1; done
+endef
 define gate_vs_stage5
 R=$(ROUTE_RESULTS); PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/route_gate.py \
   --reference $(ROUTE)/run6/best.pt --candidates $(2) \
@@ -733,10 +747,7 @@ route-model: install
 	  --out $$R/run17_t_u --threads 2 --seed 0
 	$(call score_val_sets,stage16,$(ROUTE)/run17_t_u/best.pt)
 	$(call gate_vs_stage5,stage16,$(ROUTE)/run17_t_u/best.pt)
-	for d in t_u t_u_2; do for m in a,"$$(seq 5101 5115)" b,"$$(seq 5116 5130)"; do \
-	  $(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run17_t_u/best.pt --seeds $${m#*,} \
-	  --no-baselines --max-seconds 120 --threads 1 \
-	  --out $(ROUTE_RESULTS)/stage16/val30_$${d}_$${m%%,*}.json || exit 1; done; done
+	$(call drive_val30_twice,stage16,t_u,$(ROUTE)/run17_t_u/best.pt)
 	R=$(ROUTE_RESULTS); PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/pool_drive_sim.py $(VAL30) \
 	  --run t_u=$$R/stage16/val30_t_u_a.json --run t_u=$$R/stage16/val30_t_u_b.json \
 	  --run a_u=$$R/stage13/val30_a_u_a.json --run a_u=$$R/stage13/val30_a_u_b.json \
@@ -776,16 +787,8 @@ route-model: install
 	  $(ROUTE)/run17_t_u/best.pt $(ROUTE)/run18_e_u/best.pt --out $(ROUTE)/run19_s_u/best.pt
 	$(call score_val_sets,stage18,$(ROUTE)/run19_s_u/best.pt)
 	$(call gate_vs_stage5,stage18,$(ROUTE)/run19_s_u/best.pt)
-	for d in s_u s_u_2; do for m in a,"$$(seq 5101 5115)" b,"$$(seq 5116 5130)"; do \
-	  $(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run19_s_u/best.pt --seeds $${m#*,} \
-	  --no-baselines --max-seconds 120 --threads 1 \
-	  --out $(ROUTE_RESULTS)/stage18/val30_$${d}_$${m%%,*}.json || exit 1; done; done
-	R=$(ROUTE_RESULTS); for t in '' _2; do PYTHONPATH=$(CURDIR) $(BIN)/python \
-	  benchmarks/pool_drive_sim.py \
-	  --run stage5=$$R/stage15/offsets_stage5_a.json --run stage5=$$R/stage15/offsets_stage5_b.json \
-	  --run t_u=$$R/stage16/val30_t_u$${t}_a.json --run t_u=$$R/stage16/val30_t_u$${t}_b.json \
-	  --run s_u=$$R/stage18/val30_s_u$${t}_a.json --run s_u=$$R/stage18/val30_s_u$${t}_b.json \
-	  --paired s_u:stage5 --paired s_u:t_u --out $$R/stage18/val30_pooled_s_u$$t.json || exit 1; done
+	$(call drive_val30_twice,stage18,s_u,$(ROUTE)/run19_s_u/best.pt)
+	$(call pool_vs_stage5_t_u,stage18,s_u)
 	# stage 19 (docs/results/route/stage19/RULE.md): DAgger drives by t_u on maps with
 	# roundabouts and intersections, then f_u from t_u on both rounds' drives; gate; driven twice
 	for s in a:10700 b:10900; do $(BIN)/signattn simulate --out $(ROUTE)/dagger19_$${s%%:*} \
@@ -798,16 +801,8 @@ route-model: install
 	  --init-checkpoint $$R/run17_t_u/best.pt --out $$R/run20_f_u --threads 2 --seed 0
 	$(call score_val_sets,stage19,$(ROUTE)/run20_f_u/best.pt)
 	$(call gate_vs_stage5,stage19,$(ROUTE)/run20_f_u/best.pt)
-	for d in f_u f_u_2; do for m in a,"$$(seq 5101 5115)" b,"$$(seq 5116 5130)"; do \
-	  $(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run20_f_u/best.pt --seeds $${m#*,} \
-	  --no-baselines --max-seconds 120 --threads 1 \
-	  --out $(ROUTE_RESULTS)/stage19/val30_$${d}_$${m%%,*}.json || exit 1; done; done
-	R=$(ROUTE_RESULTS); for t in '' _2; do PYTHONPATH=$(CURDIR) $(BIN)/python \
-	  benchmarks/pool_drive_sim.py \
-	  --run stage5=$$R/stage15/offsets_stage5_a.json --run stage5=$$R/stage15/offsets_stage5_b.json \
-	  --run t_u=$$R/stage16/val30_t_u$${t}_a.json --run t_u=$$R/stage16/val30_t_u$${t}_b.json \
-	  --run f_u=$$R/stage19/val30_f_u$${t}_a.json --run f_u=$$R/stage19/val30_f_u$${t}_b.json \
-	  --paired f_u:stage5 --paired f_u:t_u --out $$R/stage19/val30_pooled_f_u$$t.json || exit 1; done
+	$(call drive_val30_twice,stage19,f_u,$(ROUTE)/run20_f_u/best.pt)
+	$(call pool_vs_stage5_t_u,stage19,f_u)
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/turn_steering.py --checkpoint $(ROUTE)/run2/best.pt \
 	  --data $(ROUTE)/heldout/dataset --out $(ROUTE_RESULTS)/stage3/turn_steering_heldout_stage2.json
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/turn_steering.py --checkpoint $(ROUTE)/run4/best.pt \

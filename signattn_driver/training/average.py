@@ -17,8 +17,9 @@ from signattn_driver.errors import SignattnError
 
 # metadata every ingredient must agree on; the rest (metrics, step, data) describes one run
 _MUST_AGREE = ('preprocessing', 'vehicle', 'route_commands', 'smoothing_alpha')
-# metadata kept from the first ingredient; its metrics and step describe that run only
-_KEPT = _MUST_AGREE + ('train_config', 'data')
+# metadata kept from the first ingredient (preprocessing: checkpoint.save writes its own); the
+# first run's metrics and step describe that run only and are dropped
+_KEPT = ('vehicle', 'route_commands', 'smoothing_alpha', 'train_config', 'data')
 
 
 class AverageError(SignattnError):
@@ -91,5 +92,4 @@ def average_checkpoints(paths, out, weights=None) -> Path:
     metadata = {k: first.metadata[k] for k in _KEPT if k in first.metadata}
     metadata['averaged_from'] = [{'path': str(c.path), 'sha256': c.file_sha256, 'weight': w}
                                  for c, w in zip(ckpts, weights)]
-    metadata.pop('preprocessing', None)   # checkpoint.save writes the package's own
     return checkpoint.save(out, model, **metadata)
