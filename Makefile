@@ -803,6 +803,23 @@ route-model: install
 	$(call gate_vs_stage5,stage19,$(ROUTE)/run20_f_u/best.pt)
 	$(call drive_val30_twice,stage19,f_u,$(ROUTE)/run20_f_u/best.pt)
 	$(call pool_vs_stage5_t_u,stage19,f_u)
+	# stage 19 step 3: f_u on the held-out drives (open loop, against stage 5) and maps 5001-5030
+	# (closed loop, twice), each drive pooled with stage 5's and stage 6's recorded drives
+	R=$(ROUTE); C="$$R/run6/best.pt $$R/run20_f_u/best.pt"; \
+	  PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/phi_study.py agreement \
+	  --data $$R/phi_heldout/dataset --follow-lane --checkpoint $$C \
+	  --out $(ROUTE_RESULTS)/stage19/agreement_phi_heldout.json && \
+	  PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/phi_study.py agreement \
+	  --data $$R/pe_heldout/dataset --checkpoint $$C \
+	  --out $(ROUTE_RESULTS)/stage19/agreement_pe_heldout.json
+	for d in f_u f_u_2; do for m in a,"$$(seq 5001 5015)" b,"$$(seq 5016 5030)"; do \
+	  $(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run20_f_u/best.pt --seeds $${m#*,} \
+	  --no-baselines --max-seconds 120 --threads 1 \
+	  --out $(ROUTE_RESULTS)/stage19/heldout30_$${d}_$${m%%,*}.json || exit 1; done; done
+	R=$(ROUTE_RESULTS)/stage19; for d in f_u f_u_2; do PYTHONPATH=$(CURDIR) $(BIN)/python \
+	  benchmarks/pool_drive_sim.py $(HELDOUT30) --run f_u=$$R/heldout30_$${d}_a.json \
+	  --run f_u=$$R/heldout30_$${d}_b.json --reference expert --paired f_u:stage5 \
+	  --paired f_u:stage6 --out $$R/heldout30_pooled_$$d.json || exit 1; done
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/turn_steering.py --checkpoint $(ROUTE)/run2/best.pt \
 	  --data $(ROUTE)/heldout/dataset --out $(ROUTE_RESULTS)/stage3/turn_steering_heldout_stage2.json
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/turn_steering.py --checkpoint $(ROUTE)/run4/best.pt \
