@@ -17,7 +17,7 @@ ROS2_EXTRAS ?= ../shared/ros2-extras
 REPRODUCE ?= outputs/reproduce
 SIM_MINUTES ?= 15
 
-.PHONY: venv ros2-extras install test demo reproduce route-model stage5-reference experiments \
+.PHONY: venv ros2-extras install test demo reproduce route-model stage5-reference stage6-reference experiments \
   bench soak clean
 
 $(BIN)/.deps-stamp: requirements.txt constraints.txt requirements-sim.txt
@@ -84,12 +84,15 @@ reproduce: install
 # told exit by exit (the default since), the DAgger drives whose labels that keeps, 1500 steps
 # from stage 3 (seeds 0 and 1); stage 5: a DAgger round on roundabout-heavy maps (OCXSOCX
 # 4520+, default 5520+) and 1500 steps from stage 4 seed 1 (the better one on the validation
-# maps 5101-5110); stage 6 (shipped): a DAgger round on T-junction-heavy (TSTCTST 6100+) and
+# maps 5101-5110); stage 6 (the default until issue 18's stage 19): a DAgger round on T-junction-heavy (TSTCTST 6100+) and
 # default (6200+) maps by stage 5, and 1500 steps from stage 5 with the attention read from the
 # head (config/train_route_head.yaml, issue 18; seeds 0-2, seed 0 chosen on the validation maps),
 # beside two learned-score seeds on the same data for comparison. Then the held-out maps with and without the navigator's commands, the
 # straights-and-curves maps, in process against through the node, and how the maps move with
-# the command. About 7 h on a quiet 2-core machine (1 thread per job).
+# the command. Then issue 18's stages 7-19 (attention that agrees with the exact contribution
+# map, each against a rule in docs/results/route/stageN/RULE.md); stage 19's f_u (run20_f_u,
+# config/train_route_faithful.yaml) is shipped, and the held-out runs are repeated for it.
+# About 7 h on a quiet 2-core machine (1 thread per job) to stage 6, 20 h to stage 19.
 ROUTE ?= outputs/route
 ROUTE_INIT ?= config/models/sim_mean_field.pt
 ROUTE_RESULTS ?= docs/results/route
@@ -168,6 +171,12 @@ stage5-reference:
 	mkdir -p $(ROUTE)
 	git show 8451192^:config/models/sim_route.pt > $(ROUTE)/stage5_shipped.pt
 	@echo "$(ROUTE)/stage5_shipped.pt"
+
+# Stage 6, the default from commit 8451192 until issue 18's stage 19 replaced the file, from git.
+stage6-reference:
+	mkdir -p $(ROUTE)
+	git show ad19ac2:config/models/sim_route.pt > $(ROUTE)/stage6_shipped.pt
+	@echo "$(ROUTE)/stage6_shipped.pt"
 
 route-model: install
 	$(BIN)/signattn simulate --out $(ROUTE)/sim --minutes 8 --seed 3000 --val-every 5 \
@@ -797,7 +806,7 @@ route-model: install
 	R=$(ROUTE); $(BIN)/signattn train --data $$R/pe_sim/dataset $$R/pe_sim_junctions/dataset \
 	  $$R/pe_sim_default/dataset $$R/phi_train_fl $$R/phi_train2_fl $$R/dagger13_u/dataset \
 	  $$R/dagger17_a/dataset $$R/dagger17_b/dataset $$R/dagger19_a/dataset \
-	  $$R/dagger19_b/dataset --config $$R/s11_u_k03t2_m.yaml --turn-weight 8 \
+	  $$R/dagger19_b/dataset --config config/train_route_faithful.yaml \
 	  --init-checkpoint $$R/run17_t_u/best.pt --out $$R/run20_f_u --threads 2 --seed 0
 	$(call score_val_sets,stage19,$(ROUTE)/run20_f_u/best.pt)
 	$(call gate_vs_stage5,stage19,$(ROUTE)/run20_f_u/best.pt)
@@ -820,6 +829,27 @@ route-model: install
 	  benchmarks/pool_drive_sim.py $(HELDOUT30) --run f_u=$$R/heldout30_$${d}_a.json \
 	  --run f_u=$$R/heldout30_$${d}_b.json --reference expert --paired f_u:stage5 \
 	  --paired f_u:stage6 --out $$R/heldout30_pooled_$$d.json || exit 1; done
+	R=$(ROUTE_RESULTS)/stage19; PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/pool_drive_sim.py \
+	  $(HELDOUT30) --run f_u=$$R/heldout30_f_u_a.json --run f_u=$$R/heldout30_f_u_b.json \
+	  --run f_u=$$R/heldout30_f_u_2_a.json --run f_u=$$R/heldout30_f_u_2_b.json \
+	  --reference expert --paired f_u:stage5 --paired f_u:stage6 \
+	  --out $$R/heldout30_pooled_f_u_both.json
+	# f_u ships as config/models/sim_route.pt: stage 6's held-out runs repeated for it
+	$(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run20_f_u/best.pt --no-baselines \
+	  --max-seconds 120 --threads 1 --out $(ROUTE_RESULTS)/stage19/drive_sim_commands.json
+	$(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run20_f_u/best.pt --no-baselines \
+	  --max-seconds 120 --threads 1 --no-route-commands \
+	  --out $(ROUTE_RESULTS)/stage19/drive_sim_no_commands.json
+	$(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run20_f_u/best.pt --no-baselines --seeds 5001 \
+	  --max-seconds 24 --threads 1 --animation $(ROUTE_RESULTS)/stage19/drive_sim_route_5001.gif \
+	  --animation-stride 4
+	$(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run20_f_u/best.pt --blocks CSCCSCC \
+	  --no-baselines --max-seconds 120 --threads 1 \
+	  --out $(ROUTE_RESULTS)/stage19/drive_sim_csccscc_commands.json
+	for m in :"5001 5002 5003 5004 5005" _5006_5010:"5006 5007 5008 5009 5010"; do \
+	  PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/closed_loop_chaos.py \
+	  --checkpoint $(ROUTE)/run20_f_u/best.pt --seeds $${m#*:} --max-seconds 120 --no-repeat \
+	  --through-ros --out $(ROUTE_RESULTS)/stage19/closed_loop_chaos$${m%%:*}.json || exit 1; done
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/turn_steering.py --checkpoint $(ROUTE)/run2/best.pt \
 	  --data $(ROUTE)/heldout/dataset --out $(ROUTE_RESULTS)/stage3/turn_steering_heldout_stage2.json
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/turn_steering.py --checkpoint $(ROUTE)/run4/best.pt \

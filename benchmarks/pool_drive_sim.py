@@ -6,8 +6,9 @@ offset and the mean |offset| per place (road, each junction kind), weighted by f
 controller is compared with a reference controller (the expert) pooled the same way.
 `--paired A:B` also compares two controllers map by map on the maps both drove: the mean
 per-map difference A - B of completion and of out-of-road events, with a paired t-test over
-maps (each map one independent unit; `paired_batch_test` with one run per map), its 95 % CI
-and p. Per-map differences are mostly near zero with a few stalls, far from normal, so each
+maps (each map one independent unit; `paired_batch_test` with one run per map; a controller
+given several drives of a map, by repeating its runs, counts the mean of its drives), its 95 %
+CI and p. Per-map differences are mostly near zero with a few stalls, far from normal, so each
 comparison also reports the test's size on null data of that shape: `null_size`, the share of
 sign-flipped copies of the observed differences (mean zero by symmetry) that the test rejects
 at 0.05.
@@ -78,7 +79,11 @@ def paired(runs: dict, a: str, b: str) -> dict:
     by place and drove off junctions, also that offset on the road alone (`ROAD`).
     """
     def by_map(name):
-        return {e['seed']: _with_road_offset(e) for p in runs[name] for e in p['per_episode']}
+        drives = {}
+        for p in runs[name]:
+            for e in p['per_episode']:
+                drives.setdefault(e['seed'], []).append(_with_road_offset(e))
+        return {seed: _mean_over_drives(episodes) for seed, episodes in drives.items()}
     ma, mb = by_map(a), by_map(b)
     maps = sorted(set(ma) & set(mb))
     out = {'a': a, 'b': b, 'maps': len(maps)}
@@ -94,6 +99,15 @@ def paired(runs: dict, a: str, b: str) -> dict:
         out[key]['null_size'] = null_size([ma[m].get(key, float('nan')) - mb[m].get(
             key, float('nan')) for m in maps])
     return out
+
+
+def _mean_over_drives(episodes: list) -> dict:
+    """One map's figures: a controller that drove the map more than once (runs repeated
+    with the same name) gets the mean of its drives, so the map stays one unit of the test.
+    A figure some drive lacks is left out."""
+    keys = ('autonomous_completion', 'out_of_road_events', LATERAL, ROAD)
+    return {key: float(np.mean([e[key] for e in episodes])) for key in keys
+            if all(key in e for e in episodes)}
 
 
 def _with_road_offset(episode: dict) -> dict:

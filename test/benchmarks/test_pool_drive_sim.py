@@ -68,6 +68,26 @@ def test_paired_compares_only_the_maps_both_drove(tmp_path):
     assert 'lateral_offset_mean_m' not in result          # not recorded by these runs
 
 
+def test_a_map_driven_twice_counts_once_with_the_mean_of_its_drives(tmp_path):
+    first = _episodes(tmp_path / 'a1.json', [1, 2, 3], [1.0, 0.6, 0.8], [0, 2, 1])
+    second = _episodes(tmp_path / 'a2.json', [1, 2, 3], [0.8, 1.0, 0.8], [2, 0, 1])
+    b = _episodes(tmp_path / 'b.json', [1, 2, 3], [0.7, 0.7, 0.9], [1, 1, 0])
+    out = tmp_path / 'paired.json'
+    main(['--run', f'a={first}', '--run', f'a={second}', '--run', f'b={b}', '--paired', 'a:b',
+          '--out', str(out)])
+    report = json.loads(out.read_text())
+    result = report['paired'][0]
+    assert result['maps'] == 3 and result['autonomous_completion']['units'] == 3
+    # per map a - b: 0.9 - 0.7, 0.8 - 0.7, 0.8 - 0.9 (not the second drive alone: 0.1, 0.3, -0.1)
+    assert result['autonomous_completion']['mean_a'] == pytest.approx(2.5 / 3)
+    assert result['autonomous_completion']['mean_diff'] == pytest.approx(0.2 / 3)
+    # events per map 1, 1, 1 (each the mean of two drives) against 1, 1, 0
+    assert result['out_of_road_events']['mean_diff'] == pytest.approx(1 / 3)
+    # pooling keeps every episode: six of a's, completion their mean
+    assert report['pooled']['a']['maps'] == [1, 1, 2, 2, 3, 3]
+    assert report['pooled']['a']['autonomous_completion'] == pytest.approx(5.0 / 6)
+
+
 def test_paired_compares_the_lateral_offset_where_every_map_has_it(tmp_path):
     a = _episodes(tmp_path / 'a.json', [1, 2, 3], [1.0] * 3, [0] * 3,
                   lateral=[0.20, 0.31, 0.25])

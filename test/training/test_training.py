@@ -225,14 +225,18 @@ def test_shipped_configs_load():
     assert tuned_model == shipped.config and not tuned.amp
 
 
-def test_the_route_default_is_its_head_score_recipe():
-    """config/models/sim_route.pt is what config/train_route_head.yaml trains (stage 6)."""
-    recipe_model, recipe = load_run_config(config_path('train_route_head.yaml'), {})
+def test_the_route_default_is_its_faithful_recipe():
+    """config/models/sim_route.pt is what config/train_route_faithful.yaml trains (stage 19)."""
+    recipe_model, recipe = load_run_config(config_path('train_route_faithful.yaml'), {})
     shipped = checkpoint.load(config_path('models', 'sim_route.pt'))
     assert recipe_model == shipped.config
     assert shipped.config.attention_score == 'head' and shipped.config.num_commands == 4
+    assert shipped.config.memory_input == 'uniform'
     trained = shipped.metadata['train_config']
-    assert (trained['max_steps'], trained['turn_weight']) == (recipe.max_steps, recipe.turn_weight)
+    # every training setting of the recipe is the one the shipped weights were trained with
+    # (init_checkpoint names the previous stage's file, which the recipe cannot know)
+    recipe_settings = {k: v for k, v in recipe.to_dict().items() if k != 'init_checkpoint'}
+    assert {k: trained[k] for k in recipe_settings} == recipe_settings
     assert shipped.metadata['route_commands']['roundabout_commands'] == 'per_exit'
 
 
