@@ -17,7 +17,7 @@ ROS2_EXTRAS ?= ../shared/ros2-extras
 REPRODUCE ?= outputs/reproduce
 SIM_MINUTES ?= 15
 
-.PHONY: venv ros2-extras install test demo reproduce route-model stage5-reference stage6-reference experiments \
+.PHONY: venv ros2-extras install test demo reproduce route-model stage5-reference stage6-reference experiment-sweeps experiments \
   bench soak clean
 
 $(BIN)/.deps-stamp: requirements.txt constraints.txt requirements-sim.txt
@@ -885,10 +885,19 @@ EXP_SWEEP = --config $(EXPERIMENTS)/work/configs/sweep.yaml --max-steps 100 --de
   --no-progress
 EXP_EVAL = --data $(EXPERIMENTS)/sim/dataset --split val --limit-frames 60 --step-percent 2 \
   --device cpu
+# The bits and temperature sweeps of `experiments` alone, with the same data and settings
+# (docs/experiments.md, "Bits and temperature"): about 30 min on 2 cores.
+experiment-sweeps: install
+	test -f $(EXPERIMENTS)/sim/dataset/manifest.json || $(BIN)/signattn simulate \
+	  --out $(EXPERIMENTS)/sim --minutes 30 --seed 1000 --no-bags
+	$(EXP_ENV) PHASES=sweeps BATCH=8 JOBS=2 SWEEP_STEPS=100 \
+	  SWEEP_INIT=config/models/sim_sign_small.pt BITS=2,4,6,8,10,16,24 TEMPS=0.1,1,10 \
+	  EVAL_FRAMES=600 STEP_PERCENT=2 WORK=$(EXPERIMENTS)/work bash benchmarks/experiments.sh \
+	  $(EXPERIMENTS)/sim/dataset $(EXPERIMENTS)/out
 experiments: install
 	$(BIN)/signattn simulate --out $(EXPERIMENTS)/sim --minutes 30 --seed 1000 --no-bags
 	$(EXP_ENV) STEPS=400 BATCH=8 JOBS=2 SWEEP_STEPS=100 SWEEP_INIT=config/models/sim_sign_small.pt \
-	  BITS=2,4,6,8,10,16,24 TEMPS=0.1,1,10 EVAL_FRAMES=60 STEP_PERCENT=2 \
+	  BITS=2,4,6,8,10,16,24 TEMPS=0.1,1,10 EVAL_FRAMES=600 STEP_PERCENT=2 \
 	  WORK=$(EXPERIMENTS)/work bash benchmarks/experiments.sh $(EXPERIMENTS)/sim/dataset \
 	  $(EXPERIMENTS)/out
 	for b in mean_field gated; do $(EXP_ENV) $(BIN)/python benchmarks/experiment_cli.py sweep \
