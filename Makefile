@@ -834,6 +834,17 @@ route-model: install
 	  --run f_u=$$R/heldout30_f_u_2_a.json --run f_u=$$R/heldout30_f_u_2_b.json \
 	  --reference expert --paired f_u:stage5 --paired f_u:stage6 \
 	  --out $$R/heldout30_pooled_f_u_both.json
+	# stage 5 driven a second time on the held-out maps, then two drives a side, each map the
+	# mean of its drives
+	for m in a,"$$(seq 5001 5015)" b,"$$(seq 5016 5030)"; do $(BIN)/signattn drive-sim \
+	  --checkpoint $(ROUTE)/run6/best.pt --seeds $${m#*,} --no-baselines --max-seconds 120 \
+	  --threads 1 --out $(ROUTE_RESULTS)/stage19/heldout30_stage5_2_$${m%%,*}.json || exit 1; done
+	R=$(ROUTE_RESULTS)/stage19; PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/pool_drive_sim.py \
+	  $(HELDOUT30) --run stage5=$$R/heldout30_stage5_2_a.json \
+	  --run stage5=$$R/heldout30_stage5_2_b.json --run f_u=$$R/heldout30_f_u_a.json \
+	  --run f_u=$$R/heldout30_f_u_b.json --run f_u=$$R/heldout30_f_u_2_a.json \
+	  --run f_u=$$R/heldout30_f_u_2_b.json --reference expert --paired f_u:stage5 \
+	  --paired f_u:stage6 --out $$R/heldout30_pooled_two_drives.json
 	# f_u ships as config/models/sim_route.pt: stage 6's held-out runs repeated for it
 	$(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run20_f_u/best.pt --no-baselines \
 	  --max-seconds 120 --threads 1 --out $(ROUTE_RESULTS)/stage19/drive_sim_commands.json
