@@ -140,6 +140,17 @@ R=$(ROUTE); for d in sim_default sim_junctions; do PYTHONPATH=$(CURDIR) $(BIN)/p
   agreement --data $$R/$$d/dataset --follow-lane --checkpoint $(2) \
   --out $(ROUTE_RESULTS)/$(1)/agreement_$$d.json || exit 1; done
 endef
+# The held-out open-loop scoring of issue 18's candidates (stages 13 and 19): the follow-lane
+# drives 7000+ and the drives with commands 8000+ ($(1): the stage's results folder, $(2): the
+# checkpoints, stage 5 first)
+define score_heldout_sets
+R=$(ROUTE); PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/phi_study.py agreement \
+  --data $$R/phi_heldout/dataset --follow-lane --checkpoint $(2) \
+  --out $(ROUTE_RESULTS)/$(1)/agreement_phi_heldout.json && \
+  PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/phi_study.py agreement \
+  --data $$R/pe_heldout/dataset --checkpoint $(2) \
+  --out $(ROUTE_RESULTS)/$(1)/agreement_pe_heldout.json
+endef
 define drive_val30_twice
 for d in $(2) $(2)_2; do for m in a,"$$(seq 5101 5115)" b,"$$(seq 5116 5130)"; do \
   $(BIN)/signattn drive-sim --checkpoint $(3) --seeds $${m#*,} \
@@ -685,13 +696,7 @@ route-model: install
 	  benchmarks/pool_drive_sim.py $(VAL30) --run $$r=$$R/stage13/val30_$${r}_a.json \
 	  --run $$r=$$R/stage13/val30_$${r}_b.json --paired $$r:stage5 --paired $$r:stage6 \
 	  --out $$R/stage13/val30_pooled_$$r.json || exit 1; done
-	R=$(ROUTE); C="$$R/run6/best.pt $$R/run7/best.pt $$R/run14_a_u/best.pt"; \
-	  PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/phi_study.py agreement \
-	  --data $$R/phi_heldout/dataset --follow-lane --checkpoint $$C \
-	  --out $(ROUTE_RESULTS)/stage13/agreement_phi_heldout.json && \
-	  PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/phi_study.py agreement \
-	  --data $$R/pe_heldout/dataset --checkpoint $$C \
-	  --out $(ROUTE_RESULTS)/stage13/agreement_pe_heldout.json
+	$(call score_heldout_sets,stage13,$(ROUTE)/run6/best.pt $(ROUTE)/run7/best.pt $(ROUTE)/run14_a_u/best.pt)
 	# stage 14 (docs/results/route/stage14/RULE.md): a second DAgger round, by a_u, and b_u
 	# from a_u on stage 12's data plus both of a_u's lineage's DAgger sets
 	for s in a:9500 b:9700; do $(BIN)/signattn simulate --out $(ROUTE)/dagger14_$${s%%:*} \
@@ -814,13 +819,7 @@ route-model: install
 	$(call pool_vs_stage5_t_u,stage19,f_u)
 	# stage 19 step 3: f_u on the held-out drives (open loop, against stage 5) and maps 5001-5030
 	# (closed loop, twice), each drive pooled with stage 5's and stage 6's recorded drives
-	R=$(ROUTE); C="$$R/run6/best.pt $$R/run20_f_u/best.pt"; \
-	  PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/phi_study.py agreement \
-	  --data $$R/phi_heldout/dataset --follow-lane --checkpoint $$C \
-	  --out $(ROUTE_RESULTS)/stage19/agreement_phi_heldout.json && \
-	  PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/phi_study.py agreement \
-	  --data $$R/pe_heldout/dataset --checkpoint $$C \
-	  --out $(ROUTE_RESULTS)/stage19/agreement_pe_heldout.json
+	$(call score_heldout_sets,stage19,$(ROUTE)/run6/best.pt $(ROUTE)/run20_f_u/best.pt)
 	for d in f_u f_u_2; do for m in a,"$$(seq 5001 5015)" b,"$$(seq 5016 5030)"; do \
 	  $(BIN)/signattn drive-sim --checkpoint $(ROUTE)/run20_f_u/best.pt --seeds $${m#*,} \
 	  --no-baselines --max-seconds 120 --threads 1 \
